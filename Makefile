@@ -1,0 +1,35 @@
+# The two commands on a fresh machine:   make demo   and   make test
+# (each runs `make setup` first; a warm re-run of setup takes a few seconds).
+SHELL := /bin/bash
+WS := $(CURDIR)
+ENV := source $(WS)/scripts/env.sh &&
+# pytest selection and flags, e.g. make test PYTEST_ARGS='-k wire -x'
+PYTEST_ARGS ?=
+ARGS ?=
+
+.PHONY: setup build test lint demo smoke bench clean distclean
+
+setup:
+	@$(WS)/scripts/setup.sh
+
+build:
+	@$(WS)/scripts/build.sh
+
+lint: setup
+	@$(ENV) ruff check src tests bench scripts launch
+
+test: setup
+	@$(ENV) ruff check src tests bench scripts launch && echo "[test] ruff: clean"
+	@$(ENV) python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	@$(ENV) python $(WS)/scripts/demo.py $(ARGS)
+
+smoke: setup
+	@$(ENV) python $(WS)/scripts/smoke.py $(ARGS)
+
+clean:
+	rm -rf build install log
+
+distclean: clean
+	rm -rf .venv .cache

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# colcon build of the workspace inside the environment of scripts/env.sh.
+# Skips the build when no source file changed since the last successful one.
+set -euo pipefail
+ws=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ws"
+export V2X_ENV_QUIET=1
+# shellcheck source=/dev/null
+set +u  # colcon's local_setup scripts read unset variables
+source "$ws/scripts/env.sh"
+set -u
+
+stamp="$ws/install/.v2x-build-stamp"
+sources=$(cd "$ws" && find src colcon.meta cmake -type f \
+  ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sources" ]; then
+  echo "[build] workspace up to date"
+  exit 0
+fi
+
+echo "[build] colcon build"
+# --symlink-install: edits to Python sources take effect without a rebuild.
+colcon --log-base "$ws/log" build \
+  --base-paths "$ws/src" \
+  --build-base "$ws/build" --install-base "$ws/install" \
+  --symlink-install \
+  --metas "$ws/colcon.meta" \
+  --event-handlers console_cohesion- summary+ status- \
+  --cmake-args \
+    "-DCMAKE_PROJECT_INCLUDE=$ws/cmake/fix_wheel_includes.cmake" \
+    "-DPython3_EXECUTABLE=$ws/.venv/bin/python" \
+    -DBUILD_TESTING=OFF \
+    -Wno-dev
+echo "$sources" > "$stamp"

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# One-command set-up of the workspace: system packages, the virtualenv, the colcon build.
+#
+#   scripts/setup.sh            (what `make setup` runs)
+#
+# Variables:
+#   V2X_LIGHT=1        light install for small vehicles and CPUs: no torch/ultralytics
+#                      (the detector then runs its onnxruntime backend)
+#   V2X_VENV_CACHE=DIR where virtualenvs are kept, keyed by the hash of the pinned
+#                      requirements (default ~/.cache/v2x-venvs). The workspace's .venv is
+#                      a link to the matching one, so a fresh clone reuses a venv built
+#                      from the same pins instead of spending ~6.6 GB and 90 s again.
+#                      V2X_VENV_CACHE=none builds .venv inside the workspace itself.
+#   ROS_DISTRO         when a ROS 2 distro is sourced, it is used (no ROS wheels); the
+#                      venv is made with --system-site-packages for Python-only deps.
+set -euo pipefail
+
+ws=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ws"
+req=requirements
+light=${V2X_LIGHT:-0}
+python=${PYTHON:-python3}
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. system packages --------------------------------------------------------------
+apt_needed=()
+command -v ffmpeg >/dev/null 2>&1 || apt_needed+=(ffmpeg)
+command -v ffprobe >/dev/null 2>&1 || { [[ " ${apt_needed[*]-} " == *" ffmpeg "* ]] || apt_needed+=(ffmpeg); }
+# iptables and iproute2 serve the network-namespace tests (root only).
+if [ "$(id -u)" = 0 ]; then
+  command -v iptables >/dev/null 2>&1 || apt_needed+=(iptables)
+  command -v ip >/dev/null 2>&1 || apt_needed+=(iproute2)
+fi
+if [ ${#apt_needed[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing system packages: ${apt_needed[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${apt_needed[@]}" >/dev/null
+  else
+    die "missing system packages: ${apt_needed[*]}. Install them as root, e.g.
+    sudo apt-get install -y ${apt_needed[*]}
+then run 'make setup' again."
+  fi
+fi
+
+# --- 2. the virtualenv -----------------------------------------------------------------
+files=("$req/base.txt" "$req/constraints.txt" "$req/nodeps.txt")
+if [ -n "${ROS_DISTRO:-}" ]; then
+  mode="distro-$ROS_DISTRO"
+  command -v ros2 >/dev/null 2>&1 || log "note: ROS_DISTRO=$ROS_DISTRO is set but ros2 is not on PATH"
+else
+  mode="wheels-kilted"
+  files+=("$req/ros.txt")
+fi
+if [ "$light" = 1 ]; then files+=("$req/light.txt"); mode="$mode-light"; else files+=("$req/full.txt"); fi
+pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+key=$( (echo "$mode py$pyver $(uname -m)"; cat "${files[@]}") | sha256sum | cut -c1-16)
+
+cache=${V2X_VENV_CACHE:-$HOME/.cache/v2x-venvs}
+if [ "$cache" = none ]; then
+  venv="$ws/.venv"
+else
+  venv="$cache/$key"
+fi
+
+if [ -f "$venv/.v2x-complete" ] && [ "$(cat "$venv/.v2x-complete")" = "$key" ]; then
+  log "virtualenv up to date ($mode, $key)"
+else
+  log "creating virtualenv $venv ($mode)"
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  venv_args=()
+  [ -n "${ROS_DISTRO:-}" ] && venv_args+=(--system-site-packages)
+  "$python" -m venv "${venv_args[@]}" "$venv"
+  pipi=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+  reqs=(-r "$req/base.txt")
+  [ -z "${ROS_DISTRO:-}" ] && reqs+=(-r "$req/ros.txt")
+  if [ "$light" = 1 ]; then reqs+=(-r "$req/light.txt"); else reqs+=(-r "$req/full.txt"); fi
+  # pip's warnings about the local wheel mirrors are noise; real errors still fail the step.
+  "${pipi[@]}" "${reqs[@]}" -c "$req/constraints.txt" 2>&1 | { grep -v '^WARNING: Location' || true; }
+  "${pipi[@]}" --no-deps -r "$req/nodeps.txt" 2>&1 | { grep -v '^WARNING: Location' || true; }
+  "$venv/bin/python" -m pip check >/dev/null || die "pip check failed in $venv"
+  echo "$key" > "$venv/.v2x-complete"
+fi
+if [ "$venv" != "$ws/.venv" ]; then
+  if [ -L "$ws/.venv" ] || [ ! -e "$ws/.venv" ]; then
+    ln -sfn "$venv" "$ws/.venv"
+  else
+    die "$ws/.venv exists and is not a link; remove it or set V2X_VENV_CACHE=none"
+  fi
+fi
+
+# --- 3. build ----------------------------------------------------------------------------
+exec "$ws/scripts/build.sh"

@@ -1,0 +1,1 @@
+"""Signed UDP multicast alert gateway, event intake, and the seed-compatible CLI tools."""

@@ -1,0 +1,42 @@
+"""QoS profiles of ARCHITECTURE.md, defined once for every node of the workspace."""
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+
+def _profile(depth: int, durability: DurabilityPolicy) -> QoSProfile:
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=durability,
+    )
+
+
+#: /v2x/alert_out: producers -> RSU gateway.
+ALERT_OUT = _profile(50, DurabilityPolicy.VOLATILE)
+#: /v2x/alert_sent: RSU gateway -> event_clipper.
+ALERT_SENT = _profile(50, DurabilityPolicy.VOLATILE)
+#: /v2x/alert: receiving gateway -> speed_policy, rviz. Late joiners see live alerts.
+ALERT = _profile(100, DurabilityPolicy.TRANSIENT_LOCAL)
+#: /v2x/heartbeat: each heartbeat heard.
+HEARTBEAT = _profile(10, DurabilityPolicy.VOLATILE)
+#: /v2x/peers at 1 Hz.
+PEERS = _profile(1, DurabilityPolicy.VOLATILE)
+#: /v2x/markers for rviz.
+MARKERS = _profile(1, DurabilityPolicy.TRANSIENT_LOCAL)
+#: /v2x/clip: finished evidence clips.
+CLIP = _profile(20, DurabilityPolicy.TRANSIENT_LOCAL)
+#: /v2x/policy_state: on change and 1 Hz.
+POLICY_STATE = _profile(1, DurabilityPolicy.TRANSIENT_LOCAL)
+#: /cmd_vel_in and /cmd_vel: never transient-local (a stale command must not replay).
+CMD_VEL = _profile(1, DurabilityPolicy.VOLATILE)
+#: /fix, camera images, /v2x/detections/image.
+SENSOR_DATA = qos_profile_sensor_data
+#: /diagnostics: the ROS default (reliable, volatile, depth 10).
+DIAGNOSTICS = _profile(10, DurabilityPolicy.VOLATILE)

@@ -1,0 +1,1 @@
+"""hazard_detector: finds collisions, fires and blockages in road video with YOLO."""

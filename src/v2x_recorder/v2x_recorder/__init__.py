@@ -1,0 +1,1 @@
+"""Ring-buffer recording of the RSU camera and evidence clips around events."""
