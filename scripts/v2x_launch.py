@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""Start a ROS 2 XML launch file where the ros2 CLI is missing (the PyPI-wheel set-up).
+
+    scripts/v2x_launch.py launch/rsu.launch.xml [name:=value ...] [--print] [--show-args]
+
+It implements exactly the XML subset our launch files use and builds each node's argv
+the way launch_ros does, so the same files run unchanged under `ros2 launch`:
+
+  tags:          launch, arg, let, node (pkg, exec, name, namespace, args, output,
+                 if, unless) with param (from | name+value) and remap (from, to),
+                 group (if, unless, scoped), push-ros-namespace, include (file, if,
+                 unless) with arg (name, value)
+  substitutions: $(var NAME), $(env NAME [DEFAULT]), $(dirname), $(find-pkg-share PKG)
+
+Any other tag, attribute or substitution is refused with an error naming it and where
+it is. Ctrl-C (SIGINT) or SIGTERM stops every node: SIGINT first, then SIGTERM, then
+SIGKILL, as ros2 launch does.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import yaml
+
+
+class LaunchError(Exception):
+    """The launch file uses something this runner does not implement, or is wrong."""
+
+
+# --- substitutions --------------------------------------------------------------------
+
+_SUBST_NAMES = {'var', 'env', 'dirname', 'find-pkg-share'}
+
+
+@dataclass
+class Context:
+    """What substitutions and nodes see: launch configurations and the ROS namespace."""
+
+    configs: dict[str, str]
+    file: Path
+    ros_namespace: str | None = None
+
+    def child(self) -> Context:
+        return Context(dict(self.configs), self.file, self.ros_namespace)
+
+
+def _find_pkg_share(pkg: str) -> str:
+    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
+        if prefix and (Path(prefix) / 'share/ament_index/resource_index/packages' / pkg).exists():
+            return str(Path(prefix) / 'share' / pkg)
+    raise LaunchError(f'$(find-pkg-share {pkg}): package {pkg!r} not found in AMENT_PREFIX_PATH')
+
+
+def substitute(text: str, ctx: Context, where: str) -> str:
+    """Expand every $(...) in text (nested substitutions allowed in arguments)."""
+    out = []
+    i = 0
+    while i < len(text):
+        if text.startswith('$(', i):
+            depth, j = 1, i + 2
+            while j < len(text) and depth:
+                if text.startswith('$(', j):
+                    depth += 1
+                    j += 2
+                    continue
+                if text[j] == ')':
+                    depth -= 1
+                j += 1
+            if depth:
+                raise LaunchError(f'{where}: unterminated substitution in {text!r}')
+            out.append(_evaluate(text[i + 2:j - 1], ctx, where))
+            i = j
+        else:
+            out.append(text[i])
+            i += 1
+    return ''.join(out)
+
+
+def _split_args(body: str) -> list[str]:
+    # Arguments are separated by spaces outside nested $( ); quotes group words.
+    args, cur, depth, quote = [], '', 0, None
+    for k, ch in enumerate(body):
+        if quote:
+            if ch == quote:
+                quote = None
+            else:
+                cur += ch
+            continue
+        if ch in '\'"' and depth == 0:
+            quote = ch
+            continue
+        if body.startswith('$(', k):
+            depth += 1
+        elif ch == ')' and depth:
+            depth -= 1
+        if ch.isspace() and depth == 0:
+            if cur:
+                args.append(cur)
+            cur = ''
+        else:
+            cur += ch
+    if cur:
+        args.append(cur)
+    return args
+
+
+def _evaluate(body: str, ctx: Context, where: str) -> str:
+    parts = _split_args(body.strip())
+    if not parts:
+        raise LaunchError(f'{where}: empty substitution $()')
+    name, args = parts[0], [substitute(a, ctx, where) for a in parts[1:]]
+    if name not in _SUBST_NAMES:
+        raise LaunchError(f'{where}: substitution $({name} ...) is not implemented by this '
+                          f'runner (implemented: {", ".join(sorted(_SUBST_NAMES))})')
+    if name == 'var':
+        if len(args) != 1:
+            raise LaunchError(f'{where}: $(var) takes one argument')
+        if args[0] not in ctx.configs:
+            raise LaunchError(f'{where}: launch configuration {args[0]!r} is not set')
+        return ctx.configs[args[0]]
+    if name == 'env':
+        if len(args) not in (1, 2):
+            raise LaunchError(f'{where}: $(env NAME [DEFAULT]) takes one or two arguments')
+        if args[0] in os.environ:
+            return os.environ[args[0]]
+        if len(args) == 2:
+            return args[1]
+        raise LaunchError(f'{where}: environment variable {args[0]!r} is not set')
+    if name == 'dirname':
+        if args:
+            raise LaunchError(f'{where}: $(dirname) takes no argument')
+        return str(ctx.file.parent)
+    if len(args) != 1:
+        raise LaunchError(f'{where}: $(find-pkg-share PKG) takes one argument')
+    return _find_pkg_share(args[0])
+
+
+def _truth(value: str, where: str) -> bool:
+    v = value.strip().lower()
+    if v in ('true', '1'):
+        return True
+    if v in ('false', '0'):
+        return False
+    raise LaunchError(f'{where}: condition {value!r} is not true/false/1/0')
+
+
+# --- the description ---------------------------------------------------------------------
+
+_ALLOWED = {
+    'launch': set(),
+    'arg': {'name', 'default', 'description'},
+    'let': {'name', 'value'},
+    'node': {'pkg', 'exec', 'name', 'namespace', 'args', 'output', 'if', 'unless'},
+    'param': {'from', 'name', 'value'},
+    'remap': {'from', 'to'},
+    'group': {'if', 'unless', 'scoped'},
+    'push-ros-namespace': {'namespace'},
+    'include': {'file', 'if', 'unless'},
+}
+_CHILDREN = {
+    'launch': {'arg', 'let', 'node', 'group', 'include'},
+    'group': {'arg', 'let', 'node', 'group', 'include', 'push-ros-namespace'},
+    'node': {'param', 'remap'},
+    'include': {'arg'},
+}
+
+
+@dataclass
+class NodeSpec:
+    """One node to start, resolved: the argv of launch_ros plus what was in it."""
+
+    pkg: str
+    exec: str
+    name: str | None
+    namespace: str | None
+    arguments: list[str]
+    param_files: list[str] = field(default_factory=list)   # from= files, as given
+    param_dicts: list[dict] = field(default_factory=list)  # name/value params, in order
+    remaps: list[tuple[str, str]] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.exec
+
+
+def _where(el: ET.Element, ctx: Context) -> str:
+    return f'{ctx.file}: <{el.tag}>'
+
+
+def _check(el: ET.Element, ctx: Context, parent: str) -> None:
+    where = _where(el, ctx)
+    if el.tag not in _ALLOWED:
+        raise LaunchError(f'{ctx.file}: tag <{el.tag}> is not implemented by this runner '
+                          f'(implemented: {", ".join(sorted(_ALLOWED))})')
+    if el.tag not in _CHILDREN.get(parent, set()) and not (parent == '' and el.tag == 'launch'):
+        raise LaunchError(f'{where}: not allowed inside <{parent or "document"}>')
+    extra = set(el.attrib) - _ALLOWED[el.tag]
+    if extra:
+        raise LaunchError(f'{where}: attribute(s) {", ".join(sorted(extra))} not implemented '
+                          f'by this runner (implemented: {", ".join(sorted(_ALLOWED[el.tag]))})')
+
+
+def _attr(el: ET.Element, name: str, ctx: Context, required: bool = True) -> str | None:
+    if name not in el.attrib:
+        if required:
+            raise LaunchError(f'{_where(el, ctx)}: missing attribute {name!r}')
+        return None
+    return substitute(el.attrib[name], ctx, _where(el, ctx))
+
+
+def _enabled(el: ET.Element, ctx: Context) -> bool:
+    cond_if = _attr(el, 'if', ctx, required=False)
+    cond_unless = _attr(el, 'unless', ctx, required=False)
+    if cond_if is not None and not _truth(cond_if, _where(el, ctx)):
+        return False
+    if cond_unless is not None and _truth(cond_unless, _where(el, ctx)):
+        return False
+    return True
+
+
+def _param_value(text: str):
+    # launch_ros guesses the type of a value attribute the way YAML does ("5" -> 5).
+    try:
+        return yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        return text
+
+
+def _absolute_ns(base: str | None, ns: str | None) -> str | None:
+    # launch_ros.utilities.prefix_namespace + make_namespace_absolute
+    if ns is not None and ns.startswith('/'):
+        combined = ns
+    elif base is None:
+        combined = ns
+    elif ns is None:
+        combined = base
+    else:
+        combined = base.rstrip('/') + '/' + ns
+    if combined is None:
+        return None
+    return combined if combined.startswith('/') else '/' + combined
+
+
+class Launcher:
+    """Parses a launch file into NodeSpecs; cli_args play the role of `name:=value`."""
+
+    def __init__(self, cli_args: dict[str, str]):
+        self.cli_args = dict(cli_args)
+        self.nodes: list[NodeSpec] = []
+        self.declared: dict[str, tuple[str | None, str]] = {}
+
+    def load(self, path: Path, ctx_configs: dict[str, str] | None = None,
+             given: dict[str, str] | None = None, ros_namespace: str | None = None):
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise LaunchError(f'launch file not found: {path}')
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError as err:
+            raise LaunchError(f'{path}: not well-formed XML: {err}') from None
+        ctx = Context(dict(ctx_configs or {}), path, ros_namespace)
+        ctx.configs.update(given if given is not None else self.cli_args)
+        _check(root, ctx, '')
+        self._children(root, ctx, given is None)
+        return self.nodes
+
+    def _children(self, el: ET.Element, ctx: Context, top: bool) -> None:
+        for child in el:
+            _check(child, ctx, el.tag)
+            getattr(self, '_tag_' + child.tag.replace('-', '_'))(child, ctx, top)
+
+    def _tag_arg(self, el, ctx, top):
+        name = _attr(el, 'name', ctx)
+        default = _attr(el, 'default', ctx, required=False)
+        self.declared.setdefault(name, (default, el.attrib.get('description', '')))
+        if name not in ctx.configs:
+            if default is None:
+                raise LaunchError(f'{ctx.file}: argument {name!r} has no default and was not '
+                                  f'given (pass {name}:=VALUE)')
+            ctx.configs[name] = default
+
+    def _tag_let(self, el, ctx, top):
+        ctx.configs[_attr(el, 'name', ctx)] = _attr(el, 'value', ctx)
+
+    def _tag_group(self, el, ctx, top):
+        if not _enabled(el, ctx):
+            return
+        scoped = _truth(_attr(el, 'scoped', ctx, required=False) or 'true', _where(el, ctx))
+        self._children(el, ctx.child() if scoped else ctx, top)
+
+    def _tag_push_ros_namespace(self, el, ctx, top):
+        ns = _attr(el, 'namespace', ctx)
+        ctx.ros_namespace = _absolute_ns(ctx.ros_namespace, ns) if ns else ctx.ros_namespace
+
+    def _tag_include(self, el, ctx, top):
+        if not _enabled(el, ctx):
+            return
+        file = _attr(el, 'file', ctx)
+        given = dict(ctx.configs)
+        for arg in el:
+            given[_attr(arg, 'name', ctx)] = _attr(arg, 'value', ctx)
+        inner = Launcher(self.cli_args)
+        inner.load(Path(file), given=given, ros_namespace=ctx.ros_namespace)
+        self.nodes.extend(inner.nodes)
+        for name, value in inner.declared.items():
+            self.declared.setdefault(name, value)
+
+    def _tag_node(self, el, ctx, top):
+        if not _enabled(el, ctx):
+            return
+        pkg = _attr(el, 'pkg', ctx)
+        exe = _attr(el, 'exec', ctx)
+        name = _attr(el, 'name', ctx, required=False)
+        ns = _attr(el, 'namespace', ctx, required=False)
+        args = _attr(el, 'args', ctx, required=False)
+        spec = NodeSpec(pkg, exe, name, _absolute_ns(ctx.ros_namespace, ns),
+                        shlex.split(args) if args else [])
+        for child in el:
+            _check(child, ctx, 'node')
+            if child.tag == 'remap':
+                spec.remaps.append((_attr(child, 'from', ctx), _attr(child, 'to', ctx)))
+            elif 'from' in child.attrib:
+                if 'name' in child.attrib:
+                    raise LaunchError(f'{_where(child, ctx)}: name and from are exclusive')
+                spec.param_files.append(_attr(child, 'from', ctx))
+                spec.param_dicts.append({})  # keeps the order of files and values
+            else:
+                value = _attr(child, 'value', ctx)
+                spec.param_dicts.append({_attr(child, 'name', ctx): _param_value(value)})
+                spec.param_files.append('')
+        self.nodes.append(spec)
+
+
+def executable_path(pkg: str, exe: str) -> str:
+    """launch_ros' ExecutableInPackage: <prefix>/lib/<pkg>/<exe> of the package's prefix."""
+    share = Path(_find_pkg_share(pkg))
+    candidate = share.parent.parent / 'lib' / pkg / exe
+    if not candidate.is_file():
+        raise LaunchError(f'executable {exe!r} not found in package {pkg!r} ({candidate})')
+    return str(candidate)
+
+
+def build_argv(spec: NodeSpec, tmpdir: Path, resolve_exec=executable_path) -> list[str]:
+    """The command line launch_ros builds for a node (name/value params go to temp files)."""
+    argv = [resolve_exec(spec.pkg, spec.exec), *spec.arguments, '--ros-args']
+    if spec.name is not None:
+        argv += ['-r', f'__node:={spec.name}']
+    if spec.namespace is not None:
+        argv += ['-r', f'__ns:={spec.namespace}']
+    full_name = None
+    if spec.name is not None and spec.namespace is not None:
+        full_name = spec.namespace.rstrip('/') + '/' + spec.name
+    for index, (path, values) in enumerate(zip(spec.param_files, spec.param_dicts, strict=False)):
+        if path:
+            argv += ['--params-file', path]
+            continue
+        key = full_name or '/**'
+        file = tmpdir / f'launch_params_{spec.label}_{index}.yaml'
+        file.write_text(yaml.dump({key: {'ros__parameters': values}}, default_flow_style=False))
+        argv += ['--params-file', str(file)]
+    for src, dst in spec.remaps:
+        argv += ['-r', f'{src}:={dst}']
+    return argv
+
+
+# --- running -----------------------------------------------------------------------------
+
+def _pump(proc: subprocess.Popen, label: str) -> None:
+    for line in proc.stdout:
+        sys.stdout.write(f'[{label}-{proc.pid}] {line}')
+        sys.stdout.flush()
+
+
+def run(specs: list[NodeSpec], tmpdir: Path) -> int:
+    """Start every node, forward their output, stop them all on SIGINT/SIGTERM."""
+    procs: list[tuple[subprocess.Popen, str]] = []
+    stopping = threading.Event()
+
+    def stop(signum=None, frame=None):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for spec in specs:
+        argv = build_argv(spec, tmpdir)
+        print(f'[INFO] [launch]: process started: {spec.label}: {shlex.join(argv)}', flush=True)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1, start_new_session=True)
+        threading.Thread(target=_pump, args=(proc, spec.label), daemon=True).start()
+        procs.append((proc, spec.label))
+    reported = set()
+    while not stopping.is_set():
+        for proc, label in procs:
+            if proc.poll() is not None and proc.pid not in reported:
+                reported.add(proc.pid)
+                print(f'[ERROR] [launch]: process has died [{label}, pid {proc.pid}, '
+                      f'exit code {proc.returncode}]', flush=True)
+        if len(reported) == len(procs):
+            break
+        time.sleep(0.1)
+    return _shutdown(procs)
+
+
+def _shutdown(procs) -> int:
+    worst = 0
+    for sig, grace in ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        alive = [p for p, _ in procs if p.poll() is None]
+        if not alive:
+            break
+        for p in alive:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + grace
+        while time.monotonic() < end and any(p.poll() is None for p in alive):
+            time.sleep(0.05)
+    for p, _label in procs:
+        code = p.wait()
+        if code not in (0, -signal.SIGINT, 130):
+            worst = worst or 1
+    return worst
+
+
+def parse_cli(argv: list[str]):
+    """Parse the command line: the file, name:=value launch arguments, options."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('file', help='launch file (XML)')
+    parser.add_argument('args', nargs='*', help='launch arguments as name:=value')
+    parser.add_argument('--print', action='store_true',
+                        help="print each node's argv (one JSON list a line) and exit")
+    parser.add_argument('--show-args', action='store_true',
+                        help="show the launch file's arguments and exit")
+    opts = parser.parse_args(argv)
+    given = {}
+    for item in opts.args:
+        if ':=' not in item:
+            parser.error(f'launch argument {item!r} is not of the form name:=value')
+        k, v = item.split(':=', 1)
+        given[k] = v
+    return opts, given
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    opts, given = parse_cli(sys.argv[1:] if argv is None else argv)
+    launcher = Launcher(given)
+    try:
+        specs = launcher.load(Path(opts.file))
+        unknown = set(given) - set(launcher.declared)
+        if unknown:
+            raise LaunchError(f'unknown launch argument(s): {", ".join(sorted(unknown))} '
+                              f'(declared: {", ".join(sorted(launcher.declared))})')
+        if opts.show_args:
+            for name, (default, desc) in launcher.declared.items():
+                print(f"'{name}':\n    {desc}\n    (default: '{default}')")
+            return 0
+        tmpdir = Path(tempfile.mkdtemp(prefix='v2x_launch_'))
+        if opts.print:
+            import json
+            for spec in specs:
+                print(json.dumps(build_argv(spec, tmpdir)))
+            return 0
+        return run(specs, tmpdir)
+    except LaunchError as err:
+        print(f'[ERROR] [launch]: {err}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
