@@ -1,0 +1,139 @@
+"""The launch runner builds the argv of launch_ros and refuses what it does not implement."""
+
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import yaml
+
+WS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(WS / 'scripts'))
+import v2x_launch  # noqa: E402
+
+FIX = Path(__file__).parent / 'launch_fixtures'
+
+
+def fake_exec(pkg, exe):
+    return f'/prefix/lib/{pkg}/{exe}'
+
+
+def argvs(path, tmp_path, **given):
+    specs = v2x_launch.Launcher(given).load(path)
+    return [v2x_launch.build_argv(s, tmp_path, resolve_exec=fake_exec) for s in specs]
+
+
+def params_of(path):
+    return yaml.safe_load(Path(path).read_text())
+
+
+def test_argv_matches_launch_ros_rules(tmp_path, monkeypatch):
+    """Each node gets the argv launch_ros builds (exec, args, name, ns, params, remaps)."""
+    monkeypatch.setenv('V2X_TEST_HOME', '/home/op')
+    a, b, d, e = argvs(FIX / 'all_features.launch.xml', tmp_path)
+    # node a: args, name, namespace, a param file, two name/value params (one temp file
+    # each, keyed by the full node name), then the remap.
+    assert a[:9] == ['/prefix/lib/v2x_common/tool_a', '--flag', '1', '--ros-args',
+                     '-r', '__node:=a', '-r', '__ns:=/top', '--params-file']
+    assert a[9] == str(FIX / 'cfg/a.yaml')
+    assert a[10] == '--params-file' and a[12] == '--params-file'
+    assert params_of(a[11]) == {'/top/a': {'ros__parameters': {'rate': 5}}}
+    assert params_of(a[13]) == {'/top/a': {'ros__parameters': {'label': 'site7-x'}}}
+    assert a[14:] == ['-r', 'in:=/v2x/alert']
+    # node b: the namespace pushed in the group; tool_c is skipped (unless true).
+    assert b[:7] == ['/prefix/lib/v2x_common/tool_b', '--ros-args', '-r', '__node:=b',
+                     '-r', '__ns:=/site7', '--params-file']
+    assert params_of(b[7]) == {'/site7/b': {'ros__parameters': {'who': 'inner'}}}
+    # node d: after the group, no namespace and no name: the wildcard key; $(env) default.
+    assert d[:3] == ['/prefix/lib/v2x_common/tool_d', '--ros-args', '--params-file']
+    assert params_of(d[3]) == {'/**': {'ros__parameters': {'home': '/home/op'}}}
+    # node e: from the include, with the include's arg and an absolute namespace.
+    assert e[:6] == ['/prefix/lib/v2x_common/tool_e', '--ros-args', '-r', '__node:=e',
+                     '-r', '__ns:=/abs']
+    assert params_of(e[7]) == {'/abs/e': {'ros__parameters': {'who': 'from_include'}}}
+
+
+def test_cli_arguments_override_defaults_and_conditions(tmp_path):
+    """name:=value overrides a default, and flips if/unless."""
+    specs = argvs(FIX / 'all_features.launch.xml', tmp_path, ns='other', enable_b='false')
+    execs = [s[0].rsplit('/', 1)[1] for s in specs]
+    assert execs == ['tool_a', 'tool_c', 'tool_d', 'tool_e']
+    assert ['-r', '__ns:=/other'] == specs[1][2:4]
+
+
+def test_env_default_used_when_unset(tmp_path, monkeypatch):
+    """$(env NAME DEFAULT) falls back to DEFAULT."""
+    monkeypatch.delenv('V2X_TEST_HOME', raising=False)
+    d = argvs(FIX / 'all_features.launch.xml', tmp_path)[2]
+    assert params_of(d[3])['/**']['ros__parameters']['home'] == '/nowhere'
+
+
+@pytest.mark.parametrize('xml,needle', [
+    ('<launch><executable cmd="ls"/></launch>', 'tag <executable> is not implemented'),
+    ('<launch><node pkg="p" exec="e" respawn="true"/></launch>', 'respawn not implemented'),
+    ('<launch><let name="x" value="$(eval 1+1)"/></launch>', 'substitution $(eval ...)'),
+    ('<launch><let name="x" value="$(var nope)"/></launch>', "'nope' is not set"),
+    ('<launch><arg name="needed"/></launch>', "argument 'needed' has no default"),
+    ('<launch><group if="maybe"/></launch>', "condition 'maybe'"),
+    ('<launch><node pkg="p" exec="e"><env name="A" value="1"/></node></launch>',
+     'tag <env> is not implemented'),
+    ('<launch><param name="a" value="1"/></launch>', 'not allowed inside <launch>'),
+    ('<launch><let name="x" value="$(var x"/></launch>', 'unterminated substitution'),
+    ('<launch', 'not well-formed XML'),
+])
+def test_refuses_what_it_does_not_implement(tmp_path, xml, needle):
+    """Unknown tags, attributes and substitutions (and plain mistakes) stop with a clear error."""
+    path = tmp_path / 'bad.launch.xml'
+    path.write_text(xml)
+    with pytest.raises(v2x_launch.LaunchError) as err:
+        v2x_launch.Launcher({}).load(path)
+    assert needle in str(err.value)
+
+
+def test_unknown_cli_argument_is_refused(tmp_path, capsys):
+    """A misspelt name:=value is an error naming it, not silently ignored."""
+    code = v2x_launch.main([str(FIX / 'included.launch.xml'), 'who:=x', 'whom:=y', '--print'])
+    assert code == 2
+    assert 'whom' in capsys.readouterr().err
+
+
+def test_runs_nodes_and_stops_them_on_sigint(tmp_path):
+    """The runner starts each node process and stops them all on Ctrl-C (SIGINT)."""
+    prefix = tmp_path / 'prefix'
+    (prefix / 'share/ament_index/resource_index/packages').mkdir(parents=True)
+    (prefix / 'share/ament_index/resource_index/packages/fakepkg').write_text('')
+    (prefix / 'share/fakepkg').mkdir(parents=True)
+    bindir = prefix / 'lib/fakepkg'
+    bindir.mkdir(parents=True)
+    marker = tmp_path / 'stopped'
+    script = bindir / 'sleeper'
+    script.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import signal, sys, time
+        def bye(*_):
+            open({str(marker)!r}, 'a').write(sys.argv[sys.argv.index('-r') + 1] + '\\n')
+            sys.exit(0)
+        signal.signal(signal.SIGINT, bye)
+        print('ready', sys.argv[1:], flush=True)
+        while True:
+            time.sleep(0.1)
+        """))
+    script.chmod(0o755)
+    launch = tmp_path / 'two.launch.xml'
+    launch.write_text('<launch><node pkg="fakepkg" exec="sleeper" name="one"/>'
+                      '<node pkg="fakepkg" exec="sleeper" name="two"/></launch>')
+    env = dict(os.environ, AMENT_PREFIX_PATH=str(prefix))
+    proc = subprocess.Popen([sys.executable, str(WS / 'scripts/v2x_launch.py'), str(launch)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 30
+    while sum('ready' in line for line in lines) < 2 and time.monotonic() < deadline:
+        lines.append(proc.stdout.readline())
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, ''.join(lines) + out
+    assert sorted(marker.read_text().split()) == ['__node:=one', '__node:=two']
