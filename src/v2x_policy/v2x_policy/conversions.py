@@ -1,0 +1,66 @@
+"""Messages <-> the policy core's values (nothing else happens here)."""
+
+import math
+
+from geometry_msgs.msg import Twist
+
+from v2x_common.timeutil import to_seconds
+from v2x_msgs.msg import Alert, Heartbeat, PolicyState
+from v2x_policy.policy import AlertData, Decision, Vector, speed_limit
+
+
+def alert_from_msg(msg: Alert) -> AlertData:
+    """The core's view of a received Alert."""
+    return AlertData(
+        source_id=msg.source_id,
+        sequence=int(msg.sequence),
+        stamp=to_seconds(msg.header.stamp),
+        kind=int(msg.kind),
+        severity=int(msg.severity),
+        suggest=int(msg.suggest),
+        detection_time=to_seconds(msg.detection_time),
+        validity_s=float(msg.validity_s),
+        cancelled=bool(msg.cancelled),
+        latitude=float(msg.latitude),
+        longitude=float(msg.longitude),
+        distance_m=float(msg.distance_m),
+    )
+
+
+def stale_rsus_from_msg(msg) -> frozenset:
+    """The source ids of the RSUs a PeerArray reports stale."""
+    return frozenset(p.source_id for p in msg.peers
+                     if p.stale and p.role == Heartbeat.ROLE_RSU)
+
+
+def state_to_msg(decision: Decision, enabled: bool, settings, stamp) -> PolicyState:
+    """A PolicyState saying what the filter does (decision) and why."""
+    msg = PolicyState()
+    msg.header.stamp = stamp
+    msg.action = decision.action
+    msg.speed_limit = speed_limit(decision.action, settings)
+    msg.rule = decision.rule
+    msg.source_id = decision.source_id
+    msg.sequence = decision.sequence
+    msg.distance_m = decision.distance_m
+    msg.enabled = enabled
+    return msg
+
+
+def twist_parts(twist: Twist) -> tuple[Vector, Vector]:
+    """(linear, angular) of a Twist as plain tuples."""
+    lin, ang = twist.linear, twist.angular
+    return (lin.x, lin.y, lin.z), (ang.x, ang.y, ang.z)
+
+
+def twist_is_finite(twist: Twist) -> bool:
+    """True when no component is NaN or infinite."""
+    linear, angular = twist_parts(twist)
+    return all(math.isfinite(v) for v in linear + angular)
+
+
+def fill_twist(twist: Twist, linear: Vector, angular: Vector) -> Twist:
+    """Write (linear, angular) into a Twist in place and return it."""
+    twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in linear)
+    twist.angular.x, twist.angular.y, twist.angular.z = (float(w) for w in angular)
+    return twist

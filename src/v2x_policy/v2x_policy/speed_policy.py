@@ -1,0 +1,307 @@
+"""speed_policy: a cmd_vel safety filter that slows down or stops the vehicle on V2X alerts.
+
+A thin shell around v2x_policy.policy (Nav2 collision_monitor style): every command on
+cmd_vel_in goes out on cmd_vel, filtered by the decision in force; a stricter decision
+also re-sends the last fresh command at once; a stale input gets one zero command and
+nothing more until input resumes. PolicyState goes out on change and at 1 Hz.
+"""
+
+import sys
+import time
+
+from geometry_msgs.msg import Twist, TwistStamped
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import NavSatFix, NavSatStatus
+from std_srvs.srv import SetBool
+
+from v2x_common import qos
+from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_msgs.msg import Alert, PeerArray, PolicyState
+from v2x_policy import conversions
+from v2x_policy.policy import (
+    RSU_STALE_ACTIONS,
+    AlertReceived,
+    EnabledSet,
+    FixReceived,
+    PeersReceived,
+    PolicySettings,
+    State,
+    TimePassed,
+    filter_twist,
+    step,
+)
+from v2x_policy.rules import (
+    ACTION_NAMES,
+    ACTION_NONE,
+    DEFAULT_RULE_NAMES,
+    DEFAULT_RULES,
+    FIELDS,
+    SettingsError,
+    parse_rules,
+)
+
+NODE_NAME = 'speed_policy'
+#: How often time-driven changes (expiry, release after hold, stale input) are checked.
+TICK_PERIOD_S = 0.05
+#: PolicyState is re-published at this period even when nothing changed.
+STATE_PERIOD_S = 1.0
+
+_RULE_FIELD_HELP = {
+    'kinds': "alert kinds this rule covers (collision, fire, blockage, unknown) or 'any'",
+    'max_distance_m': 'act when the event is at most this far (m)',
+    'min_severity': 'lowest severity acted on: low, medium or high',
+    'suggest': "sender's suggestions matched (none, slow_down, stop) or 'any'",
+    'action': 'slow_down or stop',
+    'when_unknown': 'with no distance known: act or ignore',
+}
+
+
+def _range(low: float, high: float) -> list:
+    return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+
+
+class SpeedPolicy(Node):
+    """cmd_vel_in -> cmd_vel, slowed down or stopped while an alert rule matches."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.settings, self.stamped, self.cmd_timeout_s = self._read_parameters()
+        self.state = State()
+        self.counts = dict.fromkeys((
+            'alerts_received', 'alerts_new', 'alerts_updated', 'alerts_cancelled',
+            'alerts_repeated', 'alerts_older', 'alerts_expired', 'alerts_invalid',
+            'cmd_in', 'cmd_out', 'cmd_dropped_nonfinite', 'stale_zero_sent', 'fixes',
+            'fixes_invalid', 'decisions_changed'), 0)
+        self._last_cmd = None  # the last finite command received
+        self._last_cmd_at = None  # time.monotonic() of its arrival
+        self._zero_sent = False  # the stale-input zero went out for this silence
+        self._published_state = None  # (decision, enabled) last published
+
+        self._twist_type = TwistStamped if self.stamped else Twist
+        self._cmd_pub = self.create_publisher(self._twist_type, 'cmd_vel', qos.CMD_VEL)
+        self._state_pub = self.create_publisher(PolicyState, 'v2x/policy_state',
+                                                qos.POLICY_STATE)
+        self.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT)
+        self.create_subscription(self._twist_type, 'cmd_vel_in', self._on_cmd, qos.CMD_VEL)
+        self.create_subscription(NavSatFix, 'fix', self._on_fix, qos.SENSOR_DATA)
+        self.create_subscription(PeerArray, 'v2x/peers', self._on_peers, qos.PEERS)
+        self.create_service(SetBool, '~/set_enabled', self._on_set_enabled)
+        self.create_timer(TICK_PERIOD_S, self._on_tick)
+        self.create_timer(STATE_PERIOD_S, self._publish_state)
+        self.diagnostics = Diagnostics(self, status_fn=self._health)
+        self._publish_state()
+        names = ', '.join(f'{r.name}={ACTION_NAMES[r.action]}@{r.max_distance_m:g}m'
+                          for r in self.settings.rules)
+        self.get_logger().info(
+            f'filtering cmd_vel_in -> cmd_vel ({"TwistStamped" if self.stamped else "Twist"});'
+            f' rules: {names}; slowdown x{self.settings.slowdown_ratio:g} capped at '
+            f'{self.settings.slowdown_max_speed:g} m/s; hold {self.settings.hold_time_s:g} s')
+
+    # -- parameters --------------------------------------------------------------------
+
+    def _declare(self, name: str, default, description: str, **descriptor):
+        param = self.declare_parameter(
+            name, default, ParameterDescriptor(description=description, **descriptor))
+        return param.value
+
+    def _read_parameters(self) -> tuple[PolicySettings, bool, float]:
+        stamped = self._declare('stamped', False, 'cmd_vel_in/cmd_vel are TwistStamped',
+                                read_only=True)
+        ratio = self._declare('slowdown_ratio', 0.5,
+                              'slow down: linear and angular velocity scaled by this',
+                              floating_point_range=_range(0.0, 1.0))
+        max_speed = self._declare('slowdown_max_speed', 1.0,
+                                  'slow down: linear speed capped at this (m/s)',
+                                  floating_point_range=_range(0.0, 1000.0))
+        hold = self._declare('hold_time_s', 2.0,
+                             'a milder decision takes effect only after this long (s)',
+                             floating_point_range=_range(0.0, 3600.0))
+        fix_timeout = self._declare('fix_timeout_s', 2.0,
+                                    'a /fix older than this is not used for distances (s)',
+                                    floating_point_range=_range(0.0, 3600.0))
+        cmd_timeout = self._declare('cmd_timeout_s', 0.5,
+                                    'cmd_vel_in silent this long: one zero command (s)',
+                                    floating_point_range=_range(0.001, 3600.0))
+        rsu_stale = self._declare('rsu_stale_action', 'keep',
+                                  'an RSU stale in v2x/peers while an alert acts: keep '
+                                  '(act until expiry) or stop',
+                                  additional_constraints=' or '.join(RSU_STALE_ACTIONS))
+        names = self._declare('rules', list(DEFAULT_RULE_NAMES),
+                              'rule names; each has <name>.kinds, .max_distance_m, '
+                              '.min_severity, .suggest, .action, .when_unknown',
+                              read_only=True)
+        if not isinstance(names, list):
+            raise SettingsError('rules', f'expected a list of rule names, got {names!r}')
+
+        def fields_of(rule: str) -> dict:
+            defaults = DEFAULT_RULES.get(rule, {})
+            values = {}
+            for field in FIELDS:
+                # Dynamic typing: a missing entry reads as None and is reported by name.
+                value = self._declare(f'{rule}.{field}', defaults.get(field),
+                                      _RULE_FIELD_HELP[field], dynamic_typing=True,
+                                      read_only=True)
+                values[field] = list(value) if isinstance(value, (list, tuple)) else value
+            return values
+
+        rules = parse_rules(names, fields_of)
+        settings = PolicySettings(rules=rules, slowdown_ratio=ratio,
+                                  slowdown_max_speed=max_speed, hold_time_s=hold,
+                                  fix_timeout_s=fix_timeout,
+                                  rsu_stale_action=str(rsu_stale).strip().lower())
+        return settings, bool(stamped), float(cmd_timeout)
+
+    # -- decisions ---------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds / 1e9
+
+    def _step(self, event) -> str:
+        before = self.state.decision
+        self.state, note = step(self.state, event, self.settings)
+        after = self.state.decision
+        if not after.same_reason(before):
+            self.counts['decisions_changed'] += 1
+            self._log_change(after)
+            if after.action > before.action:
+                self._resend_last()  # a stricter decision acts now, not at the next input
+        published, was_enabled = self._published_state
+        if not after.same_reason(published) or self.state.enabled != was_enabled:
+            self._publish_state()  # on change; the distance alone is not a change
+        return note
+
+    def _log_change(self, decision) -> None:
+        if decision.action == ACTION_NONE:
+            self.get_logger().info('released: commands pass unchanged')
+        else:
+            self.get_logger().info(
+                f'{ACTION_NAMES[decision.action]} by rule {decision.rule} for alert '
+                f'{decision.source_id}/{decision.sequence} at {decision.distance_m:.0f} m')
+
+    def _on_alert(self, msg: Alert) -> None:
+        self.counts['alerts_received'] += 1
+        note = self._step(AlertReceived(conversions.alert_from_msg(msg), self._now()))
+        key = {'new': 'alerts_new', 'update': 'alerts_updated', 'cancel': 'alerts_cancelled',
+               'repeat': 'alerts_repeated', 'older': 'alerts_older',
+               'expired': 'alerts_expired', 'invalid': 'alerts_invalid'}[note]
+        self.counts[key] += 1
+        if note in ('invalid', 'expired'):
+            self.get_logger().warn(
+                f'dropped alert {msg.source_id}/{msg.sequence}: {note}',
+                throttle_duration_sec=5.0)
+
+    def _on_fix(self, msg: NavSatFix) -> None:
+        if msg.status.status < NavSatStatus.STATUS_FIX:
+            return  # no fix: the last good one ages out after fix_timeout_s
+        note = self._step(FixReceived(msg.latitude, msg.longitude, self._now()))
+        self.counts['fixes_invalid' if note == 'invalid' else 'fixes'] += 1
+
+    def _on_peers(self, msg: PeerArray) -> None:
+        self._step(PeersReceived(conversions.stale_rsus_from_msg(msg), self._now()))
+
+    def _on_set_enabled(self, request, response):
+        self._step(EnabledSet(bool(request.data), self._now()))
+        if request.data:
+            self.get_logger().info('ENABLED: alerts filter cmd_vel again')
+            response.message = 'speed_policy enabled'
+        else:
+            self.get_logger().error('DISABLED by service call: cmd_vel_in passes to cmd_vel '
+                                    'UNFILTERED; alerts are ignored until re-enabled')
+            response.message = 'speed_policy disabled: commands pass through unfiltered'
+        response.success = True
+        return response
+
+    def _on_tick(self) -> None:
+        self._step(TimePassed(self._now()))
+        if not self.state.enabled:
+            self.get_logger().warn('speed_policy is DISABLED: commands pass unfiltered',
+                                   throttle_duration_sec=10.0)
+        if (self._last_cmd_at is not None and not self._zero_sent
+                and time.monotonic() - self._last_cmd_at > self.cmd_timeout_s):
+            self._zero_sent = True
+            self.counts['stale_zero_sent'] += 1
+            zero = self._twist_type()
+            if self.stamped:
+                zero.header.frame_id = self._last_cmd.header.frame_id
+                zero.header.stamp = self.get_clock().now().to_msg()
+            self._cmd_pub.publish(zero)
+            self.counts['cmd_out'] += 1
+
+    # -- commands ----------------------------------------------------------------------
+
+    def _on_cmd(self, msg) -> None:
+        self.counts['cmd_in'] += 1
+        if not conversions.twist_is_finite(msg.twist if self.stamped else msg):
+            self.counts['cmd_dropped_nonfinite'] += 1
+            self.get_logger().warn('dropped a cmd_vel_in with NaN or infinite values',
+                                   throttle_duration_sec=5.0)
+            return
+        self._last_cmd, self._last_cmd_at, self._zero_sent = msg, time.monotonic(), False
+        self._step(TimePassed(self._now()))  # expiry and release are current for this command
+        self._publish_filtered(msg)
+
+    def _resend_last(self) -> None:
+        if self._last_cmd is not None and not self._zero_sent:
+            self._publish_filtered(self._last_cmd)
+
+    def _publish_filtered(self, msg) -> None:
+        out = self._twist_type()
+        if self.stamped:
+            out.header = msg.header
+        twist_in = msg.twist if self.stamped else msg
+        twist_out = out.twist if self.stamped else out
+        linear, angular = conversions.twist_parts(twist_in)
+        linear, angular = filter_twist(self.state.decision.action, linear, angular,
+                                       self.settings)
+        conversions.fill_twist(twist_out, linear, angular)
+        self._cmd_pub.publish(out)
+        self.counts['cmd_out'] += 1
+
+    # -- outputs -----------------------------------------------------------------------
+
+    def _publish_state(self) -> None:
+        decision = self.state.decision
+        self._published_state = (decision, self.state.enabled)
+        self._state_pub.publish(conversions.state_to_msg(
+            decision, self.state.enabled, self.settings, self.get_clock().now().to_msg()))
+
+    def _health(self):
+        decision = self.state.decision
+        values = dict(self.counts)
+        values.update(active_alerts=self.state.active_alerts(), enabled=self.state.enabled,
+                      action=ACTION_NAMES[decision.action], rule=decision.rule,
+                      stale_rsus=','.join(sorted(self.state.stale_rsus)))
+        if not self.state.enabled:
+            return WARN, 'DISABLED: commands pass through unfiltered', values
+        if decision.action == ACTION_NONE:
+            return OK, 'no alert in force', values
+        return OK, (f'{ACTION_NAMES[decision.action]} by {decision.rule} for '
+                    f'{decision.source_id}/{decision.sequence}'), values
+
+
+def main(args=None) -> int:
+    """Run speed_policy until shutdown; exit 2 when a parameter is invalid."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = SpeedPolicy()
+        rclpy.spin(node)
+    except (SettingsError, ParameterException) as exc:
+        rclpy.logging.get_logger(NODE_NAME).error(f'cannot start: {exc}')
+        code = 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
