@@ -1,0 +1,389 @@
+"""alert_gateway: the node between ROS topics and the signed UDP multicast link.
+
+Both roles receive (alerts -> v2x/alert, CSV, v2x/markers; heartbeats -> v2x/heartbeat,
+v2x/peers) and send heartbeats when they hold a signing key. role 'rsu' also sends:
+v2x/alert_out -> identity and defaults -> sign -> multicast now and every
+repeat_interval_s until expiry -> the new alert on v2x/alert_sent.
+"""
+
+from dataclasses import dataclass
+import os
+from pathlib import Path
+import sys
+import threading
+import time
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from visualization_msgs.msg import MarkerArray
+
+from v2x_bridge import conversions, keys, net
+from v2x_bridge.csvlog import RotatingCsv, row
+from v2x_bridge.peers import PeerTable
+from v2x_bridge.receiver import (
+    AlertDelivered,
+    AlertRepeated,
+    DatagramRejected,
+    HeartbeatReceived,
+    Receiver,
+)
+from v2x_bridge.sender import Outbox, Sender, fill_identity
+from v2x_bridge.state import SequenceStore
+from v2x_bridge.wire import HeartbeatData, InvalidMessage
+from v2x_common import qos
+from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_msgs.msg import Alert, Heartbeat, PeerArray
+
+NODE_NAME = 'alert_gateway'
+ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
+DEFAULT_STATION = {'rsu': 'rsu_server_01', 'vehicle': 'vehicle_01'}
+
+
+class SettingsError(ValueError):
+    """A parameter with a bad value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every parameter, read once at start-up."""
+
+    role: str
+    station_id: str
+    group: str
+    port: int
+    iface: str
+    ttl: int
+    loopback: bool
+    auth_mode: str
+    key_file: str
+    accept_key_files: tuple[str, ...]
+    trust_store: str
+    insecure: bool
+    repeat_interval_s: float
+    heartbeat_period_s: float
+    stale_after: int
+    max_clock_skew_s: float
+    state_dir: str
+    csv_log: str
+    csv_max_bytes: int
+    csv_keep: int
+    origin_lat: float
+    origin_lon: float
+    default_validity_s: float
+
+
+def _positive(lo: float = 0.0, hi: float = 1e9) -> FloatingPointRange:
+    return FloatingPointRange(from_value=lo, to_value=hi, step=0.0)
+
+
+# name -> (default, description, extra descriptor fields)
+PARAMETERS = {
+    'role': ('rsu', "'rsu' (sends alerts and receives peers) or 'vehicle' (receives)", {}),
+    'station_id': ('', 'this station; empty = rsu_server_01 / vehicle_01 by role', {}),
+    'group': (net.DEFAULT_GROUP, 'IPv4 multicast group', {}),
+    'port': (net.DEFAULT_PORT, 'UDP port',
+             {'integer_range': [IntegerRange(from_value=1, to_value=65535, step=1)]}),
+    'iface': ('', "interface address or name ('' = kernel's choice)", {}),
+    'ttl': (1, 'multicast TTL', {'integer_range': [IntegerRange(from_value=0, to_value=255,
+                                                                 step=1)]}),
+    'loopback': (True, 'also deliver our multicast to this host (one-machine demo)', {}),
+    'auth_mode': ('hmac', 'hmac | ed25519 | none (none needs insecure: true)', {}),
+    'key_file': ('', 'HMAC secret file (else env V2X_KEY) or Ed25519 private key (PEM)', {}),
+    'accept_key_files': ('', 'comma-separated extra HMAC secret files accepted (rotation)', {}),
+    'trust_store': ('', 'ed25519: file of trusted public keys (v2x_keygen prints entries)', {}),
+    'insecure': (False, 'accept and send unsigned datagrams', {}),
+    'repeat_interval_s': (1.0, 'resend period of each live alert',
+                          {'floating_point_range': [_positive(0.01, 3600.0)]}),
+    'heartbeat_period_s': (10.0, 'heartbeat period',
+                           {'floating_point_range': [_positive(0.05, 3600.0)]}),
+    'stale_after': (3, 'a peer is stale after this many missed heartbeat periods',
+                    {'integer_range': [IntegerRange(from_value=1, to_value=1000, step=1)]}),
+    'max_clock_skew_s': (30.0, 'accepted |send time - our clock|',
+                         {'floating_point_range': [_positive(0.001, 86400.0)]}),
+    'state_dir': ('~/.local/state/v2x', 'where the assigned sequence is persisted', {}),
+    'csv_log': ('', "CSV log of delivered alerts ('' = off)", {}),
+    'csv_max_bytes': (10_000_000, 'rotate the CSV log beyond this size',
+                      {'integer_range': [IntegerRange(from_value=256, to_value=2**40,
+                                                      step=1)]}),
+    'csv_keep': (5, 'rotated CSV files kept',
+                 {'integer_range': [IntegerRange(from_value=0, to_value=1000, step=1)]}),
+    'origin_lat': (0.0, 'latitude of the map frame origin (markers)',
+                   {'floating_point_range': [_positive(-90.0, 90.0)]}),
+    'origin_lon': (0.0, 'longitude of the map frame origin (markers)',
+                   {'floating_point_range': [_positive(-180.0, 180.0)]}),
+    'default_validity_s': (600.0, 'validity given to alerts that come with 0',
+                           {'floating_point_range': [_positive(0.1, 86400.0)]}),
+}
+
+
+def read_settings(node: Node) -> Settings:
+    """Declare every parameter, read them once, validate; raises SettingsError."""
+    values = {}
+    for name, (default, description, extra) in PARAMETERS.items():
+        descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
+        try:
+            values[name] = node.declare_parameter(name, default, descriptor).value
+        except (rclpy.exceptions.InvalidParameterValueException, TypeError,
+                rclpy.exceptions.InvalidParameterTypeException) as exc:
+            raise SettingsError(f'parameter {name!r}: {exc}') from None
+    role = values['role']
+    if role not in ROLES:
+        raise SettingsError(f"parameter 'role': {role!r} is not 'rsu' or 'vehicle'")
+    values['station_id'] = values['station_id'] or DEFAULT_STATION[role]
+    if values['auth_mode'] not in ('hmac', 'ed25519', 'none'):
+        raise SettingsError(f"parameter 'auth_mode': {values['auth_mode']!r} is not hmac, "
+                            'ed25519 or none')
+    if values['auth_mode'] == 'none' and not values['insecure']:
+        raise SettingsError("parameter 'auth_mode': 'none' needs 'insecure: true'")
+    try:
+        net.check_group(values['group'], values['port'])
+    except ValueError as exc:
+        raise SettingsError(f"parameter 'group': {exc}") from None
+    values['accept_key_files'] = tuple(
+        p.strip() for p in values['accept_key_files'].split(',') if p.strip())
+    values['state_dir'] = os.path.expanduser(values['state_dir'])
+    values['csv_log'] = os.path.expanduser(values['csv_log'])
+    return Settings(**values)
+
+
+class AlertGateway(Node):
+    """The gateway node; parameters decide its role."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.settings = s = read_settings(self)
+        self._lock = threading.Lock()
+        self._counts = {'delivered': 0, 'repeats': 0, 'heartbeats': 0, 'sent': 0,
+                        'send_errors': 0, 'csv_errors': 0, 'invalid_input': 0}
+        self._dropped: dict[str, int] = {}
+        self._started = time.monotonic()
+        self._live: dict[tuple[str, int], object] = {}
+        self._markers_dirty = True
+        self._signer, keyring = self._load_keys(s)
+        self._sender = Sender(self._signer) if (self._signer or s.insecure) else None
+        own = () if self._sender is None else (self._sender.session,)
+        self._receiver = Receiver(keyring, s.max_clock_skew_s, own_sessions=own)
+        self._peers = PeerTable(s.stale_after)
+        self._csv = RotatingCsv(s.csv_log, s.csv_max_bytes, s.csv_keep) if s.csv_log else None
+        try:
+            self._rx = net.open_receiver(s.group, s.port, s.iface)
+            self._tx = net.open_sender(s.group, s.port, s.iface, s.ttl, s.loopback)
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"parameters 'group'/'port'/'iface': {exc}") from None
+
+        self._pub_alert = self.create_publisher(Alert, 'v2x/alert', qos.ALERT)
+        self._pub_hb = self.create_publisher(Heartbeat, 'v2x/heartbeat', qos.HEARTBEAT)
+        self._pub_peers = self.create_publisher(PeerArray, 'v2x/peers', qos.PEERS)
+        self._pub_markers = self.create_publisher(MarkerArray, 'v2x/markers', qos.MARKERS)
+        self._outbox = Outbox(s.repeat_interval_s)
+        if s.role == 'rsu':
+            if self._sender is None:
+                raise SettingsError("parameter 'key_file': an RSU needs a signing key "
+                                    '(or insecure: true)')
+            try:
+                self._sequences = SequenceStore(Path(s.state_dir))
+            except (OSError, ValueError) as exc:
+                raise SettingsError(f"parameter 'state_dir': {exc}") from None
+            self._pub_sent = self.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT)
+            self.create_subscription(Alert, 'v2x/alert_out', self._on_alert_out, qos.ALERT_OUT)
+            self.create_timer(min(s.repeat_interval_s / 5.0, 0.2), self._on_repeat_timer)
+        if self._sender is not None:
+            self.create_timer(s.heartbeat_period_s, self._send_heartbeat)
+        self.create_timer(1.0, self._on_second)
+        self._diag = Diagnostics(self, status_fn=self._health)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive_loop, name='v2x_rx', daemon=True)
+        self._thread.start()
+        if self._sender is not None:
+            self._send_heartbeat()
+        self.get_logger().info(
+            f'{s.role} {s.station_id} on {s.group}:{s.port} iface={s.iface or "default"} '
+            f'auth={s.auth_mode}' + (' INSECURE' if s.insecure else ''))
+
+    # --- set-up ---------------------------------------------------------------------
+    def _load_keys(self, s: Settings):
+        signer = None
+        try:
+            env_key = s.auth_mode == 'hmac' and os.environ.get(keys.ENV_KEY)
+            if s.auth_mode != 'none' and (s.role == 'rsu' or s.key_file or env_key):
+                signer = keys.make_signer(s.auth_mode, s.key_file)
+            keyring = keys.make_keyring(
+                s.auth_mode, key_file=s.key_file if s.auth_mode == 'hmac' else '',
+                accept_key_files=s.accept_key_files, trust_store=s.trust_store,
+                insecure=s.insecure)
+        except keys.KeyConfigError as exc:
+            name = 'trust_store' if 'trust store' in str(exc) else 'key_file'
+            raise SettingsError(f'parameter {name!r}: {exc}') from None
+        return signer, keyring
+
+    # --- sending --------------------------------------------------------------------
+    def _send(self, payload) -> bool:
+        try:
+            data = self._sender.datagram(payload, time.time_ns())
+            self._tx.send(data)
+        except OSError as exc:
+            self._count('send_errors')
+            self.get_logger().warn(f'send failed: {exc.strerror}', throttle_duration_sec=5.0)
+            return False
+        self._count('sent')
+        return True
+
+    def _on_alert_out(self, msg: Alert) -> None:
+        s = self.settings
+        now = time.time_ns()
+        try:
+            alert = fill_identity(conversions.alert_from_msg(msg), station_id=s.station_id,
+                                  now_ns=now, default_validity_s=s.default_validity_s,
+                                  next_sequence=self._sequences.next)
+            if alert.expires_ns <= now:
+                raise InvalidMessage('already expired (detection_time + validity_s)')
+            data = self._sender.datagram(alert, now)
+        except (InvalidMessage, OSError, ValueError) as exc:
+            self._count('invalid_input')
+            self.get_logger().warn(f'dropped alert from v2x/alert_out: {exc}',
+                                   throttle_duration_sec=5.0)
+            return
+        self._outbox.put(alert, now)
+        try:
+            self._tx.send(data)
+            self._count('sent')
+        except OSError as exc:
+            self._count('send_errors')
+            self.get_logger().warn(f'send failed: {exc.strerror}', throttle_duration_sec=5.0)
+        self._pub_sent.publish(conversions.alert_to_msg(alert))
+
+    def _on_repeat_timer(self) -> None:
+        for alert in self._outbox.due(time.time_ns()):
+            self._send(alert)
+
+    def _send_heartbeat(self) -> None:
+        s = self.settings
+        level, message, _ = self._health()
+        active = len(self._outbox) if s.role == 'rsu' else len(self._live)
+        hb = HeartbeatData(s.station_id, ROLES[s.role], 0 if level == OK else 1, message,
+                           active, time.monotonic() - self._started, s.heartbeat_period_s)
+        self._send(hb)
+
+    # --- receiving ------------------------------------------------------------------
+    def _receive_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self._rx.recv(2048)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.1)
+                continue
+            self.handle_datagram(data)
+
+    def handle_datagram(self, data: bytes) -> None:
+        """Run one datagram through the pipeline and act on the outcome (never raises)."""
+        now = time.time_ns()
+        event = self._receiver.receive(data, now)
+        if isinstance(event, AlertDelivered):
+            a = event.alert
+            with self._lock:
+                self._counts['delivered'] += 1
+                if a.cancelled:
+                    self._live.pop(a.key, None)
+                else:
+                    self._live[a.key] = a
+                self._markers_dirty = True
+            self._pub_alert.publish(conversions.alert_to_msg(a))
+            if self._csv is not None:
+                try:
+                    self._csv.append(row(a, event.change, now / 1e9))
+                except OSError as exc:
+                    self._count('csv_errors')
+                    self.get_logger().warn(f'CSV log: {exc}', throttle_duration_sec=10.0)
+            self._publish_markers()
+        elif isinstance(event, AlertRepeated):
+            self._count('repeats')
+        elif isinstance(event, HeartbeatReceived):
+            self._count('heartbeats')
+            with self._lock:
+                self._peers.heard(event.heartbeat, now, event.clock_offset_s)
+            self._pub_hb.publish(conversions.heartbeat_to_msg(event.heartbeat,
+                                                              event.envelope.send_time_ns))
+        elif isinstance(event, DatagramRejected):
+            with self._lock:
+                self._dropped[event.reason] = self._dropped.get(event.reason, 0) + 1
+            self.get_logger().warn(f'dropped datagram: {event.reason}: {event.detail}',
+                                   throttle_duration_sec=5.0)
+
+    # --- periodic -------------------------------------------------------------------
+    def _on_second(self) -> None:
+        now = time.time_ns()
+        with self._lock:
+            for key in [k for k, a in self._live.items() if a.expires_ns <= now]:
+                del self._live[key]
+                self._markers_dirty = True
+            peers = self._peers.snapshot(now)
+        self._pub_peers.publish(conversions.peers_to_msg(peers))
+        self._publish_markers()
+
+    def _publish_markers(self) -> None:
+        with self._lock:
+            if not self._markers_dirty:
+                return
+            self._markers_dirty = False
+            alerts = list(self._live.values())
+        s = self.settings
+        stamp = self.get_clock().now().to_msg()
+        self._pub_markers.publish(conversions.markers_from_alerts(
+            alerts, (s.origin_lat, s.origin_lon), stamp))
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def counters(self) -> dict[str, int]:
+        """A copy of the counters (dropped ones as dropped_<reason>)."""
+        with self._lock:
+            out = dict(self._counts)
+            out.update({f'dropped_{k}': v for k, v in self._dropped.items()})
+            out['live_alerts'] = len(self._live)
+            out['outbox'] = len(self._outbox)
+        return out
+
+    def _health(self):
+        c = self.counters()
+        if c['send_errors'] or c['csv_errors']:
+            return WARN, 'send or CSV errors', c
+        return OK, f'{self.settings.role} {self.settings.station_id}', c
+
+    def destroy_node(self):
+        """Stop the receive thread and close the sockets."""
+        self._stop.set()
+        for sock in (self._rx, self._tx):
+            sock.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    """Run the gateway until interrupted; a bad parameter exits 2 naming it."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = AlertGateway()
+        rclpy.spin(node)
+    except SettingsError as exc:
+        print(f'{NODE_NAME}: {exc}', file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

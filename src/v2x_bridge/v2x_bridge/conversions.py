@@ -1,0 +1,124 @@
+"""v2x_msgs <-> the core dataclasses, and the rviz markers of live alerts. Nothing else."""
+
+import math
+
+from builtin_interfaces.msg import Time
+from visualization_msgs.msg import Marker, MarkerArray
+
+from v2x_bridge.peers import PeerInfo
+from v2x_bridge.wire import AlertData, HeartbeatData
+from v2x_common.mappings import kind_to_str
+from v2x_common.timeutil import NS_PER_S
+from v2x_msgs.msg import Alert, Heartbeat, PeerArray, PeerStatus
+
+EARTH_RADIUS_M = 6_371_000.0
+
+
+def time_to_ns(t: Time) -> int:
+    """builtin_interfaces/Time -> integer ns."""
+    return t.sec * NS_PER_S + t.nanosec
+
+
+def ns_to_time(ns: int) -> Time:
+    """Integer ns -> builtin_interfaces/Time (negative clamps to 0)."""
+    ns = max(0, int(ns))
+    return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def alert_from_msg(msg: Alert) -> AlertData:
+    """An Alert message as the core sees it (zeros kept: fill_identity fills them)."""
+    return AlertData(
+        source_id=msg.source_id, sequence=msg.sequence, kind=msg.kind,
+        severity=msg.severity, suggest=msg.suggest, stamp_ns=time_to_ns(msg.header.stamp),
+        detection_time_ns=time_to_ns(msg.detection_time), validity_s=msg.validity_s,
+        cancelled=msg.cancelled, latitude=msg.latitude, longitude=msg.longitude,
+        road=msg.road, distance_m=msg.distance_m, confidence=msg.confidence,
+        clip_requested=msg.clip_requested, clip_id=msg.clip_id)
+
+
+def alert_to_msg(a: AlertData, frame_id: str = 'map') -> Alert:
+    """AlertData -> Alert message."""
+    msg = Alert()
+    msg.header.stamp = ns_to_time(a.stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.source_id = a.source_id
+    msg.sequence = a.sequence
+    msg.kind = a.kind
+    msg.severity = a.severity
+    msg.suggest = a.suggest
+    msg.detection_time = ns_to_time(a.detection_time_ns)
+    msg.validity_s = float(a.validity_s)
+    msg.cancelled = a.cancelled
+    msg.latitude = float(a.latitude)
+    msg.longitude = float(a.longitude)
+    msg.road = a.road
+    msg.distance_m = float(a.distance_m)
+    msg.confidence = float(a.confidence)
+    msg.clip_requested = a.clip_requested
+    msg.clip_id = a.clip_id
+    return msg
+
+
+def heartbeat_to_msg(h: HeartbeatData, send_time_ns: int) -> Heartbeat:
+    """HeartbeatData + the datagram's send time -> Heartbeat message."""
+    msg = Heartbeat()
+    msg.header.stamp = ns_to_time(send_time_ns)
+    msg.source_id = h.source_id
+    msg.role = h.role
+    msg.status = h.status
+    msg.status_message = h.status_message
+    msg.active_alerts = min(h.active_alerts, 0xFFFF)
+    msg.uptime_s = float(h.uptime_s)
+    return msg
+
+
+def peers_to_msg(peers: list[PeerInfo]) -> PeerArray:
+    """The peer table -> PeerArray."""
+    out = PeerArray()
+    out.peers = [PeerStatus(source_id=p.source_id, role=p.role,
+                            last_heard=ns_to_time(p.last_heard_ns), stale=p.stale,
+                            active_alerts=min(p.active_alerts, 0xFFFF),
+                            clock_offset_s=float(p.clock_offset_s)) for p in peers]
+    return out
+
+
+def enu(lat: float, lon: float, lat0: float, lon0: float) -> tuple[float, float]:
+    """East/north metres of (lat, lon) from the origin (equirectangular; fine for km)."""
+    x = math.radians(lon - lon0) * EARTH_RADIUS_M * math.cos(math.radians(lat0))
+    y = math.radians(lat - lat0) * EARTH_RADIUS_M
+    return x, y
+
+
+_COLOURS = {1: (1.0, 0.9, 0.0), 2: (1.0, 0.5, 0.0), 3: (1.0, 0.0, 0.0)}
+
+
+def markers_from_alerts(alerts: list[AlertData], origin: tuple[float, float],
+                        stamp: Time) -> MarkerArray:
+    """DELETEALL, then a cylinder and a label per live, located alert (frame 'map')."""
+    clear = Marker(action=Marker.DELETEALL)
+    clear.header.frame_id = 'map'
+    out = [clear]
+    for i, a in enumerate(alerts):
+        if a.cancelled or not (math.isfinite(a.latitude) and math.isfinite(a.longitude)):
+            continue
+        x, y = enu(a.latitude, a.longitude, *origin)
+        r, g, b = _COLOURS.get(a.severity, (0.5, 0.5, 0.5))
+        for kind, shape in ((0, Marker.CYLINDER), (1, Marker.TEXT_VIEW_FACING)):
+            m = Marker()
+            m.header.frame_id = 'map'
+            m.header.stamp = stamp
+            m.ns = 'v2x_alerts'
+            m.id = 2 * i + kind
+            m.type = shape
+            m.action = Marker.ADD
+            m.pose.position.x, m.pose.position.y = x, y
+            m.pose.position.z = 1.0 + 3.0 * kind
+            m.pose.orientation.w = 1.0
+            m.scale.x = m.scale.y = 10.0
+            m.scale.z = 2.0
+            m.color.r, m.color.g, m.color.b, m.color.a = r, g, b, 0.8
+            if shape == Marker.TEXT_VIEW_FACING:
+                m.text = f'{kind_to_str(a.kind)} {a.source_id}#{a.sequence}'
+                m.color.r = m.color.g = m.color.b = 1.0
+            out.append(m)
+    return MarkerArray(markers=out)

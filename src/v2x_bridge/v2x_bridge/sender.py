@@ -1,0 +1,84 @@
+"""The sending side (sans-IO): identity assignment, datagram framing, the repeat outbox.
+
+A Sender is one sender session: a random 64-bit session id drawn at start plus a counter
+that increases with every datagram, so receivers catch a replayed datagram and a restarted
+sender (new session id) is not locked out.
+"""
+
+from dataclasses import dataclass, replace
+import secrets
+
+from v2x_bridge import wire
+from v2x_bridge.wire import AlertData, HeartbeatData
+
+
+class Sender:
+    """Frames and signs datagrams for one session. signer None means auth 'none'."""
+
+    def __init__(self, signer=None, session: int | None = None):
+        self.signer = signer
+        self.session = secrets.randbits(64) if session is None else session
+        self.counter = 0
+
+    def datagram(self, payload: AlertData | HeartbeatData, now_ns: int) -> bytes:
+        """The next datagram of this session (raises wire.InvalidMessage on bad input)."""
+        data = wire.encode(payload, signer=self.signer, session=self.session,
+                           counter=self.counter + 1, send_time_ns=now_ns)
+        self.counter += 1
+        return data
+
+
+def fill_identity(alert: AlertData, *, station_id: str, now_ns: int,
+                  default_validity_s: float, next_sequence) -> AlertData:
+    """ARCHITECTURE.md's defaults: own source id, assigned sequence, times, clip id.
+
+    next_sequence(source_id) -> int is called only when alert.sequence is 0.
+    """
+    source_id = alert.source_id or station_id
+    sequence = alert.sequence or next_sequence(source_id)
+    detection_ns = alert.detection_time_ns or now_ns
+    validity_s = alert.validity_s if alert.validity_s > 0 else default_validity_s
+    stamp_ns = alert.stamp_ns or now_ns
+    clip_id = alert.clip_id
+    if alert.clip_requested and not clip_id:
+        clip_id = f'{source_id}-{sequence}'
+    return replace(alert, source_id=source_id, sequence=sequence, stamp_ns=stamp_ns,
+                   detection_time_ns=detection_ns, validity_s=validity_s, clip_id=clip_id)
+
+
+@dataclass
+class _Entry:
+    alert: AlertData
+    next_send_ns: int
+
+
+class Outbox:
+    """Alerts being repeated until they expire; the latest version per event wins."""
+
+    def __init__(self, repeat_interval_s: float = 1.0):
+        self.interval_ns = int(repeat_interval_s * 1e9)
+        self._entries: dict[tuple[str, int], _Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def active(self) -> list[AlertData]:
+        """Alerts currently repeated (cancellations included)."""
+        return [e.alert for e in self._entries.values()]
+
+    def put(self, alert: AlertData, now_ns: int) -> None:
+        """Send alert now and every interval after; replaces an older version of the event."""
+        self._entries[alert.key] = _Entry(alert, now_ns + self.interval_ns)
+
+    def due(self, now_ns: int) -> list[AlertData]:
+        """Alerts whose repeat is due at now_ns; drops expired ones."""
+        out = []
+        for key, entry in list(self._entries.items()):
+            if entry.alert.expires_ns <= now_ns:
+                del self._entries[key]
+            elif entry.next_send_ns <= now_ns:
+                out.append(entry.alert)
+                # keep the cadence; skip missed slots instead of bursting
+                while entry.next_send_ns <= now_ns:
+                    entry.next_send_ns += self.interval_ns
+        return out

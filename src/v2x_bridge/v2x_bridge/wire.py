@@ -1,0 +1,354 @@
+"""The V2X datagram: a sans-IO codec (bytes in, dataclasses out; no sockets, no rclpy).
+
+Layout (big-endian; docs/protocol.md is the normative description with test vectors)::
+
+    header (40 bytes)  magic 'VX' | version | type | auth | reserved | body_len
+                       | key_id (8) | session (u64) | counter (u64) | send_time_ns (i64)
+    body               alert or heartbeat fields
+    tag                0 (none), 32 (HMAC-SHA256) or 64 (Ed25519) bytes over header+body
+
+Errors are typed: WireError subclasses are the remote peer's fault (garbage, bad
+signature, replay); InvalidMessage is local misuse (a field that cannot be encoded).
+"""
+
+from dataclasses import dataclass
+import math
+import struct
+
+MAGIC = b'VX'
+VERSION = 1
+MAX_DATAGRAM = 1200
+
+TYPE_ALERT = 1
+TYPE_HEARTBEAT = 2
+
+AUTH_NONE = 0
+AUTH_HMAC = 1
+AUTH_ED25519 = 2
+TAG_LEN = {AUTH_NONE: 0, AUTH_HMAC: 32, AUTH_ED25519: 64}
+AUTH_NAMES = {'none': AUTH_NONE, 'hmac': AUTH_HMAC, 'ed25519': AUTH_ED25519}
+
+FLAG_CANCELLED = 0x01
+FLAG_CLIP_REQUESTED = 0x02
+_KNOWN_FLAGS = FLAG_CANCELLED | FLAG_CLIP_REQUESTED
+
+KEY_ID_LEN = 8
+MAX_TEXT = 255
+
+_HEADER = struct.Struct('>2sBBBBH8sQQq')
+HEADER_LEN = _HEADER.size  # 40
+_ALERT_FIXED = struct.Struct('>IBBBBqqfddff')
+_HEARTBEAT_FIXED = struct.Struct('>BBHff')
+_F32 = struct.Struct('>f')
+
+
+# --- errors -----------------------------------------------------------------------------
+
+class WireError(Exception):
+    """A datagram that the receiver must drop; the remote peer's fault. `reason` names it."""
+
+    reason = 'invalid'
+
+
+class MalformedDatagram(WireError):
+    """Truncated, inconsistent lengths, bad magic, bad UTF-8, unknown type or flags."""
+
+    reason = 'malformed'
+
+
+class OversizedDatagram(WireError):
+    """Longer than MAX_DATAGRAM bytes."""
+
+    reason = 'oversized'
+
+
+class UnsupportedVersion(WireError):
+    """A version this implementation does not speak."""
+
+    reason = 'unknown_version'
+
+
+class Unauthenticated(WireError):
+    """auth 'none' while the receiver is not in insecure mode."""
+
+    reason = 'unsigned'
+
+
+class UnknownKey(WireError):
+    """Signed with a key id the receiver does not hold (or a mode it does not accept)."""
+
+    reason = 'unknown_key'
+
+
+class BadSignature(WireError):
+    """The tag does not verify: wrong key, or the bytes were changed."""
+
+    reason = 'bad_signature'
+
+
+class FutureDated(WireError):
+    """Generation time further ahead of the receiver's clock than the skew window."""
+
+    reason = 'future_dated'
+
+
+class TooOld(WireError):
+    """Generation time further behind the receiver's clock than the skew window."""
+
+    reason = 'too_old'
+
+
+class Expired(WireError):
+    """The alert's detection_time + validity_s has passed."""
+
+    reason = 'expired'
+
+
+class Replayed(WireError):
+    """A (session, counter) the receiver has already accepted."""
+
+    reason = 'replayed'
+
+
+class InvalidMessage(ValueError):
+    """Local misuse: a field that cannot be put on the wire (text too long, bad value)."""
+
+
+# --- data -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AlertData:
+    """One version of a road hazard event (v2x_msgs/Alert without ROS types; times in ns)."""
+
+    source_id: str
+    sequence: int
+    kind: int
+    severity: int
+    suggest: int
+    stamp_ns: int
+    detection_time_ns: int
+    validity_s: float
+    cancelled: bool = False
+    latitude: float = math.nan
+    longitude: float = math.nan
+    road: str = ''
+    distance_m: float = math.nan
+    confidence: float = 1.0
+    clip_requested: bool = False
+    clip_id: str = ''
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The event's identity (DENM actionID)."""
+        return (self.source_id, self.sequence)
+
+    @property
+    def expires_ns(self) -> int:
+        """detection_time + validity_s, in ns."""
+        return self.detection_time_ns + int(self.validity_s * 1e9)
+
+
+@dataclass(frozen=True)
+class HeartbeatData:
+    """What a gateway says about itself every heartbeat period (send time is the envelope's)."""
+
+    source_id: str
+    role: int
+    status: int = 0
+    status_message: str = ''
+    active_alerts: int = 0
+    uptime_s: float = 0.0
+    period_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The header fields of a verified datagram."""
+
+    msg_type: int
+    auth: int
+    key_id: bytes
+    session: int
+    counter: int
+    send_time_ns: int
+
+
+@dataclass(frozen=True)
+class Datagram:
+    """A verified, decoded datagram: its envelope and its payload."""
+
+    envelope: Envelope
+    payload: AlertData | HeartbeatData
+
+
+# --- encoding ---------------------------------------------------------------------------
+
+def _text(value: str, field: str) -> bytes:
+    raw = value.encode('utf-8')
+    if len(raw) > MAX_TEXT:
+        raise InvalidMessage(f'{field} is {len(raw)} bytes of UTF-8; at most {MAX_TEXT}')
+    return bytes([len(raw)]) + raw
+
+
+def _check_f32(value: float, field: str) -> None:
+    if math.isfinite(value) and abs(value) > 3.4e38:
+        raise InvalidMessage(f'{field}={value!r} does not fit a float32')
+
+
+def encode_alert_body(a: AlertData) -> bytes:
+    """The alert body bytes (no header, no tag)."""
+    if not a.source_id:
+        raise InvalidMessage('source_id must not be empty')
+    if not 0 <= a.sequence <= 0xFFFFFFFF:
+        raise InvalidMessage(f'sequence {a.sequence} outside 0..2^32-1')
+    for name in ('kind', 'severity', 'suggest'):
+        if not 0 <= getattr(a, name) <= 255:
+            raise InvalidMessage(f'{name} {getattr(a, name)} outside 0..255')
+    for name in ('validity_s', 'distance_m', 'confidence'):
+        _check_f32(getattr(a, name), name)
+    flags = (FLAG_CANCELLED if a.cancelled else 0) | (
+        FLAG_CLIP_REQUESTED if a.clip_requested else 0)
+    try:
+        fixed = _ALERT_FIXED.pack(a.sequence, a.kind, a.severity, a.suggest, flags,
+                                  a.stamp_ns, a.detection_time_ns, a.validity_s,
+                                  a.latitude, a.longitude, a.distance_m, a.confidence)
+    except struct.error as exc:
+        raise InvalidMessage(f'alert does not fit the wire: {exc}') from None
+    return (_text(a.source_id, 'source_id') + fixed + _text(a.road, 'road')
+            + _text(a.clip_id, 'clip_id'))
+
+
+def encode_heartbeat_body(h: HeartbeatData) -> bytes:
+    """The heartbeat body bytes (no header, no tag)."""
+    if not h.source_id:
+        raise InvalidMessage('source_id must not be empty')
+    try:
+        fixed = _HEARTBEAT_FIXED.pack(h.role, h.status, min(h.active_alerts, 0xFFFF),
+                                      h.uptime_s, h.period_s)
+    except struct.error as exc:
+        raise InvalidMessage(f'heartbeat does not fit the wire: {exc}') from None
+    return _text(h.source_id, 'source_id') + fixed + _text(h.status_message, 'status_message')
+
+
+def encode(payload: AlertData | HeartbeatData, *, signer, session: int, counter: int,
+           send_time_ns: int) -> bytes:
+    """A whole datagram. signer: None for auth 'none', else an object with auth, key_id, sign()."""
+    if isinstance(payload, AlertData):
+        msg_type, body = TYPE_ALERT, encode_alert_body(payload)
+    elif isinstance(payload, HeartbeatData):
+        msg_type, body = TYPE_HEARTBEAT, encode_heartbeat_body(payload)
+    else:
+        raise InvalidMessage(f'cannot encode {type(payload).__name__}')
+    auth = AUTH_NONE if signer is None else signer.auth
+    key_id = bytes(KEY_ID_LEN) if signer is None else signer.key_id
+    header = _HEADER.pack(MAGIC, VERSION, msg_type, auth, 0, len(body), key_id,
+                          session, counter, send_time_ns)
+    signed = header + body
+    tag = b'' if signer is None else signer.sign(signed)
+    datagram = signed + tag
+    if len(datagram) > MAX_DATAGRAM:
+        raise InvalidMessage(f'datagram of {len(datagram)} bytes exceeds {MAX_DATAGRAM}')
+    return datagram
+
+
+# --- decoding ---------------------------------------------------------------------------
+
+def parse_header(data: bytes) -> tuple[Envelope, int]:
+    """Step 1 (size/version): check the frame; returns the envelope and the body length."""
+    if len(data) > MAX_DATAGRAM:
+        raise OversizedDatagram(f'{len(data)} bytes > {MAX_DATAGRAM}')
+    if len(data) < HEADER_LEN:
+        raise MalformedDatagram(f'{len(data)} bytes is shorter than the header')
+    (magic, version, msg_type, auth, reserved, body_len, key_id, session, counter,
+     send_time_ns) = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise MalformedDatagram(f'bad magic {magic!r}')
+    if version != VERSION:
+        raise UnsupportedVersion(f'version {version}, this receiver speaks {VERSION}')
+    if msg_type not in (TYPE_ALERT, TYPE_HEARTBEAT):
+        raise MalformedDatagram(f'unknown message type {msg_type}')
+    if auth not in TAG_LEN:
+        raise MalformedDatagram(f'unknown auth mode {auth}')
+    if reserved != 0:
+        raise MalformedDatagram('reserved byte is not 0')
+    expected = HEADER_LEN + body_len + TAG_LEN[auth]
+    if len(data) != expected:
+        raise MalformedDatagram(f'length {len(data)} != header {HEADER_LEN} + body {body_len}'
+                                f' + tag {TAG_LEN[auth]}')
+    return Envelope(msg_type, auth, key_id, session, counter, send_time_ns), body_len
+
+
+def _read_text(body: bytes, offset: int, field: str) -> tuple[str, int]:
+    if offset >= len(body):
+        raise MalformedDatagram(f'{field}: body ends early')
+    n = body[offset]
+    end = offset + 1 + n
+    if end > len(body):
+        raise MalformedDatagram(f'{field}: length {n} runs past the body')
+    try:
+        return body[offset + 1:end].decode('utf-8'), end
+    except UnicodeDecodeError:
+        raise MalformedDatagram(f'{field}: invalid UTF-8') from None
+
+
+def decode_alert_body(body: bytes) -> AlertData:
+    """Alert body bytes -> AlertData; raises MalformedDatagram."""
+    source_id, off = _read_text(body, 0, 'source_id')
+    if not source_id:
+        raise MalformedDatagram('empty source_id')
+    if off + _ALERT_FIXED.size > len(body):
+        raise MalformedDatagram('alert body truncated')
+    (sequence, kind, severity, suggest, flags, stamp_ns, detection_ns, validity_s,
+     lat, lon, distance_m, confidence) = _ALERT_FIXED.unpack_from(body, off)
+    off += _ALERT_FIXED.size
+    if flags & ~_KNOWN_FLAGS:
+        raise MalformedDatagram(f'unknown flags 0x{flags:02x}')
+    road, off = _read_text(body, off, 'road')
+    clip_id, off = _read_text(body, off, 'clip_id')
+    if off != len(body):
+        raise MalformedDatagram(f'{len(body) - off} trailing bytes in the alert body')
+    if not (math.isfinite(validity_s) and validity_s >= 0):
+        raise MalformedDatagram(f'validity_s {validity_s!r}')
+    return AlertData(source_id, sequence, kind, severity, suggest, stamp_ns, detection_ns,
+                     validity_s, bool(flags & FLAG_CANCELLED), lat, lon, road, distance_m,
+                     confidence, bool(flags & FLAG_CLIP_REQUESTED), clip_id)
+
+
+def decode_heartbeat_body(body: bytes) -> HeartbeatData:
+    """Heartbeat body bytes -> HeartbeatData; raises MalformedDatagram."""
+    source_id, off = _read_text(body, 0, 'source_id')
+    if not source_id:
+        raise MalformedDatagram('empty source_id')
+    if off + _HEARTBEAT_FIXED.size > len(body):
+        raise MalformedDatagram('heartbeat body truncated')
+    role, status, active, uptime_s, period_s = _HEARTBEAT_FIXED.unpack_from(body, off)
+    off += _HEARTBEAT_FIXED.size
+    message, off = _read_text(body, off, 'status_message')
+    if off != len(body):
+        raise MalformedDatagram(f'{len(body) - off} trailing bytes in the heartbeat body')
+    return HeartbeatData(source_id, role, status, message, active, uptime_s, period_s)
+
+
+def decode(data: bytes, keyring) -> Datagram:
+    """Steps 1-2 of the receiver: frame and version, then authentication, then the body.
+
+    keyring.verifier(auth, key_id) returns an object with verify(signed, tag) -> bool, or
+    raises Unauthenticated / UnknownKey. The body is parsed only after the tag verifies.
+    """
+    envelope, body_len = parse_header(data)
+    signed_end = HEADER_LEN + body_len
+    verifier = keyring.verifier(envelope.auth, envelope.key_id)
+    if envelope.auth != AUTH_NONE and not verifier.verify(data[:signed_end],
+                                                          data[signed_end:]):
+        raise BadSignature(f'tag does not verify for key id {envelope.key_id.hex()}')
+    body = data[HEADER_LEN:signed_end]
+    if envelope.msg_type == TYPE_ALERT:
+        payload = decode_alert_body(body)
+    else:
+        payload = decode_heartbeat_body(body)
+    return Datagram(envelope, payload)
+
+
+def f32(value: float) -> float:
+    """value rounded to float32 as it comes back from the wire (tests, conversions)."""
+    return _F32.unpack(_F32.pack(value))[0]
