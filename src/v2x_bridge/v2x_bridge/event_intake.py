@@ -1,0 +1,231 @@
+"""event_intake: events dropped as JSON files or POSTed over HTTP become Alerts, exactly once.
+
+Publishes v2x_msgs/Alert on the relative topic v2x/alert_out (QoS ALERT_OUT) with
+sequence 0 and source_id '' (the RSU gateway assigns the identity). The directory is
+watched with inotify (watchdog) in a worker thread; the HTTP API (FastAPI) is served by
+uvicorn in another thread; both publish under one lock after recording the event in a
+SQLite ledger (see intake_ledger for the crash windows). The executor only runs timers:
+held events (no subscriber yet), ledger pruning and diagnostics.
+"""
+
+import os
+import sqlite3
+import sys
+import time
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from v2x_bridge.intake_convert import event_to_alert
+from v2x_bridge.intake_core import (
+    EventDuplicate,
+    EventHeld,
+    FileDeferred,
+    FileRejected,
+    FileVanished,
+    Intake,
+    IntakeSettings,
+    SettingsError,
+    load_token,
+)
+from v2x_bridge.intake_http import HttpServer, bind, create_app
+from v2x_bridge.intake_ledger import Ledger
+from v2x_bridge.intake_schema import IntakeEvent
+from v2x_bridge.intake_watch import DirectoryIntake
+from v2x_common import qos
+from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_msgs.msg import Alert
+
+NODE_NAME = 'event_intake'
+TOPIC = 'v2x/alert_out'
+_DEFAULTS = IntakeSettings()
+
+# name -> (description, extra descriptor fields); defaults come from IntakeSettings.
+_PARAMETERS = {
+    'events_dir': ('directory watched for dropped *.json events ("" = no directory intake); '
+                   'processed/ and failed/ are made inside it', {}),
+    'http_enabled': ('serve POST /events, GET /healthz and /openapi.json', {}),
+    'http_host': ('address the HTTP intake listens on', {}),
+    'http_port': ('TCP port of the HTTP intake (0 = any free port)',
+                  {'integer_range': [IntegerRange(from_value=0, to_value=65535, step=1)]}),
+    'token_file': ('file holding the HTTP bearer token (preferred over token_env)', {}),
+    'token_env': ('environment variable holding the HTTP bearer token', {}),
+    'http_insecure': ('accept HTTP posts without a token when none is configured', {}),
+    'state_dir': ('directory of the exactly-once ledger ("" = intake_state/ beside '
+                  'events_dir)', {}),
+    'default_validity_s': ('validity_s of events without ttl_s', {}),
+    'max_clock_skew_s': ('reject events whose ts is further in the future than this', {}),
+    'settle_s': ('a file found at start-up that does not parse yet is retried after this '
+                 'many seconds without changes', {}),
+    'hold_without_subscriber': ('keep events in the ledger until v2x/alert_out has a '
+                                'subscriber (a VOLATILE topic drops them otherwise)', {}),
+    'ledger_retention_s': ('how long accepted keys are remembered (idempotency window)',
+                           {'floating_point_range': [FloatingPointRange(
+                               from_value=1.0, to_value=1e9, step=0.0)]}),
+}
+
+
+class EventIntake(Node):
+    """Directory + HTTP intake publishing Alerts on v2x/alert_out."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.settings = self._read_settings()
+        self.settings.validate()
+        token = load_token(self.settings, os.environ)
+        self._files = None
+        self._http = None
+        # Bind first: a taken port fails the start before anything else runs.
+        sock = None
+        if self.settings.http_enabled:
+            sock = bind(self.settings.http_host, self.settings.http_port)
+        try:
+            self._ledger = Ledger(self.settings.ledger_path)
+        except (OSError, sqlite3.Error):
+            if sock is not None:
+                sock.close()
+            raise
+        self._pub = self.create_publisher(Alert, TOPIC, qos.ALERT_OUT)
+        self.intake = Intake(self.settings, self._ledger, self._publish, self._can_publish)
+        pruned = self.intake.prune()
+        self._hold_timer = self.create_timer(0.2, self._flush_held)
+        self._prune_timer = self.create_timer(3600.0, self.intake.prune)
+        self._diag = Diagnostics(self, status_fn=self._health)
+        self._warned_at = 0.0
+        self.http_port = None
+        if self.settings.events_dir:
+            self._files = DirectoryIntake(self.settings.events_dir, self.intake.process_file,
+                                          self._on_file, self._on_file_error,
+                                          self.settings.settle_s)
+            self._files.start()
+        if sock is not None:
+            app = create_app(self._submit_http, token, self._health_values)
+            self._http = HttpServer(app, sock)
+            self.http_port = self._http.port
+            self._http.start()
+        self.get_logger().info(
+            f'watching {self.settings.events_dir or "(no directory)"}, HTTP '
+            + (f'on {self.settings.http_host}:{self.http_port}'
+               + (' WITHOUT a token' if token is None else '')
+               if self._http else 'off')
+            + f', ledger {self.settings.ledger_path} ({self.intake.held} held, '
+            f'{pruned} pruned)')
+
+    def _read_settings(self) -> IntakeSettings:
+        values = {}
+        for name, (description, extra) in _PARAMETERS.items():
+            default = getattr(_DEFAULTS, name)
+            # Read once at start-up: changing one later would do nothing, so say so.
+            descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
+            values[name] = self.declare_parameter(name, default, descriptor).value
+        return IntakeSettings(**values)
+
+    # -- publishing (called from the file worker and the HTTP threads, under Intake's lock)
+    def _publish(self, event: IntakeEvent) -> None:
+        self._pub.publish(event_to_alert(event, time.time()))
+
+    def _can_publish(self) -> bool:
+        return not self.settings.hold_without_subscriber or \
+            self._pub.get_subscription_count() > 0
+
+    def _flush_held(self) -> None:
+        if self.intake.held:
+            try:
+                sent = self.intake.flush()
+            except RuntimeError as exc:
+                self._warn(f'cannot publish held events yet: {exc}')
+                return
+            if sent:
+                self.get_logger().info(f'published {sent} held event(s)')
+
+    def _submit_http(self, body: bytes, client: str):
+        outcome = self.intake.handle(body, 'http', client)
+        self._log_outcome(f'HTTP from {client}', outcome)
+        return outcome
+
+    # -- the directory worker's reports
+    def _on_file(self, path: str, outcome) -> None:
+        name = os.path.basename(path)
+        if isinstance(outcome, FileRejected):
+            self._warn(f'{name} -> failed/: {outcome.error}')
+        elif not isinstance(outcome, (FileDeferred, FileVanished)):
+            self._log_outcome(name, outcome)
+
+    def _on_file_error(self, path: str, exc: Exception) -> None:
+        self.intake.stats['file_errors'] += 1
+        self.intake.last_error = f'{os.path.basename(path)}: {exc}'
+        self.get_logger().error(f'cannot process {path}: {exc}')
+
+    def _log_outcome(self, what: str, outcome) -> None:
+        if isinstance(outcome, EventDuplicate):
+            self.get_logger().info(f'{what}: {outcome.key} already accepted, not published '
+                                   'again')
+        elif isinstance(outcome, EventHeld):
+            self._warn(f'{what}: held until {TOPIC} has a subscriber')
+        else:
+            self.get_logger().debug(f'{what}: published {outcome.key}')
+
+    def _warn(self, text: str) -> None:
+        # Throttled by hand: Humble's logger has throttle_duration_sec, but keep it simple
+        # and per node rather than per call site.
+        now = time.monotonic()
+        if now - self._warned_at >= 1.0:
+            self._warned_at = now
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().debug(text)
+
+    # -- health
+    def _health_values(self) -> dict:
+        values = dict(self.intake.stats)
+        values['held'] = self.intake.held
+        values['backlog'] = self._files.backlog if self._files else 0
+        values['subscribers'] = self._pub.get_subscription_count()
+        return values
+
+    def _health(self):
+        values = self._health_values()
+        values['last_error'] = self.intake.last_error
+        if self.intake.held:
+            return WARN, f'{self.intake.held} event(s) held: no subscriber on {TOPIC}', values
+        if values.get('file_errors'):
+            return WARN, 'some files could not be moved', values
+        return OK, 'running', values
+
+    def destroy_node(self):
+        """Stop HTTP and the watcher first (no publish after this), then the ledger."""
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+        if self._files is not None:
+            self._files.stop()
+            self._files = None
+        self._ledger.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Run the node until Ctrl-C or shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = EventIntake()
+        rclpy.spin(node)
+    except SettingsError as exc:
+        print(f'{NODE_NAME}: {exc}', file=sys.stderr)
+        sys.exit(2)
+    except (OSError, sqlite3.Error) as exc:
+        print(f'{NODE_NAME}: cannot start: {exc}', file=sys.stderr)
+        sys.exit(1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,291 @@
+"""What event_intake does with an event, whichever way it came (pure Python, no rclpy).
+
+``Intake.handle(data, origin, source, fallback_key)`` takes the bytes of one event
+(a dropped file or an HTTP body), looks its key up in the ledger, validates it, records
+it, and publishes it through the injected ``publish`` callable. ``Intake.process_file``
+adds the directory part: processed/ and failed/ with a sibling .error.txt. The clock,
+the publisher and the ledger come in as arguments.
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+import hashlib
+import os
+import threading
+import time
+from typing import Any, Callable, Mapping
+import uuid
+
+from v2x_bridge.intake_ledger import EXPIRED, PENDING, PUBLISHED, Ledger
+from v2x_bridge.intake_schema import (
+    BadJson,
+    IntakeError,
+    IntakeEvent,
+    InvalidField,
+    load_json,
+    parse_event,
+)
+from v2x_common.timeutil import iso
+
+#: Largest event accepted (file or HTTP body); the seed's events are ~150 bytes.
+MAX_EVENT_BYTES = 64 * 1024
+PROCESSED = 'processed'
+FAILED = 'failed'
+LEDGER_NAME = 'event_intake.sqlite3'
+
+
+class SettingsError(ValueError):
+    """A parameter with a value the node cannot run with; ``name`` is the parameter."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        super().__init__(f'parameter {name}: {reason}')
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """Every parameter of event_intake, read once at start-up."""
+
+    events_dir: str = '/opt/v2x/events'
+    http_enabled: bool = True
+    http_host: str = '127.0.0.1'
+    http_port: int = 8088
+    token_file: str = ''
+    token_env: str = 'V2X_INTAKE_TOKEN'
+    http_insecure: bool = False
+    state_dir: str = ''
+    default_validity_s: float = 600.0
+    max_clock_skew_s: float = 300.0
+    settle_s: float = 2.0
+    hold_without_subscriber: bool = True
+    ledger_retention_s: float = 7 * 24 * 3600.0
+
+    @property
+    def ledger_path(self) -> str:
+        """The SQLite file; state_dir '' means an intake_state/ beside events_dir."""
+        state_dir = self.state_dir or os.path.join(
+            os.path.dirname(os.path.abspath(self.events_dir)), 'intake_state')
+        return os.path.join(state_dir, LEDGER_NAME)
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the first bad parameter."""
+        if not self.events_dir and not self.http_enabled:
+            raise SettingsError('events_dir', "'' (directory intake off) and http_enabled "
+                                'false leave nothing to do')
+        if not self.events_dir and not self.state_dir:
+            raise SettingsError('state_dir', "must be given when events_dir is ''")
+        if self.http_enabled and not 0 <= self.http_port <= 65535:
+            raise SettingsError('http_port', f'{self.http_port} is not a TCP port (0 = any)')
+        if self.http_enabled and not self.http_host:
+            raise SettingsError('http_host', 'must not be empty')
+        for name in ('default_validity_s', 'settle_s', 'ledger_retention_s'):
+            value = getattr(self, name)
+            if not value > 0:
+                raise SettingsError(name, f'{value} must be > 0')
+        if not self.max_clock_skew_s >= 0:
+            raise SettingsError('max_clock_skew_s', f'{self.max_clock_skew_s} must be >= 0')
+
+
+def load_token(settings: IntakeSettings, environ: Mapping[str, str]) -> str | None:
+    """The HTTP bearer token from token_file, else from $token_env; None = no auth."""
+    if not settings.http_enabled:
+        return None
+    token = None
+    if settings.token_file:
+        try:
+            with open(settings.token_file, encoding='utf-8') as f:
+                token = f.read().strip()
+        except OSError as exc:
+            raise SettingsError('token_file', f'cannot read it: {exc.strerror}') from None
+        if not token:
+            raise SettingsError('token_file', 'the file is empty')
+    elif settings.token_env:
+        token = environ.get(settings.token_env, '').strip() or None
+    if token is None and not settings.http_insecure:
+        raise SettingsError('token_file', 'no HTTP bearer token: give token_file, or set $'
+                            f'{settings.token_env or "V2X_INTAKE_TOKEN"} (token_env), or set '
+                            'http_insecure true to accept unauthenticated posts')
+    return token
+
+
+# What became of one event (past tense, as the node logs and the HTTP answer say it).
+@dataclass(frozen=True)
+class EventPublished:
+    """Recorded and published on v2x/alert_out."""
+
+    key: str
+    status: str = 'accepted'
+
+
+@dataclass(frozen=True)
+class EventHeld:
+    """Recorded; published as soon as v2x/alert_out has a subscriber."""
+
+    key: str
+    status: str = 'queued'
+
+
+@dataclass(frozen=True)
+class EventDuplicate:
+    """The key was accepted before: nothing published again."""
+
+    key: str
+    status: str = 'duplicate'
+
+
+@dataclass(frozen=True)
+class FileRejected:
+    """The file went to failed/ with a sibling .error.txt."""
+
+    name: str
+    error: IntakeError
+
+
+@dataclass(frozen=True)
+class FileDeferred:
+    """A file seen by the start-up scan that is still being written: look again later."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class FileVanished:
+    """The file was gone by the time it was read (already moved, or deleted)."""
+
+    name: str
+
+
+Outcome = EventPublished | EventHeld | EventDuplicate
+FileOutcome = Outcome | FileRejected | FileDeferred | FileVanished
+
+
+def is_candidate(name: str) -> bool:
+    """A finished event file: *.json, not hidden (editors' and rsync's temporary names)."""
+    return name.endswith('.json') and not name.startswith('.') and len(name) > len('.json')
+
+
+def unique_path(directory: str, name: str) -> str:
+    """directory/name, or directory/<stem>.<n><ext> when that name is taken."""
+    path = os.path.join(directory, name)
+    stem, ext = os.path.splitext(name)
+    n = 1
+    while os.path.lexists(path) or os.path.lexists(path + '.error.txt'):
+        path = os.path.join(directory, f'{stem}.{n}{ext}')
+        n += 1
+    return path
+
+
+def error_text(name: str, error: IntakeError, now: float) -> str:
+    """The content of failed/<name>.error.txt."""
+    return (f'file: {name}\nerror: {error.kind}\nfield: {error.field or "(whole file)"}\n'
+            f'detail: {error.reason}\nat: {iso(now)}\n')
+
+
+class Intake:
+    """Validate, record, publish; one lock keeps the ledger and the topic in step."""
+
+    def __init__(self, settings: IntakeSettings, ledger: Ledger,
+                 publish: Callable[[IntakeEvent], None],
+                 can_publish: Callable[[], bool] = lambda: True,
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.ledger = ledger
+        self._publish = publish
+        self._can_publish = can_publish
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.stats: Counter[str] = Counter()
+        self.held = len(ledger.pending())
+        self.last_error = ''
+
+    # -- any origin ----------------------------------------------------------------------
+    def handle(self, data: bytes, origin: str, source: str,
+               fallback_key: str | None = None) -> Outcome:
+        """One event's bytes -> its outcome; raises IntakeError for the sender's mistakes."""
+        if len(data) > MAX_EVENT_BYTES:
+            raise InvalidField('', f'{len(data)} bytes is more than {MAX_EVENT_BYTES}')
+        doc = load_json(data)
+        key = self._key(doc, fallback_key)
+        # A retry of something already accepted is a duplicate even if it expired since.
+        if self.ledger.get(key) is not None:
+            self.stats['duplicate'] += 1
+            return EventDuplicate(key)
+        now = self._clock()
+        event = parse_event(doc, now, self.settings.default_validity_s,
+                            self.settings.max_clock_skew_s)
+        record = {'event': event.to_record(), 'received_at': now}
+        with self._lock:
+            if not self.ledger.add(key, origin, source, record, now):
+                self.stats['duplicate'] += 1
+                return EventDuplicate(key)
+            self.stats[f'accepted_{origin}'] += 1
+            self.held += 1
+            self._flush_locked()
+            state = self.ledger.get(key).state
+        return EventHeld(key) if state == PENDING else EventPublished(key)
+
+    @staticmethod
+    def _key(doc: Any, fallback_key: str | None) -> str:
+        event_id = doc.get('event_id') if isinstance(doc, dict) else None
+        if isinstance(event_id, str) and event_id:
+            return f'id:{event_id}'
+        return fallback_key or f'once:{uuid.uuid4()}'
+
+    def flush(self) -> int:
+        """Publish held events if a subscriber is there now; returns how many went out."""
+        with self._lock:
+            return self._flush_locked()
+
+    def _flush_locked(self) -> int:
+        if self.held == 0 or not self._can_publish():
+            return 0
+        sent = 0
+        for row in self.ledger.pending():
+            event = IntakeEvent.from_record(row.record['event'])
+            now = self._clock()
+            if event.expires_at <= now:
+                # Held past its validity (no gateway for that long): publishing is pointless.
+                self.ledger.mark(row.key, EXPIRED, now)
+                self.stats['expired_unsent'] += 1
+            else:
+                self._publish(event)
+                self.ledger.mark(row.key, PUBLISHED, now)
+                self.stats['published'] += 1
+                sent += 1
+        self.held = 0
+        return sent
+
+    # -- the events directory ---------------------------------------------------------------
+    def process_file(self, path: str, settled: bool = True) -> FileOutcome:
+        """Handle one dropped file and move it to processed/ or failed/."""
+        directory, name = os.path.split(path)
+        try:
+            with open(path, 'rb') as f:
+                data = f.read(MAX_EVENT_BYTES + 1)
+            mtime = os.stat(path).st_mtime
+        except FileNotFoundError:
+            return FileVanished(name)
+        fallback = 'sha256:' + hashlib.sha256(data).hexdigest()
+        try:
+            outcome = self.handle(data, 'file', name, fallback)
+        except BadJson as error:
+            if not settled and self._clock() - mtime < self.settings.settle_s:
+                return FileDeferred(name)
+            return self._reject(directory, name, error)
+        except IntakeError as error:
+            return self._reject(directory, name, error)
+        os.replace(path, unique_path(os.path.join(directory, PROCESSED), name))
+        return outcome
+
+    def _reject(self, directory: str, name: str, error: IntakeError) -> FileRejected:
+        failed = unique_path(os.path.join(directory, FAILED), name)
+        with open(failed + '.error.txt', 'w', encoding='utf-8') as f:
+            f.write(error_text(name, error, self._clock()))
+        os.replace(os.path.join(directory, name), failed)
+        self.stats['failed_file'] += 1
+        self.last_error = f'{name}: {error}'
+        return FileRejected(name, error)
+
+    def prune(self) -> int:
+        """Forget ledger rows older than ledger_retention_s."""
+        return self.ledger.prune(self._clock() - self.settings.ledger_retention_s)

@@ -1,0 +1,130 @@
+"""The directory half of event_intake: inotify (watchdog) events -> one worker thread.
+
+A file is taken when it is closed after writing (IN_CLOSE_WRITE) or renamed into the
+directory (the write-to-a-temporary-name-then-rename pattern); a file merely created,
+or still open, is left alone. At start the directory is scanned once, after the
+observer runs, so files that arrived while the node was down are processed and none
+that arrive during the scan is missed. Files found by the scan that do not parse yet
+and were modified less than settle_s ago are looked at again once they settle.
+"""
+
+import heapq
+import os
+import queue
+import sqlite3
+import threading
+import time
+from typing import Callable
+
+from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from v2x_bridge.intake_core import FAILED, PROCESSED, FileDeferred, FileOutcome, is_candidate
+
+_STOP = object()
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, directory: str, enqueue: Callable[[str, bool], None]):
+        self._directory = directory
+        self._enqueue = enqueue
+
+    def _offer(self, path: str) -> None:
+        path = os.fsdecode(path)
+        head, name = os.path.split(path)
+        if os.path.realpath(head) == self._directory and is_candidate(name):
+            self._enqueue(os.path.join(self._directory, name), True)
+
+    def on_closed(self, event: FileClosedEvent) -> None:
+        if not event.is_directory:
+            self._offer(event.src_path)
+
+    def on_moved(self, event: FileMovedEvent) -> None:
+        if not event.is_directory:
+            self._offer(event.dest_path)
+
+
+class DirectoryIntake:
+    """Watch events_dir and feed each finished file to process(path, settled)."""
+
+    def __init__(self, events_dir: str, process: Callable[[str, bool], FileOutcome],
+                 on_outcome: Callable[[str, FileOutcome], None],
+                 on_error: Callable[[str, Exception], None], settle_s: float = 2.0):
+        self.directory = os.path.realpath(events_dir)
+        self._process = process
+        self._on_outcome = on_outcome
+        self._on_error = on_error
+        self._settle_s = settle_s
+        self._queue: queue.Queue = queue.Queue()
+        self._deferred: list[tuple[float, str]] = []
+        self._observer = None
+        self._thread = None
+        self._stopping = threading.Event()
+        self.queued = 0
+
+    def start(self) -> None:
+        """Create the directories, start inotify and the worker, then scan once."""
+        for sub in ('', PROCESSED, FAILED):
+            os.makedirs(os.path.join(self.directory, sub), exist_ok=True)
+        self._observer = Observer()
+        self._observer.schedule(_Handler(self.directory, self._enqueue), self.directory,
+                                recursive=False)
+        self._observer.start()
+        self._thread = threading.Thread(target=self._run, name='event_intake_files',
+                                        daemon=True)
+        self._thread.start()
+        for name in self._scan():
+            self._enqueue(os.path.join(self.directory, name), False)
+
+    def _scan(self) -> list[str]:
+        entries = []
+        with os.scandir(self.directory) as it:
+            for entry in it:
+                if is_candidate(entry.name) and entry.is_file(follow_symlinks=False):
+                    entries.append((entry.stat().st_mtime, entry.name))
+        return [name for _, name in sorted(entries)]
+
+    def _enqueue(self, path: str, settled: bool) -> None:
+        self.queued += 1
+        self._queue.put((path, settled))
+
+    def _run(self) -> None:
+        while True:
+            timeout = None
+            if self._deferred:
+                timeout = max(0.0, self._deferred[0][0] - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                _, path = heapq.heappop(self._deferred)
+                item = (path, False)
+            if item is _STOP or self._stopping.is_set():
+                return
+            path, settled = item
+            try:
+                outcome = self._process(path, settled)
+            except (OSError, sqlite3.Error, RuntimeError) as exc:
+                # A full disk, a permission problem, a node shutting down: the file stays
+                # where it is and is retried at the next start (or the next close event).
+                self._on_error(path, exc)
+                continue
+            if isinstance(outcome, FileDeferred):
+                heapq.heappush(self._deferred, (time.monotonic() + self._settle_s, path))
+            self._on_outcome(path, outcome)
+
+    @property
+    def backlog(self) -> int:
+        """Files waiting for the worker (a hint for diagnostics)."""
+        return self._queue.qsize() + len(self._deferred)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop watching; the worker finishes the file in hand and exits."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+            self._observer = None
+        if self._thread is not None:
+            self._stopping.set()
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
