@@ -169,7 +169,7 @@ def _problems(doc: Any) -> list[tuple[str, str]]:
             allowed = ', '.join(map(str, error.validator_value))
             found[(path, 2)] = f'unknown value {error.instance!r:.60}; expected one of {allowed}'
         else:
-            found[(path, 3)] = error.message[:200]
+            found.setdefault((path, 3), error.message[:200])
     order = {name: i for i, name in enumerate(EVENT_SCHEMA['properties'])}
     keys = sorted(found, key=lambda k: (order.get(k[0], len(order)), k[0], k[1]))
     seen, problems = set(), []

@@ -1,0 +1,136 @@
+import csv
+import os
+
+import pytest
+
+from v2x_bridge import keys, wire
+from v2x_bridge.csvlog import COLUMNS, RotatingCsv, row
+from v2x_bridge.sender import Outbox, fill_identity
+from v2x_bridge.state import SequenceStore
+
+S = 1_000_000_000
+T = 1_800_000_000 * S
+
+
+def _alert(**kw):
+    base = dict(source_id='', sequence=0, kind=1, severity=3, suggest=1, stamp_ns=0,
+                detection_time_ns=0, validity_s=0.0, road='segment_A', distance_m=500.0)
+    base.update(kw)
+    return wire.AlertData(**base)
+
+
+def test_sequence_persists_across_restarts(tmp_path):
+    """A restarted store continues the count per source id."""
+    store = SequenceStore(tmp_path)
+    assert [store.next('rsu_server_01') for _ in range(3)] == [1, 2, 3]
+    assert store.next('other') == 1
+    again = SequenceStore(tmp_path)
+    assert again.next('rsu_server_01') == 4
+
+
+def test_corrupt_state_file_is_reported(tmp_path):
+    """An unreadable state file raises ValueError naming it, instead of restarting at 1."""
+    (tmp_path / SequenceStore.FILE).write_text('{not json')
+    with pytest.raises(ValueError, match='sequence.json'):
+        SequenceStore(tmp_path)
+
+
+def test_fill_identity_defaults(tmp_path):
+    """Empty source, sequence 0, zero times and validity get the gateway's values."""
+    store = SequenceStore(tmp_path)
+    a = fill_identity(_alert(clip_requested=True), station_id='rsu_server_01', now_ns=T,
+                      default_validity_s=600.0, next_sequence=store.next)
+    assert (a.source_id, a.sequence, a.stamp_ns, a.detection_time_ns, a.validity_s) == (
+        'rsu_server_01', 1, T, T, 600.0)
+    assert a.clip_id == 'rsu_server_01-1'
+
+
+def test_fill_identity_keeps_producer_identity():
+    """A producer that owns its sequence keeps source, sequence, times and validity."""
+    a = _alert(source_id='cam_01', sequence=7, stamp_ns=T - S, detection_time_ns=T - 2 * S,
+               validity_s=30.0)
+    out = fill_identity(a, station_id='rsu_server_01', now_ns=T, default_validity_s=600.0,
+                        next_sequence=lambda s: pytest.fail('must not assign'))
+    assert out == a
+
+
+def test_outbox_repeats_until_expiry():
+    """An alert is due every interval and is dropped once expired."""
+    box = Outbox(repeat_interval_s=1.0)
+    a = _alert(source_id='r', sequence=1, detection_time_ns=T, validity_s=3.0, stamp_ns=T)
+    box.put(a, T)
+    assert box.due(T + S // 2) == []
+    assert box.due(T + S) == [a]
+    assert box.due(T + 2 * S) == [a]
+    assert box.due(T + 3 * S) == [] and len(box) == 0
+
+
+def test_outbox_update_replaces_version():
+    """A newer version of an event replaces the one being repeated."""
+    box = Outbox(1.0)
+    a = _alert(source_id='r', sequence=1, detection_time_ns=T, validity_s=60.0, stamp_ns=T)
+    b = _alert(source_id='r', sequence=1, detection_time_ns=T, validity_s=60.0,
+               stamp_ns=T + 1, cancelled=True)
+    box.put(a, T)
+    box.put(b, T)
+    assert box.due(T + S) == [b]
+
+
+def test_csv_rotation_keeps_n_files(tmp_path):
+    """Rows go to the file with a header; beyond max_bytes it rotates keeping `keep` files."""
+    log = RotatingCsv(tmp_path / 'alerts.csv', max_bytes=400, keep=2)
+    a = _alert(source_id='rsu_server_01', sequence=1, detection_time_ns=T, validity_s=600.0,
+               latitude=37.1, longitude=127.1)
+    for i in range(20):
+        log.append(row(a, 'new', T / S + i))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ['alerts.csv', 'alerts.csv.1', 'alerts.csv.2']
+    for p in tmp_path.iterdir():
+        assert p.stat().st_size <= 400
+        rows = list(csv.reader(p.open()))
+        assert tuple(rows[0]) == COLUMNS
+        assert rows[1][4:7] == ['collision', 'high', 'slow_down']
+
+
+def test_hmac_key_sources(tmp_path):
+    """Literal, file (newline stripped) and $V2X_KEY give the same key id."""
+    f = tmp_path / 'k'
+    f.write_text('mysecret\n')
+    ids = {keys.hmac_from_sources('mysecret').key_id,
+           keys.hmac_from_sources(key_file=str(f)).key_id,
+           keys.hmac_from_sources(env={'V2X_KEY': 'mysecret'}).key_id}
+    assert len(ids) == 1
+    assert keys.hmac_from_sources(env={}) is None
+
+
+def test_no_key_message_says_how(tmp_path):
+    """Without a key and without insecure, the error says how to give one."""
+    with pytest.raises(keys.KeyConfigError, match='V2X_KEY'):
+        keys.make_keyring('hmac', env={})
+    with pytest.raises(keys.KeyConfigError, match='insecure'):
+        keys.make_keyring('none')
+
+
+def test_secret_not_in_repr():
+    """repr() of a key shows its id, never the secret."""
+    assert 'mysecret' not in repr(keys.HmacKey(b'mysecret'))
+
+
+@pytest.mark.parametrize('content,match', [
+    ('rsu_1 ed25519 notbase64!!\n', 'base64'),
+    ('rsu_1 rsa AAAA\n', 'expected'),
+    ('# only a comment\n', 'no keys'),
+])
+def test_bad_trust_store(tmp_path, content, match):
+    """Bad trust-store files raise KeyConfigError with the line at fault."""
+    p = tmp_path / 'trust'
+    p.write_text(content)
+    with pytest.raises(keys.KeyConfigError, match=match):
+        keys.load_trust_store(p)
+
+
+def test_state_file_write_is_atomic(tmp_path):
+    """No temp file is left behind after assignments."""
+    store = SequenceStore(tmp_path)
+    store.next('a')
+    assert os.listdir(tmp_path) == [SequenceStore.FILE]

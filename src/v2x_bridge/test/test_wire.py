@@ -1,0 +1,191 @@
+import math
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+import pytest
+
+from v2x_bridge import keys, wire
+
+KEY = keys.HmacKey(b'mysecret')
+RING = keys.Keyring([KEY])
+T = 1_800_000_000_000_000_000
+
+f32s = st.floats(width=32, allow_nan=False, allow_infinity=False)
+texts = st.text(max_size=60)
+alerts = st.builds(
+    wire.AlertData,
+    source_id=st.text(min_size=1, max_size=40),
+    sequence=st.integers(0, 2**32 - 1),
+    kind=st.integers(0, 255), severity=st.integers(0, 255), suggest=st.integers(0, 255),
+    stamp_ns=st.integers(-2**63, 2**63 - 1),
+    detection_time_ns=st.integers(-2**63, 2**63 - 1),
+    validity_s=st.floats(min_value=0, max_value=1e9, width=32),
+    cancelled=st.booleans(),
+    latitude=st.floats(allow_nan=False), longitude=st.floats(allow_nan=False),
+    road=texts, distance_m=f32s, confidence=f32s, clip_requested=st.booleans(), clip_id=texts)
+heartbeats = st.builds(
+    wire.HeartbeatData, source_id=st.text(min_size=1, max_size=40), role=st.integers(0, 255),
+    status=st.integers(0, 255), status_message=texts, active_alerts=st.integers(0, 65535),
+    uptime_s=f32s, period_s=f32s)
+
+
+def _alert(**kw):
+    base = dict(source_id='rsu_server_01', sequence=1, kind=1, severity=3, suggest=1,
+                stamp_ns=T, detection_time_ns=T, validity_s=600.0, latitude=37.1,
+                longitude=127.1, road='segment_A', distance_m=500.0)
+    base.update(kw)
+    return wire.AlertData(**base)
+
+
+def _dg(payload=None, signer=KEY, counter=1):
+    return wire.encode(payload or _alert(), signer=signer, session=42, counter=counter,
+                       send_time_ns=T)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.one_of(alerts, heartbeats), session=st.integers(0, 2**64 - 1),
+       counter=st.integers(0, 2**64 - 1), send=st.integers(-2**63, 2**63 - 1))
+def test_round_trip_any_message(payload, session, counter, send):
+    """Any encodable alert or heartbeat decodes back to itself with its envelope."""
+    data = wire.encode(payload, signer=KEY, session=session, counter=counter,
+                       send_time_ns=send)
+    assert len(data) <= wire.MAX_DATAGRAM
+    dg = wire.decode(data, RING)
+    assert dg.payload == payload
+    assert (dg.envelope.session, dg.envelope.counter, dg.envelope.send_time_ns) == (
+        session, counter, send)
+
+
+def test_nan_position_survives():
+    """NaN latitude/longitude/distance (unknown) come back as NaN."""
+    a = _alert(latitude=math.nan, longitude=math.nan, distance_m=math.nan)
+    got = wire.decode(_dg(a), RING).payload
+    assert math.isnan(got.latitude) and math.isnan(got.longitude) and math.isnan(got.distance_m)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=1300))
+def test_garbage_only_raises_wire_errors(data):
+    """Random bytes never crash the decoder: they raise a WireError or decode."""
+    try:
+        wire.decode(data, keys.Keyring([KEY], allow_none=True))
+    except wire.WireError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(index=st.integers(0, 163), bit=st.integers(0, 7))
+def test_any_bit_flip_is_rejected(index, bit):
+    """Flipping any single bit of a signed datagram makes it fail to decode."""
+    data = bytearray(_dg())
+    data[index % len(data)] ^= 1 << bit
+    with pytest.raises(wire.WireError):
+        wire.decode(bytes(data), RING)
+
+
+GOOD = _dg()
+
+
+def _with_header(**fields):
+    """GOOD with header fields replaced (tag left as it was)."""
+    names = ['magic', 'version', 'type', 'auth', 'reserved', 'body_len', 'key_id',
+             'session', 'counter', 'send']
+    values = dict(zip(names, struct.unpack_from('>2sBBBBH8sQQq', GOOD), strict=True))
+    values.update(fields)
+    return struct.pack('>2sBBBBH8sQQq', *values.values()) + GOOD[40:]
+
+
+HOSTILE = [
+    # nothing at all
+    (b'', wire.MalformedDatagram),
+    # cut inside the header
+    (GOOD[:20], wire.MalformedDatagram),
+    # cut inside the tag
+    (GOOD[:-1], wire.MalformedDatagram),
+    # one byte too many
+    (GOOD + b'\x00', wire.MalformedDatagram),
+    # larger than the limit, even if the prefix is fine
+    (GOOD + bytes(1200), wire.OversizedDatagram),
+    # not ours
+    (b'GET / HTTP/1.1\r\n\r\n' + bytes(40), wire.MalformedDatagram),
+    # a future version
+    (_with_header(version=2), wire.UnsupportedVersion),
+    # unknown message type
+    (_with_header(type=9), wire.MalformedDatagram),
+    # unknown auth mode
+    (_with_header(auth=7), wire.MalformedDatagram),
+    # reserved byte set
+    (_with_header(reserved=1), wire.MalformedDatagram),
+    # auth downgraded to none without insecure
+    (_with_header(auth=0)[:-32], wire.Unauthenticated),
+    # key id of a key we do not hold
+    (_with_header(key_id=b'\x01' * 8), wire.UnknownKey),
+    # counter changed after signing
+    (_with_header(counter=2), wire.BadSignature),
+    # wrong key, same key id cannot be forged: signed by another secret under our id
+    (GOOD[:-32] + keys.HmacKey(b'other').sign(GOOD[:-32]), wire.BadSignature),
+    # the tag zeroed
+    (GOOD[:-32] + bytes(32), wire.BadSignature),
+]
+
+
+@pytest.mark.parametrize('data,error', HOSTILE)
+def test_hostile_datagrams_raise_typed_errors(data, error):
+    """Each hostile datagram is rejected with its own error type."""
+    with pytest.raises(error):
+        wire.decode(data, RING)
+
+
+def test_wrong_key_is_unknown_key():
+    """A datagram signed with another secret has another key id: unknown_key."""
+    other = _dg(signer=keys.HmacKey(b'not-my-secret'))
+    with pytest.raises(wire.UnknownKey):
+        wire.decode(other, RING)
+
+
+@pytest.mark.parametrize('body_patch,what', [
+    (lambda b: b[:-1], 'body one byte short'),
+    (lambda b: b + b'x', 'trailing byte'),
+    (lambda b: b'\x00' + b[b[0] + 1:], 'empty source id'),
+    (lambda b: b[:1] + b'\xff' + b[2:], 'bad UTF-8 in source id'),
+])
+def test_signed_but_malformed_body_is_malformed(body_patch, what):
+    """A correctly signed datagram whose body does not parse is malformed, not a crash."""
+    body = wire.encode_alert_body(_alert())
+    body = body_patch(body)
+    header = struct.pack('>2sBBBBH8sQQq', b'VX', 1, 1, 1, 0, len(body), KEY.key_id, 1, 1, T)
+    data = header + body + KEY.sign(header + body)
+    with pytest.raises(wire.MalformedDatagram):
+        wire.decode(data, RING)
+
+
+def test_unknown_flags_are_malformed():
+    """Flag bits this version does not define are rejected."""
+    body = bytearray(wire.encode_alert_body(_alert()))
+    body[1 + len('rsu_server_01') + 7] |= 0x80
+    header = struct.pack('>2sBBBBH8sQQq', b'VX', 1, 1, 1, 0, len(body), KEY.key_id, 1, 1, T)
+    data = header + bytes(body) + KEY.sign(header + bytes(body))
+    with pytest.raises(wire.MalformedDatagram, match='flags'):
+        wire.decode(data, RING)
+
+
+@pytest.mark.parametrize('alert,match', [
+    (_alert(source_id=''), 'source_id'),
+    (_alert(road='x' * 256), 'road'),
+    (_alert(sequence=2**32), 'sequence'),
+    (_alert(kind=256), 'kind'),
+    (_alert(distance_m=1e39), 'distance_m'),
+])
+def test_local_misuse_raises_invalid_message(alert, match):
+    """Fields that cannot be encoded raise InvalidMessage (our fault, not the peer's)."""
+    with pytest.raises(wire.InvalidMessage, match=match):
+        _dg(alert)
+
+
+def test_largest_alert_fits_the_limit():
+    """Every text at its 255-byte maximum still fits 1200 bytes with an Ed25519 tag."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    signer = keys.Ed25519Signer(Ed25519PrivateKey.generate())
+    a = _alert(source_id='s' * 255, road='r' * 255, clip_id='c' * 255)
+    assert len(_dg(a, signer=signer)) <= wire.MAX_DATAGRAM
