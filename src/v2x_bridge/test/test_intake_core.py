@@ -1,0 +1,258 @@
+"""Intake core without ROS: files to processed/ or failed/, the ledger, every crash window."""
+
+import json
+import os
+
+import pytest
+
+from v2x_bridge.intake_core import (
+    EventDuplicate,
+    EventHeld,
+    EventPublished,
+    FileDeferred,
+    FileRejected,
+    FileVanished,
+    Intake,
+    IntakeSettings,
+    SettingsError,
+    is_candidate,
+    load_token,
+)
+from v2x_bridge.intake_ledger import EXPIRED, PENDING, PUBLISHED, Ledger
+from v2x_bridge.intake_schema import IntakeEvent, parse_event
+
+NOW = 1_800_000_000.0
+
+
+class Clock:
+    """A settable clock (the core takes its time as an argument)."""
+
+    def __init__(self, t=NOW):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def event_bytes(road='A', **changes) -> bytes:
+    doc = {'ts': NOW - 1.0, 'type': 'collision', 'severity': 'high', 'lat': 37.12,
+           'lon': 127.12, 'road': road, 'distance_m': 500, 'clip_hint': True, **changes}
+    return json.dumps(doc).encode()
+
+
+@pytest.fixture
+def env(tmp_path):
+    """An events dir with processed/ and failed/, a ledger, and a recording publisher."""
+    events = tmp_path / 'events'
+    for sub in ('', 'processed', 'failed'):
+        (events / sub).mkdir(exist_ok=True)
+    settings = IntakeSettings(events_dir=str(events), state_dir=str(tmp_path / 'state'))
+
+    class Env:
+        published: list[IntakeEvent] = []
+        clock = Clock()
+        subscribed = True
+
+        def intake(self):
+            """A fresh Intake on the same ledger file: what a restart sees."""
+            self.ledger = Ledger(settings.ledger_path)
+            return Intake(settings, self.ledger, self.published.append,
+                          lambda: self.subscribed, self.clock)
+
+        def drop(self, name, data):
+            path = events / name
+            path.write_bytes(data)
+            return str(path)
+
+    e = Env()
+    e.published = []
+    e.dir = events
+    yield e
+    e.ledger.close()
+
+
+def test_valid_file_is_published_and_moved(env):
+    """A valid file is published once, moved to processed/, recorded with its extras."""
+    intake = env.intake()
+    path = env.drop('a.json', event_bytes(camera=7))
+    outcome = intake.process_file(path)
+    assert isinstance(outcome, EventPublished)
+    assert [e.road for e in env.published] == ['A']
+    assert not os.path.exists(path)
+    assert json.loads((env.dir / 'processed' / 'a.json').read_bytes())['camera'] == 7
+    row = env.ledger.get(outcome.key)
+    assert row.state == PUBLISHED and row.record['event']['extra'] == {'camera': 7}
+
+
+@pytest.mark.parametrize('data, field', [
+    (b'{"ts": ', ''),                                   # bad JSON
+    (event_bytes(clip_hint='yes'), 'clip_hint'),        # wrong type
+    (event_bytes(type='meteor'), 'type'),               # unknown type value
+    (event_bytes(ts=NOW - 700), 'ts'),                  # expired
+    (b'{"ts": 1}' + b' ' * 70000, ''),                  # too large
+])
+def test_invalid_file_goes_to_failed_with_reason(env, data, field):
+    """An invalid file lands in failed/ beside an .error.txt naming the field; nothing sent."""
+    intake = env.intake()
+    outcome = intake.process_file(env.drop('bad.json', data))
+    assert isinstance(outcome, FileRejected) and outcome.error.field == field
+    assert (env.dir / 'failed' / 'bad.json').read_bytes() == data
+    text = (env.dir / 'failed' / 'bad.json.error.txt').read_text()
+    assert f'field: {field or "(whole file)"}' in text
+    assert env.published == [] and env.ledger.counts() == {}
+
+
+def test_same_content_or_same_event_id_publishes_once(env):
+    """Identical bytes under two names, or one event_id in two files, publish once."""
+    intake = env.intake()
+    assert isinstance(intake.process_file(env.drop('a.json', event_bytes())), EventPublished)
+    assert isinstance(intake.process_file(env.drop('b.json', event_bytes())), EventDuplicate)
+    ids = [intake.process_file(env.drop(f'id{i}.json', event_bytes(road=str(i), event_id='x')))
+           for i in range(2)]
+    assert [type(o) for o in ids] == [EventPublished, EventDuplicate]
+    assert len(env.published) == 2
+    assert sorted(os.listdir(env.dir / 'processed')) == ['a.json', 'b.json', 'id0.json',
+                                                         'id1.json']
+
+
+def test_name_reused_later_keeps_both_files(env):
+    """A new event under a name already in processed/ is published and kept as a.1.json."""
+    intake = env.intake()
+    intake.process_file(env.drop('a.json', event_bytes(road='first')))
+    intake.process_file(env.drop('a.json', event_bytes(road='second')))
+    assert [e.road for e in env.published] == ['first', 'second']
+    assert sorted(os.listdir(env.dir / 'processed')) == ['a.1.json', 'a.json']
+
+
+def test_crash_after_record_before_publish(env):
+    """A pending row (crash before publish) is published at restart, and only once."""
+    data = event_bytes(event_id='e1')
+    path = env.drop('a.json', data)
+    first = env.intake()
+    event = parse_event(data, NOW)
+    assert first.ledger.add('id:e1', 'file', 'a.json', {'event': event.to_record()}, NOW)
+    first.ledger.close()
+    again = env.intake()
+    assert again.held == 1
+    assert again.flush() == 1
+    assert isinstance(again.process_file(path), EventDuplicate)
+    assert [e.event_id for e in env.published] == ['e1']
+    assert os.listdir(env.dir / 'processed') == ['a.json']
+
+
+def test_crash_after_publish_before_move(env):
+    """A published row with its file still there: moved at restart, not published again."""
+    path = env.drop('a.json', event_bytes())
+    first = env.intake()
+    first.process_file(path)
+    os.replace(env.dir / 'processed' / 'a.json', path)  # as if the move never happened
+    first.ledger.close()
+    env.clock.t += 3600  # long enough for the event to have expired meanwhile
+    outcome = env.intake().process_file(path)
+    assert isinstance(outcome, EventDuplicate)
+    assert len(env.published) == 1 and os.listdir(env.dir / 'failed') == []
+
+
+def test_events_are_held_without_subscriber_then_sent_in_order(env):
+    """With nobody listening events are held; they go out oldest first once one listens."""
+    env.subscribed = False
+    intake = env.intake()
+    outcomes = [intake.handle(event_bytes(road=r), 'http', 'test') for r in 'xyz']
+    assert all(isinstance(o, EventHeld) for o in outcomes) and env.published == []
+    assert intake.flush() == 0
+    env.subscribed = True
+    assert intake.flush() == 3
+    assert [e.road for e in env.published] == ['x', 'y', 'z'] and intake.held == 0
+
+
+def test_held_event_that_expires_is_not_sent(env):
+    """An event held past its validity is marked expired, never published."""
+    env.subscribed = False
+    intake = env.intake()
+    key = intake.handle(event_bytes(ttl_s=5), 'http', 'test').key
+    env.clock.t += 10
+    env.subscribed = True
+    assert intake.flush() == 0
+    assert env.ledger.get(key).state == EXPIRED and env.published == []
+
+
+def test_http_without_event_id_is_not_deduplicated(env):
+    """Two posts without event_id are two events; with the same event_id one."""
+    intake = env.intake()
+    assert intake.handle(event_bytes(), 'http', 'c').key != intake.handle(
+        event_bytes(), 'http', 'c').key
+    assert isinstance(intake.handle(event_bytes(event_id='k'), 'http', 'c'), EventPublished)
+    assert isinstance(intake.handle(event_bytes(event_id='k'), 'http', 'c'), EventDuplicate)
+    assert len(env.published) == 3
+
+
+def test_truncated_file_from_the_scan_is_deferred_until_settled(env):
+    """A young, unparsable file found by the start-up scan waits; a settled one fails."""
+    intake = env.intake()
+    path = env.drop('half.json', b'{"ts": 17')
+    env.clock.t = os.stat(path).st_mtime + 0.5
+    assert isinstance(intake.process_file(path, settled=False), FileDeferred)
+    assert os.path.exists(path)
+    env.clock.t += 5
+    assert isinstance(intake.process_file(path, settled=False), FileRejected)
+    assert isinstance(intake.process_file(path), FileVanished)
+
+
+def test_ledger_survives_reopen_and_prunes(env):
+    """Rows persist across a reopen; prune forgets finished rows past retention only."""
+    intake = env.intake()
+    intake.handle(event_bytes(event_id='old'), 'http', 'c')
+    env.subscribed = False
+    intake.handle(event_bytes(event_id='held'), 'http', 'c')
+    env.ledger.close()
+    env.clock.t += 8 * 24 * 3600
+    again = env.intake()
+    assert env.ledger.get('id:old').state == PUBLISHED
+    assert again.prune() == 1
+    assert env.ledger.get('id:old') is None and env.ledger.get('id:held').state == PENDING
+
+
+@pytest.mark.parametrize('name, ok', [
+    ('a.json', True), ('.a.json', False), ('a.json.tmp', False), ('a.json~', False),
+    ('a.part', False), ('.json', False), ('event 1.json', True),
+])
+def test_candidate_names(name, ok):
+    """Only finished *.json names are taken; temporary and hidden names are ignored."""
+    assert is_candidate(name) is ok
+
+
+@pytest.mark.parametrize('changes, name', [
+    ({'http_port': 70000}, 'http_port'),
+    ({'default_validity_s': 0.0}, 'default_validity_s'),
+    ({'settle_s': -1.0}, 'settle_s'),
+    ({'events_dir': '', 'http_enabled': False}, 'events_dir'),
+    ({'events_dir': ''}, 'state_dir'),
+    ({'http_host': ''}, 'http_host'),
+])
+def test_bad_settings_name_the_parameter(changes, name):
+    """validate() refuses a bad value and names its parameter."""
+    with pytest.raises(SettingsError) as info:
+        IntakeSettings(**changes).validate()
+    assert info.value.name == name
+
+
+def test_token_from_file_env_or_refusal(tmp_path):
+    """The token comes from token_file, else $token_env; none at all is refused."""
+    tok = tmp_path / 'tok'
+    tok.write_text('s3cret\n')
+    assert load_token(IntakeSettings(token_file=str(tok)), {'V2X_INTAKE_TOKEN': 'env'}) == \
+        's3cret'
+    assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': 'env'}) == 'env'
+    with pytest.raises(SettingsError) as info:
+        load_token(IntakeSettings(), {})
+    assert info.value.name == 'token_file' and 'V2X_INTAKE_TOKEN' in str(info.value)
+    with pytest.raises(SettingsError):
+        load_token(IntakeSettings(token_file=str(tmp_path / 'missing')), {})
+    assert load_token(IntakeSettings(http_insecure=True), {}) is None
+    assert load_token(IntakeSettings(http_enabled=False), {}) is None
+
+
+def test_default_state_dir_is_beside_events_dir():
+    """state_dir '' puts the ledger in intake_state/ next to events_dir."""
+    path = IntakeSettings(events_dir='/opt/v2x/events').ledger_path
+    assert path == '/opt/v2x/intake_state/event_intake.sqlite3'
