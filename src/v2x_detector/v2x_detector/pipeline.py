@@ -1,0 +1,161 @@
+"""Frame in, tracks + fire blobs + hazard events out: the detector without ROS (pure).
+
+Used by the node and by bench/bench_detector.py (which also runs it where there is no ROS).
+"""
+
+from dataclasses import dataclass
+import json
+import os
+import tempfile
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from v2x_common.mappings import kind_to_str, severity_to_str
+from v2x_common.timeutil import iso
+from v2x_detector.detections import Detection, Track
+from v2x_detector.fire import Classifier, FireColour, fire_regions
+from v2x_detector.rules import CANCEL, FireRegion, HazardEvent, HazardRules, Observation
+
+
+class Backend(Protocol):
+    """What both detector backends offer."""
+
+    name: str
+    names: dict
+
+    def detect(self, frame: np.ndarray) -> list[Detection]: ...
+
+    def track(self, frame: np.ndarray) -> list[Track]: ...
+
+    def reset(self) -> None: ...
+
+    def set_classes(self, ids: frozenset[int] | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one frame gave."""
+
+    t: float
+    tracks: tuple[Track, ...]
+    fire: tuple[FireRegion, ...]
+    events: tuple[HazardEvent, ...]
+
+
+class Pipeline:
+    """backend.track -> fire colour rule -> HazardRules.step."""
+
+    def __init__(self, backend: Backend, rules: HazardRules,
+                 fire_colour: FireColour | None = FireColour(),
+                 classifier: Classifier | None = None):
+        self.backend = backend
+        self.rules = rules
+        self.fire_colour = fire_colour
+        self.classifier = classifier
+        self.frames = 0
+
+    def process(self, image: np.ndarray, t: float) -> Result:
+        """Run one BGR frame captured at t (epoch seconds)."""
+        tracks = tuple(self.backend.track(image))
+        fire = ()
+        if self.fire_colour is not None and self.rules.cfg.fire_enabled:
+            fire = fire_regions(image, self.fire_colour, self.classifier)
+        h, w = image.shape[:2]
+        events = tuple(self.rules.step(Observation(t, w, h, tracks, fire)))
+        self.frames += 1
+        return Result(t, tracks, fire, events)
+
+
+_KIND_COLOURS = {1: (0, 0, 255), 2: (0, 140, 255), 3: (255, 0, 255)}
+
+
+def annotate(image: np.ndarray, result: Result, rules: HazardRules) -> np.ndarray:
+    """A copy of the frame with tracks (green), fire blobs (orange) and incidents drawn."""
+    out = image.copy()
+    for tr in result.tracks:
+        x1, y1, x2, y2 = (int(v) for v in tr.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 200, 0), 1)
+        cv2.putText(out, f'{tr.name} #{tr.track_id} {tr.conf:.2f}', (x1, max(10, y1 - 3)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 200, 0), 1, cv2.LINE_AA)
+    for region in result.fire:
+        x1, y1, x2, y2 = (int(v) for v in region.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 165, 255), 1)
+    for number, kind, box, alerted in rules.incidents():
+        x1, y1, x2, y2 = (int(v) for v in box)
+        colour = _KIND_COLOURS.get(kind, (255, 255, 255))
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 3 if alerted else 1)
+        label = f'{kind_to_str(kind)} {number}' + ('' if alerted else '?')
+        cv2.putText(out, label, (x1, min(out.shape[0] - 4, y2 + 14)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2, cv2.LINE_AA)
+    return out
+
+
+def seed_event(event: HazardEvent, sequence: int, source_id: str, latitude: float,
+               longitude: float, road: str, validity_s: float) -> dict:
+    """The seed's JSON event for one alert version (ts as ISO 8601 UTC)."""
+    record = {
+        'ts': iso(event.detection_time),
+        'type': kind_to_str(event.kind),
+        'severity': severity_to_str(event.severity),
+        'lat': None if latitude != latitude else latitude,
+        'lon': None if longitude != longitude else longitude,
+        'road': road,
+        'distance_m': None,
+        'clip_hint': event.clip_requested,
+        'event_id': f'{source_id}-{sequence}',
+        'phase': event.phase,
+        'cancelled': event.phase == CANCEL,
+        'confidence': round(event.confidence, 3),
+        'stamp': iso(event.stamp),
+    }
+    if validity_s > 0:
+        record['ttl_s'] = validity_s
+    return record
+
+
+def write_json_atomic(directory: str, name: str, record: dict) -> str:
+    """Write record to directory/name via a hidden temporary file and a rename."""
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp_', suffix='.json')
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        json.dump(record, f, sort_keys=True)
+    path = os.path.join(directory, name)
+    os.replace(tmp, path)
+    return path
+
+
+BACKENDS = ('ultralytics', 'onnx')
+
+
+def load_backend(kind: str, model_path: str, imgsz: int = 640, conf: float = 0.25,
+                 iou: float = 0.7, device: str = 'cpu', classes: tuple[str, ...] = (),
+                 tracker: str = 'bytetrack.yaml') -> Backend:
+    """'onnx' (onnxruntime alone) or 'ultralytics' (imported only when asked for).
+
+    classes: names to keep (empty: all); ValueError when the model has no such class.
+    """
+    if kind == 'onnx':
+        from v2x_detector.onnx_backend import OnnxDetector
+        backend = OnnxDetector(model_path, imgsz=imgsz, conf=conf, iou=iou, device=device)
+    if kind == 'ultralytics':
+        from v2x_detector.ultralytics_backend import UltralyticsDetector
+        backend = UltralyticsDetector(model_path, imgsz=imgsz, conf=conf, iou=iou,
+                                      device=device, tracker=tracker)
+    else:
+        raise ValueError(f'unknown backend {kind!r}; expected one of {", ".join(BACKENDS)}')
+    backend.set_classes(class_ids(classes, backend.names))
+    return backend
+
+
+
+def class_ids(wanted: tuple[str, ...], names: dict) -> frozenset[int] | None:
+    """Class names -> the model's ids (empty -> None: every class); ValueError if unknown."""
+    if not wanted:
+        return None
+    by_name = {str(v): int(k) for k, v in names.items()}
+    unknown = [w for w in wanted if w not in by_name]
+    if unknown:
+        raise ValueError(f'unknown classes {unknown} for this model')
+    return frozenset(by_name[w] for w in wanted)

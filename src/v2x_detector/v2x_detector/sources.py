@@ -1,0 +1,173 @@
+"""Frame sources: a video file or a stream URL read on a thread, newest frame wins (pure).
+
+Capture time of each frame:
+- a file: start + PTS, where start is the epoch in a recorder segment's name
+  (seg_<unix epoch>.mp4), else the start_time given, else the wall time when reading began;
+- a stream (rtsp://, udp://, http://, ...): the wall time when the frame was read.
+
+Under load the consumer gets the newest frame and older ones are dropped (counted), not
+queued. With ``lossless`` (a file read as fast as possible, for tests and benches) the
+reader waits for the consumer instead, so every frame is processed.
+"""
+
+from dataclasses import dataclass
+import os
+import re
+import threading
+import time
+
+import cv2
+import numpy as np
+
+_SEGMENT = re.compile(r'seg_(\d{9,11})(?:\.\d+)?\.\w+$')
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded BGR frame with its capture time (epoch seconds) and index."""
+
+    image: np.ndarray
+    t: float
+    index: int
+
+
+def is_stream(source: str) -> bool:
+    """True for a URL other than file:// (a live source: wall-clock times)."""
+    return '://' in source and not source.startswith('file://')
+
+
+def segment_start(path: str) -> float | None:
+    """The epoch in a recorder segment's file name, else None."""
+    m = _SEGMENT.search(os.path.basename(path))
+    return float(m.group(1)) if m else None
+
+
+class LatestSlot:
+    """A one-frame mailbox: put() replaces what was not taken yet (or waits, if lossless)."""
+
+    def __init__(self, lossless: bool = False):
+        self.lossless = lossless
+        self.dropped = 0
+        self._frame: Frame | None = None
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def put(self, frame: Frame) -> bool:
+        """Offer a frame; False once closed."""
+        with self._cond:
+            while self.lossless and self._frame is not None and not self._closed:
+                self._cond.wait(0.1)
+            if self._closed:
+                return False
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float) -> Frame | None:
+        """The newest frame, waiting up to timeout; None when none came."""
+        with self._cond:
+            if self._frame is None:
+                self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        """Wake every waiter; further puts are refused."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class VideoSource:
+    """Reads a file or URL with OpenCV's FFmpeg backend on a daemon thread into a LatestSlot."""
+
+    def __init__(self, source: str, slot: LatestSlot, realtime: bool = True, loop: bool = False,
+                 start_time: float = 0.0, reconnect_s: float = 2.0, clock=time.time):
+        self.source = source
+        self.slot = slot
+        self.stream = is_stream(source)
+        self.realtime = realtime
+        self.loop = loop and not self.stream
+        self.start_time = start_time
+        self.reconnect_s = reconnect_s
+        self.clock = clock
+        self.frames = 0
+        self.errors = 0
+        self.last_error = ''
+        self.finished = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='video_source', daemon=True)
+
+    def start(self) -> 'VideoSource':
+        """Start reading."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading and wait for the thread."""
+        self._stop.set()
+        self.slot.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _open(self):
+        path = self.source[len('file://'):] if self.source.startswith('file://') else self.source
+        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        return cap
+
+    def _run(self) -> None:
+        try:
+            offset = 0.0  # seconds added per loop of a file so capture times keep rising
+            start = self.start_time or segment_start(self.source) or self.clock()
+            while not self._stop.is_set():
+                cap = self._open()
+                if cap is None:
+                    self.errors += 1
+                    self.last_error = f'cannot open {self.source}'
+                    if not self.stream:
+                        return
+                    self._stop.wait(self.reconnect_s)
+                    continue
+                last_pts = self._read_all(cap, start, offset)
+                cap.release()
+                if self.stream:
+                    self.errors += 1
+                    self.last_error = 'stream ended; reconnecting'
+                    self._stop.wait(self.reconnect_s)
+                elif self.loop and last_pts is not None:
+                    offset += last_pts + 1.0 / 25.0
+                else:
+                    return
+        finally:
+            self.finished.set()
+
+    def _read_all(self, cap, start: float, offset: float) -> float | None:
+        wall0 = time.monotonic()
+        last_pts = None
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        while not self._stop.is_set():
+            ok, image = cap.read()
+            if not ok or image is None:
+                return last_pts
+            if self.stream:
+                t = self.clock()
+            else:
+                pts = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                if last_pts is not None and pts <= last_pts:
+                    pts = last_pts + 1.0 / fps  # containers without timestamps
+                last_pts = pts
+                t = start + offset + pts
+                if self.realtime:
+                    delay = pts - (time.monotonic() - wall0)
+                    if delay > 0 and self._stop.wait(delay):
+                        return last_pts
+            if not self.slot.put(Frame(image, t, self.frames)):
+                return last_pts
+            self.frames += 1
+        return last_pts
