@@ -225,7 +225,7 @@ class AlertGateway(Node):
             self._tx.send(data)
         except OSError as exc:
             self._count('send_errors')
-            self.get_logger().warn(f'send failed: {exc.strerror}', throttle_duration_sec=5.0)
+            self.get_logger().warning(f'send failed: {exc.strerror}', throttle_duration_sec=5.0)
             return False
         self._count('sent')
         return True
@@ -242,7 +242,7 @@ class AlertGateway(Node):
             data = self._sender.datagram(alert, now)
         except (InvalidMessage, OSError, ValueError) as exc:
             self._count('invalid_input')
-            self.get_logger().warn(f'dropped alert from v2x/alert_out: {exc}',
+            self.get_logger().warning(f'dropped alert from v2x/alert_out: {exc}',
                                    throttle_duration_sec=5.0)
             return
         self._outbox.put(alert, now)
@@ -251,7 +251,7 @@ class AlertGateway(Node):
             self._count('sent')
         except OSError as exc:
             self._count('send_errors')
-            self.get_logger().warn(f'send failed: {exc.strerror}', throttle_duration_sec=5.0)
+            self.get_logger().warning(f'send failed: {exc.strerror}', throttle_duration_sec=5.0)
         self._pub_sent.publish(conversions.alert_to_msg(alert))
 
     def _on_repeat_timer(self) -> None:
@@ -299,7 +299,7 @@ class AlertGateway(Node):
                     self._csv.append(row(a, event.change, now / 1e9))
                 except OSError as exc:
                     self._count('csv_errors')
-                    self.get_logger().warn(f'CSV log: {exc}', throttle_duration_sec=10.0)
+                    self.get_logger().warning(f'CSV log: {exc}', throttle_duration_sec=10.0)
             self._publish_markers()
         elif isinstance(event, AlertRepeated):
             self._count('repeats')
@@ -312,7 +312,7 @@ class AlertGateway(Node):
         elif isinstance(event, DatagramRejected):
             with self._lock:
                 self._dropped[event.reason] = self._dropped.get(event.reason, 0) + 1
-            self.get_logger().warn(f'dropped datagram: {event.reason}: {event.detail}',
+            self.get_logger().warning(f'dropped datagram: {event.reason}: {event.detail}',
                                    throttle_duration_sec=5.0)
 
     # --- periodic -------------------------------------------------------------------

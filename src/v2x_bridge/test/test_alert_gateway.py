@@ -1,0 +1,197 @@
+import csv
+import math
+import os
+from pathlib import Path
+import subprocess
+import sys
+import time
+
+import pytest
+from rclpy.parameter import Parameter
+from visualization_msgs.msg import Marker, MarkerArray
+import yaml
+
+from v2x_bridge.alert_gateway import PARAMETERS, AlertGateway, SettingsError
+from v2x_common import qos
+from v2x_msgs.msg import Alert, Heartbeat, PeerArray
+
+CONFIG = Path(__file__).resolve().parents[3] / 'launch' / 'config'
+
+
+def _params(**kw):
+    return [Parameter(k, value=v) for k, v in kw.items()]
+
+
+@pytest.fixture
+def pair(ros, mcast, tmp_path, monkeypatch):
+    """An RSU gateway (namespace rsu) and a vehicle gateway (namespace veh) on one link."""
+    monkeypatch.setenv('V2X_KEY', 'test-secret')
+    common = dict(group=mcast['group'], port=mcast['port'], iface=mcast['iface'],
+                  repeat_interval_s=0.2, heartbeat_period_s=0.3)
+
+    def make(role, ns, **extra):
+        node = AlertGateway(context=ros.context, namespace=ns,
+                            parameter_overrides=_params(role=role, **{**common, **extra}))
+        ros.add(node)
+        return node
+
+    rsu = make('rsu', 'rsu', state_dir=str(tmp_path / 'state'))
+    veh = make('vehicle', 'veh', csv_log=str(tmp_path / 'alerts.csv'), csv_max_bytes=600,
+               csv_keep=2, origin_lat=37.0, origin_lon=127.0)
+    got = {'alert': [], 'sent': [], 'hb': [], 'peers': [], 'markers': []}
+    helper = ros.node('probe')
+    helper.create_subscription(Alert, '/veh/v2x/alert', got['alert'].append, qos.ALERT)
+    helper.create_subscription(Alert, '/rsu/v2x/alert_sent', got['sent'].append,
+                               qos.ALERT_SENT)
+    helper.create_subscription(Heartbeat, '/veh/v2x/heartbeat', got['hb'].append,
+                               qos.HEARTBEAT)
+    helper.create_subscription(PeerArray, '/veh/v2x/peers', got['peers'].append, qos.PEERS)
+    helper.create_subscription(MarkerArray, '/veh/v2x/markers', got['markers'].append,
+                               qos.MARKERS)
+    pub = helper.create_publisher(Alert, '/rsu/v2x/alert_out', qos.ALERT_OUT)
+    assert ros.spin_until(lambda: pub.get_subscription_count() > 0, 20)
+    return {'ros': ros, 'rsu': rsu, 'veh': veh, 'got': got, 'pub': pub, 'tmp': tmp_path}
+
+
+def _collision(**kw):
+    m = Alert()
+    m.kind, m.severity = Alert.KIND_COLLISION, Alert.SEVERITY_HIGH
+    m.suggest = Alert.SUGGEST_SLOW_DOWN
+    m.latitude, m.longitude, m.road, m.distance_m = 37.001, 127.001, 'segment_A', 500.0
+    m.clip_requested = True
+    for k, v in kw.items():
+        setattr(m, k, v)
+    return m
+
+
+def test_one_alert_exactly_one_delivery_and_update_cancel(pair):
+    """One alert -> one v2x/alert despite repeats; an update and a cancel are delivered too."""
+    ros, got = pair['ros'], pair['got']
+    pair['pub'].publish(_collision())
+    assert ros.spin_until(lambda: got['alert'] and got['sent'], 20)
+    sent = got['sent'][0]
+    assert (sent.source_id, sent.sequence, sent.clip_id) == ('rsu_server_01', 1,
+                                                             'rsu_server_01-1')
+    assert sent.validity_s == 600.0 and sent.detection_time.sec > 0
+    # several repeat intervals pass: still exactly one delivery
+    assert ros.spin_until(lambda: pair['veh'].counters()['repeats'] >= 3, 20)
+    assert len(got['alert']) == 1
+    a = got['alert'][0]
+    assert (a.source_id, a.sequence, a.kind, a.road) == ('rsu_server_01', 1,
+                                                         Alert.KIND_COLLISION, 'segment_A')
+    assert math.isclose(a.distance_m, 500.0) and a.clip_id == 'rsu_server_01-1'
+
+    update = _collision(source_id='rsu_server_01', sequence=1, severity=Alert.SEVERITY_MEDIUM,
+                        detection_time=sent.detection_time, validity_s=600.0)
+    update.header.stamp.sec = sent.header.stamp.sec + 1
+    pair['pub'].publish(update)
+    assert ros.spin_until(lambda: len(got['alert']) >= 2, 20)
+    assert got['alert'][1].severity == Alert.SEVERITY_MEDIUM
+    cancel = _collision(source_id='rsu_server_01', sequence=1, cancelled=True,
+                        detection_time=sent.detection_time, validity_s=600.0)
+    cancel.header.stamp.sec = sent.header.stamp.sec + 2
+    pair['pub'].publish(cancel)
+    assert ros.spin_until(lambda: len(got['alert']) >= 3, 20)
+    assert got['alert'][2].cancelled
+    ros.spin_until(lambda: pair['veh'].counters()['repeats'] >= 8, 20)
+    assert len(got['alert']) == 3
+    assert not any(k.startswith('dropped_') for k in pair['veh'].counters())
+
+
+def test_csv_rotation_and_markers(pair):
+    """Deliveries are logged to a rotated CSV and live alerts appear as markers in map."""
+    ros, got = pair['ros'], pair['got']
+    for _ in range(8):
+        pair['pub'].publish(_collision())
+    assert ros.spin_until(lambda: len(got['alert']) >= 8, 30)
+    log = pair['tmp'] / 'alerts.csv'
+    assert ros.spin_until(lambda: (pair['tmp'] / 'alerts.csv.1').exists(), 10)
+    assert not (pair['tmp'] / 'alerts.csv.3').exists()
+    rows = list(csv.reader(log.open()))
+    assert rows[0][:4] == ['received_at', 'source_id', 'sequence', 'event']
+    assert rows[1][3:7] == ['new', 'collision', 'high', 'slow_down']
+    seqs = {int(r[2]) for p in pair['tmp'].glob('alerts.csv*') for r in
+            list(csv.reader(p.open()))[1:]}
+    assert seqs <= set(range(1, 9)) and 8 in seqs
+    assert ros.spin_until(lambda: got['markers'] and len(got['markers'][-1].markers) >= 17, 10)
+    cyl = [m for m in got['markers'][-1].markers if m.type == Marker.CYLINDER]
+    assert len(cyl) == 8 and cyl[0].header.frame_id == 'map'
+    assert 80 < cyl[0].pose.position.x < 100 and 100 < cyl[0].pose.position.y < 120
+
+
+def test_heartbeats_peers_and_staleness(pair):
+    """The vehicle hears RSU heartbeats, lists it as a fresh peer, then stale once it stops."""
+    ros, got = pair['ros'], pair['got']
+
+    def rsu_peer():
+        if not got['peers']:
+            return None
+        return next((p for p in got['peers'][-1].peers if p.source_id == 'rsu_server_01'), None)
+
+    assert ros.spin_until(lambda: got['hb'] and rsu_peer() is not None, 20)
+    assert got['hb'][0].role == Heartbeat.ROLE_RSU
+    peer = rsu_peer()
+    assert not peer.stale and abs(peer.clock_offset_s) < 1.0
+    ros.executor.remove_node(pair['rsu'])
+    pair['rsu'].destroy_node()
+    ros._nodes.remove(pair['rsu'])
+    start = time.monotonic()
+    assert ros.spin_until(lambda: rsu_peer().stale, 20)
+    assert time.monotonic() - start >= 0.5  # not before 3 periods of 0.3 s (minus one tick)
+
+
+def test_wrong_key_counts_rejections(ros, mcast, tmp_path, monkeypatch):
+    """A vehicle with another key delivers nothing and counts bad datagrams by reason."""
+    common = _params(group=mcast['group'], port=mcast['port'], iface=mcast['iface'],
+                     repeat_interval_s=0.2, heartbeat_period_s=0.3)
+    monkeypatch.setenv('V2X_KEY', 'rsu-secret')
+    rsu = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=(
+        common + _params(role='rsu', state_dir=str(tmp_path)))))
+    monkeypatch.setenv('V2X_KEY', 'another-secret')
+    veh = ros.add(AlertGateway(context=ros.context, namespace='veh',
+                               parameter_overrides=common + _params(role='vehicle')))
+    helper = ros.node('probe')
+    got = []
+    helper.create_subscription(Alert, '/veh/v2x/alert', got.append, qos.ALERT)
+    pub = helper.create_publisher(Alert, '/rsu/v2x/alert_out', qos.ALERT_OUT)
+    assert ros.spin_until(lambda: pub.get_subscription_count() > 0, 20)
+    pub.publish(_collision())
+    assert ros.spin_until(lambda: veh.counters().get('dropped_unknown_key', 0) >= 3, 20)
+    assert got == [] and veh.counters()['delivered'] == 0
+    assert rsu.counters()['sent'] >= 3
+
+
+@pytest.mark.parametrize('overrides,name', [
+    ({'role': 'car'}, 'role'),
+    ({'auth_mode': 'none'}, 'auth_mode'),
+    ({'group': '10.0.0.1'}, 'group'),
+    ({'port': 70000}, 'port'),
+    ({'auth_mode': 'ed25519', 'role': 'vehicle'}, 'trust_store'),
+])
+def test_bad_parameter_names_it(ros, overrides, name, monkeypatch):
+    """A bad parameter value stops start-up with an error naming the parameter."""
+    monkeypatch.setenv('V2X_KEY', 'k')
+    with pytest.raises(SettingsError, match=name):
+        AlertGateway(context=ros.context, parameter_overrides=_params(**overrides))
+
+
+def test_main_exits_nonzero_without_key(tmp_path):
+    """The executable with no key and no insecure flag exits 2 saying how to give one."""
+    env = {k: v for k, v in os.environ.items() if k != 'V2X_KEY'}
+    proc = subprocess.run([sys.executable, '-m', 'v2x_bridge.alert_gateway', '--ros-args',
+                           '-p', f'state_dir:={tmp_path}'], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert 'key_file' in proc.stderr and 'V2X_KEY' in proc.stderr
+
+
+@pytest.mark.parametrize('name', ['alert_gateway.yaml', 'alert_gateway_vehicle.yaml'])
+def test_config_yaml_keys_are_declared(name):
+    """Every key of the launch config is a parameter the node declares, and all are there."""
+    data = yaml.safe_load((CONFIG / name).read_text())
+    params = data['/**']['ros__parameters']
+    assert set(params) == set(PARAMETERS)
+    for key, value in params.items():
+        default = PARAMETERS[key][0]
+        assert isinstance(value, type(default)) or (
+            isinstance(default, float) and isinstance(value, (int, float))), key
