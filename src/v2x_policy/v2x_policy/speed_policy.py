@@ -190,7 +190,7 @@ class SpeedPolicy(Node):
                'expired': 'alerts_expired', 'invalid': 'alerts_invalid'}[note]
         self.counts[key] += 1
         if note in ('invalid', 'expired'):
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f'dropped alert {msg.source_id}/{msg.sequence}: {note}',
                 throttle_duration_sec=5.0)
 
@@ -218,7 +218,7 @@ class SpeedPolicy(Node):
     def _on_tick(self) -> None:
         self._step(TimePassed(self._now()))
         if not self.state.enabled:
-            self.get_logger().warn('speed_policy is DISABLED: commands pass unfiltered',
+            self.get_logger().warning('speed_policy is DISABLED: commands pass unfiltered',
                                    throttle_duration_sec=10.0)
         if (self._last_cmd_at is not None and not self._zero_sent
                 and time.monotonic() - self._last_cmd_at > self.cmd_timeout_s):
@@ -237,7 +237,7 @@ class SpeedPolicy(Node):
         self.counts['cmd_in'] += 1
         if not conversions.twist_is_finite(msg.twist if self.stamped else msg):
             self.counts['cmd_dropped_nonfinite'] += 1
-            self.get_logger().warn('dropped a cmd_vel_in with NaN or infinite values',
+            self.get_logger().warning('dropped a cmd_vel_in with NaN or infinite values',
                                    throttle_duration_sec=5.0)
             return
         self._last_cmd, self._last_cmd_at, self._zero_sent = msg, time.monotonic(), False
