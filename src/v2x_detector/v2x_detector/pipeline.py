@@ -139,7 +139,7 @@ def load_backend(kind: str, model_path: str, imgsz: int = 640, conf: float = 0.2
     if kind == 'onnx':
         from v2x_detector.onnx_backend import OnnxDetector
         backend = OnnxDetector(model_path, imgsz=imgsz, conf=conf, iou=iou, device=device)
-    if kind == 'ultralytics':
+    elif kind == 'ultralytics':
         from v2x_detector.ultralytics_backend import UltralyticsDetector
         backend = UltralyticsDetector(model_path, imgsz=imgsz, conf=conf, iou=iou,
                                       device=device, tracker=tracker)

@@ -45,7 +45,8 @@ class UltralyticsDetector:
         xyxy = boxes.xyxy.cpu().numpy()
         cls = boxes.cls.cpu().numpy().astype(int)
         conf = boxes.conf.cpu().numpy()
-        ids = boxes.id.cpu().numpy().astype(int) if boxes.id is not None else [None] * len(cls)
+        ids = ([int(i) for i in boxes.id.cpu().numpy()] if boxes.id is not None
+               else [None] * len(cls))
         names = result.names or self.names
         return [(tuple(float(v) for v in b), int(c), names.get(int(c), str(c)), float(s), i)
                 for b, c, s, i in zip(xyxy, cls, conf, ids, strict=False)]
