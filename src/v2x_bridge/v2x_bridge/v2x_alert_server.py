@@ -1,0 +1,108 @@
+"""v2x_alert_server: broadcast one alert from the command line (no ROS needed).
+
+Seed-compatible: `v2x_alert_server --repeat --type collision --severity high
+--distance-m 500 --suggest slow_down --road segment_A --lat 37.12345 --lon 127.12345`.
+Without --repeat it sends once (or --count times, --interval apart); with --repeat it
+resends every --interval until --ttl-s has passed, then exits 0.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+
+from v2x_bridge import cli, keys, net
+from v2x_bridge.cli import ExitCode
+from v2x_bridge.sender import Sender, fill_identity
+from v2x_bridge.state import SequenceStore
+from v2x_bridge.wire import AlertData, InvalidMessage
+from v2x_common.timeutil import iso
+
+DEFAULT_STATE = '~/.local/state/v2x_alert_server'
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog='v2x_alert_server', description=__doc__.split('\n')[0])
+    p.add_argument('--repeat', action='store_true',
+                   help='resend every --interval until the ttl ends')
+    p.add_argument('--interval', type=float, default=1.0, help='seconds between sends')
+    p.add_argument('--count', type=int, default=1, help='sends without --repeat (default 1)')
+    p.add_argument('--source-id', default='rsu_server_01', help='station id')
+    p.add_argument('--state-dir', default=DEFAULT_STATE,
+                   help='where the next sequence is kept (default %(default)s)')
+    p.add_argument('--mcast-ttl', type=int, default=1, help='multicast TTL (default 1)')
+    cli.add_alert_flags(p, ttl_default=10.0)
+    cli.add_link_flags(p)
+    cli.add_key_flags(p)
+    p.add_argument('--auth', choices=('hmac', 'ed25519'), default=None,
+                   help='default: ed25519 for a PEM --key-file, else hmac')
+    return p
+
+
+def main(argv=None, env=None) -> int:
+    """Send the alert; see --help."""
+    env = os.environ if env is None else env
+    args = parser().parse_args(argv)
+    if args.interval <= 0 or args.count < 1 or args.ttl_s <= 0:
+        print('v2x_alert_server: --interval and --ttl-s must be > 0, --count >= 1',
+              file=sys.stderr)
+        return ExitCode.USAGE
+    auth = args.auth or ('ed25519' if args.key_file and keys.is_pem_private_key(args.key_file)
+                         else 'hmac')
+    try:
+        if args.insecure and not (args.hmac_key or args.key_file or env.get(keys.ENV_KEY)):
+            signer = None
+        else:
+            signer = keys.make_signer(auth, args.key_file, args.hmac_key, env)
+    except keys.KeyConfigError as exc:
+        msg = cli.NO_KEY_HELP if 'no HMAC key' in str(exc) else str(exc)
+        print(f'v2x_alert_server: {msg}', file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        sock = net.open_sender(args.group, args.port, args.iface, args.mcast_ttl)
+        store = SequenceStore(os.path.expanduser(args.state_dir))
+    except (OSError, ValueError) as exc:
+        print(f'v2x_alert_server: {exc}', file=sys.stderr)
+        return ExitCode.ERROR
+    now = time.time_ns()
+    base = AlertData(args.source_id, args.sequence, args.kind, args.severity, args.suggest,
+                     0, 0, args.ttl_s, args.cancel, args.lat, args.lon, args.road,
+                     args.distance_m, args.confidence, args.clip)
+    alert = fill_identity(base, station_id=args.source_id, now_ns=now,
+                          default_validity_s=args.ttl_s, next_sequence=store.next)
+    sender = Sender(signer)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sent = 0
+    try:
+        while not stop.is_set():
+            t = time.time_ns()
+            if args.repeat and t >= alert.expires_ns:
+                break
+            try:
+                sock.send(sender.datagram(alert, t))
+            except InvalidMessage as exc:
+                print(f'v2x_alert_server: {exc}', file=sys.stderr)
+                return ExitCode.USAGE
+            except OSError as exc:
+                print(f'v2x_alert_server: send failed: {exc.strerror}', file=sys.stderr)
+                return ExitCode.ERROR
+            sent += 1
+            print(f'[SEND] {iso(t / 1e9)} {cli.describe(alert)}'
+                  + (' cancel' if alert.cancelled else ''), flush=True)
+            if not args.repeat and sent >= args.count:
+                break
+            stop.wait(args.interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    print(f'[DONE] sent={sent} session={sender.session:016x}', flush=True)
+    return ExitCode.OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""v2x_inject: publish one v2x_msgs/Alert (default on /v2x/alert_out), as `ros2 topic pub`.
+
+From the seed server's flags (--type --severity --distance-m --suggest --road --lat --lon
+--ttl-s, plus --clip --cancel --sequence --source-id), or from a YAML mapping of Alert
+fields (--yaml "{kind: 1, severity: 3, road: A}"; kind/severity/suggest may be names).
+Waits up to --wait-s for a subscriber, publishes, waits for it to be acknowledged, prints
+what it sent and exits 0 (3 when nobody subscribed in time).
+"""
+
+import argparse
+import math
+import sys
+import time
+
+import rclpy
+import yaml
+
+from v2x_bridge import cli
+from v2x_bridge.cli import ExitCode
+from v2x_common import qos
+from v2x_common.mappings import (
+    UnknownValue,
+    kind_from_str,
+    kind_to_str,
+    severity_from_str,
+    severity_to_str,
+    suggest_from_str,
+    suggest_to_str,
+)
+from v2x_msgs.msg import Alert
+
+_NAMED = {'kind': kind_from_str, 'severity': severity_from_str, 'suggest': suggest_from_str}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog='v2x_inject', description=__doc__.split('\n')[0])
+    p.add_argument('--topic', default='/v2x/alert_out', help='default %(default)s')
+    p.add_argument('--yaml', default='', help='Alert fields as YAML (flags are then ignored)')
+    p.add_argument('--source-id', default='', help="default '' (the gateway's own id)")
+    p.add_argument('--wait-s', type=float, default=10.0,
+                   help='wait this long for a subscriber (default 10)')
+    cli.add_alert_flags(p, ttl_default=0.0)
+    return p
+
+
+_INT_BITS = {'uint8': (0, 8), 'uint16': (0, 16), 'uint32': (0, 32), 'uint64': (0, 64),
+             'int8': (1, 8), 'int16': (1, 16), 'int32': (1, 32), 'int64': (1, 64)}
+
+
+def _convert(ftype: str, value, where: str):
+    """value checked and converted for a primitive field of type ftype."""
+    if ftype in _INT_BITS:
+        signed, bits = _INT_BITS[ftype]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f'{where}: {value!r} is not an integer')
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        if not lo <= value <= hi:
+            raise ValueError(f'{where}: {value} outside {ftype} range {lo}..{hi}')
+        return value
+    if ftype in ('float', 'double'):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f'{where}: {value!r} is not a number')
+        return float(value)  # 'nan' and 'inf' strings work too
+    if ftype == 'boolean':
+        if not isinstance(value, bool):
+            raise ValueError(f'{where}: {value!r} is not true/false')
+        return value
+    if ftype == 'string':
+        return str(value)
+    raise ValueError(f'{where}: fields of type {ftype} are not supported')
+
+
+def set_fields(msg, values: dict, path: str = ''):
+    """Set message fields from a (nested) dict, as `ros2 topic pub` does; raises ValueError."""
+    if not isinstance(values, dict):
+        raise ValueError(f'{path.rstrip(".") or "message"}: expected a mapping, got {values!r}')
+    types = msg.get_fields_and_field_types()
+    for name, value in values.items():
+        where = f'{path}{name}'
+        if name not in types:
+            raise ValueError(f'{where}: no such field in {type(msg).__name__}')
+        current = getattr(msg, name)
+        if hasattr(current, 'get_fields_and_field_types'):
+            set_fields(current, value, where + '.')
+            continue
+        if name in _NAMED and isinstance(value, str) and not path:
+            value = _NAMED[name](value)
+        try:
+            value = _convert(types[name], value, where)
+        except OverflowError:
+            raise ValueError(f'{where}: {value!r} out of range') from None
+        setattr(msg, name, value)
+    return msg
+
+
+def from_flags(args) -> Alert:
+    """The Alert the flags describe (zeros left for the gateway to fill)."""
+    m = Alert()
+    m.source_id = args.source_id
+    m.sequence = args.sequence
+    m.kind, m.severity, m.suggest = args.kind, args.severity, args.suggest
+    m.validity_s = args.ttl_s
+    m.cancelled = args.cancel
+    m.latitude, m.longitude = args.lat, args.lon
+    m.road = args.road
+    m.distance_m = args.distance_m
+    m.confidence = args.confidence
+    m.clip_requested = args.clip
+    return m
+
+
+def summary(m: Alert, topic: str) -> str:
+    """One line saying what was published."""
+    dist = f'{m.distance_m:.1f}m' if math.isfinite(m.distance_m) else 'unknown'
+    return (f'[INJECT] {topic} src={m.source_id or "(gateway)"} seq={m.sequence} '
+            f'type={kind_to_str(m.kind)} sev={severity_to_str(m.severity)} dist={dist} '
+            f'suggest={suggest_to_str(m.suggest)} road={m.road} lat={m.latitude} '
+            f'lon={m.longitude} validity_s={m.validity_s:g} clip={m.clip_requested} '
+            f'cancelled={m.cancelled}')
+
+
+def main(argv=None, env=None) -> int:
+    """Publish the alert; see --help."""
+    args = parser().parse_args(argv)
+    try:
+        if args.yaml:
+            msg = set_fields(Alert(), yaml.safe_load(args.yaml) or {})
+        else:
+            msg = from_flags(args)
+    except (ValueError, UnknownValue, yaml.YAMLError) as exc:
+        print(f'v2x_inject: {exc}', file=sys.stderr)
+        return ExitCode.USAGE
+    rclpy.init()
+    node = rclpy.create_node('v2x_inject')
+    try:
+        pub = node.create_publisher(Alert, args.topic, qos.ALERT_OUT)
+        deadline = time.monotonic() + args.wait_s
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        if pub.get_subscription_count() == 0:
+            print(f'v2x_inject: no subscriber on {pub.topic_name} within {args.wait_s:g} s '
+                  '(is the gateway running, on this ROS_DOMAIN_ID?)', file=sys.stderr)
+            return ExitCode.NO_SUBSCRIBER
+        pub.publish(msg)
+        pub.wait_for_all_acked()
+        print(summary(msg, pub.topic_name), flush=True)
+        return ExitCode.OK
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

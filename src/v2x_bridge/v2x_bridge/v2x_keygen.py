@@ -1,0 +1,68 @@
+"""v2x_keygen: make an Ed25519 key pair for a station and its trust-store entry.
+
+Writes <out-dir>/<station>.key (PEM PKCS#8 private key, mode 0600: the RSU's key_file)
+and <out-dir>/<station>.pub (the trust-store line), prints the line, and with
+--trust-store appends it to that file (the vehicle's trust_store).
+"""
+
+import argparse
+import os
+from pathlib import Path
+import sys
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from v2x_bridge import keys
+from v2x_bridge.cli import ExitCode
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog='v2x_keygen', description=__doc__.split('\n')[0])
+    p.add_argument('--station-id', default='rsu_server_01', help='default %(default)s')
+    p.add_argument('--out-dir', default='.', help='where the key files go (default .)')
+    p.add_argument('--trust-store', default='', help='append the entry to this file')
+    p.add_argument('--force', action='store_true', help='overwrite existing key files')
+    return p
+
+
+def main(argv=None, env=None) -> int:
+    """Make the key pair; see --help."""
+    args = parser().parse_args(argv)
+    out = Path(args.out_dir)
+    key_path, pub_path = out / f'{args.station_id}.key', out / f'{args.station_id}.pub'
+    if key_path.exists() and not args.force:
+        print(f'v2x_keygen: {key_path} exists (use --force to replace it)', file=sys.stderr)
+        return ExitCode.ERROR
+    private = Ed25519PrivateKey.generate()
+    public_raw = private.public_key().public_bytes(serialization.Encoding.Raw,
+                                                   serialization.PublicFormat.Raw)
+    try:
+        entry = keys.trust_entry(args.station_id, public_raw)
+    except keys.KeyConfigError as exc:
+        print(f'v2x_keygen: {exc}', file=sys.stderr)
+        return ExitCode.USAGE
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        key_path.unlink(missing_ok=True)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(pem)
+        pub_path.write_text(entry + '\n', encoding='utf-8')
+        if args.trust_store:
+            with open(args.trust_store, 'a', encoding='utf-8') as f:
+                f.write(entry + '\n')
+    except OSError as exc:
+        print(f'v2x_keygen: {exc}', file=sys.stderr)
+        return ExitCode.ERROR
+    print(f'private key: {key_path}  (RSU: auth_mode ed25519, key_file)')
+    print(f'public key:  {pub_path}  key id {keys.key_id_of(public_raw).hex()}')
+    print(entry)
+    return ExitCode.OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())
