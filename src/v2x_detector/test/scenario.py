@@ -35,7 +35,7 @@ def bikes_frames(indices) -> dict[int, np.ndarray]:
     return out
 
 
-def collision_frames(approach: int = 20, hold: int = 50, speed: int = 9) -> list[np.ndarray]:
+def collision_frames(approach: int = 18, hold: int = 50, speed: int = 12) -> list[np.ndarray]:
     """Two cars drive at each other (speed px/frame), touch, then stand still for hold frames."""
     frames = bikes_frames([10, CAR_A[0], CAR_B[0]])
     background = frames[10]
@@ -46,7 +46,7 @@ def collision_frames(approach: int = 20, hold: int = 50, speed: int = 9) -> list
     b = cv2.resize(b, (int(b.shape[1] * a.shape[0] / b.shape[0]), a.shape[0]),
                    interpolation=cv2.INTER_CUBIC)
     y = h - a.shape[0] - 20
-    meet = w // 2 + 10  # where the cars' facing edges meet, overlapping by 4 px
+    meet = w // 2 + 20  # where the cars' facing edges meet, overlapping by 4 px
     out = []
     for i in range(approach + hold):
         step = min(i, approach)

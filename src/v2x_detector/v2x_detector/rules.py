@@ -79,9 +79,9 @@ class RuleConfig:
     # collision
     collision_classes: tuple[str, ...] = VEHICLES
     collision_touch: float = 0.02       # gap / smaller box diagonal that counts as touching
-    collision_min_speed: float = 0.5    # diagonals/s one of them had before the impact
+    collision_min_speed: float = 1.0    # diagonals/s one of them had before the impact
     collision_stop_speed: float = 0.2   # diagonals/s both are below after it
-    collision_drop_window_s: float = 1.0
+    collision_drop_window_s: float = 0.5
     # fire
     fire_enabled: bool = True
     fire_frames: int = 10               # flicker is measured over this many frames
