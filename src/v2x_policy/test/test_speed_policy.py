@@ -34,6 +34,7 @@ class Rig:
         self.ros = ros
         self.params = {'hold_time_s': 0.5, **params, 'stamped': stamped}
         self.stamped = stamped
+        self.source = f'rsu_test_{os.getpid()}_{id(self) % 10000}'  # unique per test
         self.twist_type = TwistStamped if stamped else Twist
         self.helper = ros.node('policy_test_helper')
         h = self.helper
@@ -81,11 +82,11 @@ class Rig:
 
     def alert(self, seq, kind=Alert.KIND_COLLISION, distance=300.0, validity=15.0,
               cancelled=False, stamp=None, lat=math.nan, lon=math.nan,
-              suggest=Alert.SUGGEST_NONE, detection=None, source='rsu_test'):
+              suggest=Alert.SUGGEST_NONE, detection=None, source=None):
         msg = Alert()
         now = self.now()
         fill_stamp(msg.header.stamp, now if stamp is None else stamp)
-        msg.source_id, msg.sequence = source, seq
+        msg.source_id, msg.sequence = source or self.source, seq
         msg.kind, msg.severity, msg.suggest = kind, Alert.SEVERITY_HIGH, suggest
         fill_stamp(msg.detection_time, now if detection is None else detection)
         msg.validity_s = validity
@@ -115,9 +116,10 @@ class Rig:
         return self.ros.spin_until(lambda: self.states and self.states[-1].action == action,
                                    timeout)
 
-    def wait_known(self, seq, source='rsu_test', timeout=WAIT) -> bool:
+    def wait_known(self, seq, timeout=WAIT) -> bool:
         """Spin until the policy holds the alert (source, seq) in its table."""
-        return self.ros.spin_until(lambda: (source, seq) in self.policy.state.alerts, timeout)
+        return self.ros.spin_until(lambda: (self.source, seq) in self.policy.state.alerts,
+                                   timeout)
 
     def wait_fresh_outputs(self, n=3, timeout=WAIT) -> bool:
         """Spin until n more cmd_vel arrive (each answering a newer input)."""
@@ -146,7 +148,7 @@ def test_default_rules_at_thresholds(ros, kind, distance, vx, action):
     if action == PolicyState.ACTION_NONE:
         assert state.rule == '' and math.isnan(state.speed_limit)
     else:
-        assert (state.source_id, state.sequence) == ('rsu_test', 1)
+        assert (state.source_id, state.sequence) == (rig.source, 1)
         assert state.distance_m == pytest.approx(distance)
         assert state.rule == ('slow_hazard' if kind == Alert.KIND_COLLISION else 'stop_blockage')
         assert state.speed_limit == pytest.approx(0.0 if vx == 0.0 else 1.0)
@@ -242,7 +244,7 @@ def test_late_started_policy_picks_up_live_alert(ros):
     rig.start_policy()
     assert rig.wait_output(0.5)
     assert rig.wait_action(PolicyState.ACTION_SLOW_DOWN)
-    assert rig.ros.spin_until(lambda: rig.policy.counts['alerts_expired'] == 1, WAIT)
+    assert rig.ros.spin_until(lambda: rig.policy.counts['alerts_expired'] >= 1, WAIT)
     assert rig.wait_fresh_outputs(3) and rig.linear_x() == pytest.approx(0.5)
 
 
@@ -318,7 +320,7 @@ def test_stale_rsu_keeps_acting_or_stops_by_parameter(ros):
     rig = Rig(ros, rsu_stale_action='stop')
     rig.alert(1, kind=Alert.KIND_COLLISION, distance=300.0)
     assert rig.wait_output(0.5)
-    peers = PeerArray(peers=[PeerStatus(source_id='rsu_test', role=Heartbeat.ROLE_RSU,
+    peers = PeerArray(peers=[PeerStatus(source_id=rig.source, role=Heartbeat.ROLE_RSU,
                                         stale=True)])
 
     def publish_and_check():
