@@ -76,23 +76,27 @@ def main(argv=None, env=None) -> int:
     sender = Sender(signer)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sent = 0
+    sent, errors = 0, 0
     try:
         while not stop.is_set():
             t = time.time_ns()
             if args.repeat and t >= alert.expires_ns:
                 break
             try:
-                sock.send(sender.datagram(alert, t))
+                data = sender.datagram(alert, t)
             except InvalidMessage as exc:
                 print(f'v2x_alert_server: {exc}', file=sys.stderr)
                 return ExitCode.USAGE
-            except OSError as exc:
-                print(f'v2x_alert_server: send failed: {exc.strerror}', file=sys.stderr)
-                return ExitCode.ERROR
+            try:
+                sock.send(data)
+            except OSError as exc:  # e.g. link down or a firewall: keep repeating
+                errors += 1
+                if errors == 1:
+                    print(f'v2x_alert_server: send failed: {exc.strerror}', file=sys.stderr)
+            else:
+                print(f'[SEND] {iso(t / 1e9)} {cli.describe(alert)}'
+                      + (' cancel' if alert.cancelled else ''), flush=True)
             sent += 1
-            print(f'[SEND] {iso(t / 1e9)} {cli.describe(alert)}'
-                  + (' cancel' if alert.cancelled else ''), flush=True)
             if not args.repeat and sent >= args.count:
                 break
             stop.wait(args.interval)
@@ -100,8 +104,9 @@ def main(argv=None, env=None) -> int:
         pass
     finally:
         sock.close()
-    print(f'[DONE] sent={sent} session={sender.session:016x}', flush=True)
-    return ExitCode.OK
+    print(f'[DONE] sent={sent - errors} errors={errors} session={sender.session:016x}',
+          flush=True)
+    return ExitCode.ERROR if sent and errors == sent else ExitCode.OK
 
 
 if __name__ == '__main__':
