@@ -270,6 +270,17 @@ def test_stale_input_gets_one_zero_and_nothing_faster(ros):
     assert len(rig.out) == before + 4
 
 
+def test_stricter_decision_resends_the_last_command_at_once(ros):
+    """An alert that tightens the decision re-sends the last command filtered, not waiting."""
+    rig = Rig(ros, teleop_hz=0, cmd_timeout_s=60.0)
+    assert rig.ros.spin_until(lambda: rig.out or rig.send_cmd(), WAIT)
+    sent = rig.sent
+    rig.alert(1, kind=Alert.KIND_BLOCKAGE, distance=100.0)
+    assert rig.wait_output(0.0)
+    assert rig.sent == sent  # no new input: the policy re-sent the last one
+    assert rig.policy.counts['stale_zero_sent'] == 0
+
+
 def test_twist_stamped_mode(ros):
     """With stamped:=true TwistStamped is filtered and its header kept."""
     rig = Rig(ros, stamped=True)

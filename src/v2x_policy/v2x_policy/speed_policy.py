@@ -104,13 +104,13 @@ class SpeedPolicy(Node):
     # -- parameters --------------------------------------------------------------------
 
     def _declare(self, name: str, default, description: str, **descriptor):
-        param = self.declare_parameter(
-            name, default, ParameterDescriptor(description=description, **descriptor))
+        # Read once at start-up: read_only so that a later `param set` is refused, not ignored.
+        param = self.declare_parameter(name, default, ParameterDescriptor(
+            description=description, read_only=True, **descriptor))
         return param.value
 
     def _read_parameters(self) -> tuple[PolicySettings, bool, float]:
-        stamped = self._declare('stamped', False, 'cmd_vel_in/cmd_vel are TwistStamped',
-                                read_only=True)
+        stamped = self._declare('stamped', False, 'cmd_vel_in/cmd_vel are TwistStamped')
         ratio = self._declare('slowdown_ratio', 0.5,
                               'slow down: linear and angular velocity scaled by this',
                               floating_point_range=_range(0.0, 1.0))
@@ -132,8 +132,7 @@ class SpeedPolicy(Node):
                                   additional_constraints=' or '.join(RSU_STALE_ACTIONS))
         names = self._declare('rules', list(DEFAULT_RULE_NAMES),
                               'rule names; each has <name>.kinds, .max_distance_m, '
-                              '.min_severity, .suggest, .action, .when_unknown',
-                              read_only=True)
+                              '.min_severity, .suggest, .action, .when_unknown')
         if not isinstance(names, list):
             raise SettingsError('rules', f'expected a list of rule names, got {names!r}')
 
@@ -143,8 +142,7 @@ class SpeedPolicy(Node):
             for field in FIELDS:
                 # Dynamic typing: a missing entry reads as None and is reported by name.
                 value = self._declare(f'{rule}.{field}', defaults.get(field),
-                                      _RULE_FIELD_HELP[field], dynamic_typing=True,
-                                      read_only=True)
+                                      _RULE_FIELD_HELP[field], dynamic_typing=True)
                 values[field] = list(value) if isinstance(value, (list, tuple)) else value
             return values
 
@@ -160,14 +158,14 @@ class SpeedPolicy(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds / 1e9
 
-    def _step(self, event) -> str:
+    def _step(self, event, resend: bool = True) -> str:
         before = self.state.decision
         self.state, note = step(self.state, event, self.settings)
         after = self.state.decision
         if not after.same_reason(before):
             self.counts['decisions_changed'] += 1
             self._log_change(after)
-            if after.action > before.action:
+            if resend and after.action > before.action:
                 self._resend_last()  # a stricter decision acts now, not at the next input
         published, was_enabled = self._published_state
         if not after.same_reason(published) or self.state.enabled != was_enabled:
@@ -241,7 +239,8 @@ class SpeedPolicy(Node):
                                    throttle_duration_sec=5.0)
             return
         self._last_cmd, self._last_cmd_at, self._zero_sent = msg, time.monotonic(), False
-        self._step(TimePassed(self._now()))  # expiry and release are current for this command
+        # Expiry and release are current for this command, which goes out next anyway.
+        self._step(TimePassed(self._now()), resend=False)
         self._publish_filtered(msg)
 
     def _resend_last(self) -> None:
