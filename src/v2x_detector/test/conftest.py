@@ -1,25 +1,18 @@
 """Fixtures of the detector tests: the real model, loaded once per module, and real media."""
 
-import cv2
+import os
+import sys
+
 import pytest
 
 from v2x_detector import assets
 from v2x_detector.pipeline import load_backend
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # detector_media
+
+from detector_media import read_video  # noqa: E402
+
 CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
-
-
-def read_video(path: str, limit: int | None = None) -> list:
-    """Decoded BGR frames of a video file (the first limit ones)."""
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 @pytest.fixture(scope='module')

@@ -31,7 +31,7 @@ class FireColour:
 
 def fire_mask(frame: np.ndarray, colour: FireColour = FireColour()) -> np.ndarray:
     """Boolean mask of flame-coloured pixels of a BGR uint8 frame."""
-    b, g, r = (frame[:, :, i].astype(np.int16) for i in range(3))
+    b, g, r = (frame[:, :, i].astype(np.int32) for i in range(3))
     mx = np.maximum(np.maximum(r, g), b)
     mn = np.minimum(np.minimum(r, g), b)
     sat = np.where(mx > 0, (mx - mn) * 255 // np.maximum(mx, 1), 0)

@@ -18,6 +18,7 @@ import time
 import cv2
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 import rclpy
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -61,7 +62,7 @@ NODE_PARAMETERS = {
     'source': ('', "video file, 'sample:bikes.mp4', rtsp:// or udp:// URL; "
                    'empty: the topic image_raw'),
     'realtime': (True, 'read a file at its frame rate (newest frame wins); false: every frame'),
-    'loop': (False, 'restart a file at its end (demo)'),
+    'loop': (False, 'restart a file at its end (demo; ignored for streams and topics)'),
     'start_time': (0.0, "epoch seconds of a file's first frame; 0: from seg_<epoch> or now"),
     'exit_at_end': (False, 'stop the node when a file ends'),
     'backend': ('ultralytics', 'ultralytics (YOLO + ByteTrack) or onnx (onnxruntime alone)'),
@@ -162,9 +163,16 @@ class Settings:
     rules: RuleConfig
 
 
+def _value(node: Node, name: str):
+    try:
+        return node.get_parameter(name).value
+    except ParameterUninitializedException:  # an empty array declared by type only
+        return None
+
+
 def read_settings(node: Node) -> Settings:
     """Parameters -> Settings; raises SettingsError naming the first bad one."""
-    p = {name: node.get_parameter(name).value for name in parameter_defaults()}
+    p = {name: _value(node, name) for name in parameter_defaults()}
     if p['backend'] not in BACKENDS:
         raise SettingsError('backend', f'{p["backend"]!r} is not one of {", ".join(BACKENDS)}')
     if not (p['device'] == 'cpu' or p['device'].startswith('cuda')):
@@ -184,8 +192,6 @@ def read_settings(node: Node) -> Settings:
         raise SettingsError('image_every', 'must be >= 1')
     if p['validity_s'] < 0 or not math.isfinite(p['validity_s']):
         raise SettingsError('validity_s', 'must be a finite value >= 0')
-    if not p['source'] and p['loop']:
-        raise SettingsError('loop', 'only a file source can loop')
     rule_values = {}
     for f in fields(RuleConfig):
         value = p[f.name]
@@ -209,6 +215,8 @@ class HazardDetector(Node):
     """The node: frames -> Pipeline -> Alerts and annotated images."""
 
     def __init__(self, **kwargs):
+        self._stop = threading.Event()
+        self.video = self.slot = self._worker = None  # destroy_node works after a failed start
         super().__init__(NODE_NAME, **kwargs)
         for name, value in parameter_defaults().items():
             description = NODE_PARAMETERS.get(name, (None, _RULE_DESCRIPTIONS.get(name, '')))[1]
@@ -250,7 +258,6 @@ class HazardDetector(Node):
                        'bad_images': 0, 'frame_errors': 0, 'json_errors': 0}
         self._fps = 0.0
         self.finished = threading.Event()
-        self._stop = threading.Event()
         lossless = bool(s.source) and not s.realtime
         self.slot = LatestSlot(lossless=lossless)
         self.video = None
@@ -275,7 +282,7 @@ class HazardDetector(Node):
             image = image_to_bgr(msg)
         except ImageError as exc:
             self.counts['bad_images'] += 1
-            self.get_logger().warn(f'image dropped: {exc}', throttle_duration_sec=5.0)
+            self.get_logger().warning(f'image dropped: {exc}', throttle_duration_sec=5.0)
             return
         t = to_seconds(msg.header.stamp) if not is_zero(msg.header.stamp) else time.time()
         self.slot.put(Frame(image, t, self.counts['frames']))
@@ -298,7 +305,7 @@ class HazardDetector(Node):
                 result = self.pipeline.process(frame.image, frame.t)
             except (cv2.error, RuntimeError, ValueError) as exc:
                 self.counts['frame_errors'] += 1
-                self.get_logger().warn(f'frame {frame.index} dropped: {exc}',
+                self.get_logger().warning(f'frame {frame.index} dropped: {exc}',
                                        throttle_duration_sec=5.0)
                 continue
             self.counts['frames'] += 1
@@ -334,7 +341,7 @@ class HazardDetector(Node):
                 write_json_atomic(self.settings.json_dir, name, record)
             except OSError as exc:
                 self.counts['json_errors'] += 1
-                self.get_logger().warn(f'JSON event not written: {exc}',
+                self.get_logger().warning(f'JSON event not written: {exc}',
                                        throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ health, shutdown
@@ -357,8 +364,9 @@ class HazardDetector(Node):
         self._stop.set()
         if self.video is not None:
             self.video.stop()
-        self.slot.close()
-        if self._worker.is_alive():
+        if self.slot is not None:
+            self.slot.close()
+        if self._worker is not None and self._worker.is_alive():
             self._worker.join(10.0)
         super().destroy_node()
 

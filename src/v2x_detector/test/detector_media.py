@@ -1,4 +1,6 @@
-"""Test media built from real footage: two real cars from bikes.mp4 driven into each other.
+"""Test media from real footage (importable from the detector tests via conftest.py).
+
+The collision scenario: two real cars from bikes.mp4 driven into each other.
 
 The background is frame 10 of bikes.mp4 (empty asphalt); the cars are crops of two real
 cars of frame 160. They approach from both sides, touch, and stop together: one
@@ -6,6 +8,7 @@ collision and nothing else.
 """
 
 import os
+import subprocess
 
 import cv2
 import numpy as np
@@ -71,3 +74,25 @@ def write_video(path: str, frames: list[np.ndarray], fps: float = FPS) -> str:
     if not os.path.getsize(path):
         raise RuntimeError(f'could not write {path}')
     return path
+
+
+def udp_sender(port: int, path: str) -> subprocess.Popen:
+    """ffmpeg streaming a file as MPEG-TS to udp://127.0.0.1:port at its frame rate, looped."""
+    return subprocess.Popen(
+        ['ffmpeg', '-nostdin', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', path,
+         '-c:v', 'mpeg2video', '-q:v', '4', '-f', 'mpegts',
+         f'udp://127.0.0.1:{port}?pkt_size=1316'],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def read_video(path: str, limit: int | None = None) -> list:
+    """Decoded BGR frames of a video file (the first limit ones)."""
+    cap = cv2.VideoCapture(path)
+    frames = []
+    while limit is None or len(frames) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames

@@ -1,0 +1,205 @@
+"""The whole node, model included, under real rclpy: alerts, images, sources, parameters."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import cv2
+from detector_media import collision_frames, read_video, udp_sender, write_video
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+import yaml
+
+from v2x_common import qos
+from v2x_common.timeutil import to_seconds
+from v2x_detector import assets
+from v2x_detector.hazard_detector import HazardDetector, SettingsError, parameter_defaults
+from v2x_detector.sequence import SequenceStore
+from v2x_msgs.msg import Alert
+
+WS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+YAML = os.path.join(WS, 'launch', 'config', 'hazard_detector.yaml')
+EPOCH = 1_700_000_000
+
+
+def overrides(**values):
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+def start(ros, **values):
+    """The node under test in the harness's context, with parameter overrides."""
+    return ros.add(HazardDetector(context=ros.context, parameter_overrides=overrides(**values)))
+
+
+def listen(ros):
+    """Collect alert_out and detections/image messages."""
+    got = {'alerts': [], 'images': []}
+    node = ros.node('listener')
+    node.create_subscription(Alert, 'v2x/alert_out', got['alerts'].append, qos.ALERT_OUT)
+    node.create_subscription(Image, 'v2x/detections/image', got['images'].append,
+                             qos.SENSOR_DATA)
+    return got
+
+
+@pytest.fixture(scope='module')
+def scenario_dir(tmp_path_factory):
+    """The collision scenario as a recorder segment (seg_<epoch>.mp4): real cars, one crash."""
+    d = tmp_path_factory.mktemp('scenario')
+    write_video(str(d / f'seg_{EPOCH}.mp4'), collision_frames())
+    return d
+
+
+def run_file(ros, path, tmp_path, **values):
+    got = listen(ros)
+    node = start(ros, source=str(path), realtime=False, state_dir=str(tmp_path / 'state'),
+                 **values)
+    assert ros.spin_until(node.finished.is_set, timeout=150)
+    ros.spin_for(0.5)  # deliveries of the last frame
+    return node, got
+
+
+@pytest.mark.parametrize('backend', ['onnx', 'ultralytics'])
+def test_scenario_gives_exactly_one_collision_alert(ros, scenario_dir, tmp_path, backend):
+    """Two real cars driven into each other: one collision alert, sequence 1, JSON and images."""
+    node, got = run_file(ros, scenario_dir / f'seg_{EPOCH}.mp4', tmp_path, backend=backend,
+                         source_id='rsu_detector_test', json_dir=str(tmp_path / 'json'),
+                         latitude=48.1, longitude=11.5, road='r7')
+    alerts = got['alerts']
+    assert {(a.source_id, a.sequence, a.kind) for a in alerts} == {
+        ('rsu_detector_test', 1, Alert.KIND_COLLISION)}
+    first = alerts[0]
+    assert not first.cancelled and first.clip_requested
+    assert (first.latitude, first.longitude, first.road) == (48.1, 11.5, 'r7')
+    t_detect = to_seconds(first.detection_time)
+    assert EPOCH + 0.7 <= t_detect <= EPOCH + 2.0      # the cars touch at 0.72 s into the file
+    assert to_seconds(first.header.stamp) >= t_detect
+    assert node.counts['frames'] == 68 and node.counts['alerts'] == 1
+    images = got['images']
+    assert images and (images[0].encoding, images[0].width, images[0].height) == ('bgr8', 640, 272)
+    assert EPOCH <= to_seconds(images[-1].header.stamp) < EPOCH + 3
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / 'json').iterdir())]
+    assert [(r['type'], r['event_id'], r['phase']) for r in records][:1] == [
+        ('collision', 'rsu_detector_test-1', 'new')]
+    assert SequenceStore(str(tmp_path / 'state'), 'rsu_detector_test').last == 1
+
+
+def test_restart_continues_the_sequence(ros, scenario_dir, tmp_path):
+    """With 41 sequences used before a restart, the next alert is number 42."""
+    store = SequenceStore(str(tmp_path / 'state'), 'rsu_detector_01')
+    store.last = 40
+    store.next()
+    _, got = run_file(ros, scenario_dir / f'seg_{EPOCH}.mp4', tmp_path, backend='onnx')
+    assert {a.sequence for a in got['alerts']} == {42}
+
+
+def test_bikes_video_raises_nothing(ros, tmp_path):
+    """All 250 frames of bikes.mp4 through the node: annotated images, zero alerts."""
+    node, got = run_file(ros, assets.sample_path('bikes.mp4'), tmp_path, backend='onnx')
+    assert node.counts['frames'] == 250
+    assert got['alerts'] == [] and len(got['images']) >= 200
+
+
+def image_msg(img: np.ndarray, stamp: float, pad: int = 8) -> Image:
+    """An rgb8 Image with padded rows."""
+    h, w = img.shape[:2]
+    rows = np.concatenate([img[:, :, ::-1].reshape(h, -1), np.zeros((h, pad), np.uint8)], axis=1)
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), 0
+    msg.height, msg.width, msg.encoding, msg.step = h, w, 'rgb8', rows.shape[1]
+    msg.data = rows.tobytes()
+    return msg
+
+
+def test_image_topic_input_and_bad_images(ros, tmp_path):
+    """Frames on image_raw (rgb8, padded) come back annotated, same stamp; junk is counted."""
+    got = listen(ros)
+    node = start(ros, source='', backend='onnx', state_dir=str(tmp_path))
+    pub = ros.node('camera').create_publisher(Image, 'image_raw', qos.SENSOR_DATA)
+    bus = cv2.imread(assets.sample_path('bus.jpg'))
+    bad = image_msg(bus, EPOCH)
+    bad.step = 10  # shorter than a row
+    assert ros.spin_until(lambda: pub.get_subscription_count() > 0, timeout=20)
+    for _ in range(3):
+        pub.publish(bad)
+    assert ros.spin_until(lambda: node.counts['bad_images'] >= 1, timeout=20)
+    pub.publish(image_msg(bus, EPOCH + 5))
+    assert ros.spin_until(lambda: got['images'], timeout=30)
+    out = got['images'][0]
+    assert to_seconds(out.header.stamp) == EPOCH + 5
+    assert (out.width, out.height) == (bus.shape[1], bus.shape[0])
+    assert node.counts['frames'] == 1 and got['alerts'] == []
+
+
+def test_udp_stream_source(ros, tmp_path, mcast):
+    """A udp:// URL (the recorder's local stream) feeds the node; frames carry wall-clock times."""
+    sender = udp_sender(mcast['port'], assets.sample_path('bikes.mp4'))
+    try:
+        got = listen(ros)
+        start(ros, source=f'udp://127.0.0.1:{mcast["port"]}', backend='onnx',
+              state_dir=str(tmp_path))
+        assert ros.spin_until(lambda: len(got['images']) >= 5, timeout=90)
+    finally:
+        sender.terminate()
+        sender.wait(10)
+    assert abs(to_seconds(got['images'][-1].header.stamp) - time.time()) < 30
+
+
+@pytest.mark.parametrize('values,name', [
+    ({'backend': 'tensorflow'}, 'backend'),
+    ({'imgsz': 320, 'backend': 'onnx'}, 'imgsz'),    # the pinned ONNX takes 640 only
+    ({'imgsz': 100}, 'imgsz'),
+    ({'conf': 1.5}, 'conf'),
+    ({'lane_polygon': [0.0, 0.5, 1.0]}, 'lane_polygon'),
+    ({'json_dir': '/opt/v2x/events'}, 'json_dir'),
+    ({'model': '/nonexistent/model.onnx'}, 'model'),
+    ({'model_sha256': '00' * 32}, 'model_sha256'),
+    ({'classes': ['unicorn'], 'backend': 'onnx'}, 'classes'),
+    ({'fire_classifier': 'nope'}, 'fire_classifier'),
+    ({'collision_stop_speed': 2.0}, 'collision_stop_speed'),
+])
+def test_bad_parameter_is_named(ros, tmp_path, values, name):
+    """Each unusable parameter stops start-up with an error naming it."""
+    values.setdefault('state_dir', str(tmp_path))
+    with pytest.raises(SettingsError) as err:
+        HazardDetector(context=ros.context, parameter_overrides=overrides(**values))
+    assert err.value.name == name
+
+
+def test_cli_exits_nonzero_on_a_bad_parameter(tmp_path):
+    """The executable exits with status 2 and a message naming the parameter."""
+    result = subprocess.run(
+        [shutil.which('hazard_detector') or 'hazard_detector', '--ros-args',
+         '-p', 'backend:=tensorflow', '-p', f'state_dir:={tmp_path}'],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert 'parameter backend' in result.stderr
+
+
+def test_cli_runs_a_file_to_its_end(tmp_path):
+    """hazard_detector with exit_at_end reads a short file and exits 0."""
+    frames = read_video(assets.sample_path('bikes.mp4'), 20)
+    path = write_video(str(tmp_path / 'short.mp4'), frames)
+    result = subprocess.run(
+        [sys.executable, '-m', 'v2x_detector.hazard_detector', '--ros-args',
+         '-p', f'source:={path}', '-p', 'backend:=onnx', '-p', 'realtime:=false',
+         '-p', 'exit_at_end:=true', '-p', f'state_dir:={tmp_path}'],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_yaml_names_every_declared_parameter_and_starts(ros, tmp_path):
+    """launch/config/hazard_detector.yaml holds exactly the declared parameters, valid ones."""
+    with open(YAML, encoding='utf-8') as f:
+        values = yaml.safe_load(f)['/**']['ros__parameters']
+    assert set(values) == set(parameter_defaults())
+    node = HazardDetector(context=ros.context, parameter_overrides=overrides(
+        **dict(values, source='', state_dir=str(tmp_path))))
+    declared = set(node._parameters) - {'use_sim_time'}
+    assert declared == set(values)
+    assert node.settings.rules.lane_polygon == tuple(values['lane_polygon'])
+    node.destroy_node()
