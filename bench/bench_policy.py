@@ -32,13 +32,11 @@ from v2x_msgs.msg import Alert
 RATE_HZ = 20.0
 
 
-def percentile(values, p):
-    ordered = sorted(values)
-    if not ordered:
-        return float('nan')
-    k = (len(ordered) - 1) * p / 100.0
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+def percentile(values, p: int) -> float:
+    """The p-th percentile (1..99), linear interpolation between closest ranks."""
+    if len(values) < 2:
+        return values[0] if values else float('nan')
+    return statistics.quantiles(values, n=100, method='inclusive')[p - 1]
 
 
 class Bench:

@@ -14,6 +14,7 @@ from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
 from rclpy.node import Node
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 from std_srvs.srv import SetBool
@@ -58,6 +59,16 @@ _RULE_FIELD_HELP = {
     'action': 'slow_down or stop',
     'when_unknown': 'with no distance known: act or ignore',
 }
+
+
+#: Floating-point parameters: name, default, lowest, highest, description.
+_NUMBER_PARAMETERS = (
+    ('slowdown_ratio', 0.5, 0.0, 1.0, 'slow down: linear and angular velocity scaled by this'),
+    ('slowdown_max_speed', 1.0, 0.0, 1000.0, 'slow down: linear speed capped at this (m/s)'),
+    ('hold_time_s', 2.0, 0.0, 3600.0, 'a milder decision takes effect only after this long (s)'),
+    ('fix_timeout_s', 2.0, 0.0, 3600.0, 'a fix older than this is not used for distances (s)'),
+    ('cmd_timeout_s', 0.5, 0.001, 3600.0, 'cmd_vel_in silent this long: one zero command (s)'),
+)
 
 
 def _range(low: float, high: float) -> list:
@@ -111,21 +122,9 @@ class SpeedPolicy(Node):
 
     def _read_parameters(self) -> tuple[PolicySettings, bool, float]:
         stamped = self._declare('stamped', False, 'cmd_vel_in/cmd_vel are TwistStamped')
-        ratio = self._declare('slowdown_ratio', 0.5,
-                              'slow down: linear and angular velocity scaled by this',
-                              floating_point_range=_range(0.0, 1.0))
-        max_speed = self._declare('slowdown_max_speed', 1.0,
-                                  'slow down: linear speed capped at this (m/s)',
-                                  floating_point_range=_range(0.0, 1000.0))
-        hold = self._declare('hold_time_s', 2.0,
-                             'a milder decision takes effect only after this long (s)',
-                             floating_point_range=_range(0.0, 3600.0))
-        fix_timeout = self._declare('fix_timeout_s', 2.0,
-                                    'a /fix older than this is not used for distances (s)',
-                                    floating_point_range=_range(0.0, 3600.0))
-        cmd_timeout = self._declare('cmd_timeout_s', 0.5,
-                                    'cmd_vel_in silent this long: one zero command (s)',
-                                    floating_point_range=_range(0.001, 3600.0))
+        numbers = {name: self._declare(name, default, description,
+                                       floating_point_range=_range(low, high))
+                   for name, default, low, high, description in _NUMBER_PARAMETERS}
         rsu_stale = self._declare('rsu_stale_action', 'keep',
                                   'an RSU stale in v2x/peers while an alert acts: keep '
                                   '(act until expiry) or stop',
@@ -147,10 +146,9 @@ class SpeedPolicy(Node):
             return values
 
         rules = parse_rules(names, fields_of)
-        settings = PolicySettings(rules=rules, slowdown_ratio=ratio,
-                                  slowdown_max_speed=max_speed, hold_time_s=hold,
-                                  fix_timeout_s=fix_timeout,
-                                  rsu_stale_action=str(rsu_stale).strip().lower())
+        cmd_timeout = numbers.pop('cmd_timeout_s')
+        settings = PolicySettings(rules=rules, rsu_stale_action=str(rsu_stale).strip().lower(),
+                                  **numbers)
         return settings, bool(stamped), float(cmd_timeout)
 
     # -- decisions ---------------------------------------------------------------------
@@ -291,7 +289,7 @@ def main(args=None) -> int:
         node = SpeedPolicy()
         rclpy.spin(node)
     except (SettingsError, ParameterException) as exc:
-        rclpy.logging.get_logger(NODE_NAME).error(f'cannot start: {exc}')
+        get_logger(NODE_NAME).error(f'cannot start: {exc}')
         code = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
