@@ -171,6 +171,8 @@ class SpeedPolicy(Node):
         return note
 
     def _log_change(self, decision) -> None:
+        if not self.state.enabled:
+            return  # the service call logged the switch
         if decision.action == ACTION_NONE:
             self.get_logger().info('released: commands pass unchanged')
         else:
