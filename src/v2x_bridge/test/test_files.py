@@ -21,18 +21,28 @@ def _alert(**kw):
 
 def test_sequence_persists_across_restarts(tmp_path):
     """A restarted store continues the count per source id."""
-    store = SequenceStore(tmp_path)
+    store = SequenceStore(tmp_path, block=1)
     assert [store.next('rsu_server_01') for _ in range(3)] == [1, 2, 3]
     assert store.next('other') == 1
-    again = SequenceStore(tmp_path)
+    again = SequenceStore(tmp_path, block=1)
     assert again.next('rsu_server_01') == 4
+
+
+def test_sequence_block_reservation_never_reuses(tmp_path):
+    """With blocks, a restart (even a crash mid-block) continues above all handed out."""
+    store = SequenceStore(tmp_path, block=8)
+    handed = [store.next('r') for _ in range(11)]
+    assert handed == list(range(1, 12))
+    again = SequenceStore(tmp_path, block=8)
+    assert again.next('r') == 17  # above the reserved ceiling 16
 
 
 def test_corrupt_state_file_is_reported(tmp_path):
     """An unreadable state file raises ValueError naming it, instead of restarting at 1."""
-    (tmp_path / SequenceStore.FILE).write_text('{not json')
-    with pytest.raises(ValueError, match='sequence.json'):
-        SequenceStore(tmp_path)
+    for bad in ('{not json', '[1, 2]', '{"r": "x"}'):
+        (tmp_path / SequenceStore.FILE).write_text(bad)
+        with pytest.raises(ValueError, match='sequence.json'):
+            SequenceStore(tmp_path)
 
 
 def test_fill_identity_defaults(tmp_path):

@@ -39,6 +39,8 @@ from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
 DEFAULT_STATION = {'rsu': 'rsu_server_01', 'vehicle': 'vehicle_01'}
+MAX_MARKED_ALERTS = 200  # the newest live alerts drawn (markers refresh at 1 Hz)
+GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)
 
 
 class SettingsError(ValueError):
@@ -188,7 +190,8 @@ class AlertGateway(Node):
                 raise SettingsError(f"parameter 'state_dir': {exc}") from None
             self._pub_sent = self.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT)
             self.create_subscription(Alert, 'v2x/alert_out', self._on_alert_out, qos.ALERT_OUT)
-            self.create_timer(min(s.repeat_interval_s / 5.0, 0.2), self._on_repeat_timer)
+            # fine ticks spread the repeats instead of sending them in bursts
+            self.create_timer(min(s.repeat_interval_s / 20.0, 0.05), self._on_repeat_timer)
         if self._sender is not None:
             self.create_timer(s.heartbeat_period_s, self._send_heartbeat)
         self.create_timer(1.0, self._on_second)
@@ -300,7 +303,6 @@ class AlertGateway(Node):
                 except OSError as exc:
                     self._count('csv_errors')
                     self.get_logger().warning(f'CSV log: {exc}', throttle_duration_sec=10.0)
-            self._publish_markers()
         elif isinstance(event, AlertRepeated):
             self._count('repeats')
         elif isinstance(event, HeartbeatReceived):
@@ -327,11 +329,12 @@ class AlertGateway(Node):
         self._publish_markers()
 
     def _publish_markers(self) -> None:
+        """Publish the live alerts as markers when they changed (called at 1 Hz)."""
         with self._lock:
             if not self._markers_dirty:
                 return
             self._markers_dirty = False
-            alerts = list(self._live.values())
+            alerts = list(self._live.values())[-MAX_MARKED_ALERTS:]
         s = self.settings
         stamp = self.get_clock().now().to_msg()
         self._pub_markers.publish(conversions.markers_from_alerts(
@@ -369,6 +372,7 @@ class AlertGateway(Node):
 def main(args=None) -> int:
     """Run the gateway until interrupted; a bad parameter exits 2 naming it."""
     rclpy.init(args=args)
+    sys.setswitchinterval(GIL_SWITCH_S)
     node = None
     try:
         node = AlertGateway()

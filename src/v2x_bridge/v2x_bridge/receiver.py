@@ -20,6 +20,7 @@ from v2x_bridge.wire import (
     TooOld,
     WireError,
     decode,
+    parse_header,
 )
 
 NEW = 'new'
@@ -135,10 +136,10 @@ class Receiver:
             return DatagramRejected(exc.reason, str(exc))
 
     def _receive(self, data: bytes, now_ns: int):
+        if self.own_sessions and parse_header(data)[0].session in self.own_sessions:
+            return OwnDatagramSkipped()  # our multicast looped back: not worth verifying
         dg = decode(data, self.keyring)                      # size/version, authentication
         env = dg.envelope
-        if env.session in self.own_sessions:
-            return OwnDatagramSkipped()
         if env.send_time_ns > now_ns + self.skew_ns:         # generation time window
             raise FutureDated(f'sent {(env.send_time_ns - now_ns) / 1e9:.3f} s in the future')
         if env.send_time_ns < now_ns - self.skew_ns:

@@ -1,7 +1,9 @@
 """The persisted sequence counter per source id (state_dir/sequence.json).
 
-Written atomically (temp file + rename) on each assignment so a restart continues the
-count and the file is never half-written.
+The file holds, per source id, a reserved ceiling: sequences up to it may have been handed
+out. It is raised in blocks of `block` (written atomically: temp file + rename) before any
+sequence above the old ceiling is used, so a restart continues above everything ever sent
+(leaving a gap of at most `block`) and a file write happens once per block, not per alert.
 """
 
 import json
@@ -14,29 +16,33 @@ class SequenceStore:
 
     FILE = 'sequence.json'
 
-    def __init__(self, state_dir: str | Path):
+    def __init__(self, state_dir: str | Path, block: int = 64):
         self.dir = Path(state_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / self.FILE
+        self.block = max(1, block)
         self._last: dict[str, int] = {}
+        self._ceiling: dict[str, int] = {}
         if self.path.exists():
             try:
                 data = json.loads(self.path.read_text(encoding='utf-8'))
-            except (OSError, ValueError) as exc:
+                self._ceiling = {str(k): int(v) for k, v in data.items()}
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
                 raise ValueError(f'state file {self.path} is unreadable: {exc}') from None
-            if not isinstance(data, dict):
-                raise ValueError(f'state file {self.path} is not a JSON object')
-            self._last = {str(k): int(v) for k, v in data.items()}
+            self._last = dict(self._ceiling)
 
     def peek(self, source_id: str) -> int:
-        """The last sequence handed out for source_id (0 when none)."""
+        """The last sequence handed out (after a restart: the reserved ceiling; 0 when none)."""
         return self._last.get(source_id, 0)
 
     def next(self, source_id: str) -> int:
-        """The next sequence for source_id (wraps within 1..2^32-1), persisted first."""
+        """The next sequence for source_id (wraps within 1..2^32-1); persisted first."""
         seq = self._last.get(source_id, 0) % 0xFFFFFFFF + 1
+        ceiling = self._ceiling.get(source_id, 0)
+        if seq > ceiling or seq == 1:
+            self._ceiling[source_id] = min(seq + self.block - 1, 0xFFFFFFFF)
+            tmp = self.path.with_name(self.path.name + '.tmp')
+            tmp.write_text(json.dumps(self._ceiling, sort_keys=True), encoding='utf-8')
+            os.replace(tmp, self.path)
         self._last[source_id] = seq
-        tmp = self.path.with_name(self.path.name + '.tmp')
-        tmp.write_text(json.dumps(self._last, sort_keys=True), encoding='utf-8')
-        os.replace(tmp, self.path)
         return seq

@@ -63,7 +63,7 @@ def main(argv=None, env=None) -> int:
         return ExitCode.USAGE
     try:
         sock = net.open_sender(args.group, args.port, args.iface, args.mcast_ttl)
-        store = SequenceStore(os.path.expanduser(args.state_dir))
+        store = SequenceStore(os.path.expanduser(args.state_dir), block=1)
     except (OSError, ValueError) as exc:
         print(f'v2x_alert_server: {exc}', file=sys.stderr)
         return ExitCode.ERROR
