@@ -130,6 +130,11 @@ def test_heartbeats_peers_and_staleness(pair):
 
     assert ros.spin_until(lambda: got['hb'] and rsu_peer() is not None, 20)
     assert got['hb'][0].role == Heartbeat.ROLE_RSU
+    rsu_peers = []
+    ros.node('probe2').create_subscription(PeerArray, '/rsu/v2x/peers', rsu_peers.append,
+                                           qos.PEERS)
+    assert ros.spin_until(lambda: rsu_peers and [p.source_id for p in rsu_peers[-1].peers]
+                          == ['vehicle_01'], 20)  # the RSU hears the vehicle's heartbeats
     peer = rsu_peer()
     assert not peer.stale and abs(peer.clock_offset_s) < 1.0
     ros.executor.remove_node(pair['rsu'])
@@ -195,3 +200,39 @@ def test_config_yaml_keys_are_declared(name):
         default = PARAMETERS[key][0]
         assert isinstance(value, type(default)) or (
             isinstance(default, float) and isinstance(value, (int, float))), key
+
+
+def test_ed25519_gateways_and_diagnostics(ros, mcast, tmp_path, monkeypatch):
+    """RSU signs with its Ed25519 key, the vehicle verifies with its trust store; both
+    report their counters on /diagnostics."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from v2x_bridge.v2x_keygen import main as keygen
+
+    monkeypatch.delenv('V2X_KEY', raising=False)
+    store = tmp_path / 'trust'
+    assert keygen(['--out-dir', str(tmp_path), '--trust-store', str(store)]) == 0
+    common = _params(group=mcast['group'], port=mcast['port'], iface=mcast['iface'],
+                     repeat_interval_s=0.2, heartbeat_period_s=0.3)
+    rsu = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=(
+        common + _params(role='rsu', auth_mode='ed25519', state_dir=str(tmp_path),
+                         key_file=str(tmp_path / 'rsu_server_01.key'), trust_store=str(store)))))
+    ros.add(AlertGateway(context=ros.context, namespace='veh', parameter_overrides=(
+        common + _params(role='vehicle', auth_mode='ed25519', trust_store=str(store),
+                         key_file=''))))
+    helper = ros.node('probe')
+    got, diags = [], {}
+    helper.create_subscription(Alert, '/veh/v2x/alert', got.append, qos.ALERT)
+    helper.create_subscription(
+        DiagnosticArray, '/diagnostics',
+        lambda m: diags.update({s.name: {kv.key: kv.value for kv in s.values}
+                                for s in m.status}), qos.DIAGNOSTICS)
+    pub = helper.create_publisher(Alert, '/rsu/v2x/alert_out', qos.ALERT_OUT)
+    assert ros.spin_until(lambda: pub.get_subscription_count() > 0, 20)
+    pub.publish(_collision())
+    assert ros.spin_until(lambda: got, 20)
+    assert got[0].source_id == 'rsu_server_01'
+    assert ros.spin_until(lambda: diags.get('veh/alert_gateway', {}).get('delivered') == '1'
+                          and 'rsu/alert_gateway' in diags, 20)
+    assert int(diags['rsu/alert_gateway']['sent']) >= 1
+    assert not any(k.startswith('dropped_') for k in rsu.counters())

@@ -144,3 +144,22 @@ def test_state_file_write_is_atomic(tmp_path):
     store = SequenceStore(tmp_path)
     store.next('a')
     assert os.listdir(tmp_path) == [SequenceStore.FILE]
+
+
+def test_update_keeps_event_times_from_previous_version():
+    """A cancellation with zero times inherits detection_time/validity of the event."""
+    box = Outbox(1.0)
+    first = _alert(source_id='rsu_server_01', sequence=4, detection_time_ns=T - S,
+                   validity_s=30.0, stamp_ns=T - S)
+    box.put(first, T - S)
+    cancel = fill_identity(_alert(sequence=4, cancelled=True), station_id='rsu_server_01',
+                           now_ns=T, default_validity_s=600.0, next_sequence=None,
+                           previous=box.get)
+    assert (cancel.detection_time_ns, cancel.validity_s, cancel.stamp_ns) == (T - S, 30.0, T)
+
+
+def test_cancel_without_sequence_is_refused():
+    """A cancellation must name its event."""
+    with pytest.raises(wire.InvalidMessage, match='sequence'):
+        fill_identity(_alert(cancelled=True), station_id='r', now_ns=T,
+                      default_validity_s=600.0, next_sequence=lambda s: 1)

@@ -239,7 +239,8 @@ class AlertGateway(Node):
         try:
             alert = fill_identity(conversions.alert_from_msg(msg), station_id=s.station_id,
                                   now_ns=now, default_validity_s=s.default_validity_s,
-                                  next_sequence=self._sequences.next)
+                                  next_sequence=self._sequences.next,
+                                  previous=self._outbox.get)
             if alert.expires_ns <= now:
                 raise InvalidMessage('already expired (detection_time + validity_s)')
             data = self._sender.datagram(alert, now)

@@ -29,15 +29,24 @@ class Sender:
 
 
 def fill_identity(alert: AlertData, *, station_id: str, now_ns: int,
-                  default_validity_s: float, next_sequence) -> AlertData:
+                  default_validity_s: float, next_sequence, previous=None) -> AlertData:
     """ARCHITECTURE.md's defaults: own source id, assigned sequence, times, clip id.
 
-    next_sequence(source_id) -> int is called only when alert.sequence is 0.
+    next_sequence(source_id) -> int is called only when alert.sequence is 0. previous(key)
+    -> AlertData | None gives the version being repeated, so an update or cancellation that
+    leaves detection_time / validity_s at 0 keeps the event's own (not a fresh 600 s).
+    Raises InvalidMessage for a cancellation without a sequence (it would name no event).
     """
     source_id = alert.source_id or station_id
+    if alert.cancelled and not alert.sequence:
+        raise wire.InvalidMessage('a cancellation needs the sequence of the event it cancels')
     sequence = alert.sequence or next_sequence(source_id)
-    detection_ns = alert.detection_time_ns or now_ns
-    validity_s = alert.validity_s if alert.validity_s > 0 else default_validity_s
+    before = previous((source_id, sequence)) if (previous and alert.sequence) else None
+    detection_ns = alert.detection_time_ns or (before.detection_time_ns if before else now_ns)
+    if alert.validity_s > 0:
+        validity_s = alert.validity_s
+    else:
+        validity_s = before.validity_s if before else default_validity_s
     stamp_ns = alert.stamp_ns or now_ns
     clip_id = alert.clip_id
     if alert.clip_requested and not clip_id:
@@ -65,6 +74,11 @@ class Outbox:
     def active(self) -> list[AlertData]:
         """Alerts currently repeated (cancellations included)."""
         return [e.alert for e in self._entries.values()]
+
+    def get(self, key: tuple[str, int]) -> AlertData | None:
+        """The version of event key being repeated, if any."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry.alert
 
     def put(self, alert: AlertData, now_ns: int) -> None:
         """Send alert now and every interval after; replaces an older version of the event."""

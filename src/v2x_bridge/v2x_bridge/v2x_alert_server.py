@@ -50,6 +50,10 @@ def main(argv=None, env=None) -> int:
         print('v2x_alert_server: --interval and --ttl-s must be > 0, --count >= 1',
               file=sys.stderr)
         return ExitCode.USAGE
+    if args.cancel and not args.sequence:
+        print('v2x_alert_server: --cancel needs --sequence N of the event to cancel',
+              file=sys.stderr)
+        return ExitCode.USAGE
     auth = args.auth or ('ed25519' if args.key_file and keys.is_pem_private_key(args.key_file)
                          else 'hmac')
     try:

@@ -123,6 +123,9 @@ def summary(m: Alert, topic: str) -> str:
 def main(argv=None, env=None) -> int:
     """Publish the alert; see --help."""
     args = parser().parse_args(argv)
+    if args.cancel and not args.sequence and not args.yaml:
+        print('v2x_inject: --cancel needs --sequence N of the event to cancel', file=sys.stderr)
+        return ExitCode.USAGE
     try:
         if args.yaml:
             msg = set_fields(Alert(), yaml.safe_load(args.yaml) or {})
