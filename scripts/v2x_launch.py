@@ -89,8 +89,9 @@ def substitute(text: str, ctx: Context, where: str) -> str:
 
 
 def _split_args(body: str) -> list[str]:
-    # Arguments are separated by spaces outside nested $( ); quotes group words.
-    args, cur, depth, quote = [], '', 0, None
+    # Arguments are separated by spaces outside nested $( ); quotes group words ('' is
+    # an empty argument, as in $(env NAME '')).
+    args, cur, depth, quote, have = [], '', 0, None, False
     for k, ch in enumerate(body):
         if quote:
             if ch == quote:
@@ -99,19 +100,20 @@ def _split_args(body: str) -> list[str]:
                 cur += ch
             continue
         if ch in '\'"' and depth == 0:
-            quote = ch
+            quote, have = ch, True
             continue
         if body.startswith('$(', k):
             depth += 1
         elif ch == ')' and depth:
             depth -= 1
         if ch.isspace() and depth == 0:
-            if cur:
+            if have:
                 args.append(cur)
-            cur = ''
+            cur, have = '', False
         else:
             cur += ch
-    if cur:
+            have = True
+    if have:
         args.append(cur)
     return args
 
@@ -240,17 +242,17 @@ def _param_value(text: str):
 
 
 def _absolute_ns(base: str | None, ns: str | None) -> str | None:
-    # launch_ros.utilities.prefix_namespace + make_namespace_absolute
-    if ns is not None and ns.startswith('/'):
-        combined = ns
-    elif base is None:
-        combined = ns
-    elif ns is None:
-        combined = base
-    else:
-        combined = base.rstrip('/') + '/' + ns
-    if combined is None:
+    """launch_ros' make_namespace_absolute(prefix_namespace(base, ns)), '' included."""
+    if base is None and ns is None:
         return None
+    if ns is None:
+        combined = base
+    elif not base or ns.startswith('/'):
+        combined = ns
+    else:
+        combined = ('' if base == '/' else base) + '/' + ns
+    if combined != '/':
+        combined = combined.rstrip('/')
     return combined if combined.startswith('/') else '/' + combined
 
 
@@ -302,8 +304,8 @@ class Launcher:
         self._children(el, ctx.child() if scoped else ctx, top)
 
     def _tag_push_ros_namespace(self, el, ctx, top):
-        ns = _attr(el, 'namespace', ctx)
-        ctx.ros_namespace = _absolute_ns(ctx.ros_namespace, ns) if ns else ctx.ros_namespace
+        # An empty namespace pushes '/', as launch_ros does.
+        ctx.ros_namespace = _absolute_ns(ctx.ros_namespace, _attr(el, 'namespace', ctx))
 
     def _tag_include(self, el, ctx, top):
         if not _enabled(el, ctx):
