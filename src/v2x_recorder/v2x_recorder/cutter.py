@@ -1,0 +1,118 @@
+"""Cut one evidence clip from the recording dir into the archive (no rclpy).
+
+Used by event_clipper (in its worker thread) and by v2x_make_clip when no node runs.
+Writes accident_<T0>_<id>.mp4 (stream copy through the concat demuxer, first to a
+``.part`` file, renamed when complete) and its .json sidecar; with no footage at all,
+only the sidecar, carrying the error.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from typing import Callable
+
+from v2x_recorder import mp4, segments
+from v2x_recorder.clips import (
+    ClipPlan,
+    ClipRequest,
+    ClipResult,
+    concat_list,
+    make_sidecar,
+    plan_clip,
+    result_from_sidecar,
+)
+from v2x_recorder.ffmpeg_tools import FfmpegTools, probe_duration, segment_duration
+
+PART_SUFFIX = '.part'
+
+
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def plan_from_dir(request: ClipRequest, recording_dir: str,
+                  tools: FfmpegTools | None = None) -> ClipPlan:
+    """The plan of request over the segments now in recording_dir (durations read)."""
+    found = segments.candidates(segments.scan(recording_dir), request.lo, request.hi)
+    timed = segments.with_durations(found, lambda p: segment_duration(p, tools))
+    return plan_clip(request, timed)
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    """Write data as JSON to path through a temporary file and a rename."""
+    directory = os.path.dirname(path) or '.'
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.json')
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write('\n')
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def cut_clip(request: ClipRequest, recording_dir: str, archive_dir: str, tools: FfmpegTools,
+             clock: Callable[[], float] = time.time) -> ClipResult:
+    """Cut request into archive_dir; always writes a sidecar and returns what it says."""
+    os.makedirs(archive_dir, exist_ok=True)
+    plan = plan_from_dir(request, recording_dir, tools)
+    video = os.path.abspath(os.path.join(archive_dir, request.stem + '.mp4'))
+    sidecar_path = os.path.join(archive_dir, request.stem + '.json')
+    if not plan.pieces:
+        error = f'no footage in {recording_dir} for the window'
+        path, sha, duration = '', '', 0.0
+    else:
+        error = run_concat(plan, video, tools)
+        if error:
+            path, sha, duration = '', '', 0.0
+        else:
+            path, sha = video, sha256_file(video)
+            duration = _output_duration(video, tools)
+    sidecar = make_sidecar(plan, path, sha, duration, error, clock())
+    write_json_atomic(sidecar_path, sidecar)
+    return result_from_sidecar(sidecar, sidecar_path)
+
+
+def concat_command(ffmpeg: str, list_path: str, out_path: str) -> list[str]:
+    """Stream-copy concat of an ffconcat list into an MP4 file."""
+    return [ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'error', '-y',
+            '-f', 'concat', '-safe', '0', '-i', list_path,
+            '-map', '0', '-c', 'copy', '-f', 'mp4', out_path]
+
+
+def run_concat(plan: ClipPlan, out_path: str, tools: FfmpegTools) -> str:
+    """Run ffmpeg for plan into out_path (via .part); '' on success, else the error."""
+    directory = os.path.dirname(out_path)
+    part = out_path + PART_SUFFIX
+    fd, list_path = tempfile.mkstemp(dir=directory, prefix='.concat-', suffix='.ffconcat')
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(concat_list(plan.pieces))
+        timeout = max(60.0, plan.request.pre_s + plan.request.post_s)
+        try:
+            proc = subprocess.run(concat_command(tools.ffmpeg, list_path, part),
+                                  capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return f'ffmpeg concat took longer than {timeout:g} s'
+        if proc.returncode != 0 or not os.path.exists(part):
+            last = (proc.stderr.strip().splitlines() or ['no output'])[-1]
+            return f'ffmpeg concat failed (exit {proc.returncode}): {last}'
+        os.replace(part, out_path)
+        return ''
+    finally:
+        for leftover in (list_path, part):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+
+def _output_duration(path: str, tools: FfmpegTools) -> float:
+    try:
+        return mp4.duration_s(path)
+    except mp4.Mp4Error:
+        return probe_duration(path, tools) or 0.0

@@ -1,0 +1,162 @@
+"""The ring of recorded segments: names, coverage, gaps and what to delete (pure Python).
+
+A segment is ``seg_<unix epoch>.mp4``; the epoch is the wall-clock second at which
+ffmpeg opened it (the segment muxer's strftime ``%s``), so names sort by time and carry
+one second of uncertainty. Durations come from the files (see mp4.py) and are passed in.
+"""
+
+from dataclasses import dataclass, replace
+import os
+import re
+from typing import Iterable, Sequence
+
+SEGMENT_RE = re.compile(r'^seg_(\d{1,12})(?:\.(\d{1,9}))?\.mp4$')
+
+#: A hole between two segments shorter than this is naming jitter (the epoch in a name is
+#: a whole second), not missing footage.
+GAP_TOLERANCE_S = 1.5
+
+#: The recorder counts ffmpeg as stalled after this many segment lengths without a new one.
+STALL_SEGMENTS = 3.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One recorded file: where it is, when it started, its size and (once read) duration."""
+
+    path: str
+    start: float
+    size: int = 0
+    duration: float | None = None
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    @property
+    def end(self) -> float:
+        """Start plus duration (the start itself while the duration is unknown)."""
+        return self.start + (self.duration or 0.0)
+
+
+def parse_segment_name(name: str) -> float | None:
+    """'seg_1700000000.mp4' -> 1700000000.0; anything else -> None."""
+    match = SEGMENT_RE.match(name)
+    if not match:
+        return None
+    whole, frac = match.groups()
+    return float(f'{whole}.{frac}') if frac else float(whole)
+
+
+def segment_name(start: float) -> str:
+    """The file name of a segment that starts at the whole second start."""
+    return f'seg_{int(start)}.mp4'
+
+
+def scan(directory: str) -> list[Segment]:
+    """The segments in directory, oldest first (missing directory: none)."""
+    found = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        start = parse_segment_name(entry.name)
+        if start is None:
+            continue
+        try:
+            size = entry.stat().st_size
+        except FileNotFoundError:  # deleted while we looked
+            continue
+        found.append(Segment(entry.path, start, size))
+    return sorted(found, key=lambda s: (s.start, s.name))
+
+
+def candidates(segments: Sequence[Segment], lo: float, hi: float) -> list[Segment]:
+    """The segments that may overlap [lo, hi], judged by names alone.
+
+    A segment can only overlap if it starts before hi and the next one starts after lo
+    (segments do not overlap each other); the last one before lo is kept because its
+    footage may run into the window.
+    """
+    chosen = []
+    for i, seg in enumerate(segments):
+        if seg.start >= hi:
+            break
+        nxt = segments[i + 1].start if i + 1 < len(segments) else None
+        if nxt is not None and nxt <= lo:
+            continue
+        chosen.append(seg)
+    return chosen
+
+
+def covering(segments: Iterable[Segment], lo: float, hi: float) -> list[Segment]:
+    """The segments (durations known) with footage inside [lo, hi], oldest first."""
+    return [s for s in segments
+            if s.duration and s.duration > 0 and s.start < hi and s.end > lo]
+
+
+def find_gaps(covered: Sequence[Segment], lo: float, hi: float,
+              tolerance: float = GAP_TOLERANCE_S) -> list[tuple[float, float]]:
+    """The stretches of [lo, hi] that no segment covers, longer than tolerance."""
+    gaps = []
+    cursor = lo
+    for seg in covered:
+        if seg.start - cursor > tolerance:
+            gaps.append((cursor, min(seg.start, hi)))
+        cursor = max(cursor, seg.end)
+    if hi - cursor > tolerance:
+        gaps.append((cursor, hi))
+    return gaps
+
+
+def with_durations(segments: Iterable[Segment], read_duration) -> list[Segment]:
+    """Copies of segments with duration = read_duration(path) (None when unreadable)."""
+    return [replace(s, duration=read_duration(s.path)) for s in segments]
+
+
+@dataclass(frozen=True)
+class RingPolicy:
+    """How much the recorder keeps: footage within keep_s of now, at most max_bytes."""
+
+    keep_s: float
+    max_bytes: int  # 0: no byte cap
+
+
+def plan_ring_deletions(segments: Sequence[Segment], now: float, policy: RingPolicy,
+                        protected: Sequence[tuple[float, float]] = (),
+                        reserve_bytes: int = 0) -> list[tuple[Segment, str]]:
+    """(segment, reason) to delete, oldest first; reason is 'age' or 'bytes'.
+
+    The newest segment (being written) is never deleted. By age: every segment that ended
+    (the next one started) more than keep_s ago, unless it overlaps a protected window (a
+    pending clip). By bytes: oldest first until the rest plus reserve_bytes (room for the
+    segment being written to grow) fits max_bytes, protected or not, since the cap is
+    never exceeded.
+    """
+    if len(segments) < 2:
+        return []
+    finished = list(segments[:-1])
+    newest = segments[-1]
+    doomed: list[tuple[Segment, str]] = []
+    kept = []
+    for i, seg in enumerate(finished):
+        end = segments[i + 1].start
+        if end < now - policy.keep_s and not protected_overlap(seg, end, protected):
+            doomed.append((seg, 'age'))
+        else:
+            kept.append(seg)
+    if policy.max_bytes > 0:
+        total = sum(s.size for s in kept) + newest.size + reserve_bytes
+        for seg in kept:
+            if total <= policy.max_bytes:
+                break
+            doomed.append((seg, 'bytes'))
+            total -= seg.size
+    return sorted(doomed, key=lambda d: d[0].start)
+
+
+def protected_overlap(segment: Segment, end: float,
+                      protected: Sequence[tuple[float, float]]) -> bool:
+    """True when [segment.start, end] overlaps a protected window."""
+    return any(segment.start < p_hi and end > p_lo for p_lo, p_hi in protected)
