@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from v2x_bridge import keys, net, wire
@@ -38,7 +37,7 @@ from v2x_bridge.alert_gateway import AlertGateway
 from v2x_bridge.receiver import AlertDelivered, Receiver
 from v2x_bridge.sender import Sender
 from v2x_common import qos
-from v2x_common.testing import random_domain_id, random_group
+from v2x_common.testing import RosHarness, random_domain_id, random_group
 from v2x_common.timeutil import NS_PER_S
 from v2x_msgs.msg import Alert
 
@@ -112,23 +111,14 @@ class Ends:
     """The publisher on domain A and the subscriber on domain B, spun in threads."""
 
     def __init__(self, domain_a: int, domain_b: int):
-        self.contexts, self.executors = [], []
         self.latencies, self._stop = [], threading.Event()
-        nodes = []
-        for domain, name in ((domain_a, 'bench_pub'), (domain_b, 'bench_sub')):
-            ctx = Context()
-            rclpy.init(context=ctx, domain_id=domain)
-            node = rclpy.create_node(name, context=ctx)
-            ex = SingleThreadedExecutor(context=ctx)
-            ex.add_node(node)
-            self.contexts.append(ctx)
-            self.executors.append(ex)
-            nodes.append(node)
-        self.pub_node, self.sub_node = nodes
+        self.harnesses = [RosHarness(domain_a), RosHarness(domain_b)]
+        self.pub_node = self.harnesses[0].node('bench_pub')
+        self.sub_node = self.harnesses[1].node('bench_sub')
         self.pub = self.pub_node.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
         self.sub_node.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT)
-        self.threads = [threading.Thread(target=self._spin, args=(ex,), daemon=True)
-                        for ex in self.executors]
+        self.threads = [threading.Thread(target=self._spin, args=(h.executor,), daemon=True)
+                        for h in self.harnesses]
         for t in self.threads:
             t.start()
 
@@ -181,10 +171,8 @@ class Ends:
         self._stop.set()
         for t in self.threads:
             t.join()
-        for n in (self.pub_node, self.sub_node):
-            n.destroy_node()
-        for ctx in self.contexts:
-            rclpy.try_shutdown(context=ctx)
+        for h in self.harnesses:
+            h.close()
 
 
 def _procs(cmds, env):

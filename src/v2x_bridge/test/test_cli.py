@@ -157,7 +157,7 @@ def test_inject_flags_through_gateway_to_client(ros, mcast, tmp_path, monkeypatc
     ros.spin_until(lambda: inject.poll() is not None, 60)
     out, err = inject.communicate(timeout=10)
     assert inject.returncode == 0, err
-    assert out.startswith('[INJECT] /v2x/alert_out src=(gateway) seq=0 type=collision')
+    assert out.startswith('[INJECT] /v2x/alert_out seq=0 src= type=collision sev=high')
     ros.spin_until(lambda: client.poll() is not None, 30)
     cout, _ = client.communicate(timeout=10)
     assert any(RECV.match(ln) for ln in cout.splitlines()), cout

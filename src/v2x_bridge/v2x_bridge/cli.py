@@ -20,6 +20,10 @@ from v2x_common.mappings import (
     suggest_to_str,
 )
 
+#: Alert fields that may be given by name ('collision', 'high', 'slow_down').
+NAMED_FIELDS = {'kind': kind_from_str, 'severity': severity_from_str,
+                'suggest': suggest_from_str}
+
 
 class ExitCode(IntEnum):
     """Exit statuses of the CLI tools."""

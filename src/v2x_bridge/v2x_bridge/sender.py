@@ -6,6 +6,7 @@ sender (new session id) is not locked out.
 """
 
 from dataclasses import dataclass, replace
+import math
 import secrets
 
 from v2x_bridge import wire
@@ -51,8 +52,12 @@ def fill_identity(alert: AlertData, *, station_id: str, now_ns: int,
     clip_id = alert.clip_id
     if alert.clip_requested and not clip_id:
         clip_id = f'{source_id}-{sequence}'
+    lat, lon = alert.latitude, alert.longitude
+    if before is not None and math.isnan(lat) and math.isnan(lon):
+        lat, lon = before.latitude, before.longitude  # a cancellation keeps its place
     return replace(alert, source_id=source_id, sequence=sequence, stamp_ns=stamp_ns,
-                   detection_time_ns=detection_ns, validity_s=validity_s, clip_id=clip_id)
+                   detection_time_ns=detection_ns, validity_s=validity_s, clip_id=clip_id,
+                   latitude=lat, longitude=lon)
 
 
 @dataclass

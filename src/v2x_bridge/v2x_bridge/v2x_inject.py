@@ -8,7 +8,6 @@ what it sent and exits 0 (3 when nobody subscribed in time).
 """
 
 import argparse
-import math
 import sys
 import time
 
@@ -16,20 +15,11 @@ import rclpy
 import yaml
 
 from v2x_bridge import cli
-from v2x_bridge.cli import ExitCode
+from v2x_bridge.cli import NAMED_FIELDS, ExitCode
+from v2x_bridge.conversions import alert_from_msg
 from v2x_common import qos
-from v2x_common.mappings import (
-    UnknownValue,
-    kind_from_str,
-    kind_to_str,
-    severity_from_str,
-    severity_to_str,
-    suggest_from_str,
-    suggest_to_str,
-)
+from v2x_common.mappings import UnknownValue
 from v2x_msgs.msg import Alert
-
-_NAMED = {'kind': kind_from_str, 'severity': severity_from_str, 'suggest': suggest_from_str}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -84,8 +74,8 @@ def set_fields(msg, values: dict, path: str = ''):
         if hasattr(current, 'get_fields_and_field_types'):
             set_fields(current, value, where + '.')
             continue
-        if name in _NAMED and isinstance(value, str) and not path:
-            value = _NAMED[name](value)
+        if name in NAMED_FIELDS and isinstance(value, str) and not path:
+            value = NAMED_FIELDS[name](value)
         try:
             value = _convert(types[name], value, where)
         except OverflowError:
@@ -112,12 +102,9 @@ def from_flags(args) -> Alert:
 
 def summary(m: Alert, topic: str) -> str:
     """One line saying what was published."""
-    dist = f'{m.distance_m:.1f}m' if math.isfinite(m.distance_m) else 'unknown'
-    return (f'[INJECT] {topic} src={m.source_id or "(gateway)"} seq={m.sequence} '
-            f'type={kind_to_str(m.kind)} sev={severity_to_str(m.severity)} dist={dist} '
-            f'suggest={suggest_to_str(m.suggest)} road={m.road} lat={m.latitude} '
-            f'lon={m.longitude} validity_s={m.validity_s:g} clip={m.clip_requested} '
-            f'cancelled={m.cancelled}')
+    return (f'[INJECT] {topic} {cli.describe(alert_from_msg(m))} road={m.road} '
+            f'lat={m.latitude} lon={m.longitude} validity_s={m.validity_s:g} '
+            f'clip={m.clip_requested} cancelled={m.cancelled}')
 
 
 def main(argv=None, env=None) -> int:

@@ -291,22 +291,32 @@ def _read_text(body: bytes, offset: int, field: str) -> tuple[str, int]:
         raise MalformedDatagram(f'{field}: invalid UTF-8') from None
 
 
-def decode_alert_body(body: bytes) -> AlertData:
-    """Alert body bytes -> AlertData; raises MalformedDatagram."""
+def _read_body(body: bytes, fixed: struct.Struct, texts: tuple[str, ...], what: str):
+    """source_id, the fixed fields, then the trailing texts; nothing may follow."""
     source_id, off = _read_text(body, 0, 'source_id')
     if not source_id:
         raise MalformedDatagram('empty source_id')
-    if off + _ALERT_FIXED.size > len(body):
-        raise MalformedDatagram('alert body truncated')
+    if off + fixed.size > len(body):
+        raise MalformedDatagram(f'{what} body truncated')
+    values = fixed.unpack_from(body, off)
+    off += fixed.size
+    strings = []
+    for name in texts:
+        text, off = _read_text(body, off, name)
+        strings.append(text)
+    if off != len(body):
+        raise MalformedDatagram(f'{len(body) - off} trailing bytes in the {what} body')
+    return source_id, values, strings
+
+
+def decode_alert_body(body: bytes) -> AlertData:
+    """Alert body bytes -> AlertData; raises MalformedDatagram."""
+    source_id, values, (road, clip_id) = _read_body(body, _ALERT_FIXED, ('road', 'clip_id'),
+                                                    'alert')
     (sequence, kind, severity, suggest, flags, stamp_ns, detection_ns, validity_s,
-     lat, lon, distance_m, confidence) = _ALERT_FIXED.unpack_from(body, off)
-    off += _ALERT_FIXED.size
+     lat, lon, distance_m, confidence) = values
     if flags & ~_KNOWN_FLAGS:
         raise MalformedDatagram(f'unknown flags 0x{flags:02x}')
-    road, off = _read_text(body, off, 'road')
-    clip_id, off = _read_text(body, off, 'clip_id')
-    if off != len(body):
-        raise MalformedDatagram(f'{len(body) - off} trailing bytes in the alert body')
     if not (math.isfinite(validity_s) and validity_s >= 0):
         raise MalformedDatagram(f'validity_s {validity_s!r}')
     return AlertData(source_id, sequence, kind, severity, suggest, stamp_ns, detection_ns,
@@ -316,16 +326,9 @@ def decode_alert_body(body: bytes) -> AlertData:
 
 def decode_heartbeat_body(body: bytes) -> HeartbeatData:
     """Heartbeat body bytes -> HeartbeatData; raises MalformedDatagram."""
-    source_id, off = _read_text(body, 0, 'source_id')
-    if not source_id:
-        raise MalformedDatagram('empty source_id')
-    if off + _HEARTBEAT_FIXED.size > len(body):
-        raise MalformedDatagram('heartbeat body truncated')
-    role, status, active, uptime_s, period_s = _HEARTBEAT_FIXED.unpack_from(body, off)
-    off += _HEARTBEAT_FIXED.size
-    message, off = _read_text(body, off, 'status_message')
-    if off != len(body):
-        raise MalformedDatagram(f'{len(body) - off} trailing bytes in the heartbeat body')
+    source_id, values, (message,) = _read_body(body, _HEARTBEAT_FIXED, ('status_message',),
+                                               'heartbeat')
+    role, status, active, uptime_s, period_s = values
     return HeartbeatData(source_id, role, status, message, active, uptime_s, period_s)
 
 
