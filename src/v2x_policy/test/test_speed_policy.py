@@ -35,8 +35,10 @@ class Rig:
         self.params = {'hold_time_s': 0.5, **params, 'stamped': stamped}
         self.stamped = stamped
         self.source = f'rsu_test_{os.getpid()}_{id(self) % 10000}'  # unique per test
+        # A namespace of its own: a test sharing our random domain id cannot cross-talk.
+        self.ns = f'/{self.source}'
         self.twist_type = TwistStamped if stamped else Twist
-        self.helper = ros.node('policy_test_helper')
+        self.helper = ros.node('policy_test_helper', namespace=self.ns)
         h = self.helper
         self.alert_pub = h.create_publisher(Alert, 'v2x/alert', qos.ALERT)
         self.cmd_pub = h.create_publisher(self.twist_type, 'cmd_vel_in', qos.CMD_VEL)
@@ -55,7 +57,7 @@ class Rig:
 
     def start_policy(self):
         overrides = [Parameter(k, value=v) for k, v in self.params.items()]
-        self.policy = self.ros.add(SpeedPolicy(context=self.ros.context,
+        self.policy = self.ros.add(SpeedPolicy(context=self.ros.context, namespace=self.ns,
                                                parameter_overrides=overrides))
         return self.policy
 
@@ -296,7 +298,7 @@ def test_disabled_passes_through_and_reenabling_restores(ros):
     rig = Rig(ros)
     rig.alert(1, kind=Alert.KIND_BLOCKAGE, distance=100.0)
     assert rig.wait_output(0.0)
-    client = rig.helper.create_client(SetBool, '/speed_policy/set_enabled')
+    client = rig.helper.create_client(SetBool, 'speed_policy/set_enabled')
     assert client.wait_for_service(timeout_sec=WAIT)
 
     def call(flag):
@@ -359,7 +361,7 @@ def test_hostile_inputs_are_dropped_and_counted(ros):
     assert rig.wait_output(0.7)  # still alive, and the bad alert does not stop us
     assert rig.ros.spin_until(lambda: any(
         kv.key == 'alerts_invalid' and kv.value == '1'
-        for d in diagnostics for s in d.status if s.name == 'speed_policy'
+        for d in diagnostics for s in d.status if s.name == f'{rig.ns[1:]}/speed_policy'
         for kv in s.values), WAIT)
 
 
