@@ -425,6 +425,24 @@ def test_custom_rule_from_parameters_acts(ros):
     assert rig.wait_action(PolicyState.ACTION_STOP) and rig.states[-1].rule == 'fire_near'
 
 
+def test_executable_with_the_config_filters_commands(ros):
+    """The installed speed_policy, run with launch/config/speed_policy.yaml, slows on an alert."""
+    rig = Rig(ros, start_policy=False)
+    proc = subprocess.Popen(
+        ['speed_policy', '--ros-args', '--params-file', str(CONFIG), '-r', f'__ns:={rig.ns}'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert rig.wait_output(1.0, timeout=30.0)
+        rig.alert(1, kind=Alert.KIND_COLLISION, distance=500.0, validity=15.0)
+        assert rig.wait_output(0.5)
+        assert rig.wait_action(PolicyState.ACTION_SLOW_DOWN)
+        assert rig.states[-1].rule == 'slow_hazard'
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=30)
+    assert 'slow_down by rule slow_hazard' in output
+
+
 def test_executable_exits_nonzero_naming_the_entry():
     """The installed speed_policy exits 2 with a message naming a rule listed without fields."""
     proc = subprocess.run(
