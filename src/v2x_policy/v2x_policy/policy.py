@@ -240,7 +240,7 @@ def _accept_alert(state: State, alert: AlertData, now: float) -> tuple[State, st
     return replace(state, alerts=alerts), note
 
 
-def _apply_event(state: State, event: Event, settings: PolicySettings) -> tuple[State, str]:
+def _apply_event(state: State, event: Event) -> tuple[State, str]:
     if isinstance(event, AlertReceived):
         return _accept_alert(state, event.alert, event.now)
     if isinstance(event, FixReceived):
@@ -250,8 +250,8 @@ def _apply_event(state: State, event: Event, settings: PolicySettings) -> tuple[
     if isinstance(event, PeersReceived):
         return replace(state, stale_rsus=frozenset(event.stale_rsus)), 'peers'
     if isinstance(event, EnabledSet):
-        return replace(state, enabled=bool(event.enabled)), 'enabled' if event.enabled else \
-            'disabled'
+        note = 'enabled' if event.enabled else 'disabled'
+        return replace(state, enabled=bool(event.enabled)), note
     if isinstance(event, TimePassed):
         return state, 'tick'
     raise TypeError(f'not a policy event: {event!r}')
@@ -296,7 +296,7 @@ def step(state: State, event: Event, settings: PolicySettings) -> tuple[State, s
     invalid (alerts); fix, peers, enabled, disabled, tick.
     """
     now = event.now
-    state, note = _apply_event(state, event, settings)
+    state, note = _apply_event(state, event)
     state = _prune(state, now)
     raw = raw_decision(state, settings, now)
     held = state.held
