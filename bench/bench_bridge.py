@@ -110,11 +110,11 @@ def relay_recv(group: str, port: int) -> None:
 class Ends:
     """The publisher on domain A and the subscriber on domain B, spun in threads."""
 
-    def __init__(self, domain_a: int, domain_b: int):
+    def __init__(self, domain_a: int, domain_b: int, label: str):
         self.latencies, self._stop = [], threading.Event()
         self.harnesses = [RosHarness(domain_a), RosHarness(domain_b)]
-        self.pub_node = self.harnesses[0].node('bench_pub')
-        self.sub_node = self.harnesses[1].node('bench_sub')
+        self.pub_node = self.harnesses[0].node(f'bench_pub_{label}')
+        self.sub_node = self.harnesses[1].node(f'bench_sub_{label}')
         self.pub = self.pub_node.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
         self.sub_node.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT)
         self.threads = [threading.Thread(target=self._spin, args=(h.executor,), daemon=True)
@@ -212,7 +212,7 @@ def latency(n: int, rate: float, state_dir: str, rounds: int = 10) -> dict[str, 
                       '-p', f'state_dir:={state_dir}', '-p', 'heartbeat_period_s:=1.0']
                 cmds = [(gw + ['-p', 'role:=rsu'], a), (gw + ['-p', 'role:=vehicle'], b)]
             procs = _procs(cmds, {'V2X_KEY': SECRET})
-            setups[label] = (procs, Ends(da, db))
+            setups[label] = (procs, Ends(da, db, label))
         for label, (procs, ends) in setups.items():
             if not ends.ready():
                 raise SystemExit(f'{label}: processes did not come up: ' + ' | '.join(

@@ -236,3 +236,36 @@ def test_ed25519_gateways_and_diagnostics(ros, mcast, tmp_path, monkeypatch):
                           and 'rsu/alert_gateway' in diags, 20)
     assert int(diags['rsu/alert_gateway']['sent']) >= 1
     assert not any(k.startswith('dropped_') for k in rsu.counters())
+
+
+def test_hostile_datagrams_are_counted_and_the_gateway_lives_on(ros, mcast, monkeypatch):
+    """Garbage, oversized, expired, future-dated and replayed datagrams are counted by
+    reason; a good alert sent afterwards is still delivered."""
+    from v2x_bridge import keys, net, wire
+    from v2x_bridge.sender import Sender
+
+    monkeypatch.setenv('V2X_KEY', 'k')
+    veh = ros.add(AlertGateway(context=ros.context, parameter_overrides=_params(
+        role='vehicle', group=mcast['group'], port=mcast['port'], iface=mcast['iface'],
+        max_clock_skew_s=5.0)))
+    got = []
+    ros.node('probe').create_subscription(Alert, 'v2x/alert', got.append, qos.ALERT)
+    tx = Sender(keys.HmacKey(b'k'))
+    now = time.time_ns()
+
+    def alert(seq, detection_ns=now):
+        return wire.AlertData('rsu_x', seq, 1, 3, 1, detection_ns, detection_ns, 10.0)
+
+    good = tx.datagram(alert(2), now)
+    hostile = [b'garbage', bytes(1500), tx.datagram(alert(1, now - 60 * 10**9), now),
+               tx.datagram(alert(3), now + 60 * 10**9), good, good]
+    with net.open_sender(mcast['group'], mcast['port'], mcast['iface']) as sock:
+        for data in hostile:
+            sock.send(data)
+    assert ros.spin_until(lambda: got and veh.counters().get('dropped_replayed'), 20)
+    c = veh.counters()
+    assert {k: c.get(k) for k in ('dropped_malformed', 'dropped_oversized', 'dropped_expired',
+                                  'dropped_future_dated', 'dropped_replayed', 'delivered')} \
+        == dict.fromkeys(('dropped_malformed', 'dropped_oversized', 'dropped_expired',
+                          'dropped_future_dated', 'dropped_replayed', 'delivered'), 1)
+    assert len(got) == 1 and got[0].sequence == 2

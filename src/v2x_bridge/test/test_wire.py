@@ -18,8 +18,8 @@ alerts = st.builds(
     source_id=st.text(min_size=1, max_size=40),
     sequence=st.integers(0, 2**32 - 1),
     kind=st.integers(0, 255), severity=st.integers(0, 255), suggest=st.integers(0, 255),
-    stamp_ns=st.integers(-2**63, 2**63 - 1),
-    detection_time_ns=st.integers(-2**63, 2**63 - 1),
+    stamp_ns=st.integers(0, wire.MAX_TIME_NS - 1),
+    detection_time_ns=st.integers(0, wire.MAX_TIME_NS - 1),
     validity_s=st.floats(min_value=0, max_value=1e9, width=32),
     cancelled=st.booleans(),
     latitude=st.floats(allow_nan=False), longitude=st.floats(allow_nan=False),
@@ -27,7 +27,7 @@ alerts = st.builds(
 heartbeats = st.builds(
     wire.HeartbeatData, source_id=st.text(min_size=1, max_size=40), role=st.integers(0, 255),
     status=st.integers(0, 255), status_message=texts, active_alerts=st.integers(0, 65535),
-    uptime_s=f32s, period_s=f32s)
+    uptime_s=f32s, period_s=st.floats(min_value=0.5, max_value=1024.0, width=32))
 
 
 def _alert(**kw):
@@ -144,7 +144,17 @@ def test_wrong_key_is_unknown_key():
         wire.decode(other, RING)
 
 
+def _time_patch(offset):
+    # stamp_ns sits 8 bytes after the source id, detection_time 16: set one to -1
+    def patch(b):
+        at = 1 + b[0] + offset
+        return b[:at] + struct.pack('>q', -1) + b[at + 8:]
+    return patch
+
+
 @pytest.mark.parametrize('body_patch,what', [
+    (_time_patch(8), 'negative stamp'),
+    (_time_patch(16), 'negative detection_time'),
     (lambda b: b[:-1], 'body one byte short'),
     (lambda b: b + b'x', 'trailing byte'),
     (lambda b: b'\x00' + b[b[0] + 1:], 'empty source id'),

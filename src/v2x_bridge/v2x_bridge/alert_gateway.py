@@ -15,6 +15,7 @@ import time
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
@@ -127,8 +128,8 @@ def read_settings(node: Node) -> Settings:
         descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
         try:
             values[name] = node.declare_parameter(name, default, descriptor).value
-        except (rclpy.exceptions.InvalidParameterValueException, TypeError,
-                rclpy.exceptions.InvalidParameterTypeException) as exc:
+        except (InvalidParameterValueException, InvalidParameterTypeException,
+                TypeError) as exc:
             raise SettingsError(f'parameter {name!r}: {exc}') from None
     role = values['role']
     if role not in ROLES:
@@ -158,7 +159,8 @@ class AlertGateway(Node):
         self.settings = s = read_settings(self)
         self._lock = threading.Lock()
         self._counts = {'delivered': 0, 'repeats': 0, 'heartbeats': 0, 'sent': 0,
-                        'send_errors': 0, 'csv_errors': 0, 'invalid_input': 0}
+                        'send_errors': 0, 'csv_errors': 0, 'invalid_input': 0,
+                        'internal_errors': 0}
         self._dropped: dict[str, int] = {}
         self._started = time.monotonic()
         self._live: dict[tuple[str, int], object] = {}
@@ -168,7 +170,11 @@ class AlertGateway(Node):
         own = () if self._sender is None else (self._sender.session,)
         self._receiver = Receiver(keyring, s.max_clock_skew_s, own_sessions=own)
         self._peers = PeerTable(s.stale_after)
-        self._csv = RotatingCsv(s.csv_log, s.csv_max_bytes, s.csv_keep) if s.csv_log else None
+        try:
+            self._csv = (RotatingCsv(s.csv_log, s.csv_max_bytes, s.csv_keep) if s.csv_log
+                         else None)
+        except OSError as exc:
+            raise SettingsError(f"parameter 'csv_log': {exc}") from None
         try:
             self._rx = net.open_receiver(s.group, s.port, s.iface)
             self._tx = net.open_sender(s.group, s.port, s.iface, s.ttl, s.loopback)
@@ -282,7 +288,12 @@ class AlertGateway(Node):
                     return
                 time.sleep(0.1)
                 continue
-            self.handle_datagram(data)
+            try:
+                self.handle_datagram(data)
+            except Exception as exc:  # noqa: BLE001 -- the receive thread must not die
+                self._count('internal_errors')
+                self.get_logger().error(f'receive path failed: {type(exc).__name__}: {exc}',
+                                        throttle_duration_sec=10.0)
 
     def handle_datagram(self, data: bytes) -> None:
         """Run one datagram through the pipeline and act on the outcome (never raises)."""
@@ -356,8 +367,8 @@ class AlertGateway(Node):
 
     def _health(self):
         c = self.counters()
-        if c['send_errors'] or c['csv_errors']:
-            return WARN, 'send or CSV errors', c
+        if c['send_errors'] or c['csv_errors'] or c['internal_errors']:
+            return WARN, 'send, CSV or internal errors', c
         return OK, f'{self.settings.role} {self.settings.station_id}', c
 
     def destroy_node(self):

@@ -34,6 +34,7 @@ _KNOWN_FLAGS = FLAG_CANCELLED | FLAG_CLIP_REQUESTED
 
 KEY_ID_LEN = 8
 MAX_TEXT = 255
+MAX_TIME_NS = (1 << 31) * 1_000_000_000  # builtin_interfaces/Time.sec is an int32
 
 _HEADER = struct.Struct('>2sBBBBH8sQQq')
 HEADER_LEN = _HEADER.size  # 40
@@ -319,6 +320,9 @@ def decode_alert_body(body: bytes) -> AlertData:
         raise MalformedDatagram(f'unknown flags 0x{flags:02x}')
     if not (math.isfinite(validity_s) and validity_s >= 0):
         raise MalformedDatagram(f'validity_s {validity_s!r}')
+    for name, ns in (('stamp', stamp_ns), ('detection_time', detection_ns)):
+        if not 0 <= ns < MAX_TIME_NS:
+            raise MalformedDatagram(f'{name} {ns} ns outside 0..2^31 s (builtin_interfaces/Time)')
     return AlertData(source_id, sequence, kind, severity, suggest, stamp_ns, detection_ns,
                      validity_s, bool(flags & FLAG_CANCELLED), lat, lon, road, distance_m,
                      confidence, bool(flags & FLAG_CLIP_REQUESTED), clip_id)
@@ -329,6 +333,8 @@ def decode_heartbeat_body(body: bytes) -> HeartbeatData:
     source_id, values, (message,) = _read_body(body, _HEARTBEAT_FIXED, ('status_message',),
                                                'heartbeat')
     role, status, active, uptime_s, period_s = values
+    if not (math.isfinite(period_s) and period_s > 0):
+        raise MalformedDatagram(f'heartbeat period_s {period_s!r}')
     return HeartbeatData(source_id, role, status, message, active, uptime_s, period_s)
 
 
