@@ -15,6 +15,7 @@ import time
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -40,6 +41,8 @@ from v2x_msgs.msg import Alert
 
 NODE_NAME = 'event_intake'
 TOPIC = 'v2x/alert_out'
+ACK_EVERY = 20  # below ALERT_OUT's depth of 50
+ACK_TIMEOUT_S = 2.0
 _DEFAULTS = IntakeSettings()
 
 # name -> (description, extra descriptor fields); defaults come from IntakeSettings.
@@ -88,6 +91,7 @@ class EventIntake(Node):
                 sock.close()
             raise
         self._pub = self.create_publisher(Alert, TOPIC, qos.ALERT_OUT)
+        self._unacked = 0
         self.intake = Intake(self.settings, self._ledger, self._publish, self._can_publish)
         pruned = self.intake.prune()
         self._hold_timer = self.create_timer(0.2, self._flush_held)
@@ -122,9 +126,21 @@ class EventIntake(Node):
             values[name] = self.declare_parameter(name, default, descriptor).value
         return IntakeSettings(**values)
 
+    @property
+    def http_ready(self) -> bool:
+        """True once the HTTP intake accepts connections."""
+        return self._http is not None and self._http.started
+
     # -- publishing (called from the file worker and the HTTP threads, under Intake's lock)
     def _publish(self, event: IntakeEvent) -> None:
         self._pub.publish(event_to_alert(event, time.time()))
+        # KEEP_LAST(50) drops the oldest unacknowledged sample when a burst outruns the
+        # subscriber: let the readers acknowledge every ACK_EVERY samples.
+        self._unacked += 1
+        if self._unacked >= ACK_EVERY:
+            self._unacked = 0
+            if not self._pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
+                self.intake.stats['ack_timeouts'] += 1
 
     def _can_publish(self) -> bool:
         return not self.settings.hold_without_subscriber or \
@@ -202,6 +218,8 @@ class EventIntake(Node):
         if self._files is not None:
             self._files.stop()
             self._files = None
+        # Samples still in the writer die with it: give the readers a moment to take them.
+        self._pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
         self._ledger.close()
         return super().destroy_node()
 

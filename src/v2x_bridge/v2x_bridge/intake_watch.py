@@ -9,6 +9,7 @@ and were modified less than settle_s ago are looked at again once they settle.
 """
 
 import heapq
+import logging
 import os
 import queue
 import sqlite3
@@ -22,6 +23,15 @@ from watchdog.observers import Observer
 from v2x_bridge.intake_core import FAILED, PROCESSED, FileDeferred, FileOutcome, is_candidate
 
 _STOP = object()
+
+
+class _QuietStop(logging.Filter):
+    # watchdog 7 logs this ERROR when its reader thread wakes after stop(); nothing is lost.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return 'called when the thread is inactive' not in record.getMessage()
+
+
+logging.getLogger('watchdog.observers.inotify').addFilter(_QuietStop())
 
 
 class _Handler(FileSystemEventHandler):
