@@ -11,8 +11,10 @@ source "$ws/scripts/env.sh"
 set -u
 
 stamp="$ws/install/.v2x-build-stamp"
-sources=$(cd "$ws" && find src colcon.meta cmake -type f \
-  ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+# The stamp covers every source file and the venv in use (console scripts name its python).
+sources=$( (cd "$ws" && find src colcon.meta cmake -type f \
+  ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum;
+  readlink -f "$ws/.venv") | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sources" ]; then
   echo "[build] workspace up to date"
   exit 0

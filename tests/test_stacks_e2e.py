@@ -1,0 +1,276 @@
+"""Both stacks, started from launch/rsu.launch.xml and vehicle.launch.xml by the runner.
+
+Each stack has its own ROS_DOMAIN_ID, so only UDP multicast joins them. The non-root
+test runs them over loopback multicast; the root tests put them in two network
+namespaces joined by a veth pair and restart gateways in the middle of an alert.
+"""
+
+import json
+import os
+from pathlib import Path
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from geometry_msgs.msg import Twist
+import pytest
+
+from v2x_common import qos
+from v2x_common.testing import random_domain_id
+from v2x_msgs.msg import Alert, PolicyState
+
+WS = Path(__file__).resolve().parents[1]
+RUNNER = WS / 'scripts/v2x_launch.py'
+SPEED = 2.0
+
+
+def start_stack(launch, domain, args, log, netns=None):
+    """The runner on one launch file, its own domain, output to a log file."""
+    argv = [sys.executable, str(RUNNER), str(WS / 'launch' / launch)]
+    argv += [f'{k}:={v}' for k, v in args.items()]
+    if netns:
+        argv = ['ip', 'netns', 'exec', netns, *argv]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    return subprocess.Popen(argv, env=env, stdout=open(log, 'w'), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def inject(domain, *flags, netns=None):
+    argv = ['v2x_inject', *flags]
+    if netns:
+        argv = ['ip', 'netns', 'exec', netns, *argv]
+    out = subprocess.run(argv, env=dict(os.environ, ROS_DOMAIN_ID=str(domain)),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@pytest.fixture
+def stacks_args(tmp_path, mcast):
+    key = tmp_path / 'hmac.key'
+    key.write_text('e2e-test-key-0123456789\n')
+    common = {'key_file': str(key), 'group': mcast['group'], 'port': str(mcast['port']),
+              'profile': str(WS / 'launch/config/demo.yaml')}
+    rsu = {**common, 'enable_detector': 'false', 'enable_recorder': 'false',
+           'enable_intake': 'false', 'state_dir': str(tmp_path / 'rsu')}
+    vehicle = {**common, 'state_dir': str(tmp_path / 'veh'),
+               'csv_log': str(tmp_path / 'alerts.csv')}
+    return rsu, vehicle
+
+
+def test_injected_alert_reaches_cmd_vel(ros, tmp_path, stacks_args):
+    """An alert injected on the RSU's domain slows /cmd_vel on the vehicle's, and its
+    cancellation releases it after the hold time."""
+    rsu_args, veh_args = stacks_args
+    rsu_domain = random_domain_id()
+    while rsu_domain == ros.domain_id:
+        rsu_domain = random_domain_id()
+    iface = {'iface': '127.0.0.1'}
+    rsu = start_stack('rsu.launch.xml', rsu_domain, {**rsu_args, **iface}, tmp_path / 'rsu.log')
+    veh = start_stack('vehicle.launch.xml', ros.domain_id, {**veh_args, **iface},
+                      tmp_path / 'veh.log')
+    try:
+        node = ros.node('e2e_observer')
+        cmd, states = [], []
+        node.create_subscription(Twist, '/cmd_vel', lambda m: cmd.append(m.linear.x),
+                                 qos.CMD_VEL)
+        node.create_subscription(PolicyState, '/v2x/policy_state', states.append,
+                                 qos.POLICY_STATE)
+        alerts = []
+        node.create_subscription(Alert, '/v2x/alert', alerts.append, qos.ALERT)
+        teleop = node.create_publisher(Twist, '/cmd_vel_in', qos.CMD_VEL)
+        drive = Twist()
+        drive.linear.x = SPEED
+        node.create_timer(0.1, lambda: teleop.publish(drive))
+        assert ros.spin_until(lambda: SPEED in cmd, timeout=60), 'policy never passed teleop'
+        inject(rsu_domain, '--type', 'collision', '--distance-m', '300', '--ttl-s', '120')
+        assert ros.spin_until(lambda: alerts, timeout=30), 'alert never reached the vehicle'
+        seq = alerts[0].sequence
+        assert ros.spin_until(lambda: cmd and cmd[-1] < SPEED, timeout=15)
+        assert states and states[-1].action == PolicyState.ACTION_SLOW_DOWN
+        assert states[-1].sequence == seq
+        inject(rsu_domain, '--cancel', '--sequence', str(seq), '--source-id', 'rsu_server_01')
+        assert ros.spin_until(lambda: cmd[-1] == SPEED, timeout=30), 'never released'
+        assert ros.spin_until(lambda: [a.cancelled for a in alerts] == [False, True], 10)
+        rows = (tmp_path / 'alerts.csv').read_text().splitlines()
+        assert [r.split(',')[3] for r in rows[1:]] == ['new', 'cancel']
+    finally:
+        stop(rsu)
+        stop(veh)
+
+
+# --- two hosts: network namespaces (root) --------------------------------------------------
+
+OBSERVER = textwrap.dedent("""
+    import json, sys, time
+    import rclpy
+    from geometry_msgs.msg import Twist
+    from v2x_common import qos
+    from v2x_msgs.msg import Alert, PolicyState
+    rclpy.init()
+    node = rclpy.create_node('netns_observer')
+    t0 = time.time()
+    def out(**kw):
+        print(json.dumps(dict(t=round(time.time() - t0, 3), **kw)), flush=True)
+    node.create_subscription(Twist, '/cmd_vel', lambda m: out(cmd=m.linear.x), qos.CMD_VEL)
+    node.create_subscription(PolicyState, '/v2x/policy_state',
+                             lambda m: out(action=m.action, seq=m.sequence), qos.POLICY_STATE)
+    node.create_subscription(Alert, '/v2x/alert', lambda m: out(
+        alert=m.sequence, src=m.source_id, cancelled=m.cancelled), qos.ALERT)
+    pub = node.create_publisher(Twist, '/cmd_vel_in', qos.CMD_VEL)
+    drive = Twist(); drive.linear.x = 2.0
+    node.create_timer(0.1, lambda: pub.publish(drive))
+    end = time.time() + float(sys.argv[1])
+    while time.time() < end:
+        rclpy.spin_once(node, timeout_sec=0.1)
+""")
+
+
+def _sh(*cmd, check=True):
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=30)
+
+
+@pytest.fixture
+def two_hosts():
+    """Namespaces rsu/vehicle joined by a veth pair (addresses of the test's own hosts)."""
+    if os.geteuid() != 0:
+        pytest.skip('needs root to create network namespaces')
+    if not shutil.which('ip'):
+        pytest.skip('needs the ip command (iproute2)')
+    tag = f'{random.SystemRandom().randint(0, 0xFFFFF):05x}'
+    ns_r, ns_v = f'v2xr{tag}', f'v2xv{tag}'
+    net = random.SystemRandom().randint(1, 254)
+    addr_r, addr_v = f'10.232.{net}.1', f'10.232.{net}.2'
+    try:
+        _sh('ip', 'netns', 'add', ns_r)
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f'cannot create network namespaces here: {exc.stderr.strip()}')
+    try:
+        _sh('ip', 'netns', 'add', ns_v)
+        _sh('ip', 'link', 'add', f'r{tag}', 'netns', ns_r, 'type', 'veth', 'peer', 'name',
+            f'v{tag}', 'netns', ns_v)
+        for ns, dev, addr in ((ns_r, f'r{tag}', addr_r), (ns_v, f'v{tag}', addr_v)):
+            _sh('ip', '-n', ns, 'addr', 'add', f'{addr}/24', 'dev', dev)
+            _sh('ip', '-n', ns, 'link', 'set', dev, 'up', 'multicast', 'on')
+            _sh('ip', '-n', ns, 'link', 'set', 'lo', 'up')
+        yield {'rsu': ns_r, 'vehicle': ns_v, 'addr_rsu': addr_r, 'addr_vehicle': addr_v}
+    finally:
+        for ns in (ns_r, ns_v):
+            _sh('ip', 'netns', 'del', ns, check=False)
+
+
+def _gateway_pid(netns):
+    out = _sh('ip', 'netns', 'pids', netns).stdout.split()
+    for pid in out:
+        try:
+            cmdline = Path(f'/proc/{pid}/cmdline').read_bytes().split(b'\0')
+        except OSError:
+            continue
+        if any(part.endswith(b'/alert_gateway') for part in cmdline):
+            return int(pid), [p.decode() for p in cmdline if p]
+    return None, None
+
+
+def _read_events(proc_out: Path):
+    events = []
+    for line in proc_out.read_text().splitlines():
+        if line.startswith('{'):
+            events.append(json.loads(line))
+    return events
+
+
+@pytest.mark.root
+def test_gateway_restarts_across_two_hosts(two_hosts, tmp_path, stacks_args):
+    """Across a veth link: a vehicle gateway killed mid-alert re-learns the live alert from
+    the RSU's repeats without a second action, and a restarted RSU gateway's new alerts are
+    accepted, not rejected as replays."""
+    rsu_args, veh_args = stacks_args
+    rsu_domain, veh_domain = random_domain_id(), random_domain_id()
+    rsu = start_stack('rsu.launch.xml', rsu_domain,
+                      {**rsu_args, 'iface': two_hosts['addr_rsu']}, tmp_path / 'rsu.log',
+                      netns=two_hosts['rsu'])
+    veh = start_stack('vehicle.launch.xml', veh_domain,
+                      {**veh_args, 'iface': two_hosts['addr_vehicle']}, tmp_path / 'veh.log',
+                      netns=two_hosts['vehicle'])
+    obs_out = tmp_path / 'observer.jsonl'
+    observer = subprocess.Popen(
+        ['ip', 'netns', 'exec', two_hosts['vehicle'], sys.executable, '-c', OBSERVER, '90'],
+        env=dict(os.environ, ROS_DOMAIN_ID=str(veh_domain)), stdout=open(obs_out, 'w'),
+        stderr=subprocess.STDOUT)
+    extra = []
+    try:
+        def events():
+            return _read_events(obs_out)
+
+        def wait(pred, timeout):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                if pred(events()):
+                    return True
+                time.sleep(0.2)
+            return pred(events())
+
+        assert wait(lambda ev: any(e.get('cmd') == SPEED for e in ev), 60), 'no pass-through'
+        inject(rsu_domain, '--type', 'collision', '--distance-m', '300', '--ttl-s', '120',
+               netns=two_hosts['rsu'])
+        assert wait(lambda ev: any(e.get('action') == PolicyState.ACTION_SLOW_DOWN
+                                   for e in ev), 30), 'policy never slowed down'
+        # kill the vehicle gateway mid-alert; start it again with the same argv
+        pid, argv = _gateway_pid(two_hosts['vehicle'])
+        assert pid, 'vehicle gateway not found'
+        os.kill(pid, signal.SIGKILL)
+        n_before = len([e for e in events() if 'alert' in e])
+        regw = subprocess.Popen(['ip', 'netns', 'exec', two_hosts['vehicle'], *argv],
+                                env=dict(os.environ, ROS_DOMAIN_ID=str(veh_domain)),
+                                stdout=open(tmp_path / 'veh_gw2.log', 'w'),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        extra.append(regw)
+        assert wait(lambda ev: len([e for e in ev if 'alert' in e]) > n_before, 30), \
+            'restarted vehicle gateway did not re-learn the live alert'
+        time.sleep(3)
+        ev = events()
+        actions = [e['action'] for e in ev if 'action' in e]
+        # one continuous slow-down: never released and re-applied around the restart
+        first = actions.index(PolicyState.ACTION_SLOW_DOWN)
+        assert all(a == PolicyState.ACTION_SLOW_DOWN for a in actions[first:]), actions
+        # restart the RSU gateway; its next alert must be accepted (no replay lock-out)
+        pid, argv = _gateway_pid(two_hosts['rsu'])
+        assert pid, 'RSU gateway not found'
+        os.kill(pid, signal.SIGINT)
+        for _ in range(100):
+            if not Path(f'/proc/{pid}').exists():
+                break
+            time.sleep(0.1)
+        rsugw = subprocess.Popen(['ip', 'netns', 'exec', two_hosts['rsu'], *argv],
+                                 env=dict(os.environ, ROS_DOMAIN_ID=str(rsu_domain)),
+                                 stdout=open(tmp_path / 'rsu_gw2.log', 'w'),
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        extra.append(rsugw)
+        time.sleep(3)
+        inject(rsu_domain, '--type', 'blockage', '--distance-m', '100', '--ttl-s', '120',
+               netns=two_hosts['rsu'])
+        assert wait(lambda ev: any(e.get('action') == PolicyState.ACTION_STOP for e in ev), 30), \
+            "the restarted RSU gateway's new alert was not accepted"
+        seqs = sorted({e['alert'] for e in events() if 'alert' in e})
+        assert len(seqs) == 2, seqs  # the persisted sequence continued: a new event id
+    finally:
+        for p in extra:
+            stop(p)
+        stop(rsu)
+        stop(veh)
+        observer.kill()
+        observer.wait()
