@@ -269,3 +269,24 @@ def test_hostile_datagrams_are_counted_and_the_gateway_lives_on(ros, mcast, monk
         == dict.fromkeys(('dropped_malformed', 'dropped_oversized', 'dropped_expired',
                           'dropped_future_dated', 'dropped_replayed', 'delivered'), 1)
     assert len(got) == 1 and got[0].sequence == 2
+
+
+@pytest.mark.parametrize('name,role', [('alert_gateway.yaml', 'rsu'),
+                                       ('alert_gateway_vehicle.yaml', 'vehicle')])
+def test_executable_starts_from_config_and_stops_cleanly(name, role, ros, mcast, tmp_path):
+    """The executable accepts its launch config, runs, and exits 0 on SIGINT."""
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'v2x_bridge.alert_gateway', '--ros-args', '--params-file',
+         str(CONFIG / name), '-p', f'group:={mcast["group"]}', '-p', f'port:={mcast["port"]}',
+         '-p', 'iface:=127.0.0.1', '-p', f'state_dir:={tmp_path}',
+         '-p', f'csv_log:={tmp_path / "alerts.csv"}'],
+        env={**os.environ, 'V2X_KEY': 'k'}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    line = proc.stdout.readline()
+    assert f'{role} ' in line and f'{mcast["group"]}:{mcast["port"]}' in line, line
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert 'Traceback' not in out
