@@ -172,6 +172,9 @@ def test_wrong_key_counts_rejections(ros, mcast, tmp_path, monkeypatch):
     ({'group': '10.0.0.1'}, 'group'),
     ({'port': 70000}, 'port'),
     ({'auth_mode': 'ed25519', 'role': 'vehicle'}, 'trust_store'),
+    ({'station_id': 'x' * 65}, 'station_id'),
+    ({'repeat_interval_s': 0.0}, 'repeat_interval_s'),
+    ({'csv_log': '/proc/no/such/dir/alerts.csv'}, 'csv_log'),
 ])
 def test_bad_parameter_names_it(ros, overrides, name, monkeypatch):
     """A bad parameter value stops start-up with an error naming the parameter."""

@@ -135,6 +135,9 @@ def read_settings(node: Node) -> Settings:
     if role not in ROLES:
         raise SettingsError(f"parameter 'role': {role!r} is not 'rsu' or 'vehicle'")
     values['station_id'] = values['station_id'] or DEFAULT_STATION[role]
+    if len(values['station_id'].encode()) > 64 or values['station_id'].strip() != \
+            values['station_id']:
+        raise SettingsError("parameter 'station_id': at most 64 bytes, no surrounding spaces")
     if values['auth_mode'] not in ('hmac', 'ed25519', 'none'):
         raise SettingsError(f"parameter 'auth_mode': {values['auth_mode']!r} is not hmac, "
                             'ed25519 or none')
@@ -175,17 +178,6 @@ class AlertGateway(Node):
                          else None)
         except OSError as exc:
             raise SettingsError(f"parameter 'csv_log': {exc}") from None
-        try:
-            self._rx = net.open_receiver(s.group, s.port, s.iface)
-            self._tx = net.open_sender(s.group, s.port, s.iface, s.ttl, s.loopback)
-        except (OSError, ValueError) as exc:
-            raise SettingsError(f"parameters 'group'/'port'/'iface': {exc}") from None
-
-        self._pub_alert = self.create_publisher(Alert, 'v2x/alert', qos.ALERT)
-        self._pub_hb = self.create_publisher(Heartbeat, 'v2x/heartbeat', qos.HEARTBEAT)
-        self._pub_peers = self.create_publisher(PeerArray, 'v2x/peers', qos.PEERS)
-        self._pub_markers = self.create_publisher(MarkerArray, 'v2x/markers', qos.MARKERS)
-        self._outbox = Outbox(s.repeat_interval_s)
         if s.role == 'rsu':
             if self._sender is None:
                 raise SettingsError("parameter 'key_file': an RSU needs a signing key "
@@ -194,6 +186,22 @@ class AlertGateway(Node):
                 self._sequences = SequenceStore(Path(s.state_dir))
             except (OSError, ValueError) as exc:
                 raise SettingsError(f"parameter 'state_dir': {exc}") from None
+        try:
+            self._rx = net.open_receiver(s.group, s.port, s.iface)
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"parameters 'group'/'port'/'iface': {exc}") from None
+        try:
+            self._tx = net.open_sender(s.group, s.port, s.iface, s.ttl, s.loopback)
+        except (OSError, ValueError) as exc:
+            self._rx.close()
+            raise SettingsError(f"parameters 'iface'/'ttl': {exc}") from None
+
+        self._pub_alert = self.create_publisher(Alert, 'v2x/alert', qos.ALERT)
+        self._pub_hb = self.create_publisher(Heartbeat, 'v2x/heartbeat', qos.HEARTBEAT)
+        self._pub_peers = self.create_publisher(PeerArray, 'v2x/peers', qos.PEERS)
+        self._pub_markers = self.create_publisher(MarkerArray, 'v2x/markers', qos.MARKERS)
+        self._outbox = Outbox(s.repeat_interval_s)
+        if s.role == 'rsu':
             self._pub_sent = self.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT)
             self.create_subscription(Alert, 'v2x/alert_out', self._on_alert_out, qos.ALERT_OUT)
             # fine ticks spread the repeats instead of sending them in bursts
@@ -228,16 +236,17 @@ class AlertGateway(Node):
         return signer, keyring
 
     # --- sending --------------------------------------------------------------------
-    def _send(self, payload) -> bool:
+    def _send(self, payload) -> None:
+        self._transmit(self._sender.datagram(payload, time.time_ns()))
+
+    def _transmit(self, data: bytes) -> None:
         try:
-            data = self._sender.datagram(payload, time.time_ns())
             self._tx.send(data)
-        except OSError as exc:
+        except OSError as exc:  # link down, firewall: count, keep going
             self._count('send_errors')
             self.get_logger().warning(f'send failed: {exc.strerror}', throttle_duration_sec=5.0)
-            return False
+            return
         self._count('sent')
-        return True
 
     def _on_alert_out(self, msg: Alert) -> None:
         s = self.settings
@@ -253,15 +262,10 @@ class AlertGateway(Node):
         except (InvalidMessage, OSError, ValueError) as exc:
             self._count('invalid_input')
             self.get_logger().warning(f'dropped alert from v2x/alert_out: {exc}',
-                                   throttle_duration_sec=5.0)
+                                      throttle_duration_sec=5.0)
             return
         self._outbox.put(alert, now)
-        try:
-            self._tx.send(data)
-            self._count('sent')
-        except OSError as exc:
-            self._count('send_errors')
-            self.get_logger().warning(f'send failed: {exc.strerror}', throttle_duration_sec=5.0)
+        self._transmit(data)
         self._pub_sent.publish(conversions.alert_to_msg(alert))
 
     def _on_repeat_timer(self) -> None:
@@ -327,7 +331,7 @@ class AlertGateway(Node):
             with self._lock:
                 self._dropped[event.reason] = self._dropped.get(event.reason, 0) + 1
             self.get_logger().warning(f'dropped datagram: {event.reason}: {event.detail}',
-                                   throttle_duration_sec=5.0)
+                                      throttle_duration_sec=5.0)
 
     # --- periodic -------------------------------------------------------------------
     def _on_second(self) -> None:
