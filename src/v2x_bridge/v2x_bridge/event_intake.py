@@ -9,6 +9,7 @@ held events (no subscriber yet), ledger pruning and diagnostics.
 """
 
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -18,6 +19,7 @@ import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from v2x_bridge.intake_convert import event_to_alert
 from v2x_bridge.intake_core import (
@@ -75,11 +77,11 @@ class EventIntake(Node):
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
+        # destroy_node must work whatever point a failed start-up reached.
+        self._files = self._http = self._ledger = self._pub = None
         self.settings = self._read_settings()
         self.settings.validate()
         token = load_token(self.settings, os.environ)
-        self._files = None
-        self._http = None
         # Bind first: a taken port fails the start before anything else runs.
         sock = None
         if self.settings.http_enabled:
@@ -219,14 +221,27 @@ class EventIntake(Node):
             self._files.stop()
             self._files = None
         # Samples still in the writer die with it: give the readers a moment to take them.
-        self._pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
-        self._ledger.close()
+        if self._pub is not None:
+            try:
+                self._pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+            except RuntimeError:  # the context is already shut down
+                pass
+        if self._ledger is not None:
+            self._ledger.close()
         return super().destroy_node()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(args=None):
-    """Run the node until Ctrl-C or shutdown."""
-    rclpy.init(args=args)
+    """Run the node until Ctrl-C, SIGTERM or shutdown."""
+    # Our own SIGINT/SIGTERM handling: the context must outlive destroy_node, which stops
+    # the intakes and waits for the last alerts to be acknowledged before shutdown.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = None
     try:
         node = EventIntake()

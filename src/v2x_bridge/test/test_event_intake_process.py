@@ -1,0 +1,111 @@
+"""The event_intake executable as a real process: start-up checks, cross-process alerts, SIGINT."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from v2x_msgs.msg import Alert
+
+EXE = shutil.which('event_intake')
+pytestmark = pytest.mark.skipif(EXE is None, reason='event_intake not on PATH (make build)')
+KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def run_intake(tmp_path, *params, env=None, **kwargs):
+    args = [EXE, '--ros-args', '-p', f'events_dir:={tmp_path / "events"}',
+            '-p', f'state_dir:={tmp_path / "state"}', '-p', 'http_port:=0']
+    for p in params:
+        args += ['-p', p]
+    environ = {k: v for k, v in os.environ.items() if k != 'V2X_INTAKE_TOKEN'}
+    environ.update(env or {})
+    return subprocess.Popen(args, env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.parametrize('param, words', [
+    ('default_validity_s:=-1.0', 'default_validity_s'),
+    ('http_port:=70000', 'http_port'),
+    ('settle_s:=0.0', 'settle_s'),
+])
+def test_bad_parameter_exits_naming_it(ros, tmp_path, param, words):
+    """A bad value stops the node at start-up with a non-zero code naming the parameter."""
+    proc = run_intake(tmp_path, param, env={'V2X_INTAKE_TOKEN': 'x'})
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert words in out
+
+
+def test_no_token_exits_with_a_hint(ros, tmp_path):
+    """HTTP on without a token: exit 2 saying how to give one; the secret is never printed."""
+    proc = run_intake(tmp_path)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert 'token_file' in out and 'V2X_INTAKE_TOKEN' in out
+    secret = 'do-not-print-me-123'
+    proc = run_intake(tmp_path, 'http_enabled:=false', env={'V2X_INTAKE_TOKEN': secret})
+    first = _wait_for_line(proc, 'watching')
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert first and proc.returncode == 0
+    assert secret not in first + out
+
+
+def _wait_for_line(proc, word, timeout=30.0):
+    """Read the process's output until a line contains word; returns that line or ''."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        line = proc.stdout.readline()
+        if not line:
+            return ''
+        if word in line:
+            return line
+    return ''
+
+
+def test_real_process_publishes_and_stops_cleanly(ros, tmp_path):
+    """The executable publishes a POST and a file across processes and exits 0 on SIGINT."""
+    alerts = []
+    listener = ros.node('process_listener')
+    listener.create_subscription(Alert, 'v2x/alert_out', alerts.append, KEEP_ALL)
+    token = 'process-test-token'
+    proc = run_intake(tmp_path, env={'V2X_INTAKE_TOKEN': token})
+    try:
+        line = _wait_for_line(proc, 'watching')
+        port = int(re.search(r'127\.0\.0\.1:(\d+)', line).group(1))
+        base = f'http://127.0.0.1:{port}'
+        assert ros.spin_until(lambda: _healthy(base), 30)
+        doc = {'ts': time.time(), 'type': 'blockage', 'severity': 'medium', 'lat': 1.0,
+               'lon': 2.0, 'road': 'proc-http', 'distance_m': 10, 'clip_hint': False}
+        answer = httpx.post(f'{base}/events', json=doc,
+                            headers={'Authorization': f'Bearer {token}'}, timeout=10)
+        assert answer.status_code == 202
+        (tmp_path / 'events' / 'f.json').write_text(json.dumps({**doc, 'road': 'proc-file'}))
+        assert ros.spin_until(lambda: len(alerts) >= 2, 30)
+        assert sorted(a.road for a in alerts) == ['proc-file', 'proc-http']
+        assert all(a.kind == Alert.KIND_BLOCKAGE for a in alerts)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, out
+        assert time.monotonic() - started < 10
+        assert 'Traceback' not in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f'{base}/healthz', timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
