@@ -9,6 +9,7 @@ import time
 
 import cv2
 from detector_media import collision_frames, read_video, udp_sender, write_video
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
@@ -118,6 +119,9 @@ def image_msg(img: np.ndarray, stamp: float, pad: int = 8) -> Image:
 def test_image_topic_input_and_bad_images(ros, tmp_path):
     """Frames on image_raw (rgb8, padded) come back annotated, same stamp; junk is counted."""
     got = listen(ros)
+    health = []
+    ros.node('monitor').create_subscription(DiagnosticArray, '/diagnostics', health.append,
+                                            qos.DIAGNOSTICS)
     node = start(ros, source='', backend='onnx', state_dir=str(tmp_path))
     pub = ros.node('camera').create_publisher(Image, 'image_raw', qos.SENSOR_DATA)
     bus = cv2.imread(assets.sample_path('bus.jpg'))
@@ -133,6 +137,12 @@ def test_image_topic_input_and_bad_images(ros, tmp_path):
     assert to_seconds(out.header.stamp) == EPOCH + 5
     assert (out.width, out.height) == (bus.shape[1], bus.shape[0])
     assert node.counts['frames'] == 1 and got['alerts'] == []
+
+    def reported():
+        values = [{kv.key: kv.value for kv in s.values} for a in health for s in a.status
+                  if s.name.endswith('hazard_detector')]
+        return values and values[-1].get('frames') == '1' and values[-1]['bad_images'] == '3'
+    assert ros.spin_until(reported, timeout=10)
 
 
 def test_udp_stream_source(ros, tmp_path, mcast):
@@ -157,6 +167,8 @@ def test_udp_stream_source(ros, tmp_path, mcast):
     ({'lane_polygon': [0.0, 0.5, 1.0]}, 'lane_polygon'),
     ({'json_dir': '/opt/v2x/events'}, 'json_dir'),
     ({'model': '/nonexistent/model.onnx'}, 'model'),
+    ({'model': 'junk', 'backend': 'onnx'}, 'model'),          # a file onnxruntime rejects
+    ({'model': 'junk', 'backend': 'ultralytics'}, 'model'),   # loaded at start, not per frame
     ({'model_sha256': '00' * 32}, 'model_sha256'),
     ({'classes': ['unicorn'], 'backend': 'onnx'}, 'classes'),
     ({'fire_classifier': 'nope'}, 'fire_classifier'),
@@ -165,6 +177,9 @@ def test_udp_stream_source(ros, tmp_path, mcast):
 def test_bad_parameter_is_named(ros, tmp_path, values, name):
     """Each unusable parameter stops start-up with an error naming it."""
     values.setdefault('state_dir', str(tmp_path))
+    if values.get('model') == 'junk':
+        values['model'] = str(tmp_path / 'junk.onnx')
+        (tmp_path / 'junk.onnx').write_bytes(b'\0not a model')
     with pytest.raises(SettingsError) as err:
         HazardDetector(context=ros.context, parameter_overrides=overrides(**values))
     assert err.value.name == name

@@ -2,6 +2,11 @@
 
 from dataclasses import dataclass
 
+
+class BackendError(RuntimeError):
+    """A model or backend that cannot be used as configured (message starts with the parameter)."""
+
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the original frame
 
 

@@ -29,8 +29,8 @@ from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.timeutil import is_zero, to_seconds
 from v2x_detector import assets
 from v2x_detector.conversions import ImageError, Site, bgr_to_image, event_to_alert, image_to_bgr
+from v2x_detector.detections import BackendError
 from v2x_detector.fire import FireColour, load_classifier
-from v2x_detector.onnx_backend import BackendError
 from v2x_detector.pipeline import (
     BACKENDS,
     Pipeline,
@@ -306,7 +306,12 @@ class HazardDetector(Node):
             except (cv2.error, RuntimeError, ValueError) as exc:
                 self.counts['frame_errors'] += 1
                 self.get_logger().warning(f'frame {frame.index} dropped: {exc}',
-                                       throttle_duration_sec=5.0)
+                                          throttle_duration_sec=5.0)
+                continue
+            except Exception as exc:  # the worker must not die silently on a backend surprise
+                self.counts['frame_errors'] += 1
+                self.get_logger().error(f'frame {frame.index} failed: {exc!r}',
+                                        throttle_duration_sec=5.0)
                 continue
             self.counts['frames'] += 1
             elapsed = time.monotonic() - started
@@ -342,7 +347,7 @@ class HazardDetector(Node):
             except OSError as exc:
                 self.counts['json_errors'] += 1
                 self.get_logger().warning(f'JSON event not written: {exc}',
-                                       throttle_duration_sec=5.0)
+                                          throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ health, shutdown
     def _health(self):

@@ -10,12 +10,8 @@ import ast
 import cv2
 import numpy as np
 
-from v2x_detector.detections import Detection, Track
+from v2x_detector.detections import BackendError, Detection, Track
 from v2x_detector.tracker import IouTracker
-
-
-class BackendError(RuntimeError):
-    """The model cannot be used as configured (names the parameter at fault)."""
 
 
 def letterbox(img: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float, tuple[int, int]]:
@@ -92,7 +88,10 @@ class OnnxDetector:
         options = ort.SessionOptions()
         if threads > 0:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
+        try:
+            self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime's own exception types derive from Exception only
+            raise BackendError(f'model {path!r} cannot be loaded: {exc}') from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         fixed = [d for d in inp.shape[2:4] if isinstance(d, int)]

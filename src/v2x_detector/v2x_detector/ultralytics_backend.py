@@ -9,7 +9,7 @@ import tempfile
 
 import numpy as np
 
-from v2x_detector.detections import Detection, Track
+from v2x_detector.detections import BackendError, Detection, Track
 
 
 def offline_environment() -> None:
@@ -31,7 +31,12 @@ class UltralyticsDetector:
         offline_environment()
         from ultralytics import YOLO  # noqa: I001 (after the environment is set)
 
-        self.model = YOLO(path, task='detect')
+        try:
+            self.model = YOLO(path, task='detect')
+            self.model.predict(np.zeros((64, 64, 3), np.uint8), **dict(
+                imgsz=imgsz, conf=conf, iou=iou, device=device, verbose=False))  # load it now
+        except Exception as exc:  # ultralytics raises many types for an unusable file
+            raise BackendError(f'model {path!r} cannot be loaded: {exc}') from None
         self.args = dict(imgsz=imgsz, conf=conf, iou=iou, device=device, verbose=False,
                          classes=None)
         self.tracker = tracker
