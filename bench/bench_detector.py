@@ -19,25 +19,12 @@ import sys
 import tempfile
 import time
 
-import cv2
-
 from v2x_detector import assets
 from v2x_detector.pipeline import Pipeline, annotate, load_backend
 from v2x_detector.rules import HazardRules
+from v2x_detector.sources import read_frames, write_video
 
 CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
-
-
-def read_frames(path: str, limit: int) -> list:
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def bare_fps(backend, frames) -> float:
@@ -107,12 +94,7 @@ def main() -> int:
     if args.frames < 250 and not args.no_ros:
         fd, clip = tempfile.mkstemp(suffix='.mp4')
         os.close(fd)
-        h, w = frames[0].shape[:2]
-        writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*'mp4v'), 25.0, (w, h))
-        for frame in frames:
-            writer.write(frame)
-        writer.release()
-        path = clip
+        path = write_video(clip, frames)
     model = assets.resolve_model().path
     print(f'hazard_detector bench: bikes.mp4, {len(frames)} frames of '
           f'{frames[0].shape[1]}x{frames[0].shape[0]}, device {args.device}, '

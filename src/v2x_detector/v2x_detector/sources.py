@@ -171,3 +171,28 @@ class VideoSource:
                 return last_pts
             self.frames += 1
         return last_pts
+
+
+def read_frames(path: str, limit: int | None = None) -> list[np.ndarray]:
+    """All (or the first limit) decoded BGR frames of a video file, for tests and benches."""
+    cap = cv2.VideoCapture(path)
+    frames = []
+    while limit is None or len(frames) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def write_video(path: str, frames: list[np.ndarray], fps: float = 25.0) -> str:
+    """BGR frames -> an mp4 file (OpenCV's mp4v writer), for tests and benches."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    if not os.path.exists(path) or not os.path.getsize(path):
+        raise OSError(f'could not write {path}')
+    return path
