@@ -55,10 +55,14 @@ def collision_frames(approach: int = 18, hold: int = 50, speed: int = 12) -> lis
 
 
 def udp_sender(port: int, path: str) -> subprocess.Popen:
-    """ffmpeg streaming a file as MPEG-TS to udp://127.0.0.1:port at its frame rate, looped."""
+    """ffmpeg streaming a file at its frame rate, looped, as the recorder's local stream does.
+
+    H.264 in MPEG-TS to udp://127.0.0.1:port, SPS/PPS repeated on key frames (dump_extra), so
+    a reader can join at any time.
+    """
     return subprocess.Popen(
         ['ffmpeg', '-nostdin', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', path,
-         '-c:v', 'mpeg2video', '-q:v', '4', '-f', 'mpegts',
-         f'udp://127.0.0.1:{port}?pkt_size=1316'],
+         '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '25',
+         '-bsf:v', 'dump_extra', '-f', 'mpegts', f'udp://127.0.0.1:{port}?pkt_size=1316'],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
