@@ -9,7 +9,9 @@ the publisher and the ledger come in as arguments.
 
 from collections import Counter
 from dataclasses import dataclass
+import errno
 import hashlib
+import itertools
 import os
 import threading
 import time
@@ -175,6 +177,37 @@ def unique_path(directory: str, name: str) -> str:
     return path
 
 
+def move_into(path: str, directory: str) -> str:
+    """Move a file into directory under a free name; returns the new path.
+
+    Hard link + unlink rather than rename: a rename out of the watched directory is an
+    IN_MOVED_FROM, which watchdog holds 0.5 s to pair, delaying every event behind it.
+    A crash between link and unlink leaves the same inode in both places; the retry
+    then only unlinks.
+    """
+    name = os.path.basename(path)
+    stem, ext = os.path.splitext(name)
+    for n in itertools.count():
+        target = os.path.join(directory, name if n == 0 else f'{stem}.{n}{ext}')
+        if os.path.lexists(target + '.error.txt'):
+            continue
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            if os.path.samefile(path, target):
+                break
+            continue
+        except OSError as exc:  # a filesystem without hard links
+            if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
+                raise
+            target = unique_path(directory, name)
+            os.replace(path, target)
+            return target
+        break
+    os.unlink(path)
+    return target
+
+
 def error_text(name: str, error: IntakeError, now: float) -> str:
     """The content of failed/<name>.error.txt."""
     return (f'file: {name}\nerror: {error.kind}\nfield: {error.field or "(whole file)"}\n'
@@ -274,14 +307,14 @@ class Intake:
             return self._reject(directory, name, error)
         except IntakeError as error:
             return self._reject(directory, name, error)
-        os.replace(path, unique_path(os.path.join(directory, PROCESSED), name))
+        move_into(path, os.path.join(directory, PROCESSED))
         return outcome
 
     def _reject(self, directory: str, name: str, error: IntakeError) -> FileRejected:
-        failed = unique_path(os.path.join(directory, FAILED), name)
+        path = os.path.join(directory, name)
+        failed = move_into(path, os.path.join(directory, FAILED))
         with open(failed + '.error.txt', 'w', encoding='utf-8') as f:
             f.write(error_text(name, error, self._clock()))
-        os.replace(os.path.join(directory, name), failed)
         self.stats['failed_file'] += 1
         self.last_error = f'{name}: {error}'
         return FileRejected(name, error)

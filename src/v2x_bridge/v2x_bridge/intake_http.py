@@ -114,7 +114,9 @@ def create_app(submit: Callable[[bytes, str], Outcome], token: str | None,
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket (port 0 = any free port); raises OSError at start-up."""
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY on accepted connections only then;
+    # without it keep-alive answers wait ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
