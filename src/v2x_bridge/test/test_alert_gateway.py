@@ -280,6 +280,12 @@ def test_executable_starts_from_config_and_stops_cleanly(name, role, ros, mcast,
     """The executable accepts its launch config, runs, and exits 0 on SIGINT."""
     import signal
 
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    diags = []
+    ros.node('probe').create_subscription(DiagnosticArray, '/diagnostics', diags.append,
+                                          qos.DIAGNOSTICS)
+
     proc = subprocess.Popen(
         [sys.executable, '-m', 'v2x_bridge.alert_gateway', '--ros-args', '--params-file',
          str(CONFIG / name), '-p', f'group:={mcast["group"]}', '-p', f'port:={mcast["port"]}',
@@ -289,6 +295,7 @@ def test_executable_starts_from_config_and_stops_cleanly(name, role, ros, mcast,
         text=True)
     line = proc.stdout.readline()
     assert f'{role} ' in line and f'{mcast["group"]}:{mcast["port"]}' in line, line
+    assert ros.spin_until(lambda: diags, 20)  # spinning: its 1 Hz diagnostics arrive
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out

@@ -134,11 +134,13 @@ def test_client_ros2_publishes_alert(ros, mcast, tmp_path):
     probe = ros.node('probe')
     probe.create_subscription(Alert, '/v2x/alert', got.append, qos.ALERT)
     env = _env(V2X_KEY='k')
-    client = _start_client(mcast, '--ros2', '--count', '1', '--timeout-s', '60', env=env)
+    client = _start_client(mcast, '--ros2', '--timeout-s', '90', env=env)
     assert ros.spin_until(lambda: probe.count_publishers('/v2x/alert') > 0, 30)
     assert _server(mcast, tmp_path, '--count', '1', '--sequence', '5', env=env).returncode == 0
     assert ros.spin_until(lambda: got, 30)
-    client.communicate(timeout=40)
+    client.terminate()  # SIGTERM: the client ends quietly and prints its summary
+    out, _ = client.communicate(timeout=40)
+    assert client.returncode == 0 and '[STATS] delivered=1' in out
     assert (got[0].source_id, got[0].sequence) == ('rsu_server_01', 5)
 
 

@@ -35,6 +35,7 @@ _KNOWN_FLAGS = FLAG_CANCELLED | FLAG_CLIP_REQUESTED
 KEY_ID_LEN = 8
 MAX_TEXT = 255
 MAX_TIME_NS = (1 << 31) * 1_000_000_000  # builtin_interfaces/Time.sec is an int32
+FLT_MAX = 3.4028234663852886e38
 
 _HEADER = struct.Struct('>2sBBBBH8sQQq')
 HEADER_LEN = _HEADER.size  # 40
@@ -192,7 +193,7 @@ def _text(value: str, field: str) -> bytes:
 
 
 def _check_f32(value: float, field: str) -> None:
-    if math.isfinite(value) and abs(value) > 3.4e38:
+    if math.isfinite(value) and abs(value) > FLT_MAX:
         raise InvalidMessage(f'{field}={value!r} does not fit a float32')
 
 
