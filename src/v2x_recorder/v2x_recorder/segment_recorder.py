@@ -1,0 +1,284 @@
+"""segment_recorder: runs and supervises ffmpeg recording the camera into seg_<epoch>.mp4.
+
+The ring lives on disk: segments older than pre_window_s + margin_s are deleted unless a
+pending clip (event_clipper's state file) still needs them, and max_bytes is never
+exceeded (oldest first). ffmpeg is restarted with backoff when it exits or stalls.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from rclpy.node import Node
+
+from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_recorder import ffmpeg_tools, pending, segments
+from v2x_recorder.params import (
+    BadParameter,
+    Param,
+    declare_and_read,
+    directory,
+    non_negative,
+    not_empty,
+    positive,
+)
+from v2x_recorder.shell import run_node
+from v2x_recorder.supervisor import Action, State, Supervisor
+
+NODE_NAME = 'segment_recorder'
+
+PARAMS = (
+    Param('source', 'testsrc', 'testsrc (lavfi test pattern), a video file (played in real '
+          'time, looped), rtsp://... (stream copy) or /dev/videoN (encoded)', not_empty),
+    Param('recording_dir', '/var/rec', 'where seg_<epoch>.mp4 segments are written',
+          directory),
+    Param('state_dir', '/var/lib/v2x/recorder', "event_clipper's state dir: its pending "
+          'clips protect their footage from the ring', directory),
+    Param('segment_s', 10.0, 'segment length in seconds', positive),
+    Param('pre_window_s', 300.0, 'footage kept before now for clips (seconds)', non_negative),
+    Param('margin_s', 60.0, 'extra seconds kept beyond pre_window_s (late alerts)',
+          non_negative),
+    Param('max_bytes', 20_000_000_000, 'byte cap of the recording dir (0 = none); never '
+          'exceeded, oldest segments go first', non_negative),
+    Param('local_stream', '', 'also stream the encoded video here for hazard_detector, e.g. '
+          'udp://127.0.0.1:5600 (MPEG-TS); empty = off'),
+    Param('video_size', '', 'WxH to encode at (testsrc default 320x240); empty = source size'),
+    Param('framerate', 0.0, 'frames per second to encode at; 0 = the source rate',
+          non_negative),
+    Param('keyframe_s', 1.0, 'keyframe interval when encoding (clip cut precision)', positive),
+    Param('x264_preset', 'ultrafast', 'libx264 preset when encoding', not_empty),
+    Param('ffmpeg_path', '', 'ffmpeg binary; empty = system ffmpeg, then imageio-ffmpeg'),
+    Param('restart_backoff_s', 1.0, 'first wait before restarting ffmpeg (doubles)', positive),
+    Param('restart_backoff_max_s', 30.0, 'longest wait before restarting ffmpeg', positive),
+    Param('check_period_s', 0.5, 'how often the ring and ffmpeg are checked', positive),
+)
+
+_SIZE_RE = re.compile(r'^\d{2,5}x\d{2,5}$')
+
+
+@dataclass(frozen=True)
+class RecorderSettings:
+    """segment_recorder's parameters, read once and validated."""
+
+    source: str
+    recording_dir: str
+    state_dir: str
+    segment_s: float
+    pre_window_s: float
+    margin_s: float
+    max_bytes: int
+    local_stream: str
+    video_size: str
+    framerate: float
+    keyframe_s: float
+    x264_preset: str
+    ffmpeg_path: str
+    restart_backoff_s: float
+    restart_backoff_max_s: float
+    check_period_s: float
+
+    def validate(self) -> None:
+        """Cross-parameter checks; raises BadParameter."""
+        kind = ffmpeg_tools.source_kind(self.source)
+        if kind == ffmpeg_tools.SOURCE_FILE and not os.path.isfile(self.source):
+            raise BadParameter('source', f'{self.source!r} is no file, URL, device or testsrc')
+        if self.video_size and not _SIZE_RE.match(self.video_size):
+            raise BadParameter('video_size', f'must look like 640x480, got {self.video_size!r}')
+        if self.local_stream and '://' not in self.local_stream:
+            raise BadParameter('local_stream', f'must be a URL such as udp://127.0.0.1:5600, '
+                               f'got {self.local_stream!r}')
+        if self.keyframe_s > self.segment_s:
+            raise BadParameter('keyframe_s', 'must not exceed segment_s')
+        if self.restart_backoff_max_s < self.restart_backoff_s:
+            raise BadParameter('restart_backoff_max_s', 'must be >= restart_backoff_s')
+
+    def record_options(self) -> ffmpeg_tools.RecordOptions:
+        return ffmpeg_tools.RecordOptions(
+            source=self.source, recording_dir=self.recording_dir, segment_s=self.segment_s,
+            local_stream=self.local_stream, video_size=self.video_size,
+            framerate=self.framerate, keyframe_s=self.keyframe_s,
+            x264_preset=self.x264_preset)
+
+
+def _die_with_parent() -> None:  # runs in the child before exec
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class SegmentRecorder(Node):
+    """Supervises the recording ffmpeg and keeps the on-disk ring bounded."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.settings = RecorderSettings(**declare_and_read(self, PARAMS))
+        self.settings.validate()
+        self.tools = ffmpeg_tools.find_ffmpeg(self.settings.ffmpeg_path)
+        os.makedirs(self.settings.recording_dir, exist_ok=True)
+        s = self.settings
+        self.supervisor = Supervisor(s.segment_s, s.restart_backoff_s, s.restart_backoff_max_s)
+        self.ring = segments.RingPolicy(keep_s=s.pre_window_s + s.margin_s,
+                                        max_bytes=s.max_bytes)
+        self._proc: subprocess.Popen | None = None
+        self._stderr_tail: deque[str] = deque(maxlen=20)
+        self._last_exit = None
+        self.deleted = {'age': 0, 'bytes': 0}
+        self.protected_lost = 0
+        self.delete_errors = 0
+        self._ring_bytes = 0
+        self._ring_count = 0
+        self._newest = ''
+        self._command = ffmpeg_tools.record_command(self.tools.ffmpeg, s.record_options())
+        self.diag = Diagnostics(self, status_fn=self._health)
+        self._timer = self.create_timer(s.check_period_s, self._tick)
+        self.get_logger().info(
+            f'recording {s.source!r} into {s.recording_dir} ({s.segment_s:g} s segments, '
+            f'keep {s.pre_window_s + s.margin_s:g} s, cap {s.max_bytes} B) with '
+            f'{self.tools.ffmpeg}' + (f'; local stream {s.local_stream}' if s.local_stream
+                                      else ''))
+
+    # --- supervision -------------------------------------------------------------------
+
+    @property
+    def ffmpeg_pid(self) -> int | None:
+        """The pid of the running ffmpeg (None while waiting to restart)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        found = segments.scan(self.settings.recording_dir)
+        if self._proc is not None and self._proc.poll() is not None:
+            self._on_exit(self._proc.returncode)
+        alive = self._proc is not None
+        action = self.supervisor.on_tick(now, alive, found[-1].name if found else None)
+        if action is Action.START:
+            self._start()
+        elif action is Action.KILL:
+            self.get_logger().warn(f'{self.supervisor.stats.last_reason}; killing ffmpeg')
+            self._stop(grace_s=2.0)
+        self._apply_ring(found, time.time())
+
+    def _start(self) -> None:
+        stats = self.supervisor.stats
+        if stats.restarts:
+            self.get_logger().warn(f'restarting ffmpeg (restart {stats.restarts}; '
+                                   f'{stats.last_reason})')
+        self._stderr_tail.clear()
+        try:
+            self._proc = subprocess.Popen(
+                self._command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True, errors='replace',
+                preexec_fn=_die_with_parent)
+        except OSError as exc:
+            self.get_logger().error(f'cannot start ffmpeg: {exc}')
+            self._proc = None
+            return
+        threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
+
+    def _drain(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            self._stderr_tail.append(line.rstrip())
+
+    def _on_exit(self, code: int) -> None:
+        self._last_exit = code
+        tail = ' | '.join(list(self._stderr_tail)[-3:]) or 'no output'
+        self.get_logger().warn(f'ffmpeg exited with status {code}: {tail}')
+        self._proc = None
+
+    def _stop(self, grace_s: float = 5.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()  # ffmpeg closes the segment it writes
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5.0)
+
+    # --- the ring ----------------------------------------------------------------------
+
+    def _apply_ring(self, found: list[segments.Segment], now: float) -> None:
+        protected = pending.read_windows(self.settings.state_dir)
+        finished = found[:-1]
+        reserve = int(max((seg.size for seg in finished[-3:]), default=0) * 1.25)
+        doomed = segments.plan_ring_deletions(found, now, self.ring, protected, reserve)
+        gone = set()
+        for seg, reason in doomed:
+            try:
+                os.unlink(seg.path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.delete_errors += 1
+                self.get_logger().warn(f'cannot delete {seg.path}: {exc}',
+                                       throttle_duration_sec=10.0)
+                continue
+            gone.add(seg.path)
+            self.deleted[reason] += 1
+            end = seg.start + self.settings.segment_s
+            if reason == 'bytes' and segments.protected_overlap(seg, end, protected):
+                self.protected_lost += 1
+                self.get_logger().warn(
+                    f'byte cap {self.settings.max_bytes} B forced deleting {seg.name}, '
+                    'which a pending clip needs', throttle_duration_sec=10.0)
+        kept = [seg for seg in found if seg.path not in gone]
+        self._ring_bytes = sum(seg.size for seg in kept)
+        self._ring_count = len(kept)
+        self._newest = kept[-1].name if kept else ''
+
+    # --- health ------------------------------------------------------------------------
+
+    def _health(self):
+        sup = self.supervisor
+        now = time.monotonic()
+        values = {
+            'source': self.settings.source,
+            'ffmpeg': self.tools.ffmpeg,
+            'pid': self.ffmpeg_pid or '',
+            'starts': sup.stats.starts,
+            'restarts': sup.stats.restarts,
+            'exits': sup.stats.exits,
+            'stalls': sup.stats.stalls,
+            'last_exit_status': '' if self._last_exit is None else self._last_exit,
+            'last_problem': sup.stats.last_reason,
+            'segments': self._ring_count,
+            'bytes': self._ring_bytes,
+            'newest_segment': self._newest,
+            'deleted_by_age': self.deleted['age'],
+            'deleted_by_bytes': self.deleted['bytes'],
+            'pending_footage_lost': self.protected_lost,
+            'delete_errors': self.delete_errors,
+        }
+        if sup.state is State.WAITING:
+            wait = max(0.0, sup.restart_at - now)
+            return ERROR, f'ffmpeg not running ({sup.stats.last_reason}); restart in ' \
+                          f'{wait:.1f} s', values
+        idle = sup.seconds_since_progress(now)
+        if idle > 2 * self.settings.segment_s:
+            return WARN, f'no new segment for {idle:.1f} s', values
+        if self.protected_lost:
+            return WARN, 'byte cap deleted footage a pending clip needed', values
+        return OK, 'recording', values
+
+    def destroy_node(self):
+        self._stop()
+        self.diag.destroy()
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Run segment_recorder until shut down; exits non-zero on a bad start-up."""
+    sys.exit(run_node(NODE_NAME, SegmentRecorder, args))
+
+
+if __name__ == '__main__':
+    main()
