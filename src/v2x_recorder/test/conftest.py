@@ -51,6 +51,13 @@ def make_segments(tools):
     return lambda *a, **kw: write_segments(tools, *a, **kw)
 
 
+@pytest.fixture(scope='session')
+def footage(tools, tmp_path_factory):
+    """Three real 2 s fragmented segments from ffmpeg (made at full speed), shared."""
+    directory = str(tmp_path_factory.mktemp('footage'))
+    return write_segments(tools, directory, start=1_700_000_000, count=3, seg_s=2)
+
+
 def params(**values) -> list[Parameter]:
     """parameter_overrides for a node under test."""
     return [Parameter(k, value=v) for k, v in values.items()]
