@@ -153,6 +153,18 @@ def test_crash_after_publish_before_move(env):
     assert len(env.published) == 1 and os.listdir(env.dir / 'failed') == []
 
 
+def test_crash_between_link_and_unlink(env):
+    """The file linked into processed/ but still in the events dir: only unlinked at restart."""
+    path = env.drop('a.json', event_bytes())
+    first = env.intake()
+    first.process_file(path)
+    os.link(env.dir / 'processed' / 'a.json', path)  # as if the unlink never happened
+    first.ledger.close()
+    assert isinstance(env.intake().process_file(path), EventDuplicate)
+    assert os.listdir(env.dir / 'processed') == ['a.json'] and not os.path.exists(path)
+    assert len(env.published) == 1
+
+
 def test_events_are_held_without_subscriber_then_sent_in_order(env):
     """With nobody listening events are held; they go out oldest first once one listens."""
     env.subscribed = False

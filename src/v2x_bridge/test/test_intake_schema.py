@@ -95,7 +95,7 @@ def test_not_an_event_object(data, error, field):
     ({'lat': 91}, 'lat', 'maximum'),
     ({'lon': -180.5}, 'lon', 'minimum'),
     ({'distance_m': -1}, 'distance_m', 'minimum'),
-    ({'ttl_s': 0}, 'ttl_s', 'less than or equal'),         # exclusiveMinimum 0
+    ({'ttl_s': 0.5}, 'ttl_s', 'minimum'),                  # under a second is no alert
     ({'ts': -5}, 'ts', 'less than or equal'),
     ({'event_id': ''}, 'event_id', 'non-empty'),
     ({'event_id': 'has space'}, 'event_id', 'match'),

@@ -48,7 +48,7 @@ EVENT_SCHEMA: dict[str, Any] = {
         'distance_m': {'type': ['number', 'null'], 'minimum': 0, 'maximum': 1e6,
                        'description': "the sender's distance figure in metres; null = unknown"},
         'clip_hint': {'type': 'boolean', 'description': 'cut an evidence clip around ts'},
-        'ttl_s': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': _MAX_TTL_S,
+        'ttl_s': {'type': 'number', 'minimum': 1, 'maximum': _MAX_TTL_S,
                   'description': 'validity after ts in seconds (default: the node parameter '
                                  'default_validity_s, 600)'},
         'event_id': {'type': 'string', 'minLength': 1, 'maxLength': 128,
