@@ -91,3 +91,19 @@ def test_vector_with_other_key_is_rejected():
     event = Receiver(keys.Keyring([keys.HmacKey(b'mysecret2')])).receive(
         vector['datagram'], json.loads(vector['envelope'])['send_time_ns'])
     assert event.reason == 'unknown_key'
+
+
+def test_documented_minimal_receiver_decodes_the_hmac_vectors():
+    """The standard-library receiver printed in docs/protocol.md agrees with the vectors."""
+    code = DOC.read_text(encoding='utf-8').split('```python\n', 1)[1].split('```', 1)[0]
+    scope = {}
+    exec(compile(code, 'protocol.md', 'exec'), scope)  # noqa: S102 -- our own document
+    for vector in VECTORS:
+        if not vector['key'].startswith('hmac-utf8') or 'alert' not in vector:
+            continue
+        got = scope['decode_hmac_alert'](vector['datagram'], vector['key'].split(' ', 1)[1]
+                                         .encode())
+        assert got['alert'] == json.loads(vector['alert']), vector['name']
+        assert got['counter'] == json.loads(vector['envelope'])['counter']
+    with pytest.raises(ValueError, match='unknown key'):
+        scope['decode_hmac_alert'](VECTORS[0]['datagram'], b'other')
