@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-from rclpy.parameter import Parameter
 
 from v2x_common.testing import random_domain_id
 from v2x_recorder import ffmpeg_tools, segments
@@ -56,11 +55,6 @@ def footage(tools, tmp_path_factory):
     """Three real 2 s fragmented segments from ffmpeg (made at full speed), shared."""
     directory = str(tmp_path_factory.mktemp('footage'))
     return write_segments(tools, directory, start=1_700_000_000, count=3, seg_s=2)
-
-
-def params(**values) -> list[Parameter]:
-    """parameter_overrides for a node under test."""
-    return [Parameter(k, value=v) for k, v in values.items()]
 
 
 class RecorderProcess:

@@ -105,7 +105,7 @@ class EventClipper(Node):
         self.store = PendingStore(s.state_dir)
         loaded, problems = self.store.load()
         for problem in problems:
-            self.get_logger().warn(f'dropped a persisted clip request: {problem}')
+            self.get_logger().warning(f'dropped a persisted clip request: {problem}')
         self.pending: dict[str, clips.ClipRequest] = {r.clip_id: r for r in loaded}
         self._running: dict[str, Future] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='clip')
@@ -132,7 +132,7 @@ class EventClipper(Node):
                 msg, self.settings.pre_window_s, self.settings.post_window_s, time.time())
         except clips.BadClipRequest as exc:
             self.counts['rejected'] += 1
-            self.get_logger().warn(f'alert {msg.source_id}/{msg.sequence} dropped: {exc}',
+            self.get_logger().warning(f'alert {msg.source_id}/{msg.sequence} dropped: {exc}',
                                    throttle_duration_sec=5.0)
             return
         self.add(request)
@@ -207,7 +207,7 @@ class EventClipper(Node):
         if result.gaps:
             self.counts['with_gaps'] += 1
         if result.error:
-            self.get_logger().warn(f'clip {result.clip_id}: {result.error}')
+            self.get_logger().warning(f'clip {result.clip_id}: {result.error}')
         else:
             self.get_logger().info(
                 f'clip {result.clip_id} ready: {result.path} ({result.duration_s:.1f} s'

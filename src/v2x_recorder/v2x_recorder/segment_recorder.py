@@ -162,14 +162,14 @@ class SegmentRecorder(Node):
         if action is Action.START:
             self._start()
         elif action is Action.KILL:
-            self.get_logger().warn(f'{self.supervisor.stats.last_reason}; killing ffmpeg')
+            self.get_logger().warning(f'{self.supervisor.stats.last_reason}; killing ffmpeg')
             self._stop(grace_s=2.0)
         self._apply_ring(found, time.time())
 
     def _start(self) -> None:
         stats = self.supervisor.stats
         if stats.restarts:
-            self.get_logger().warn(f'restarting ffmpeg (restart {stats.restarts}; '
+            self.get_logger().warning(f'restarting ffmpeg (restart {stats.restarts}; '
                                    f'{stats.last_reason})')
         self._stderr_tail.clear()
         try:
@@ -190,7 +190,7 @@ class SegmentRecorder(Node):
     def _on_exit(self, code: int) -> None:
         self._last_exit = code
         tail = ' | '.join(list(self._stderr_tail)[-3:]) or 'no output'
-        self.get_logger().warn(f'ffmpeg exited with status {code}: {tail}')
+        self.get_logger().warning(f'ffmpeg exited with status {code}: {tail}')
         self._proc = None
 
     def _stop(self, grace_s: float = 5.0) -> None:
@@ -219,7 +219,7 @@ class SegmentRecorder(Node):
                 pass
             except OSError as exc:
                 self.delete_errors += 1
-                self.get_logger().warn(f'cannot delete {seg.path}: {exc}',
+                self.get_logger().warning(f'cannot delete {seg.path}: {exc}',
                                        throttle_duration_sec=10.0)
                 continue
             gone.add(seg.path)
@@ -227,7 +227,7 @@ class SegmentRecorder(Node):
             end = seg.start + self.settings.segment_s
             if reason == 'bytes' and segments.protected_overlap(seg, end, protected):
                 self.protected_lost += 1
-                self.get_logger().warn(
+                self.get_logger().warning(
                     f'byte cap {self.settings.max_bytes} B forced deleting {seg.name}, '
                     'which a pending clip needs', throttle_duration_sec=10.0)
         kept = [seg for seg in found if seg.path not in gone]

