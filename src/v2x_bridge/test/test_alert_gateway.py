@@ -219,7 +219,7 @@ def test_ed25519_gateways_and_diagnostics(ros, mcast, tmp_path, monkeypatch):
                      repeat_interval_s=0.2, heartbeat_period_s=0.3)
     rsu = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=(
         common + _params(role='rsu', auth_mode='ed25519', state_dir=str(tmp_path),
-                         key_file=str(tmp_path / 'rsu_server_01.key'), trust_store=str(store)))))
+                         key_file=str(tmp_path / 'rsu_server_01.key')))))  # no trust store
     ros.add(AlertGateway(context=ros.context, namespace='veh', parameter_overrides=(
         common + _params(role='vehicle', auth_mode='ed25519', trust_store=str(store),
                          key_file=''))))

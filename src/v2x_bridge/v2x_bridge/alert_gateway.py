@@ -226,10 +226,15 @@ class AlertGateway(Node):
             env_key = s.auth_mode == 'hmac' and os.environ.get(keys.ENV_KEY)
             if s.auth_mode != 'none' and (s.role == 'rsu' or s.key_file or env_key):
                 signer = keys.make_signer(s.auth_mode, s.key_file)
-            keyring = keys.make_keyring(
-                s.auth_mode, key_file=s.key_file if s.auth_mode == 'hmac' else '',
-                accept_key_files=s.accept_key_files, trust_store=s.trust_store,
-                insecure=s.insecure)
+            if s.auth_mode == 'ed25519' and signer is not None and not s.trust_store:
+                # an RSU without a trust store hears only stations sharing its own key
+                keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)],
+                                       allow_none=s.insecure)
+            else:
+                keyring = keys.make_keyring(
+                    s.auth_mode, key_file=s.key_file if s.auth_mode == 'hmac' else '',
+                    accept_key_files=s.accept_key_files, trust_store=s.trust_store,
+                    insecure=s.insecure)
         except keys.KeyConfigError as exc:
             name = 'trust_store' if 'trust store' in str(exc) else 'key_file'
             raise SettingsError(f'parameter {name!r}: {exc}') from None
