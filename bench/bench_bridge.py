@@ -318,6 +318,38 @@ def _node_rate(ring, signer, data) -> float:
     return rate
 
 
+def cpu_cost(n: int = 5000) -> tuple[float, float]:
+    """Microseconds of our Python work per alert without I/O: RSU side (msg -> identity ->
+    signed datagram -> outbox -> alert_sent msg) and vehicle side (datagram -> pipeline ->
+    Alert msg)."""
+    from v2x_bridge import conversions
+    from v2x_bridge.sender import Outbox, fill_identity
+    from v2x_bridge.state import SequenceStore
+
+    key = keys.HmacKey(SECRET.encode())
+    tx, box, rx = Sender(key), Outbox(1.0), Receiver(keys.Keyring([key]))
+    msg = Alert()
+    msg.kind, msg.severity, msg.validity_s, msg.road = 1, 3, 2.0, 'segment_A'
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SequenceStore(tmp)
+        datagrams = []
+        start = time.perf_counter()
+        for _ in range(n):
+            now = time.time_ns()
+            a = fill_identity(conversions.alert_from_msg(msg), station_id='rsu_server_01',
+                              now_ns=now, default_validity_s=600.0, next_sequence=store.next,
+                              previous=box.get)
+            datagrams.append(tx.datagram(a, now))
+            box.put(a, now)
+            conversions.alert_to_msg(a)
+        rsu = (time.perf_counter() - start) / n * 1e6
+    start = time.perf_counter()
+    for d in datagrams:
+        conversions.alert_to_msg(rx.receive(d, time.time_ns()).alert)
+    vehicle = (time.perf_counter() - start) / n * 1e6
+    return rsu, vehicle
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--alerts', type=int, default=1000, help='latency samples per path')
@@ -334,11 +366,16 @@ def main() -> int:
     if args.relay_recv:
         relay_recv(args.relay_recv[0], int(args.relay_recv[1]))
         return 0
-    print(f'# bench_bridge on {os.cpu_count()} CPUs, python {sys.version.split()[0]}')
+    load = ' '.join(f'{x:.2f}' for x in os.getloadavg())
+    print(f'# bench_bridge on {os.cpu_count()} CPUs, python {sys.version.split()[0]}, '
+          f'load average {load} (other work on the machine skews every figure)')
     print('\n## receiver throughput (datagrams verified+decoded per second)')
     print(f'{"path":28s} {"ours/s":>10s}   {"baseline":22s} {"baseline/s":>10s}')
     for what, ours, base_name, base in throughput(args.hmac_n, args.ed25519_n):
         print(f'{what:28s} {ours:10.0f}   {base_name:22s} {base:10.0f}')
+    rsu_us, veh_us = cpu_cost()
+    print(f'\n## our Python work per alert, no I/O: RSU {rsu_us:.1f} us, vehicle {veh_us:.1f} us'
+          f' (sum {rsu_us + veh_us:.1f} us)')
     if args.skip_latency:
         return 0
     with tempfile.TemporaryDirectory() as state:
