@@ -13,6 +13,7 @@ import yaml
 
 from v2x_bridge.alert_gateway import PARAMETERS, AlertGateway, SettingsError
 from v2x_common import qos
+from v2x_common.diagnostics import WARN
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 
 CONFIG = Path(__file__).resolve().parents[3] / 'launch' / 'config'
@@ -164,6 +165,9 @@ def test_wrong_key_counts_rejections(ros, mcast, tmp_path, monkeypatch):
     assert ros.spin_until(lambda: veh.counters().get('dropped_unknown_key', 0) >= 3, 20)
     assert got == [] and veh.counters()['delivered'] == 0
     assert rsu.counters()['sent'] >= 3
+    level, message, values = veh._health()
+    assert level == WARN and 'authentication' in message
+    assert values['dropped_unknown_key'] >= 3
 
 
 @pytest.mark.parametrize('overrides,name', [
@@ -300,3 +304,25 @@ def test_executable_starts_from_config_and_stops_cleanly(name, role, ros, mcast,
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert 'Traceback' not in out
+
+
+def test_restarted_rsu_continues_sequence_and_is_heard(pair):
+    """An RSU restarted on the same state dir is not locked out by the vehicle and never
+    reuses a sequence it may have sent."""
+    ros, got = pair['ros'], pair['got']
+    pair['pub'].publish(_collision())
+    assert ros.spin_until(lambda: len(got['alert']) == 1, 20)
+    old = pair['rsu']
+    ros.executor.remove_node(old)
+    ros._nodes.remove(old)
+    old.destroy_node()
+    veh = pair['veh']
+    new = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=_params(
+        role='rsu', group=veh.settings.group, port=veh.settings.port, iface='127.0.0.1',
+        repeat_interval_s=0.2, state_dir=str(pair['tmp'] / 'state'))))
+    assert ros.spin_until(lambda: pair['pub'].get_subscription_count() > 0, 20)
+    pair['pub'].publish(_collision())
+    assert ros.spin_until(lambda: len(got['alert']) == 2, 20)
+    assert got['alert'][1].sequence > got['alert'][0].sequence
+    assert new.settings.station_id == got['alert'][1].source_id
+    assert not any(k.startswith('dropped_') for k in veh.counters())

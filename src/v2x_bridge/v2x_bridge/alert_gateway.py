@@ -41,6 +41,8 @@ NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
 DEFAULT_STATION = {'rsu': 'rsu_server_01', 'vehicle': 'vehicle_01'}
 MAX_MARKED_ALERTS = 200  # the newest live alerts drawn (markers refresh at 1 Hz)
+AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
+AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
 GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)
 
 
@@ -165,6 +167,7 @@ class AlertGateway(Node):
                         'send_errors': 0, 'csv_errors': 0, 'invalid_input': 0,
                         'internal_errors': 0}
         self._dropped: dict[str, int] = {}
+        self._last_auth_drop = -AUTH_WARN_S
         self._started = time.monotonic()
         self._live: dict[tuple[str, int], object] = {}
         self._markers_dirty = True
@@ -335,6 +338,8 @@ class AlertGateway(Node):
         elif isinstance(event, DatagramRejected):
             with self._lock:
                 self._dropped[event.reason] = self._dropped.get(event.reason, 0) + 1
+                if event.reason in AUTH_REASONS:
+                    self._last_auth_drop = time.monotonic()
             self.get_logger().warning(f'dropped datagram: {event.reason}: {event.detail}',
                                       throttle_duration_sec=5.0)
 
@@ -378,6 +383,8 @@ class AlertGateway(Node):
         c = self.counters()
         if c['send_errors'] or c['csv_errors'] or c['internal_errors']:
             return WARN, 'send, CSV or internal errors', c
+        if time.monotonic() - self._last_auth_drop < AUTH_WARN_S:
+            return WARN, 'rejecting datagrams that fail authentication (key mismatch?)', c
         return OK, f'{self.settings.role} {self.settings.station_id}', c
 
     def destroy_node(self):
