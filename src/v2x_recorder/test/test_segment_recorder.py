@@ -14,6 +14,7 @@ from v2x_common import qos
 from v2x_common.testing import random_group
 from v2x_recorder import cutter, mp4, segments
 from v2x_recorder.clips import make_request
+from v2x_recorder.pending import PendingStore
 from v2x_recorder.segment_recorder import PARAMS, SegmentRecorder
 
 CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'launch', 'config',
@@ -67,6 +68,31 @@ def test_killed_ffmpeg_is_restarted_and_the_gap_shows_in_the_clip(ros, tmp_path,
     (gap,) = result.sidecar['gaps_s']
     assert gap[0] <= killed_at + 1.0 and gap[1] >= killed_at + 2.0
     assert result.duration_s < 7.0 - 1.5
+
+
+def test_stalled_ffmpeg_is_killed_and_restarted(ros, tmp_path):
+    """An input that never delivers (silent UDP) makes no segment: killed after 3 lengths."""
+    port = random_group()[1]
+    node = recorder(ros, tmp_path, source=f'udp://127.0.0.1:{port}',
+                    restart_backoff_s=0.5)
+    assert ros.spin_until(lambda: node.supervisor.stats.stalls >= 1
+                          and node.supervisor.stats.restarts >= 1, timeout=30)
+    level, message, values = node._health()
+    assert values['stalls'] >= 1 and 'stalled' in values['last_problem']
+
+
+def test_ring_keeps_footage_a_pending_clip_needs(ros, tmp_path):
+    """Old segments go by age, except those inside a pending clip's window."""
+    rec = str(tmp_path / 'rec')
+    state = tmp_path / 'state'
+    node = recorder(ros, tmp_path, pre_window_s=2.0, margin_s=0.0)
+    assert ros.spin_until(lambda: len(segments.scan(rec)) >= 2, timeout=30)
+    keep = segments.scan(rec)[0]
+    PendingStore(str(state)).save([make_request('hold', keep.start + 0.5, 0.2, 0.2)])
+    assert ros.spin_until(lambda: node.deleted['age'] >= 3, timeout=30)
+    names = [s.name for s in segments.scan(rec)]
+    assert keep.name in names
+    assert len(names) <= 6  # the protected one plus about keep_s of footage
 
 
 def test_byte_cap_is_never_exceeded(ros, tmp_path):
