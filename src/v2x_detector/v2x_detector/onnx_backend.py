@@ -86,6 +86,9 @@ class OnnxDetector:
         elif device != 'cpu':
             raise BackendError(f'device {device!r}: expected cpu or cuda:N')
         options = ort.SessionOptions()
+        # no busy-waiting of idle pool threads: they would take the CPU from the frame
+        # reader, the rules and ROS (measured on 2 cores: -20 ms CPU per frame, same fps)
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         if threads > 0:
             options.intra_op_num_threads = threads
         try:
