@@ -90,8 +90,13 @@ class DirectoryIntake:
         entries = []
         with os.scandir(self.directory) as it:
             for entry in it:
-                if is_candidate(entry.name) and entry.is_file(follow_symlinks=False):
-                    entries.append((entry.stat().st_mtime, entry.name))
+                if not is_candidate(entry.name):
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        entries.append((entry.stat().st_mtime, entry.name))
+                except FileNotFoundError:
+                    pass  # taken meanwhile by the worker (inotify runs already)
         return [name for _, name in sorted(entries)]
 
     def _enqueue(self, path: str, settled: bool) -> None:
