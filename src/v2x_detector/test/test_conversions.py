@@ -95,19 +95,23 @@ def test_event_to_alert():
     assert to_seconds(msg.detection_time) == pytest.approx(1700000000.5)
     assert to_seconds(msg.header.stamp) == pytest.approx(1700000001.25)
     assert (msg.latitude, msg.longitude, msg.road) == (48.1, 11.5, 'A9-km12')
-    assert msg.validity_s == 600.0 and msg.clip_requested and not msg.cancelled
+    assert msg.validity_s == pytest.approx(0.75 + 600.0)  # its age plus validity_s
+    assert msg.clip_requested and not msg.cancelled
     assert math.isnan(msg.distance_m) and msg.confidence == pytest.approx(0.7)
     assert event_to_alert(event(CANCEL), 42, site).cancelled
+    unset = event_to_alert(event(), 1, Site('rsu_detector_07', validity_s=0.0))
+    assert unset.validity_s == pytest.approx(0.75 + 600.0)  # DENM's default
+    assert math.isnan(unset.latitude) and math.isnan(unset.longitude)
 
 
 def test_seed_json_event(tmp_path):
     """The seed's JSON fields with our event id; written atomically (no temporary left)."""
-    record = seed_event(event(), 9, 'rsu_detector_01', math.nan, 11.5, 'r1', 0.0)
+    record = seed_event(event(), 9, 'rsu_detector_01', math.nan, 11.5, 'r1', 600.75)
     path = write_json_atomic(str(tmp_path), 'e.json', record)
     loaded = json.loads(open(path).read())
     assert loaded['type'] == 'collision' and loaded['severity'] == 'medium'
     assert loaded['ts'] == '2023-11-14T22:13:20.500Z' and loaded['clip_hint'] is True
-    assert loaded['lat'] is None and loaded['lon'] == 11.5 and 'ttl_s' not in loaded
+    assert loaded['lat'] is None and loaded['lon'] == 11.5 and loaded['ttl_s'] == 600.75
     assert loaded['event_id'] == 'rsu_detector_01-9'
     assert [p.name for p in tmp_path.iterdir()] == ['e.json']
 

@@ -15,6 +15,18 @@ from v2x_common.timeutil import fill_stamp
 from v2x_detector.rules import CANCEL, HazardEvent
 from v2x_msgs.msg import Alert
 
+#: DENM's default validity, used when the validity_s parameter is 0
+DEFAULT_VALIDITY_S = 600.0
+
+
+def validity_for(event: HazardEvent, validity_s: float) -> float:
+    """Seconds after detection_time this version stays valid: its age plus validity_s.
+
+    Receivers expire an alert at detection_time + validity_s; an incident that lasts (a
+    blockage for an hour) must not expire while its updates keep coming.
+    """
+    return max(0.0, event.stamp - event.detection_time) + (validity_s or DEFAULT_VALIDITY_S)
+
 
 class ImageError(ValueError):
     """An Image message that cannot be turned into a frame (the sender's fault)."""
@@ -28,7 +40,7 @@ class Site:
     latitude: float = math.nan
     longitude: float = math.nan
     road: str = ''
-    validity_s: float = 0.0
+    validity_s: float = 0.0   # per version, after its stamp; 0 = DEFAULT_VALIDITY_S
     frame_id: str = 'camera'
 
 
@@ -43,7 +55,7 @@ def event_to_alert(event: HazardEvent, sequence: int, site: Site) -> Alert:
     msg.severity = int(event.severity)
     msg.suggest = int(event.suggest)
     fill_stamp(msg.detection_time, event.detection_time)
-    msg.validity_s = float(site.validity_s)
+    msg.validity_s = float(validity_for(event, site.validity_s))
     msg.cancelled = event.phase == CANCEL
     msg.latitude = float(site.latitude)
     msg.longitude = float(site.longitude)

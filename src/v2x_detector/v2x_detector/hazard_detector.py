@@ -28,7 +28,14 @@ from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.timeutil import is_zero, to_seconds
 from v2x_detector import assets
-from v2x_detector.conversions import ImageError, Site, bgr_to_image, event_to_alert, image_to_bgr
+from v2x_detector.conversions import (
+    ImageError,
+    Site,
+    bgr_to_image,
+    event_to_alert,
+    image_to_bgr,
+    validity_for,
+)
 from v2x_detector.detections import BackendError
 from v2x_detector.fire import FireColour, load_classifier
 from v2x_detector.pipeline import (
@@ -81,7 +88,7 @@ NODE_PARAMETERS = {
     'latitude': (math.nan, 'camera site latitude, WGS84 degrees'),
     'longitude': (math.nan, 'camera site longitude, WGS84 degrees'),
     'road': ('', 'road segment id'),
-    'validity_s': (0.0, 'Alert.validity_s; 0: the gateway default'),
+    'validity_s': (0.0, 'each alert version stays valid this long after its stamp; 0: 600 s'),
     'frame_id': ('camera', 'frame_id of alerts and annotated images'),
     'publish_image': (True, 'publish annotated frames on v2x/detections/image'),
     'image_every': (1, 'publish every n-th annotated frame'),
@@ -340,7 +347,7 @@ class HazardDetector(Node):
         if self.settings.json_dir:
             site = self.settings.site
             record = seed_event(event, sequence, site.source_id, site.latitude, site.longitude,
-                                site.road, site.validity_s)
+                                site.road, validity_for(event, site.validity_s))
             name = f'{site.source_id}-{sequence}-{event.phase}-{int(event.stamp * 1000)}.json'
             try:
                 write_json_atomic(self.settings.json_dir, name, record)

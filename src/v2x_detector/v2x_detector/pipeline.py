@@ -94,7 +94,7 @@ def annotate(image: np.ndarray, result: Result, rules: HazardRules) -> np.ndarra
 
 def seed_event(event: HazardEvent, sequence: int, source_id: str, latitude: float,
                longitude: float, road: str, validity_s: float) -> dict:
-    """The seed's JSON event for one alert version (ts as ISO 8601 UTC)."""
+    """The seed's JSON event for one alert version (ts as ISO 8601 UTC, ttl_s after ts)."""
     record = {
         'ts': iso(event.detection_time),
         'type': kind_to_str(event.kind),
@@ -110,8 +110,7 @@ def seed_event(event: HazardEvent, sequence: int, source_id: str, latitude: floa
         'confidence': round(event.confidence, 3),
         'stamp': iso(event.stamp),
     }
-    if validity_s > 0:
-        record['ttl_s'] = validity_s
+    record['ttl_s'] = validity_s
     return record
 
 
