@@ -7,7 +7,6 @@ only the sidecar, carrying the error.
 """
 
 import hashlib
-import json
 import os
 import subprocess
 import tempfile
@@ -25,6 +24,7 @@ from v2x_recorder.clips import (
     result_from_sidecar,
 )
 from v2x_recorder.ffmpeg_tools import FfmpegTools, probe_duration, segment_duration
+from v2x_recorder.jsonfile import write_json_atomic
 
 PART_SUFFIX = '.part'
 
@@ -44,17 +44,6 @@ def plan_from_dir(request: ClipRequest, recording_dir: str,
     found = segments.candidates(segments.scan(recording_dir), request.lo, request.hi)
     timed = segments.with_durations(found, lambda p: segment_duration(p, tools))
     return plan_clip(request, timed)
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Write data as JSON to path through a temporary file and a rename."""
-    directory = os.path.dirname(path) or '.'
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.json')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write('\n')
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def cut_clip(request: ClipRequest, recording_dir: str, archive_dir: str, tools: FfmpegTools,

@@ -2,15 +2,14 @@
 which footage must not be deleted yet (pure Python file I/O, no rclpy).
 
 The file is ``<state_dir>/pending_clips.json``: {"version": 1, "pending": [request...]}.
-It is replaced atomically (write a temporary file, fsync, rename), so a reader never
-sees half a file.
+It is replaced atomically (jsonfile.write_json_atomic), so a reader never sees half a file.
 """
 
 import json
 import os
-import tempfile
 
 from v2x_recorder.clips import BadClipRequest, ClipRequest
+from v2x_recorder.jsonfile import write_json_atomic
 
 PENDING_FILE = 'pending_clips.json'
 
@@ -37,19 +36,7 @@ class PendingStore:
 
     def save(self, requests) -> None:
         """Write the requests atomically."""
-        os.makedirs(self.state_dir, exist_ok=True)
-        payload = {'version': 1, 'pending': [r.to_json() for r in requests]}
-        fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix='.pending-', suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as f:
-                json.dump(payload, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_json_atomic(self.path, {'version': 1, 'pending': [r.to_json() for r in requests]})
 
 
 def _parse(data) -> tuple[list[ClipRequest], list[str]]:
