@@ -11,6 +11,8 @@ V2X_UPDATE_GOLDEN=1 and review the diff.
 import json
 import os
 from pathlib import Path
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -111,3 +113,42 @@ def test_launch_params_are_in_node_config(launch, monkeypatch):
         for values in spec.param_dicts:
             for name in values:
                 assert name in cfg, f'{launch}: {spec.name} has no parameter {name!r}'
+
+
+def test_both_launch_files_start_every_node(ros, tmp_path, mcast):
+    """rsu.launch.xml and vehicle.launch.xml start every node for real (testsrc camera),
+    each node appears in the ROS graph, and Ctrl-C stops them all cleanly."""
+    key = tmp_path / 'hmac.key'
+    key.write_text('launch-test-key-0123456789\n')
+    common = [f'key_file:={key}', 'iface:=127.0.0.1', f'group:={mcast["group"]}',
+              f'port:={mcast["port"]}', f'profile:={WS}/launch/config/demo.yaml',
+              f'state_dir:={tmp_path}/state']
+    env = dict(os.environ, V2X_INTAKE_TOKEN='launch-test-token')
+    rsu = [sys.executable, str(WS / 'scripts/v2x_launch.py'), str(WS / 'launch/rsu.launch.xml'),
+           *common, 'namespace:=rsu', 'camera_source:=testsrc', 'detector_backend:=onnx',
+           f'recording_dir:={tmp_path}/rec', f'archive_dir:={tmp_path}/archive',
+           f'events_dir:={tmp_path}/events']
+    veh = [sys.executable, str(WS / 'scripts/v2x_launch.py'),
+           str(WS / 'launch/vehicle.launch.xml'), *common, 'namespace:=veh',
+           f'csv_log:={tmp_path}/alerts.csv']
+    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True) for argv in (rsu, veh)]
+    expected = {('/rsu', 'alert_gateway'), ('/rsu', 'event_intake'),
+                ('/rsu', 'hazard_detector'), ('/rsu', 'segment_recorder'),
+                ('/rsu', 'event_clipper'), ('/veh', 'alert_gateway'), ('/veh', 'speed_policy')}
+    node = ros.node('launch_graph_probe')
+
+    def graph():
+        return {(ns, name) for name, ns in node.get_node_names_and_namespaces()}
+    try:
+        ok = ros.spin_until(lambda: expected <= graph(), timeout=90)
+        missing = expected - graph()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGINT)
+        outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert ok, f'missing nodes {sorted(missing)}\n' + '\n'.join(o[-3000:] for o in outs)
+    for p, out in zip(procs, outs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+        assert 'process has died' not in out, out[-3000:]
