@@ -55,6 +55,13 @@ def test_unusable_requests_are_refused(t0, pre, post):
         make_request('x', t0, pre, post)
 
 
+def test_t0_far_in_the_future_is_refused():
+    """A T0 hours after the request (a wrong clock) would wait forever: refused."""
+    with pytest.raises(BadClipRequest, match='future'):
+        make_request('x', T0 + 7200, 10, 10, requested_at=T0)
+    assert make_request('x', T0 + 60, 10, 10, requested_at=T0).t0 == T0 + 60
+
+
 @pytest.mark.parametrize('record', [
     None,                                             # not a dict
     {'clip_id': 'a'},                                 # fields missing

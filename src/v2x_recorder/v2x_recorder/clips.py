@@ -19,6 +19,8 @@ DEFAULT_PRE_S = 300.0
 DEFAULT_POST_S = 300.0
 #: Longest window accepted (a day each side); a larger one is a caller's mistake.
 MAX_WINDOW_S = 86400.0
+#: A T0 further ahead of the request than this is a wrong clock, not an event.
+MAX_FUTURE_S = 3600.0
 
 ARCHIVE_PREFIX = 'accident_'
 SIDECAR_VERSION = 1
@@ -73,7 +75,10 @@ class ClipRequest:
 def make_request(clip_id: str, t0: float, pre_s: float = 0.0, post_s: float = 0.0,
                  default_pre_s: float = DEFAULT_PRE_S, default_post_s: float = DEFAULT_POST_S,
                  **extra) -> ClipRequest:
-    """A validated ClipRequest; pre/post of 0 take the defaults. Raises BadClipRequest."""
+    """A validated ClipRequest; pre/post of 0 take the defaults. Raises BadClipRequest.
+
+    With requested_at (in extra), a t0 more than MAX_FUTURE_S after it is refused.
+    """
     t0, pre_s, post_s = float(t0), float(pre_s), float(post_s)
     if not math.isfinite(t0) or t0 <= 0:
         raise BadClipRequest(f't0 must be a positive epoch time, got {t0!r}')
@@ -84,6 +89,9 @@ def make_request(clip_id: str, t0: float, pre_s: float = 0.0, post_s: float = 0.
             raise BadClipRequest(f'{name} must be within 0..{MAX_WINDOW_S:g} s, got {value!r}')
     if pre_s + post_s <= 0:
         raise BadClipRequest('the window [t0 - pre_s, t0 + post_s] is empty')
+    requested_at = float(extra.get('requested_at') or 0.0)
+    if requested_at and t0 > requested_at + MAX_FUTURE_S:
+        raise BadClipRequest(f't0 is {t0 - requested_at:.0f} s in the future (clock wrong?)')
     if not clip_id:
         clip_id = f'manual-{int(t0)}'
     return ClipRequest(clip_id=clip_id, t0=t0, pre_s=pre_s, post_s=post_s, **extra)
