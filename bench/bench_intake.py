@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import secrets
+import statistics
 import tempfile
 import threading
 import time
@@ -32,15 +33,6 @@ from v2x_msgs.msg import Alert
 
 KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    if not ordered:
-        return float('nan')
-    k = (len(ordered) - 1) * p / 100.0
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 class Listener:
@@ -82,7 +74,8 @@ def write_file(events_dir: str, name: str, doc: dict) -> float:
 
 def row(name, n, rate, lat_ms=None):
     if lat_ms:
-        lat = f'{percentile(lat_ms, 50):8.2f} {percentile(lat_ms, 99):8.2f} {max(lat_ms):8.2f}'
+        p99 = statistics.quantiles(lat_ms, n=100, method='inclusive')[98]
+        lat = f'{statistics.median(lat_ms):8.2f} {p99:8.2f} {max(lat_ms):8.2f}'
     else:
         lat = f'{"-":>8} {"-":>8} {"-":>8}'
     rate_text = f'{rate:9.0f}' if rate else f'{"-":>9}'

@@ -111,6 +111,8 @@ def test_same_content_or_same_event_id_publishes_once(env):
            for i in range(2)]
     assert [type(o) for o in ids] == [EventPublished, EventDuplicate]
     assert len(env.published) == 2
+    counts = intake.snapshot()
+    assert (counts['published'], counts['duplicate'], counts['accepted_file']) == (2, 2, 2)
     assert sorted(os.listdir(env.dir / 'processed')) == ['a.json', 'b.json', 'id0.json',
                                                          'id1.json']
 

@@ -197,7 +197,7 @@ class EventIntake(Node):
 
     # -- health
     def _health_values(self) -> dict:
-        values = dict(self.intake.stats)
+        values = self.intake.snapshot()
         values['held'] = self.intake.held
         values['backlog'] = self._files.backlog if self._files else 0
         values['subscribers'] = self._pub.get_subscription_count()

@@ -34,6 +34,9 @@ MAX_EVENT_BYTES = 64 * 1024
 PROCESSED = 'processed'
 FAILED = 'failed'
 LEDGER_NAME = 'event_intake.sqlite3'
+#: The counters of Intake.stats (diagnostics and /healthz).
+STAT_KEYS = ('accepted_file', 'accepted_http', 'published', 'duplicate', 'failed_file',
+             'expired_unsent', 'file_errors', 'ack_timeouts')
 
 
 class SettingsError(ValueError):
@@ -227,7 +230,9 @@ class Intake:
         self._can_publish = can_publish
         self._clock = clock
         self._lock = threading.Lock()
-        self.stats: Counter[str] = Counter()
+        # Every key exists from the start: other threads only change values, so a snapshot
+        # taken while they count never sees the dict change size.
+        self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
         self.held = len(ledger.pending())
         self.last_error = ''
 
@@ -318,6 +323,10 @@ class Intake:
         self.stats['failed_file'] += 1
         self.last_error = f'{name}: {error}'
         return FileRejected(name, error)
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters, safe to call while other threads count."""
+        return {key: self.stats[key] for key in STAT_KEYS}
 
     def prune(self) -> int:
         """Forget ledger rows older than ledger_retention_s."""
