@@ -223,6 +223,21 @@ def test_make_clip_uses_the_service_when_the_node_runs(ros, live_recording, tmp_
     assert clip['path'] == reply['path'] and clip['error'] == ''
 
 
+@pytest.mark.parametrize('arg, name', [
+    ('archive_dir:={file}/archive', 'archive_dir'),  # a directory below a file
+    ('post_window_s:=-1.0', 'post_window_s'),        # negative window
+    ('archive_max_count:=2.5', 'archive_max_count'),  # not a whole number
+])
+def test_bad_start_up_exits_non_zero_naming_the_parameter(tmp_path, arg, name):
+    """A parameter the node cannot run with ends it at once with a message naming it."""
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    proc = subprocess.run(
+        ['event_clipper', '--ros-args', '-p', f'state_dir:={tmp_path}/state',
+         '-p', arg.format(file=blocker)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and name in proc.stderr
+
+
 def test_config_yaml_names_only_declared_parameters():
     """Every key of launch/config/event_clipper.yaml is a parameter the node declares."""
     with open(CONFIG) as f:

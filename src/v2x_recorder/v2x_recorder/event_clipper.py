@@ -26,6 +26,7 @@ from v2x_recorder.params import (
     Param,
     declare_and_read,
     directory,
+    make_dirs,
     non_negative,
     positive,
 )
@@ -100,8 +101,7 @@ class EventClipper(Node):
         self.settings.validate()
         s = self.settings
         self.tools = ffmpeg_tools.find_ffmpeg(s.ffmpeg_path)
-        for path in (s.archive_dir, s.state_dir):
-            os.makedirs(path, exist_ok=True)
+        make_dirs(archive_dir=s.archive_dir, state_dir=s.state_dir)
         self.store = PendingStore(s.state_dir)
         loaded, problems = self.store.load()
         for problem in problems:

@@ -93,6 +93,11 @@ def declare_and_read(node, params: Sequence[Param]) -> dict[str, Any]:
     return values
 
 
-def yaml_keys(params: Sequence[Param]) -> set[str]:
-    """The names a node declares (for the launch/config YAML test)."""
-    return {p.name for p in params}
+def make_dirs(**dirs: str) -> None:
+    """Create each directory parameter's directory; BadParameter names the one that fails."""
+    for name, path in dirs.items():
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise BadParameter(name, f'cannot create {path!r}: {exc.strerror}') from None
+

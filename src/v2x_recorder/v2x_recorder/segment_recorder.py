@@ -24,6 +24,7 @@ from v2x_recorder.params import (
     Param,
     declare_and_read,
     directory,
+    make_dirs,
     non_negative,
     not_empty,
     positive,
@@ -122,7 +123,7 @@ class SegmentRecorder(Node):
         self.settings = RecorderSettings(**declare_and_read(self, PARAMS))
         self.settings.validate()
         self.tools = ffmpeg_tools.find_ffmpeg(self.settings.ffmpeg_path)
-        os.makedirs(self.settings.recording_dir, exist_ok=True)
+        make_dirs(recording_dir=self.settings.recording_dir)
         s = self.settings
         self.supervisor = Supervisor(s.segment_s, s.restart_backoff_s, s.restart_backoff_max_s)
         self.ring = segments.RingPolicy(keep_s=s.pre_window_s + s.margin_s,
