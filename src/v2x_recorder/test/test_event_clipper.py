@@ -16,7 +16,7 @@ from v2x_msgs.srv import RequestClip
 from v2x_recorder import mp4, v2x_make_clip
 from v2x_recorder.event_clipper import PARAMS, EventClipper
 from v2x_recorder.ffmpeg_tools import probe_duration
-from v2x_recorder.pending import PendingStore
+from v2x_recorder.pending import PendingStore, read_windows
 
 CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'launch', 'config',
                       'event_clipper.yaml')
@@ -206,6 +206,22 @@ def test_make_clip_cuts_directly_without_the_node(tmp_path, make_segments):
     assert os.path.basename(side['path']) == f'accident_{start + 4}_cli.mp4'
     argv[0] = str(start - 1000)
     assert v2x_make_clip.main(argv, out=io.StringIO()) == v2x_make_clip.Exit.NO_FOOTAGE
+
+
+def test_make_clip_waiting_directly_holds_the_footage(tmp_path, make_segments):
+    """While direct mode waits for the post-window, its window is pending for the recorder."""
+    now = int(time.time())
+    make_segments(str(tmp_path / 'rec'), now - 6, count=6, seg_s=1)
+    state = str(tmp_path / 'state')
+    held = []
+    argv = [str(now - 1), '--pre', '3', '--post', '2', '--direct', '--segment-s', '1',
+            '--recording-dir', str(tmp_path / 'rec'), '--archive-dir', str(tmp_path / 'a'),
+            '--state-dir', state]
+    status = v2x_make_clip.main(argv, out=io.StringIO(),
+                                sleep=lambda s: held.extend(read_windows(state)))
+    assert status == v2x_make_clip.Exit.OK
+    assert held == [(now - 4, now + 1)]
+    assert read_windows(state) == []
 
 
 def test_make_clip_uses_the_service_when_the_node_runs(ros, live_recording, tmp_path):

@@ -7,6 +7,7 @@ recorded (unless --no-wait). T0 is epoch seconds, an ISO 8601 time, or 'now'.
 """
 
 import argparse
+import contextlib
 from datetime import datetime, timezone
 import enum
 import json
@@ -16,6 +17,7 @@ import time
 from typing import Callable, TextIO
 
 from v2x_recorder import clips, cutter, ffmpeg_tools
+from v2x_recorder.pending import PendingStore
 
 
 class Exit(enum.IntEnum):
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--clip-id', default='', help="clip id (default 'manual-<T0>')")
     p.add_argument('--recording-dir', default='/var/rec', help='direct mode: segments')
     p.add_argument('--archive-dir', default='/var/archive', help='direct mode: output')
+    p.add_argument('--state-dir', default='/var/lib/v2x/recorder',
+                   help="direct mode: segment_recorder's state_dir, where the wait holds "
+                        'the footage as a pending clip')
     p.add_argument('--segment-s', type=float, default=10.0,
                    help="direct mode: the recorder's segment length (for the wait)")
     p.add_argument('--direct', action='store_true', help='do not try the service')
@@ -104,17 +109,34 @@ def _direct(args, request: clips.ClipRequest, out: TextIO, sleep, env) -> int:
     except ffmpeg_tools.FfmpegNotFound as exc:
         print(f'v2x_make_clip: {exc}', file=sys.stderr)
         return Exit.NO_FFMPEG
-    if not args.no_wait:
-        wait = clips.due_at(request, args.segment_s) - time.time()
-        if wait > 0:
-            print(f'v2x_make_clip: waiting {wait:.1f} s for the post-window to be recorded',
-                  file=sys.stderr)
+    wait = 0.0 if args.no_wait else clips.due_at(request, args.segment_s) - time.time()
+    if wait > 0:
+        print(f'v2x_make_clip: waiting {wait:.1f} s for the post-window to be recorded',
+              file=sys.stderr)
+        with _held(args.state_dir, request):
             sleep(wait)
     result = cutter.cut_clip(request, args.recording_dir, args.archive_dir, tools)
     print(json.dumps(result.sidecar, indent=1, sort_keys=True), file=out)
     if result.path:
         return Exit.OK
     return Exit.NO_FOOTAGE if not result.sidecar.get('segments') else Exit.FAILED
+
+
+@contextlib.contextmanager
+def _held(state_dir: str, request: clips.ClipRequest):
+    """While waiting, list request as pending so segment_recorder keeps its footage."""
+    store = PendingStore(state_dir)
+    try:
+        store.save([*store.load()[0], request])
+    except OSError as exc:
+        print(f'v2x_make_clip: cannot hold the footage in {state_dir} ({exc.strerror}); '
+              'the recorder may delete the start of the window meanwhile', file=sys.stderr)
+        yield
+        return
+    try:
+        yield
+    finally:
+        store.save([r for r in store.load()[0] if r.clip_id != request.clip_id])
 
 
 def _via_service(args, request: clips.ClipRequest, out: TextIO) -> int | None:
