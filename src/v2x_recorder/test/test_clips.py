@@ -116,6 +116,14 @@ def test_due_only_after_post_window_plus_one_segment():
     assert is_due(req, T0 + 11.0, segment_s=1.0, settle_s=0.0)
 
 
+def test_due_early_once_the_recorder_moved_past_the_window():
+    """A segment started after the window's end (settled) means the window is recorded."""
+    req = make_request('c', T0, 10, 10)  # ends T0 + 10; segment_s 10 would wait to T0 + 21
+    assert not is_due(req, T0 + 12.5, segment_s=10.0, settle_s=1.0, newest_start=T0 + 8)
+    assert not is_due(req, T0 + 12.5, segment_s=10.0, settle_s=1.0, newest_start=T0 + 12)
+    assert is_due(req, T0 + 13.0, segment_s=10.0, settle_s=1.0, newest_start=T0 + 12)
+
+
 def test_sidecar_and_result_say_the_same():
     """The ClipResult built from a sidecar (what Clip carries) matches the sidecar."""
     req = make_request('rsu-3', T0, 5, 5, alert={'kind': 'collision'})

@@ -110,9 +110,18 @@ def clip_stem(t0: float, clip_id: str) -> str:
     return f'{ARCHIVE_PREFIX}{int(t0)}_{safe_clip_id(clip_id)}'
 
 
-def is_due(request: ClipRequest, now: float, segment_s: float, settle_s: float = 1.0) -> bool:
-    """True once the post-window is recorded, plus one segment and settle_s to close it."""
-    return now >= request.hi + segment_s + settle_s
+def is_due(request: ClipRequest, now: float, segment_s: float, settle_s: float = 1.0,
+           newest_start: float | None = None) -> bool:
+    """True once the post-window is recorded and the segment holding its end is closed.
+
+    That is certain when a segment started at or after the window's end (newest_start, the
+    recorder has moved on) settle_s ago; without one, after one segment length and settle_s
+    (the recorder may be down: cut what exists).
+    """
+    if now >= request.hi + segment_s + settle_s:
+        return True
+    return newest_start is not None and newest_start >= request.hi \
+        and now >= newest_start + settle_s
 
 
 def due_at(request: ClipRequest, segment_s: float, settle_s: float = 1.0) -> float:

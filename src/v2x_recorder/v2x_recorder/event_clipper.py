@@ -20,7 +20,7 @@ from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip
-from v2x_recorder import archive, clips, conversions, cutter, ffmpeg_tools
+from v2x_recorder import archive, clips, conversions, cutter, ffmpeg_tools, segments
 from v2x_recorder.params import (
     BadParameter,
     Param,
@@ -166,8 +166,9 @@ class EventClipper(Node):
         due = clips.due_at(request, self.settings.segment_s, self.settings.settle_s)
         wait = max(0.0, due - time.time())
         self.get_logger().info(f'clip {request.clip_id} queued: T0 {request.t0:.3f}, window '
-                               f'-{request.pre_s:g}/+{request.post_s:g} s, cut in {wait:.1f} s')
-        return True, f'queued; cut in {wait:.1f} s'
+                               f'-{request.pre_s:g}/+{request.post_s:g} s, cut within '
+                               f'{wait:.1f} s')
+        return True, f'queued; cut within {wait:.1f} s'
 
     # --- the work ----------------------------------------------------------------------
 
@@ -177,10 +178,13 @@ class EventClipper(Node):
             if future.done():
                 del self._running[clip_id]
                 self._finish(self.pending.get(clip_id), future)
-        for clip_id, request in list(self.pending.items()):
-            if clip_id in self._running:
-                continue
-            if clips.is_due(request, now, self.settings.segment_s, self.settings.settle_s):
+        waiting = [r for r in self.pending.values() if r.clip_id not in self._running]
+        found = segments.scan(self.settings.recording_dir) if waiting else []
+        newest = found[-1].start if found else None
+        for request in waiting:
+            clip_id = request.clip_id
+            if clips.is_due(request, now, self.settings.segment_s, self.settings.settle_s,
+                            newest):
                 self._running[clip_id] = self._worker.submit(
                     cutter.cut_clip, request, self.settings.recording_dir,
                     self.settings.archive_dir, self.tools)
