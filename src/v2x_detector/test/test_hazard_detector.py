@@ -173,6 +173,8 @@ def test_udp_stream_source(ros, tmp_path, mcast):
     ({'model_sha256': '00' * 32}, 'model_sha256'),
     ({'classes': ['unicorn'], 'backend': 'onnx'}, 'classes'),
     ({'fire_classifier': 'nope'}, 'fire_classifier'),
+    ({'source': '/nonexistent/video.mp4'}, 'source'),
+    ({'source': 'sample:nothing.mp4'}, 'source'),
     ({'collision_stop_speed': 2.0}, 'collision_stop_speed'),
 ])
 def test_bad_parameter_is_named(ros, tmp_path, values, name):

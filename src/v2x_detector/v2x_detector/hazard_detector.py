@@ -26,6 +26,7 @@ from sensor_msgs.msg import Image
 
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.mappings import kind_to_str, severity_to_str
 from v2x_common.timeutil import is_zero, to_seconds
 from v2x_detector import assets
 from v2x_detector.conversions import (
@@ -48,7 +49,7 @@ from v2x_detector.pipeline import (
 )
 from v2x_detector.rules import CANCEL, NEW, HazardRules, RuleConfig
 from v2x_detector.sequence import SequenceStore
-from v2x_detector.sources import Frame, LatestSlot, VideoSource
+from v2x_detector.sources import Frame, LatestSlot, VideoSource, is_stream
 from v2x_msgs.msg import Alert
 
 NODE_NAME = 'hazard_detector'
@@ -269,7 +270,12 @@ class HazardDetector(Node):
         self.slot = LatestSlot(lossless=lossless)
         self.video = None
         if s.source:
-            source = assets.resolve_source(s.source)
+            try:
+                source = assets.resolve_source(s.source)
+            except assets.AssetError as exc:
+                raise SettingsError('source', str(exc)) from None
+            if not is_stream(source) and not os.path.isfile(source.removeprefix('file://')):
+                raise SettingsError('source', f'no such file {source!r}')
             self.video = VideoSource(source, self.slot, realtime=s.realtime, loop=s.loop,
                                      start_time=s.start_time)
         else:
@@ -326,7 +332,8 @@ class HazardDetector(Node):
             for event in result.events:
                 self._publish_event(event)
             every = self.settings.image_every
-            if self.image_pub is not None and self.counts['frames'] % every == 0:
+            if (self.image_pub is not None and self.counts['frames'] % every == 0
+                    and self.image_pub.get_subscription_count() > 0):
                 drawn = annotate(frame.image, result, self.rules)
                 self.image_pub.publish(bgr_to_image(drawn, frame.t, self.settings.site.frame_id))
 
@@ -334,7 +341,10 @@ class HazardDetector(Node):
         if event.phase == NEW:
             sequence = self._sequence_of[event.incident] = self.sequences.next()
             self.counts['alerts'] += 1
-            self.get_logger().info(f'alert {sequence}: {event}')
+            self.get_logger().info(
+                f'alert {sequence}: {kind_to_str(event.kind)}, severity '
+                f'{severity_to_str(event.severity)}, confidence {event.confidence:.2f}, '
+                f'tracks {list(event.track_ids)}')
         else:
             sequence = self._sequence_of.get(event.incident)
             if sequence is None:
