@@ -307,11 +307,12 @@ def test_executable_starts_from_config_and_stops_cleanly(name, role, ros, mcast,
 
 
 def test_restarted_rsu_continues_sequence_and_is_heard(pair):
-    """An RSU restarted on the same state dir is not locked out by the vehicle and never
-    reuses a sequence it may have sent."""
+    """An RSU restarted on the same state dir keeps repeating its live alert (not delivered
+    again), is not locked out, and never reuses a sequence it may have sent."""
     ros, got = pair['ros'], pair['got']
     pair['pub'].publish(_collision())
     assert ros.spin_until(lambda: len(got['alert']) == 1, 20)
+    ros.spin_for(1.2)  # the outbox is saved once a second
     old = pair['rsu']
     ros.executor.remove_node(old)
     ros._nodes.remove(old)
@@ -321,6 +322,9 @@ def test_restarted_rsu_continues_sequence_and_is_heard(pair):
         role='rsu', group=veh.settings.group, port=veh.settings.port, iface='127.0.0.1',
         repeat_interval_s=0.2, state_dir=str(pair['tmp'] / 'state'))))
     assert ros.spin_until(lambda: pair['pub'].get_subscription_count() > 0, 20)
+    # the first alert is still repeated by the new process (outbox kept in state_dir)
+    assert ros.spin_until(lambda: new.counters()['sent'] >= 3, 20)
+    assert new.counters()['outbox'] == 1 and len(got['alert']) == 1
     pair['pub'].publish(_collision())
     assert ros.spin_until(lambda: len(got['alert']) == 2, 20)
     assert got['alert'][1].sequence > got['alert'][0].sequence

@@ -75,6 +75,17 @@ def test_outbox_repeats_until_expiry():
     assert box.due(T + 3 * S) == [] and len(box) == 0
 
 
+def test_outbox_skips_missed_slots_at_once():
+    """After a long stall an alert is due once, then on its cadence again."""
+    box = Outbox(repeat_interval_s=1.0)
+    a = _alert(source_id='r', sequence=1, detection_time_ns=T, validity_s=1e6, stamp_ns=T)
+    box.put(a, T, due_now=True)
+    assert box.due(T) == [a]
+    assert box.due(T + 100_000 * S + S // 2) == [a]
+    assert box.due(T + 100_000 * S + S * 3 // 4) == []
+    assert box.due(T + 100_001 * S) == [a]
+
+
 def test_outbox_update_replaces_version():
     """A newer version of an event replaces the one being repeated."""
     box = Outbox(1.0)
@@ -163,3 +174,17 @@ def test_cancel_without_sequence_is_refused():
     with pytest.raises(wire.InvalidMessage, match='sequence'):
         fill_identity(_alert(cancelled=True), station_id='r', now_ns=T,
                       default_validity_s=600.0, next_sequence=lambda s: 1)
+
+
+def test_outbox_file_round_trip_skips_expired(tmp_path):
+    """Saved live alerts come back (NaN position included); expired ones do not."""
+    from v2x_bridge.state import OutboxFile
+    live = _alert(source_id='r', sequence=1, detection_time_ns=T, validity_s=60.0, stamp_ns=T)
+    dead = _alert(source_id='r', sequence=2, detection_time_ns=T - 100 * S, validity_s=60.0,
+                  stamp_ns=T)
+    f = OutboxFile(tmp_path)
+    f.save([live, dead])
+    back = f.load(T)
+    assert len(back) == 1 and back[0].key == live.key and back[0].road == live.road
+    (tmp_path / OutboxFile.FILE).write_text('[{"bogus": 1}, 5]')
+    assert OutboxFile(tmp_path).load(T) == []

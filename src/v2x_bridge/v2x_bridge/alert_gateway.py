@@ -31,7 +31,7 @@ from v2x_bridge.receiver import (
     Receiver,
 )
 from v2x_bridge.sender import Outbox, Sender, fill_identity
-from v2x_bridge.state import SequenceStore
+from v2x_bridge.state import OutboxFile, SequenceStore
 from v2x_bridge.wire import HeartbeatData, InvalidMessage
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
@@ -189,6 +189,7 @@ class AlertGateway(Node):
                 self._sequences = SequenceStore(Path(s.state_dir))
             except (OSError, ValueError) as exc:
                 raise SettingsError(f"parameter 'state_dir': {exc}") from None
+            self._outbox_file = OutboxFile(s.state_dir)
         try:
             self._rx = net.open_receiver(s.group, s.port, s.iface)
         except (OSError, ValueError) as exc:
@@ -205,6 +206,12 @@ class AlertGateway(Node):
         self._pub_markers = self.create_publisher(MarkerArray, 'v2x/markers', qos.MARKERS)
         self._outbox = Outbox(s.repeat_interval_s)
         if s.role == 'rsu':
+            now = time.time_ns()
+            restored = self._outbox_file.load(now)
+            for alert in restored:  # repeats resume at once, in a new session
+                self._outbox.put(alert, now, due_now=True)
+            if restored:
+                self.get_logger().info(f'repeating {len(restored)} live alerts from before')
             self._pub_sent = self.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT)
             self.create_subscription(Alert, 'v2x/alert_out', self._on_alert_out, qos.ALERT_OUT)
             # fine ticks spread the repeats instead of sending them in bursts
@@ -346,6 +353,8 @@ class AlertGateway(Node):
     # --- periodic -------------------------------------------------------------------
     def _on_second(self) -> None:
         now = time.time_ns()
+        if self.settings.role == 'rsu' and self._outbox.take_changed():
+            self._save_outbox()
         with self._lock:
             for key in [k for k, a in self._live.items() if a.expires_ns <= now]:
                 del self._live[key]
@@ -353,6 +362,13 @@ class AlertGateway(Node):
             peers = self._peers.snapshot(now)
         self._pub_peers.publish(conversions.peers_to_msg(peers))
         self._publish_markers()
+
+    def _save_outbox(self) -> None:
+        try:
+            self._outbox_file.save(self._outbox.active())
+        except OSError as exc:
+            self.get_logger().warning(f'cannot save the outbox: {exc}',
+                                      throttle_duration_sec=60.0)
 
     def _publish_markers(self) -> None:
         """Publish the live alerts as markers when they changed (called at 1 Hz)."""

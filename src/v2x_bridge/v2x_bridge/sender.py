@@ -72,6 +72,7 @@ class Outbox:
     def __init__(self, repeat_interval_s: float = 1.0):
         self.interval_ns = int(repeat_interval_s * 1e9)
         self._entries: dict[tuple[str, int], _Entry] = {}
+        self._changed = False
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -85,9 +86,17 @@ class Outbox:
         entry = self._entries.get(key)
         return None if entry is None else entry.alert
 
-    def put(self, alert: AlertData, now_ns: int) -> None:
-        """Send alert now and every interval after; replaces an older version of the event."""
-        self._entries[alert.key] = _Entry(alert, now_ns + self.interval_ns)
+    def put(self, alert: AlertData, now_ns: int, due_now: bool = False) -> None:
+        """Repeat alert every interval from now (sent now by the caller, or by the next
+        due() when due_now); replaces an older version of the event."""
+        first = now_ns if due_now else now_ns + self.interval_ns
+        self._entries[alert.key] = _Entry(alert, first)
+        self._changed = True
+
+    def take_changed(self) -> bool:
+        """True once after alerts were added, replaced or dropped (for persisting)."""
+        changed, self._changed = self._changed, False
+        return changed
 
     def due(self, now_ns: int) -> list[AlertData]:
         """Alerts whose repeat is due at now_ns; drops expired ones."""
@@ -95,9 +104,10 @@ class Outbox:
         for key, entry in list(self._entries.items()):
             if entry.alert.expires_ns <= now_ns:
                 del self._entries[key]
+                self._changed = True
             elif entry.next_send_ns <= now_ns:
                 out.append(entry.alert)
                 # keep the cadence; skip missed slots instead of bursting
-                while entry.next_send_ns <= now_ns:
-                    entry.next_send_ns += self.interval_ns
+                missed = (now_ns - entry.next_send_ns) // self.interval_ns + 1
+                entry.next_send_ns += missed * self.interval_ns
         return out

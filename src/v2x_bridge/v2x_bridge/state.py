@@ -6,9 +6,12 @@ sequence above the old ceiling is used, so a restart continues above everything 
 (leaving a gap of at most `block`) and a file write happens once per block, not per alert.
 """
 
+from dataclasses import asdict
 import json
 import os
 from pathlib import Path
+
+from v2x_bridge.wire import AlertData
 
 
 class SequenceStore:
@@ -46,3 +49,38 @@ class SequenceStore:
             os.replace(tmp, self.path)
         self._last[source_id] = seq
         return seq
+
+
+class OutboxFile:
+    """The RSU's live alerts (state_dir/outbox.json), so a restart keeps repeating them.
+
+    Saved at most once a second when changed (a crash loses at most that second); loading
+    skips expired alerts and unreadable entries.
+    """
+
+    FILE = 'outbox.json'
+
+    def __init__(self, state_dir: str | Path):
+        self.path = Path(state_dir) / self.FILE
+
+    def save(self, alerts: list[AlertData]) -> None:
+        """Write the alerts atomically."""
+        tmp = self.path.with_name(self.path.name + '.tmp')
+        tmp.write_text(json.dumps([asdict(a) for a in alerts]), encoding='utf-8')
+        os.replace(tmp, self.path)
+
+    def load(self, now_ns: int) -> list[AlertData]:
+        """The alerts still valid at now_ns ([] when there is no usable file)."""
+        try:
+            entries = json.loads(self.path.read_text(encoding='utf-8'))
+        except (OSError, ValueError):
+            return []
+        out = []
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                alert = AlertData(**entry)
+            except TypeError:
+                continue
+            if alert.expires_ns > now_ns:
+                out.append(alert)
+        return out
