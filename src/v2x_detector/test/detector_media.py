@@ -28,8 +28,13 @@ def bikes_frames(indices) -> dict[int, np.ndarray]:
     return {i: frames[i] for i in indices}
 
 
-def collision_frames(approach: int = 18, hold: int = 50, speed: int = 12) -> list[np.ndarray]:
-    """Two cars drive at each other (speed px/frame), touch, then stand still for hold frames."""
+def collision_frames(approach: int = 18, hold: int = 50, speed: int = 12, gap: int = -4,
+                     cleared: int = 0) -> list[np.ndarray]:
+    """Two cars drive at each other (speed px/frame) and stand still for hold frames.
+
+    gap: pixels between their facing edges when they stop (negative: overlap, a crash;
+    positive: a near miss); cleared: frames of empty road after that (the wreck removed).
+    """
     frames = bikes_frames([10, CAR_A[0], CAR_B[0]])
     background = frames[10]
     h, w = background.shape[:2]
@@ -39,19 +44,19 @@ def collision_frames(approach: int = 18, hold: int = 50, speed: int = 12) -> lis
     b = cv2.resize(b, (int(b.shape[1] * a.shape[0] / b.shape[0]), a.shape[0]),
                    interpolation=cv2.INTER_CUBIC)
     y = h - a.shape[0] - 20
-    meet = w // 2 + 20  # where the cars' facing edges meet, overlapping by 4 px
+    meet = w // 2 + 20  # where the cars' facing edges meet
     out = []
     for i in range(approach + hold):
         step = min(i, approach)
-        xa = meet - a.shape[1] + 2 - (approach - step) * speed
-        xb = meet - 2 + (approach - step) * speed
+        xa = meet - a.shape[1] - gap // 2 - (approach - step) * speed
+        xb = meet + gap - gap // 2 + (approach - step) * speed
         frame = background.copy()
         for img, x in ((a, xa), (b, xb)):
             x0, x1 = max(0, x), min(w, x + img.shape[1])
             if x1 > x0:
                 frame[y:y + img.shape[0], x0:x1] = img[:, x0 - x:x1 - x]
         out.append(frame)
-    return out
+    return out + [background.copy() for _ in range(cleared)]
 
 
 def udp_sender(port: int, path: str) -> subprocess.Popen:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import cv2
+from detector_media import collision_frames
 import numpy as np
 import pytest
 
@@ -95,6 +96,14 @@ def test_bikes_raises_no_hazard_with_ultralytics(backends, bikes):
     events = [e for i, f in enumerate(bikes) for e in pipeline.process(f, 1000 + i / 25).events]
     assert events == []
     assert pipeline.frames == 250
+
+
+def test_cars_stopping_apart_are_no_collision(backends):
+    """The scenario's real cars driving at each other but stopping 40 px apart: nothing."""
+    pipeline = Pipeline(backends('onnx'), HazardRules())
+    frames = collision_frames(gap=40)
+    events = [e for i, f in enumerate(frames) for e in pipeline.process(f, 1000 + i / 25).events]
+    assert events == []
 
 
 def test_fixed_shape_model_refuses_another_imgsz(model_path):

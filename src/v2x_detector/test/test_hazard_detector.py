@@ -52,8 +52,13 @@ def listen(ros):
 def scenario_dir(tmp_path_factory):
     """The collision scenario as a recorder segment (seg_<epoch>.mp4): real cars, one crash."""
     d = tmp_path_factory.mktemp('scenario')
-    write_video(str(d / f'seg_{EPOCH}.mp4'), collision_frames())
+    write_video(str(d / f'seg_{EPOCH}.mp4'), collision_frames(hold=60, cleared=40))
     return d
+
+
+#: lifecycle thresholds that let the short scenario show an update and a cancellation
+LIFECYCLE = dict(clear_s=1.0, severity_large_area=0.5, severity_long_s=1.5,
+                 update_interval_s=0.5)
 
 
 def run_file(ros, path, tmp_path, **values):
@@ -67,26 +72,34 @@ def run_file(ros, path, tmp_path, **values):
 
 @pytest.mark.parametrize('backend', ['onnx', 'ultralytics'])
 def test_scenario_gives_exactly_one_collision_alert(ros, scenario_dir, tmp_path, backend):
-    """Two real cars driven into each other: one collision alert, sequence 1, JSON and images."""
+    """Two real cars crash, stand, are towed: one collision alert, updated, then cancelled."""
     node, got = run_file(ros, scenario_dir / f'seg_{EPOCH}.mp4', tmp_path, backend=backend,
                          source_id='rsu_detector_test', json_dir=str(tmp_path / 'json'),
-                         latitude=48.1, longitude=11.5, road='r7')
+                         latitude=48.1, longitude=11.5, road='r7', **LIFECYCLE)
     alerts = got['alerts']
     assert {(a.source_id, a.sequence, a.kind) for a in alerts} == {
         ('rsu_detector_test', 1, Alert.KIND_COLLISION)}
-    first = alerts[0]
+    first, last = alerts[0], alerts[-1]
     assert not first.cancelled and first.clip_requested
+    assert first.severity == Alert.SEVERITY_MEDIUM
+    updates = [a for a in alerts[1:-1] if not a.cancelled]
+    assert [a.severity for a in updates] == [Alert.SEVERITY_HIGH]    # it lasted severity_long_s
+    assert last.cancelled and len(alerts) == 3                        # the road is clear again
+    stamps = [to_seconds(a.header.stamp) for a in alerts]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
+    assert {to_seconds(a.detection_time) for a in alerts} == {to_seconds(first.detection_time)}
     assert (first.latitude, first.longitude, first.road) == (48.1, 11.5, 'r7')
     t_detect = to_seconds(first.detection_time)
     assert EPOCH + 0.7 <= t_detect <= EPOCH + 2.0      # the cars touch at 0.72 s into the file
     assert to_seconds(first.header.stamp) >= t_detect
-    assert node.counts['frames'] == 68 and node.counts['alerts'] == 1
+    assert node.counts['frames'] == 118 and node.counts['alerts'] == 1
+    assert (node.counts['updates'], node.counts['cancels']) == (1, 1)
     images = got['images']
     assert images and (images[0].encoding, images[0].width, images[0].height) == ('bgr8', 640, 272)
-    assert EPOCH <= to_seconds(images[-1].header.stamp) < EPOCH + 3
+    assert EPOCH <= to_seconds(images[-1].header.stamp) < EPOCH + 5
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / 'json').iterdir())]
-    assert [(r['type'], r['event_id'], r['phase']) for r in records][:1] == [
-        ('collision', 'rsu_detector_test-1', 'new')]
+    assert sorted((r['type'], r['event_id'], r['phase']) for r in records) == [
+        ('collision', 'rsu_detector_test-1', phase) for phase in ('cancel', 'new', 'update')]
     assert SequenceStore(str(tmp_path / 'state'), 'rsu_detector_test').last == 1
 
 
@@ -95,7 +108,8 @@ def test_restart_continues_the_sequence(ros, scenario_dir, tmp_path):
     store = SequenceStore(str(tmp_path / 'state'), 'rsu_detector_01')
     store.last = 40
     store.next()
-    _, got = run_file(ros, scenario_dir / f'seg_{EPOCH}.mp4', tmp_path, backend='onnx')
+    _, got = run_file(ros, scenario_dir / f'seg_{EPOCH}.mp4', tmp_path, backend='onnx',
+                      **LIFECYCLE)
     assert {a.sequence for a in got['alerts']} == {42}
 
 
