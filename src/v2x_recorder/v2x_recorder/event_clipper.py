@@ -204,10 +204,9 @@ class EventClipper(Node):
             result = future.result()
         self.pub.publish(conversions.clip_to_msg(result))
         self.counts['published'] += 1
-        if result.error and not result.path and not result.sidecar.get('segments'):
-            self.counts['no_footage'] += 1
-        elif result.error:
-            self.counts['failed'] += 1
+        if result.error:  # no footage: a sidecar listing no segments
+            no_footage = result.sidecar.get('segments') == []
+            self.counts['no_footage' if no_footage else 'failed'] += 1
         if result.gaps:
             self.counts['with_gaps'] += 1
         if result.error:
