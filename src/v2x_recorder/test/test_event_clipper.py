@@ -141,7 +141,7 @@ def test_no_footage_gives_sidecar_and_error_and_archive_stays_capped(ros, tmp_pa
             path.write_bytes(b'x' * 10)
             os.utime(path, (recent + i, recent + i))
     (archive / 'accident_9_writing.mp4.part').write_bytes(b'x')
-    start_clipper(ros, str(tmp_path / 'empty_rec'), tmp_path, archive_max_count=2)
+    node = start_clipper(ros, str(tmp_path / 'empty_rec'), tmp_path, archive_max_count=2)
     _, inbox, _, client = listen(ros)
     response = call(ros, client, time.time() - 3600, 'nothing')
     assert response.accepted
@@ -152,6 +152,8 @@ def test_no_footage_gives_sidecar_and_error_and_archive_stays_capped(ros, tmp_pa
     side = sidecar_of(str(archive), 'nothing')
     assert side['error'] == msg.error and side['segments'] == []
     assert not any(n.endswith('_nothing.mp4') for n in os.listdir(archive))
+    level, _, values = node._health()
+    assert (values['no_footage'], values['failed'], values['pending']) == (1, 0, 0)
     stems = {n.split('.')[0] for n in os.listdir(archive)}
     assert stems == {'accident_1002_old-2', f'accident_{int(to_seconds(msg.t0))}_nothing',
                      'accident_9_writing'}
