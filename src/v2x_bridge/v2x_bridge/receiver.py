@@ -136,18 +136,21 @@ class Receiver:
             return DatagramRejected(exc.reason, str(exc))
 
     def _receive(self, data: bytes, now_ns: int):
-        if self.own_sessions and parse_header(data)[0].session in self.own_sessions:
+        header = parse_header(data)                          # size/version
+        if header[0].session in self.own_sessions:
             return OwnDatagramSkipped()  # our multicast looped back: not worth verifying
-        dg = decode(data, self.keyring)                      # size/version, authentication
+        dg = decode(data, self.keyring, header)              # authentication
         env = dg.envelope
         if env.send_time_ns > now_ns + self.skew_ns:         # generation time window
             raise FutureDated(f'sent {(env.send_time_ns - now_ns) / 1e9:.3f} s in the future')
         if env.send_time_ns < now_ns - self.skew_ns:
             raise TooOld(f'sent {(now_ns - env.send_time_ns) / 1e9:.3f} s ago')
         payload = dg.payload
-        if isinstance(payload, AlertData) and payload.expires_ns < now_ns:   # expiry
+        is_alert = isinstance(payload, AlertData)
+        expires_ns = payload.expires_ns if is_alert else 0
+        if is_alert and expires_ns < now_ns:                                 # expiry
             raise Expired(f'{payload.source_id}#{payload.sequence} expired '
-                          f'{(now_ns - payload.expires_ns) / 1e9:.3f} s ago')
+                          f'{(now_ns - expires_ns) / 1e9:.3f} s ago')
         self._prune(now_ns)
         skey = (payload.source_id, env.auth, env.key_id, env.session)       # replay
         session = self._sessions.get(skey)
@@ -161,14 +164,15 @@ class Receiver:
             raise Replayed(f'{payload.source_id} session {env.session:016x} '
                            f'counter {env.counter} seen before')
         session.last_send_ns = max(session.last_send_ns, env.send_time_ns)
-        if isinstance(payload, HeartbeatData):
+        if not is_alert:
             return HeartbeatReceived(payload, env, (env.send_time_ns - now_ns) / 1e9)
-        prev = self._events.get(payload.key)
+        key = (payload.source_id, payload.sequence)
+        prev = self._events.get(key)
         change = classify(None if prev is None else prev[:2], payload)
         if change in (REPEAT, OUTDATED):
             return AlertRepeated(payload, env, change)
-        self._events[payload.key] = (payload.stamp_ns, payload.cancelled, payload.expires_ns)
-        self._events.move_to_end(payload.key)
+        self._events[key] = (payload.stamp_ns, payload.cancelled, expires_ns)
+        self._events.move_to_end(key)
         if len(self._events) > self.max_events:
             self._events.popitem(last=False)
         return AlertDelivered(payload, env, change)

@@ -339,13 +339,14 @@ def decode_heartbeat_body(body: bytes) -> HeartbeatData:
     return HeartbeatData(source_id, role, status, message, active, uptime_s, period_s)
 
 
-def decode(data: bytes, keyring) -> Datagram:
+def decode(data: bytes, keyring, header: tuple[Envelope, int] | None = None) -> Datagram:
     """Steps 1-2 of the receiver: frame and version, then authentication, then the body.
 
     keyring.verifier(auth, key_id) returns an object with verify(signed, tag) -> bool, or
     raises Unauthenticated / UnknownKey. The body is parsed only after the tag verifies.
+    header: parse_header(data) when the caller has it already.
     """
-    envelope, body_len = parse_header(data)
+    envelope, body_len = parse_header(data) if header is None else header
     signed_end = HEADER_LEN + body_len
     verifier = keyring.verifier(envelope.auth, envelope.key_id)
     if envelope.auth != AUTH_NONE and not verifier.verify(data[:signed_end],
