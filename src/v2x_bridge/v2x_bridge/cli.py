@@ -47,7 +47,8 @@ def _choice(parse):
 def add_alert_flags(p: argparse.ArgumentParser, ttl_default: float) -> None:
     """The seed server's alert flags (--type --severity --distance-m ... --ttl-s)."""
     g = p.add_argument_group('alert')
-    g.add_argument('--type', dest='kind', type=_choice(kind_from_str), default='collision',
+    g.add_argument('--type', dest='kind', metavar='TYPE', type=_choice(kind_from_str),
+                   default='collision',
                    help='collision | fire | blockage | unknown (default collision)')
     g.add_argument('--severity', type=_choice(severity_from_str), default='high',
                    help='low | medium | high (default high)')
