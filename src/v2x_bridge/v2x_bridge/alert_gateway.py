@@ -223,6 +223,12 @@ class AlertGateway(Node):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._receive_loop, name='v2x_rx', daemon=True)
         self._thread.start()
+        self._save_wanted = threading.Event()
+        self._outbox_snapshot = None
+        self._saver = None
+        if s.role == 'rsu':
+            self._saver = threading.Thread(target=self._save_loop, name='v2x_save', daemon=True)
+            self._saver.start()
         if self._sender is not None:
             self._send_heartbeat()
         self.get_logger().info(
@@ -354,7 +360,10 @@ class AlertGateway(Node):
     def _on_second(self) -> None:
         now = time.time_ns()
         if self.settings.role == 'rsu' and self._outbox.take_changed():
-            self._save_outbox()
+            # the file is written by a helper thread: JSON of many alerts takes a while
+            with self._lock:
+                self._outbox_snapshot = self._outbox.active()
+            self._save_wanted.set()
         with self._lock:
             for key in [k for k, a in self._live.items() if a.expires_ns <= now]:
                 del self._live[key]
@@ -363,12 +372,21 @@ class AlertGateway(Node):
         self._pub_peers.publish(conversions.peers_to_msg(peers))
         self._publish_markers()
 
-    def _save_outbox(self) -> None:
-        try:
-            self._outbox_file.save(self._outbox.active())
-        except OSError as exc:
-            self.get_logger().warning(f'cannot save the outbox: {exc}',
-                                      throttle_duration_sec=60.0)
+    def _save_loop(self) -> None:
+        """Helper thread: write the latest outbox snapshot whenever one is handed over."""
+        while not self._stop.is_set():
+            if not self._save_wanted.wait(timeout=0.5):
+                continue
+            self._save_wanted.clear()
+            with self._lock:
+                alerts, self._outbox_snapshot = self._outbox_snapshot, None
+            if alerts is None:
+                continue
+            try:
+                self._outbox_file.save(alerts)
+            except OSError as exc:
+                self.get_logger().warning(f'cannot save the outbox: {exc}',
+                                          throttle_duration_sec=60.0)
 
     def _publish_markers(self) -> None:
         """Publish the live alerts as markers when they changed (called at 1 Hz)."""
@@ -408,8 +426,9 @@ class AlertGateway(Node):
         self._stop.set()
         for sock in (self._rx, self._tx):
             sock.close()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        for thread in (self._thread, self._saver):
+            if thread is not None and thread.is_alive():
+                thread.join(timeout=2.0)
         return super().destroy_node()
 
 

@@ -6,7 +6,6 @@ sequence above the old ceiling is used, so a restart continues above everything 
 (leaving a gap of at most `block`) and a file write happens once per block, not per alert.
 """
 
-from dataclasses import asdict
 import json
 import os
 from pathlib import Path
@@ -66,7 +65,7 @@ class OutboxFile:
     def save(self, alerts: list[AlertData]) -> None:
         """Write the alerts atomically."""
         tmp = self.path.with_name(self.path.name + '.tmp')
-        tmp.write_text(json.dumps([asdict(a) for a in alerts]), encoding='utf-8')
+        tmp.write_text(json.dumps([vars(a) for a in alerts]), encoding='utf-8')
         os.replace(tmp, self.path)
 
     def load(self, now_ns: int) -> list[AlertData]:
