@@ -114,10 +114,17 @@ def test_csv_rotation_and_markers(pair):
     seqs = {int(r[2]) for p in pair['tmp'].glob('alerts.csv*') for r in
             list(csv.reader(p.open()))[1:]}
     assert seqs <= set(range(1, 9)) and 8 in seqs
-    assert ros.spin_until(lambda: got['markers'] and len(got['markers'][-1].markers) >= 17, 10)
-    cyl = [m for m in got['markers'][-1].markers if m.type == Marker.CYLINDER]
-    assert len(cyl) == 8 and cyl[0].header.frame_id == 'map'
-    assert 80 < cyl[0].pose.position.x < 100 and 100 < cyl[0].pose.position.y < 120
+    def spheres():
+        found = [m for m in (got['markers'][-1].markers if got['markers'] else [])
+                 if m.type == Marker.SPHERE_LIST]
+        return found[0] if found and len(found[0].points) == 8 else None
+
+    assert ros.spin_until(spheres, 10)
+    s = spheres()
+    assert s.header.frame_id == 'map' and len(s.colors) == 8
+    assert 80 < s.points[0].x < 100 and 100 < s.points[0].y < 120  # ENU from (37, 127)
+    labels = [m for m in got['markers'][-1].markers if m.type == Marker.TEXT_VIEW_FACING]
+    assert len(labels) == 8 and labels[0].text.startswith('collision rsu_server_01#')
 
 
 def test_heartbeats_peers_and_staleness(pair):

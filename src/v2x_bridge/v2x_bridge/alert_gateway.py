@@ -40,7 +40,7 @@ from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
 DEFAULT_STATION = {'rsu': 'rsu_server_01', 'vehicle': 'vehicle_01'}
-MAX_MARKED_ALERTS = 200  # the newest live alerts drawn (markers refresh at 1 Hz)
+MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 Hz)
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
 GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)

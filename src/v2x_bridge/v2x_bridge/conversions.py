@@ -3,6 +3,8 @@
 import math
 
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point
+from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from v2x_bridge.peers import PeerInfo
@@ -90,35 +92,44 @@ def enu(lat: float, lon: float, lat0: float, lon0: float) -> tuple[float, float]
 
 
 _COLOURS = {1: (1.0, 0.9, 0.0), 2: (1.0, 0.5, 0.0), 3: (1.0, 0.0, 0.0)}
+MAX_LABELS = 10  # Marker() is slow to build in Python: one sphere list, a few labels
 
 
 def markers_from_alerts(alerts: list[AlertData], origin: tuple[float, float],
                         stamp: Time) -> MarkerArray:
-    """DELETEALL, then a cylinder and a label per live, located alert (frame 'map')."""
+    """DELETEALL, then one SPHERE_LIST of every live, located alert (coloured by severity)
+    and text labels for the newest MAX_LABELS of them; frame 'map', ENU from origin."""
     clear = Marker(action=Marker.DELETEALL)
     clear.header.frame_id = 'map'
-    out = [clear]
-    for i, a in enumerate(alerts):
-        if a.cancelled or not (math.isfinite(a.latitude) and math.isfinite(a.longitude)):
-            continue
-        x, y = enu(a.latitude, a.longitude, *origin)
-        r, g, b = _COLOURS.get(a.severity, (0.5, 0.5, 0.5))
-        for kind, shape in ((0, Marker.CYLINDER), (1, Marker.TEXT_VIEW_FACING)):
-            m = Marker()
-            m.header.frame_id = 'map'
-            m.header.stamp = stamp
-            m.ns = 'v2x_alerts'
-            m.id = 2 * i + kind
-            m.type = shape
-            m.action = Marker.ADD
-            m.pose.position.x, m.pose.position.y = x, y
-            m.pose.position.z = 1.0 + 3.0 * kind
-            m.pose.orientation.w = 1.0
-            m.scale.x = m.scale.y = 10.0
-            m.scale.z = 2.0
-            m.color.r, m.color.g, m.color.b, m.color.a = r, g, b, 0.8
-            if shape == Marker.TEXT_VIEW_FACING:
-                m.text = f'{kind_to_str(a.kind)} {a.source_id}#{a.sequence}'
-                m.color.r = m.color.g = m.color.b = 1.0
-            out.append(m)
+    located = [a for a in alerts if not a.cancelled
+               and math.isfinite(a.latitude) and math.isfinite(a.longitude)]
+    if not located:
+        return MarkerArray(markers=[clear])
+    spheres = _marker(Marker.SPHERE_LIST, 0, stamp)
+    spheres.scale.x = spheres.scale.y = spheres.scale.z = 10.0
+    spheres.color.a = 0.8
+    xy = [enu(a.latitude, a.longitude, *origin) for a in located]
+    spheres.points = [Point(x=x, y=y, z=1.0) for x, y in xy]
+    spheres.colors = [ColorRGBA(r=r, g=g, b=b, a=0.8) for r, g, b in
+                      (_COLOURS.get(a.severity, (0.5, 0.5, 0.5)) for a in located)]
+    out = [clear, spheres]
+    for i, (a, (x, y)) in enumerate(list(zip(located, xy, strict=True))[-MAX_LABELS:], 1):
+        label = _marker(Marker.TEXT_VIEW_FACING, i, stamp)
+        label.pose.position.x, label.pose.position.y, label.pose.position.z = x, y, 8.0
+        label.scale.z = 4.0
+        label.color.r = label.color.g = label.color.b = label.color.a = 1.0
+        label.text = f'{kind_to_str(a.kind)} {a.source_id}#{a.sequence}'
+        out.append(label)
     return MarkerArray(markers=out)
+
+
+def _marker(shape: int, marker_id: int, stamp: Time) -> Marker:
+    m = Marker()
+    m.header.frame_id = 'map'
+    m.header.stamp = stamp
+    m.ns = 'v2x_alerts'
+    m.id = marker_id
+    m.type = shape
+    m.action = Marker.ADD
+    m.pose.orientation.w = 1.0
+    return m
