@@ -16,6 +16,7 @@ Usage (inside scripts/env.sh):  python bench/bench_bridge.py [--alerts 1000] [--
 
 import argparse
 import hmac
+import json
 import os
 import struct
 import subprocess
@@ -112,6 +113,7 @@ class Ends:
 
     def __init__(self, domain_a: int, domain_b: int, label: str):
         self.latencies, self._stop = [], threading.Event()
+        self.samples = []  # (send time s, latency ms) of every message, for --samples
         self.harnesses = [RosHarness(domain_a), RosHarness(domain_b)]
         self.pub_node = self.harnesses[0].node(f'bench_pub_{label}')
         self.sub_node = self.harnesses[1].node(f'bench_sub_{label}')
@@ -130,6 +132,7 @@ class Ends:
         now = time.time_ns()
         sent = msg.header.stamp.sec * NS_PER_S + msg.header.stamp.nanosec
         self.latencies.append((now - sent) / 1e6)
+        self.samples.append((sent / 1e9, (now - sent) / 1e6))
 
     def ready(self, timeout=30.0) -> bool:
         end = time.monotonic() + timeout
@@ -224,6 +227,7 @@ def latency(n: int, rate: float, state_dir: str, rounds: int = 10) -> dict[str, 
             order = ('baseline', 'ours') if r % 2 == 0 else ('ours', 'baseline')
             for label in order:
                 out[label] += setups[label][1].run(per, rate, warmup=20 if r < 2 else 0)
+        out['samples'] = {label: ends.samples for label, (_, ends) in setups.items()}
         return out
     finally:
         for procs, ends in setups.values():
@@ -357,6 +361,8 @@ def main() -> int:
     p.add_argument('--hmac-n', type=int, default=50000)
     p.add_argument('--ed25519-n', type=int, default=5000)
     p.add_argument('--skip-latency', action='store_true')
+    p.add_argument('--samples', default='', help='write (send time, latency ms) per message '
+                   'of both paths to this JSON file (e.g. bench/results/bridge.json)')
     p.add_argument('--relay-send', nargs=3, metavar=('GROUP', 'PORT', 'SIZE'))
     p.add_argument('--relay-recv', nargs=2, metavar=('GROUP', 'PORT'))
     args = p.parse_args()
@@ -380,6 +386,10 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as state:
         lat = latency(args.alerts, args.rate, state)
+    if args.samples:
+        os.makedirs(os.path.dirname(os.path.abspath(args.samples)), exist_ok=True)
+        with open(args.samples, 'w') as f:
+            json.dump(lat['samples'], f)
     print(f'\n## latency /v2x/alert_out -> /v2x/alert at {args.rate:g} alerts/s '
           f'({args.alerts} samples per path, alternating blocks, validity {VALIDITY_S:g} s), '
           'ms')
