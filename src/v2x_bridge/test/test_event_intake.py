@@ -124,8 +124,8 @@ def test_dropped_file_becomes_one_alert(rig):
 
 
 def test_defaults_and_unknowns(rig):
-    """No ttl_s -> default_validity_s; null lat/lon/distance -> NaN; fire/low mapped."""
-    rig.start(http_enabled=False, default_validity_s=90.0)
+    """No ttl_s -> default_validity_s (an int accepted); null -> NaN; fire/low mapped."""
+    rig.start(http_enabled=False, default_validity_s=90)
     rig.drop('f.json', event(type='fire', severity='low', lat=None, lon=None, distance_m=None,
                              clip_hint=False), via_rename=True)
     alert = rig.wait_alerts(1)[0]

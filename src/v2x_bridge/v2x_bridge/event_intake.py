@@ -14,9 +14,10 @@ import sqlite3
 import sys
 import time
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.duration import Duration
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -66,9 +67,7 @@ _PARAMETERS = {
                  'many seconds without changes', {}),
     'hold_without_subscriber': ('keep events in the ledger until v2x/alert_out has a '
                                 'subscriber (a VOLATILE topic drops them otherwise)', {}),
-    'ledger_retention_s': ('how long accepted keys are remembered (idempotency window)',
-                           {'floating_point_range': [FloatingPointRange(
-                               from_value=1.0, to_value=1e9, step=0.0)]}),
+    'ledger_retention_s': ('how long accepted keys are remembered (idempotency window)', {}),
 }
 
 
@@ -123,9 +122,17 @@ class EventIntake(Node):
         values = {}
         for name, (description, extra) in _PARAMETERS.items():
             default = getattr(_DEFAULTS, name)
+            # Seconds may be given as 600 or 600.0: floats take either and are converted.
+            number = isinstance(default, float)
             # Read once at start-up: changing one later would do nothing, so say so.
-            descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
-            values[name] = self.declare_parameter(name, default, descriptor).value
+            descriptor = ParameterDescriptor(description=description, read_only=True,
+                                             dynamic_typing=number, **extra)
+            value = self.declare_parameter(name, default, descriptor).value
+            if number:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise SettingsError(name, f'{value!r} is not a number')
+                value = float(value)
+            values[name] = value
         return IntakeSettings(**values)
 
     @property
@@ -246,7 +253,7 @@ def main(args=None):
     try:
         node = EventIntake()
         rclpy.spin(node)
-    except SettingsError as exc:
+    except (SettingsError, ParameterException) as exc:
         print(f'{NODE_NAME}: {exc}', file=sys.stderr)
         sys.exit(2)
     except (OSError, sqlite3.Error) as exc:
