@@ -102,6 +102,22 @@ def test_invalid_file_goes_to_failed_with_reason(env, data, field):
     assert env.published == [] and env.ledger.counts() == {}
 
 
+def test_symlink_is_not_followed(env, tmp_path):
+    """A symbolic link in the events dir goes to failed/ unread (it could point anywhere)."""
+    target = tmp_path / 'elsewhere.json'
+    target.write_bytes(event_bytes())
+    os.symlink(target, env.dir / 'link.json')
+    outcome = env.intake().process_file(str(env.dir / 'link.json'))
+    assert isinstance(outcome, FileRejected) and 'symbolic link' in outcome.error.reason
+    assert os.path.islink(env.dir / 'failed' / 'link.json') and env.published == []
+
+
+def test_utf8_bom_is_accepted(env):
+    """A file saved with a UTF-8 byte order mark (Windows editors) is still an event."""
+    outcome = env.intake().process_file(env.drop('bom.json', b'\xef\xbb\xbf' + event_bytes()))
+    assert isinstance(outcome, EventPublished)
+
+
 def test_same_content_or_same_event_id_publishes_once(env):
     """Identical bytes under two names, or one event_id in two files, publish once."""
     intake = env.intake()

@@ -297,6 +297,9 @@ class Intake:
     def process_file(self, path: str, settled: bool = True) -> FileOutcome:
         """Handle one dropped file and move it to processed/ or failed/."""
         directory, name = os.path.split(path)
+        if os.path.islink(path):
+            return self._reject(directory, name, InvalidField('', 'a symbolic link: only '
+                                                                 'regular files are read'))
         try:
             with open(path, 'rb') as f:
                 data = f.read(MAX_EVENT_BYTES + 1)

@@ -141,7 +141,7 @@ def _reject_constant(name: str):
 def load_json(data: bytes | str) -> Any:
     """Bytes or text -> a JSON value; raises BadJson (NaN and Infinity included)."""
     try:
-        text = data.decode('utf-8') if isinstance(data, (bytes, bytearray)) else data
+        text = data.decode('utf-8-sig') if isinstance(data, (bytes, bytearray)) else data
         return json.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise BadJson('', f'not UTF-8: {exc.reason} at byte {exc.start}') from None
