@@ -291,7 +291,10 @@ def test_http_event_id_is_idempotent_across_restart(rig):
                     for _ in range(2)]
     assert statuses == ['accepted', 'duplicate']
     rig.wait_alerts(1)
+    old_port = rig.node.http_port
     rig.stop()
+    with pytest.raises(httpx.ConnectError):  # uvicorn stopped with the node
+        httpx.get(f'http://127.0.0.1:{old_port}/healthz', timeout=5)
     rig.start(events_dir='')
     with rig.http() as client:
         again = client.post('/events', json=doc, headers=rig.auth())
