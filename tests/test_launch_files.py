@@ -126,6 +126,7 @@ def test_both_launch_files_start_every_node(ros, tmp_path, mcast):
     env = dict(os.environ, V2X_INTAKE_TOKEN='launch-test-token')
     rsu = [sys.executable, str(WS / 'scripts/v2x_launch.py'), str(WS / 'launch/rsu.launch.xml'),
            *common, 'namespace:=rsu', 'camera_source:=testsrc', 'detector_backend:=onnx',
+           'detector_source:=sample:bikes.mp4',
            f'recording_dir:={tmp_path}/rec', f'archive_dir:={tmp_path}/archive',
            f'events_dir:={tmp_path}/events']
     veh = [sys.executable, str(WS / 'scripts/v2x_launch.py'),
