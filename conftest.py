@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from v2x_common.testing import RosHarness, random_group
+from v2x_common.testing import NetnsPair, NetnsUnavailable, RosHarness, random_group
 
 
 @pytest.fixture
@@ -27,3 +27,18 @@ def mcast():
 def is_root():
     """True when the tests may create network namespaces."""
     return os.geteuid() == 0
+
+
+@pytest.fixture
+def netns_pair(request):
+    """Two network namespaces joined by a veth pair (root only; skips with the reason).
+
+    Parametrize indirectly with the loss fraction at b, e.g.
+    ``@pytest.mark.parametrize('netns_pair', [0.3], indirect=True)``.
+    """
+    loss = getattr(request, 'param', 0.0)
+    try:
+        with NetnsPair(loss=loss) as pair:
+            yield pair
+    except NetnsUnavailable as why:
+        pytest.skip(str(why))

@@ -8,8 +8,6 @@ reports, per delivered alert, the datagram counter that carried it. Needs root.
 from datetime import datetime
 import json
 import os
-import random
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -48,62 +46,24 @@ RECEIVER = textwrap.dedent("""
 """)
 
 
-def _sh(*cmd, check=True):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=30)
-
-
-@pytest.fixture
-def link():
-    """Namespaces a and b, veth a<->b with 10.231.N.1/.2, 30% loss on b's input (radio-like:
-    the sender does not learn of it)."""
-    if os.geteuid() != 0:
-        pytest.skip('needs root to create network namespaces')
-    if not (shutil.which('ip') and shutil.which('iptables')):
-        pytest.skip('needs the ip (iproute2) and iptables commands')
-    tag = f'{random.SystemRandom().randint(0, 0xFFFFF):05x}'
-    ns_a, ns_b = f'v2xa{tag}', f'v2xb{tag}'
-    net = random.SystemRandom().randint(1, 254)
-    addr_a, addr_b = f'10.231.{net}.1', f'10.231.{net}.2'
-    try:
-        _sh('ip', 'netns', 'add', ns_a)
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f'cannot create network namespaces here: {exc.stderr.strip()}')
-    try:
-        _sh('ip', 'netns', 'add', ns_b)
-        _sh('ip', 'link', 'add', f'va{tag}', 'netns', ns_a, 'type', 'veth', 'peer', 'name',
-            f'vb{tag}', 'netns', ns_b)
-        for ns, dev, addr in ((ns_a, f'va{tag}', addr_a), (ns_b, f'vb{tag}', addr_b)):
-            _sh('ip', '-n', ns, 'addr', 'add', f'{addr}/24', 'dev', dev)
-            _sh('ip', '-n', ns, 'link', 'set', dev, 'up', 'multicast', 'on')
-            _sh('ip', '-n', ns, 'link', 'set', 'lo', 'up')
-        drop = _sh('ip', 'netns', 'exec', ns_b, 'iptables', '-A', 'INPUT', '-i', f'vb{tag}',
-                   '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability',
-                   str(LOSS), '-j', 'DROP', check=False)
-        if drop.returncode != 0:
-            pytest.skip(f'iptables statistic match unavailable: {drop.stderr.strip()}')
-        yield {'a': ns_a, 'b': ns_b, 'addr_a': addr_a, 'addr_b': addr_b}
-    finally:
-        for ns in (ns_a, ns_b):
-            _sh('ip', 'netns', 'del', ns, check=False)
-
-
-def test_every_alert_exactly_once_despite_loss(link, mcast, tmp_path):
+@pytest.mark.parametrize('netns_pair', [LOSS], indirect=True)
+def test_every_alert_exactly_once_despite_loss(netns_pair, mcast, tmp_path):
     """With 30% loss each alert is delivered exactly once, at its first datagram that gets
     through: within three repeat intervals whenever one of its first four got through."""
     group, port = mcast['group'], mcast['port']
     listen_s = 3.0 + 8 * INTERVAL_S + 2.0
-    rx = subprocess.Popen(['ip', 'netns', 'exec', link['b'], sys.executable, '-c', RECEIVER,
-                           group, str(port), link['addr_b'], str(listen_s)],
+    rx = subprocess.Popen(['ip', 'netns', 'exec', netns_pair.b, sys.executable, '-c', RECEIVER,
+                           group, str(port), netns_pair.addr_b, str(listen_s)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert rx.stdout.readline().strip() == 'ready', rx.stderr.read()
     env = {**os.environ, 'V2X_KEY': 'netns-secret'}
     senders = []
     for seq in range(1, ALERTS + 1):
         senders.append(subprocess.Popen(
-            ['ip', 'netns', 'exec', link['a'], sys.executable, '-m',
+            ['ip', 'netns', 'exec', netns_pair.a, sys.executable, '-m',
              'v2x_bridge.v2x_alert_server', '--repeat', '--ttl-s', str(8 * INTERVAL_S),
              '--interval', str(INTERVAL_S), '--sequence', str(seq), '--group', group,
-             '--port', str(port), '--iface', link['addr_a'], '--state-dir', str(tmp_path)],
+             '--port', str(port), '--iface', netns_pair.addr_a, '--state-dir', str(tmp_path)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         time.sleep(0.3)
     sent, first_send = 0, {}

@@ -8,8 +8,6 @@ namespaces joined by a veth pair and restart gateways in the middle of an alert.
 import json
 import os
 from pathlib import Path
-import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -140,42 +138,8 @@ OBSERVER = textwrap.dedent("""
 """)
 
 
-def _sh(*cmd, check=True):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=30)
-
-
-@pytest.fixture
-def two_hosts():
-    """Namespaces rsu/vehicle joined by a veth pair (addresses of the test's own hosts)."""
-    if os.geteuid() != 0:
-        pytest.skip('needs root to create network namespaces')
-    if not shutil.which('ip'):
-        pytest.skip('needs the ip command (iproute2)')
-    tag = f'{random.SystemRandom().randint(0, 0xFFFFF):05x}'
-    ns_r, ns_v = f'v2xr{tag}', f'v2xv{tag}'
-    net = random.SystemRandom().randint(1, 254)
-    addr_r, addr_v = f'10.232.{net}.1', f'10.232.{net}.2'
-    try:
-        _sh('ip', 'netns', 'add', ns_r)
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f'cannot create network namespaces here: {exc.stderr.strip()}')
-    try:
-        _sh('ip', 'netns', 'add', ns_v)
-        _sh('ip', 'link', 'add', f'r{tag}', 'netns', ns_r, 'type', 'veth', 'peer', 'name',
-            f'v{tag}', 'netns', ns_v)
-        for ns, dev, addr in ((ns_r, f'r{tag}', addr_r), (ns_v, f'v{tag}', addr_v)):
-            _sh('ip', '-n', ns, 'addr', 'add', f'{addr}/24', 'dev', dev)
-            _sh('ip', '-n', ns, 'link', 'set', dev, 'up', 'multicast', 'on')
-            _sh('ip', '-n', ns, 'link', 'set', 'lo', 'up')
-        yield {'rsu': ns_r, 'vehicle': ns_v, 'addr_rsu': addr_r, 'addr_vehicle': addr_v}
-    finally:
-        for ns in (ns_r, ns_v):
-            _sh('ip', 'netns', 'del', ns, check=False)
-
-
-def _gateway_pid(netns):
-    out = _sh('ip', 'netns', 'pids', netns).stdout.split()
-    for pid in out:
+def _gateway_pid(pair, netns):
+    for pid in pair.pids(netns):
         try:
             cmdline = Path(f'/proc/{pid}/cmdline').read_bytes().split(b'\0')
         except OSError:
@@ -194,11 +158,13 @@ def _read_events(proc_out: Path):
 
 
 @pytest.mark.root
-def test_gateway_restarts_across_two_hosts(two_hosts, tmp_path, stacks_args):
+def test_gateway_restarts_across_two_hosts(netns_pair, tmp_path, stacks_args):
     """Across a veth link: a vehicle gateway killed mid-alert re-learns the live alert from
     the RSU's repeats without a second action, and a restarted RSU gateway's new alerts are
     accepted, not rejected as replays."""
     rsu_args, veh_args = stacks_args
+    two_hosts = {'rsu': netns_pair.a, 'vehicle': netns_pair.b,
+                 'addr_rsu': netns_pair.addr_a, 'addr_vehicle': netns_pair.addr_b}
     rsu_domain, veh_domain = random_domain_id(), random_domain_id()
     rsu = start_stack('rsu.launch.xml', rsu_domain,
                       {**rsu_args, 'iface': two_hosts['addr_rsu']}, tmp_path / 'rsu.log',
@@ -230,7 +196,7 @@ def test_gateway_restarts_across_two_hosts(two_hosts, tmp_path, stacks_args):
         assert wait(lambda ev: any(e.get('action') == PolicyState.ACTION_SLOW_DOWN
                                    for e in ev), 30), 'policy never slowed down'
         # kill the vehicle gateway mid-alert; start it again with the same argv
-        pid, argv = _gateway_pid(two_hosts['vehicle'])
+        pid, argv = _gateway_pid(netns_pair, two_hosts['vehicle'])
         assert pid, 'vehicle gateway not found'
         os.kill(pid, signal.SIGKILL)
         n_before = len([e for e in events() if 'alert' in e])
@@ -248,7 +214,7 @@ def test_gateway_restarts_across_two_hosts(two_hosts, tmp_path, stacks_args):
         first = actions.index(PolicyState.ACTION_SLOW_DOWN)
         assert all(a == PolicyState.ACTION_SLOW_DOWN for a in actions[first:]), actions
         # restart the RSU gateway; its next alert must be accepted (no replay lock-out)
-        pid, argv = _gateway_pid(two_hosts['rsu'])
+        pid, argv = _gateway_pid(netns_pair, two_hosts['rsu'])
         assert pid, 'RSU gateway not found'
         os.kill(pid, signal.SIGINT)
         for _ in range(100):

@@ -91,3 +91,70 @@ def run_python(code: str, env: dict, timeout: float = 60.0) -> subprocess.Comple
     """Run a snippet in a fresh interpreter with env (a real second process)."""
     return subprocess.run([sys.executable, '-c', code], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=timeout)
+
+
+class NetnsUnavailable(Exception):
+    """Network namespaces cannot be made here (not root, no iproute2/iptables, ...)."""
+
+
+def _sh(*cmd, check=True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=30)
+
+
+class NetnsPair:
+    """Two hosts for tests: network namespaces a and b joined by a veth pair.
+
+    Addresses 10.23x.N.1 (a) and .2 (b) exist only inside the two namespaces the test made.
+    ``loss`` drops that fraction of UDP datagrams arriving at b (iptables statistic), like a
+    lossy radio link the sender cannot see. Use as a context manager; it removes both
+    namespaces on exit. Raises NetnsUnavailable when namespaces cannot be made.
+    """
+
+    def __init__(self, loss: float = 0.0, subnet: int = 231):
+        import shutil
+        if os.geteuid() != 0:
+            raise NetnsUnavailable('needs root to create network namespaces')
+        if not shutil.which('ip') or (loss and not shutil.which('iptables')):
+            raise NetnsUnavailable('needs the ip (iproute2) and iptables commands')
+        rnd = random.SystemRandom()
+        tag = f'{rnd.randint(0, 0xFFFFF):05x}'
+        net = rnd.randint(1, 254)
+        self.a, self.b = f'v2xa{tag}', f'v2xb{tag}'
+        self.addr_a, self.addr_b = f'10.{subnet}.{net}.1', f'10.{subnet}.{net}.2'
+        self._tag, self._loss = tag, loss
+
+    def __enter__(self) -> 'NetnsPair':
+        try:
+            _sh('ip', 'netns', 'add', self.a)
+        except subprocess.CalledProcessError as exc:
+            raise NetnsUnavailable(
+                f'cannot create network namespaces: {exc.stderr.strip()}') from None
+        try:
+            tag = self._tag
+            _sh('ip', 'netns', 'add', self.b)
+            _sh('ip', 'link', 'add', f'va{tag}', 'netns', self.a, 'type', 'veth', 'peer',
+                'name', f'vb{tag}', 'netns', self.b)
+            for ns, dev, addr in ((self.a, f'va{tag}', self.addr_a),
+                                  (self.b, f'vb{tag}', self.addr_b)):
+                _sh('ip', '-n', ns, 'addr', 'add', f'{addr}/24', 'dev', dev)
+                _sh('ip', '-n', ns, 'link', 'set', dev, 'up', 'multicast', 'on')
+                _sh('ip', '-n', ns, 'link', 'set', 'lo', 'up')
+            if self._loss:
+                drop = _sh('ip', 'netns', 'exec', self.b, 'iptables', '-A', 'INPUT', '-i',
+                           f'vb{tag}', '-p', 'udp', '-m', 'statistic', '--mode', 'random',
+                           '--probability', str(self._loss), '-j', 'DROP', check=False)
+                if drop.returncode != 0:
+                    raise NetnsUnavailable(
+                        f'iptables statistic match unavailable: {drop.stderr.strip()}')
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for ns in (self.a, self.b):
+            _sh('ip', 'netns', 'del', ns, check=False)
+
+    def pids(self, ns: str) -> list[int]:
+        """Processes running inside one of the namespaces."""
+        return [int(p) for p in _sh('ip', 'netns', 'pids', ns).stdout.split()]
