@@ -14,9 +14,7 @@ import threading
 import time
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-import rclpy
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
@@ -35,6 +33,7 @@ from v2x_bridge.state import OutboxFile, SequenceStore
 from v2x_bridge.wire import HeartbeatData, InvalidMessage
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.node_main import run_node
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 
 NODE_NAME = 'alert_gateway'
@@ -434,22 +433,8 @@ class AlertGateway(Node):
 
 def main(args=None) -> int:
     """Run the gateway until interrupted; a bad parameter exits 2 naming it."""
-    rclpy.init(args=args)
     sys.setswitchinterval(GIL_SWITCH_S)
-    node = None
-    try:
-        node = AlertGateway()
-        rclpy.spin(node)
-    except SettingsError as exc:
-        print(f'{NODE_NAME}: {exc}', file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(NODE_NAME, AlertGateway, args, {SettingsError: 2})
 
 
 if __name__ == '__main__':

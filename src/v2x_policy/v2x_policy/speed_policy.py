@@ -11,16 +11,14 @@ import time
 
 from geometry_msgs.msg import Twist, TwistStamped
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 from std_srvs.srv import SetBool
 
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.node_main import run_node
 from v2x_msgs.msg import Alert, PeerArray, PolicyState
 from v2x_policy import conversions
 from v2x_policy.policy import (
@@ -284,22 +282,7 @@ class SpeedPolicy(Node):
 
 def main(args=None) -> int:
     """Run speed_policy until shutdown; exit 2 when a parameter is invalid."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = SpeedPolicy()
-        rclpy.spin(node)
-    except (SettingsError, ParameterException) as exc:
-        get_logger(NODE_NAME).error(f'cannot start: {exc}')
-        code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(NODE_NAME, SpeedPolicy, args, {SettingsError: 2, ParameterException: 2})
 
 
 if __name__ == '__main__':
