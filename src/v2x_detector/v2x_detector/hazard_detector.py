@@ -329,13 +329,21 @@ class HazardDetector(Node):
             self.counts['frames'] += 1
             elapsed = time.monotonic() - started
             self._fps = self.counts['frames'] / elapsed if elapsed > 0 else 0.0
-            for event in result.events:
-                self._publish_event(event)
-            every = self.settings.image_every
-            if (self.image_pub is not None and self.counts['frames'] % every == 0
-                    and self.image_pub.get_subscription_count() > 0):
-                drawn = annotate(frame.image, result, self.rules)
-                self.image_pub.publish(bgr_to_image(drawn, frame.t, self.settings.site.frame_id))
+            try:
+                self._publish(frame, result)
+            except Exception:  # noqa: B902 -- rclpy's RCLError once the context is shut down
+                if self.context.ok():
+                    raise
+                return  # Ctrl-C or an external shutdown: the node is going away
+
+    def _publish(self, frame: Frame, result) -> None:
+        for event in result.events:
+            self._publish_event(event)
+        every = self.settings.image_every
+        if (self.image_pub is not None and self.counts['frames'] % every == 0
+                and self.image_pub.get_subscription_count() > 0):
+            drawn = annotate(frame.image, result, self.rules)
+            self.image_pub.publish(bgr_to_image(drawn, frame.t, self.settings.site.frame_id))
 
     def _publish_event(self, event) -> None:
         if event.phase == NEW:

@@ -31,17 +31,18 @@ class UltralyticsDetector:
         offline_environment()
         from ultralytics import YOLO  # noqa: I001 (after the environment is set)
 
-        try:
-            self.model = YOLO(path, task='detect')
-            self.model.predict(np.zeros((64, 64, 3), np.uint8), **dict(
-                imgsz=imgsz, conf=conf, iou=iou, device=device, verbose=False))  # load it now
-        except Exception as exc:  # ultralytics raises many types for an unusable file
-            raise BackendError(f'model {path!r} cannot be loaded: {exc}') from None
         self.args = dict(imgsz=imgsz, conf=conf, iou=iou, device=device, verbose=False,
                          classes=None)
         self.tracker = tracker
+        try:
+            self.model = YOLO(path, task='detect')
+            # load the model now (a bad file fails at start-up, not on the first frame)
+            self.model.track(np.zeros((64, 64, 3), np.uint8), persist=True, tracker=tracker,
+                             **self.args)
+        except Exception as exc:  # ultralytics raises many types for an unusable file
+            raise BackendError(f'model {path!r} cannot be loaded: {exc}') from None
         self.names = dict(self.model.names or {})
-        self._persist_reset = False
+        self._persist_reset = True  # the first real frame starts fresh trackers
 
     def _results(self, result) -> list[tuple]:
         boxes = result.boxes
