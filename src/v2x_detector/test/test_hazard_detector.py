@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -222,6 +223,26 @@ def test_cli_runs_a_file_to_its_end(tmp_path):
          '-p', 'exit_at_end:=true', '-p', f'state_dir:={tmp_path}'],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_cli_ends_quietly_on_ctrl_c(tmp_path, ros):
+    """SIGINT while frames flow: exit status 0 and no traceback."""
+    got = listen(ros)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'v2x_detector.hazard_detector', '--ros-args',
+         '-p', 'source:=sample:bikes.mp4', '-p', 'loop:=true', '-p', 'backend:=onnx',
+         '-p', f'state_dir:={tmp_path}'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert ros.spin_until(lambda: len(got['images']) >= 3, timeout=90)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert 'Traceback' not in err
 
 
 def test_yaml_names_every_declared_parameter_and_starts(ros, tmp_path):
