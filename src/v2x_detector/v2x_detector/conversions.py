@@ -1,7 +1,8 @@
 """Core values <-> messages: HazardEvent -> Alert, sensor_msgs/Image <-> numpy (no cv_bridge).
 
 The image conversion honours encoding and step (row padding): bgr8, rgb8, bgra8, rgba8,
-mono8, mono16 and the 8-bit Bayer patterns come in; bgr8 goes out.
+mono8, mono16 and the 8-bit Bayer patterns come in; bgr8 goes out. Other encodings (yuv422,
+16-bit colour, ...) go to a ROS 2 distro's cv_bridge where one is installed.
 """
 
 from dataclasses import dataclass
@@ -75,11 +76,36 @@ _TO_BGR = {'rgb8': cv2.COLOR_RGB2BGR, 'bgra8': cv2.COLOR_BGRA2BGR, 'rgba8': cv2.
            'bayer_gbrg8': cv2.COLOR_BayerGBRG2BGR, 'bayer_grbg8': cv2.COLOR_BayerGRBG2BGR}
 
 
+_BRIDGE: list = []  # [CvBridge or None], filled on first use
+
+
+def _cv_bridge():
+    """A distro's cv_bridge (ROS 2 has none on PyPI), or None."""
+    if not _BRIDGE:
+        try:
+            from cv_bridge import CvBridge
+            _BRIDGE.append(CvBridge())
+        except ImportError:
+            _BRIDGE.append(None)
+    return _BRIDGE[0]
+
+
+def _via_cv_bridge(msg: Image) -> np.ndarray:
+    bridge = _cv_bridge()
+    if bridge is None:
+        raise ImageError(f'unsupported encoding {msg.encoding!r} (and no cv_bridge)')
+    from cv_bridge import CvBridgeError
+    try:
+        return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding='bgr8'))
+    except (CvBridgeError, cv2.error, TypeError, ValueError) as exc:
+        raise ImageError(f'cv_bridge cannot convert {msg.encoding!r}: {exc}') from None
+
+
 def image_to_bgr(msg: Image) -> np.ndarray:
     """sensor_msgs/Image -> HxWx3 uint8 BGR (a copy); raises ImageError on bad input."""
     enc = msg.encoding.lower()
     if enc not in _CHANNELS:
-        raise ImageError(f'unsupported encoding {msg.encoding!r}')
+        return _via_cv_bridge(msg)
     channels = _CHANNELS[enc]
     depth = 2 if enc in ('mono16', '16uc1') else 1
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
