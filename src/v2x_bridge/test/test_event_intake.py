@@ -85,9 +85,9 @@ class Rig:
                 if self.node else 'no node')
         return self.alerts
 
-    def listing(self, sub: str = '') -> list[str]:
-        return sorted(n for n in os.listdir(self.events / sub)
-                      if not os.path.isdir(self.events / sub / n))
+    def listing(self, sub: str = 'events') -> list[str]:
+        """File names in events/ or in processed/ or failed/ beside it."""
+        return sorted(os.listdir(self.events.parent / sub))
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=f'http://127.0.0.1:{self.node.http_port}', timeout=15)
@@ -119,7 +119,8 @@ def test_dropped_file_becomes_one_alert(rig):
     assert alert.detection_time.sec + alert.detection_time.nanosec * 1e-9 == \
         pytest.approx(doc['ts'], abs=1e-6)
     assert rig.ros.spin_until(lambda: rig.listing('processed') == ['crash.json'], 10)
-    assert json.loads((rig.events / 'processed' / 'crash.json').read_text())['operator'] == 'kim'
+    kept = json.loads((rig.events.parent / 'processed' / 'crash.json').read_text())
+    assert kept['operator'] == 'kim'
     assert rig.listing() == []
 
 
@@ -155,7 +156,7 @@ def test_invalid_files_go_to_failed_with_reason(rig):
     expected = sorted([n for n, *_ in BAD_FILES] + [f'{n}.error.txt' for n, *_ in BAD_FILES])
     assert rig.ros.spin_until(lambda: rig.listing('failed') == expected, 10)
     for name, _, field, word in BAD_FILES:
-        text = (rig.events / 'failed' / f'{name}.error.txt').read_text()
+        text = (rig.events.parent / 'failed' / f'{name}.error.txt').read_text()
         assert f'field: {field}' in text and word in text, text
     rig.ros.spin_for(0.3)
     assert len(rig.alerts) == 1
@@ -186,7 +187,7 @@ def test_restart_publishes_nothing_twice_and_catches_up(rig):
     rig.stop()
     rig.drop('two.json', event(road='two'))
     # A crash between publishing and moving leaves the file where it was: put it back.
-    os.replace(rig.events / 'processed' / 'one.json', rig.events / 'one.json')
+    os.replace(rig.events.parent / 'processed' / 'one.json', rig.events / 'one.json')
     rig.start(http_enabled=False)
     rig.wait_alerts(2)
     assert rig.ros.spin_until(lambda: rig.listing() == [], 10)

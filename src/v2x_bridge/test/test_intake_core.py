@@ -44,8 +44,8 @@ def event_bytes(road='A', **changes) -> bytes:
 def env(tmp_path):
     """An events dir with processed/ and failed/, a ledger, and a recording publisher."""
     events = tmp_path / 'events'
-    for sub in ('', 'processed', 'failed'):
-        (events / sub).mkdir(exist_ok=True)
+    for sub in ('events', 'processed', 'failed'):
+        (tmp_path / sub).mkdir()
     settings = IntakeSettings(events_dir=str(events), state_dir=str(tmp_path / 'state'))
 
     class Env:
@@ -67,6 +67,7 @@ def env(tmp_path):
     e = Env()
     e.published = []
     e.dir = events
+    e.processed, e.failed = tmp_path / 'processed', tmp_path / 'failed'
     yield e
     e.ledger.close()
 
@@ -79,7 +80,7 @@ def test_valid_file_is_published_and_moved(env):
     assert isinstance(outcome, EventPublished)
     assert [e.road for e in env.published] == ['A']
     assert not os.path.exists(path)
-    assert json.loads((env.dir / 'processed' / 'a.json').read_bytes())['camera'] == 7
+    assert json.loads((env.processed / 'a.json').read_bytes())['camera'] == 7
     row = env.ledger.get(outcome.key)
     assert row.state == PUBLISHED and row.record['event']['extra'] == {'camera': 7}
 
@@ -96,8 +97,8 @@ def test_invalid_file_goes_to_failed_with_reason(env, data, field):
     intake = env.intake()
     outcome = intake.process_file(env.drop('bad.json', data))
     assert isinstance(outcome, FileRejected) and outcome.error.field == field
-    assert (env.dir / 'failed' / 'bad.json').read_bytes() == data
-    text = (env.dir / 'failed' / 'bad.json.error.txt').read_text()
+    assert (env.failed / 'bad.json').read_bytes() == data
+    text = (env.failed / 'bad.json.error.txt').read_text()
     assert f'field: {field or "(whole file)"}' in text
     assert env.published == [] and env.ledger.counts() == {}
 
@@ -109,7 +110,7 @@ def test_symlink_is_not_followed(env, tmp_path):
     os.symlink(target, env.dir / 'link.json')
     outcome = env.intake().process_file(str(env.dir / 'link.json'))
     assert isinstance(outcome, FileRejected) and 'symbolic link' in outcome.error.reason
-    assert os.path.islink(env.dir / 'failed' / 'link.json') and env.published == []
+    assert os.path.islink(env.failed / 'link.json') and env.published == []
 
 
 def test_utf8_bom_is_accepted(env):
@@ -129,7 +130,7 @@ def test_same_content_or_same_event_id_publishes_once(env):
     assert len(env.published) == 2
     counts = intake.snapshot()
     assert (counts['published'], counts['duplicate'], counts['accepted_file']) == (2, 2, 2)
-    assert sorted(os.listdir(env.dir / 'processed')) == ['a.json', 'b.json', 'id0.json',
+    assert sorted(os.listdir(env.processed)) == ['a.json', 'b.json', 'id0.json',
                                                          'id1.json']
 
 
@@ -139,7 +140,7 @@ def test_name_reused_later_keeps_both_files(env):
     intake.process_file(env.drop('a.json', event_bytes(road='first')))
     intake.process_file(env.drop('a.json', event_bytes(road='second')))
     assert [e.road for e in env.published] == ['first', 'second']
-    assert sorted(os.listdir(env.dir / 'processed')) == ['a.1.json', 'a.json']
+    assert sorted(os.listdir(env.processed)) == ['a.1.json', 'a.json']
 
 
 def test_crash_after_record_before_publish(env):
@@ -155,7 +156,7 @@ def test_crash_after_record_before_publish(env):
     assert again.flush() == 1
     assert isinstance(again.process_file(path), EventDuplicate)
     assert [e.event_id for e in env.published] == ['e1']
-    assert os.listdir(env.dir / 'processed') == ['a.json']
+    assert os.listdir(env.processed) == ['a.json']
 
 
 def test_crash_after_publish_before_move(env):
@@ -163,12 +164,12 @@ def test_crash_after_publish_before_move(env):
     path = env.drop('a.json', event_bytes())
     first = env.intake()
     first.process_file(path)
-    os.replace(env.dir / 'processed' / 'a.json', path)  # as if the move never happened
+    os.replace(env.processed / 'a.json', path)  # as if the move never happened
     first.ledger.close()
     env.clock.t += 3600  # long enough for the event to have expired meanwhile
     outcome = env.intake().process_file(path)
     assert isinstance(outcome, EventDuplicate)
-    assert len(env.published) == 1 and os.listdir(env.dir / 'failed') == []
+    assert len(env.published) == 1 and os.listdir(env.failed) == []
 
 
 def test_crash_between_link_and_unlink(env):
@@ -176,10 +177,10 @@ def test_crash_between_link_and_unlink(env):
     path = env.drop('a.json', event_bytes())
     first = env.intake()
     first.process_file(path)
-    os.link(env.dir / 'processed' / 'a.json', path)  # as if the unlink never happened
+    os.link(env.processed / 'a.json', path)  # as if the unlink never happened
     first.ledger.close()
     assert isinstance(env.intake().process_file(path), EventDuplicate)
-    assert os.listdir(env.dir / 'processed') == ['a.json'] and not os.path.exists(path)
+    assert os.listdir(env.processed) == ['a.json'] and not os.path.exists(path)
     assert len(env.published) == 1
 
 
@@ -282,7 +283,9 @@ def test_token_from_file_env_or_refusal(tmp_path):
     assert load_token(IntakeSettings(http_enabled=False), {}) is None
 
 
-def test_default_state_dir_is_beside_events_dir():
-    """state_dir '' puts the ledger in intake_state/ next to events_dir."""
-    path = IntakeSettings(events_dir='/opt/v2x/events').ledger_path
-    assert path == '/opt/v2x/intake_state/event_intake.sqlite3'
+def test_default_dirs_are_beside_events_dir():
+    """processed/, failed/ and (state_dir '') the ledger live next to events_dir."""
+    settings = IntakeSettings(events_dir='/opt/v2x/events/')
+    assert settings.processed_dir == '/opt/v2x/processed'
+    assert settings.failed_dir == '/opt/v2x/failed'
+    assert settings.ledger_path == '/opt/v2x/intake_state/event_intake.sqlite3'

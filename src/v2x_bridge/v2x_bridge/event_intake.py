@@ -51,7 +51,7 @@ _DEFAULTS = IntakeSettings()
 # name -> (description, extra descriptor fields); defaults come from IntakeSettings.
 _PARAMETERS = {
     'events_dir': ('directory watched for dropped *.json events ("" = no directory intake); '
-                   'processed/ and failed/ are made inside it', {}),
+                   'processed/ and failed/ are made beside it', {}),
     'http_enabled': ('serve POST /events, GET /healthz and /openapi.json', {}),
     'http_host': ('address the HTTP intake listens on', {}),
     'http_port': ('TCP port of the HTTP intake (0 = any free port)',
@@ -101,6 +101,8 @@ class EventIntake(Node):
         self._warned_at = 0.0
         self.http_port = None
         if self.settings.events_dir:
+            for directory in (self.settings.processed_dir, self.settings.failed_dir):
+                os.makedirs(directory, exist_ok=True)
             self._files = DirectoryIntake(self.settings.events_dir, self.intake.process_file,
                                           self._on_file, self._on_file_error,
                                           self.settings.settle_s)

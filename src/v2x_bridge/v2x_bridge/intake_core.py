@@ -3,7 +3,8 @@
 ``Intake.handle(data, origin, source, fallback_key)`` takes the bytes of one event
 (a dropped file or an HTTP body), looks its key up in the ledger, validates it, records
 it, and publishes it through the injected ``publish`` callable. ``Intake.process_file``
-adds the directory part: processed/ and failed/ with a sibling .error.txt. The clock,
+adds the directory part: processed/ and failed/ (beside events_dir, as ARCHITECTURE.md
+says: /opt/v2x/processed, /opt/v2x/failed) with a sibling .error.txt. The clock,
 the publisher and the ledger come in as arguments.
 """
 
@@ -13,6 +14,7 @@ import errno
 import hashlib
 import itertools
 import os
+import shutil
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -65,11 +67,23 @@ class IntakeSettings:
     hold_without_subscriber: bool = True
     ledger_retention_s: float = 7 * 24 * 3600.0
 
+    def _beside_events_dir(self, name: str) -> str:
+        return os.path.join(os.path.dirname(os.path.abspath(self.events_dir)), name)
+
+    @property
+    def processed_dir(self) -> str:
+        """Where valid files go: processed/ beside events_dir."""
+        return self._beside_events_dir(PROCESSED)
+
+    @property
+    def failed_dir(self) -> str:
+        """Where invalid files go, each with a .error.txt: failed/ beside events_dir."""
+        return self._beside_events_dir(FAILED)
+
     @property
     def ledger_path(self) -> str:
         """The SQLite file; state_dir '' means an intake_state/ beside events_dir."""
-        state_dir = self.state_dir or os.path.join(
-            os.path.dirname(os.path.abspath(self.events_dir)), 'intake_state')
+        state_dir = self.state_dir or self._beside_events_dir('intake_state')
         return os.path.join(state_dir, LEDGER_NAME)
 
     def validate(self) -> None:
@@ -204,7 +218,7 @@ def move_into(path: str, directory: str) -> str:
             if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
                 raise
             target = unique_path(directory, name)
-            os.replace(path, target)
+            shutil.move(path, target)  # copies when processed/ is on another filesystem
             return target
         break
     os.unlink(path)
@@ -315,12 +329,12 @@ class Intake:
             return self._reject(directory, name, error)
         except IntakeError as error:
             return self._reject(directory, name, error)
-        move_into(path, os.path.join(directory, PROCESSED))
+        move_into(path, self.settings.processed_dir)
         return outcome
 
     def _reject(self, directory: str, name: str, error: IntakeError) -> FileRejected:
         path = os.path.join(directory, name)
-        failed = move_into(path, os.path.join(directory, FAILED))
+        failed = move_into(path, self.settings.failed_dir)
         with open(failed + '.error.txt', 'w', encoding='utf-8') as f:
             f.write(error_text(name, error, self._clock()))
         self.stats['failed_file'] += 1

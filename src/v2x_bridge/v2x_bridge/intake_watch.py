@@ -20,7 +20,7 @@ from typing import Callable
 from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from v2x_bridge.intake_core import FAILED, PROCESSED, FileDeferred, FileOutcome, is_candidate
+from v2x_bridge.intake_core import FileDeferred, FileOutcome, is_candidate
 
 _STOP = object()
 
@@ -73,9 +73,8 @@ class DirectoryIntake:
         self.queued = 0
 
     def start(self) -> None:
-        """Create the directories, start inotify and the worker, then scan once."""
-        for sub in ('', PROCESSED, FAILED):
-            os.makedirs(os.path.join(self.directory, sub), exist_ok=True)
+        """Create the directory, start inotify and the worker, then scan once."""
+        os.makedirs(self.directory, exist_ok=True)
         self._observer = Observer()
         self._observer.schedule(_Handler(self.directory, self._enqueue), self.directory,
                                 recursive=False)
