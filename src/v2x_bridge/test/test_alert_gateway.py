@@ -145,9 +145,7 @@ def test_heartbeats_peers_and_staleness(pair):
                           == ['vehicle_01'], 20)  # the RSU hears the vehicle's heartbeats
     peer = rsu_peer()
     assert not peer.stale and abs(peer.clock_offset_s) < 1.0
-    ros.executor.remove_node(pair['rsu'])
-    pair['rsu'].destroy_node()
-    ros._nodes.remove(pair['rsu'])
+    ros.remove(pair['rsu'])
     start = time.monotonic()
     assert ros.spin_until(lambda: rsu_peer().stale, 20)
     assert time.monotonic() - start >= 0.5  # not before 3 periods of 0.3 s (minus one tick)
@@ -321,9 +319,7 @@ def test_restarted_rsu_continues_sequence_and_is_heard(pair):
     assert ros.spin_until(lambda: len(got['alert']) == 1, 20)
     ros.spin_for(1.2)  # the outbox is saved once a second
     old = pair['rsu']
-    ros.executor.remove_node(old)
-    ros._nodes.remove(old)
-    old.destroy_node()
+    ros.remove(old)
     veh = pair['veh']
     new = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=_params(
         role='rsu', group=veh.settings.group, port=veh.settings.port, iface='127.0.0.1',

@@ -63,9 +63,7 @@ class Rig:
         return self.node
 
     def stop(self) -> None:
-        self.ros.executor.remove_node(self.node)
-        self.ros._nodes.remove(self.node)
-        self.node.destroy_node()
+        self.ros.remove(self.node)
         self.node = None
 
     def drop(self, name: str, doc, via_rename=False) -> None:

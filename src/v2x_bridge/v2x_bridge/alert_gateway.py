@@ -212,7 +212,8 @@ class AlertGateway(Node):
             if restored:
                 self.get_logger().info(f'repeating {len(restored)} live alerts from before')
             self._pub_sent = self.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT)
-            self.create_subscription(Alert, 'v2x/alert_out', self._on_alert_out, qos.ALERT_OUT)
+            self.create_subscription(Alert, 'v2x/alert_out', self._on_alert_out,
+                                     qos.ALERT_OUT_READER)
             # fine ticks spread the repeats instead of sending them in bursts
             self.create_timer(min(s.repeat_interval_s / 20.0, 0.05), self._on_repeat_timer)
         if self._sender is not None:

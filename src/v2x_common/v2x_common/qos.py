@@ -20,6 +20,10 @@ def _profile(depth: int, durability: DurabilityPolicy) -> QoSProfile:
 
 #: /v2x/alert_out: producers -> RSU gateway.
 ALERT_OUT = _profile(50, DurabilityPolicy.VOLATILE)
+#: The RSU gateway's reader of /v2x/alert_out: the same contract (reliable, volatile, so it
+#: matches every producer), with a deeper history so a burst from event_intake or the
+#: detector is not overwritten in the reader's queue while the gateway is busy.
+ALERT_OUT_READER = _profile(1000, DurabilityPolicy.VOLATILE)
 #: /v2x/alert_sent: RSU gateway -> event_clipper.
 ALERT_SENT = _profile(50, DurabilityPolicy.VOLATILE)
 #: /v2x/alert: receiving gateway -> speed_policy, rviz. Late joiners see live alerts.

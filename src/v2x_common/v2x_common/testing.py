@@ -62,6 +62,12 @@ class RosHarness:
         self._nodes.append(node)
         return node
 
+    def remove(self, node) -> None:
+        """Stop spinning a node and destroy it (e.g. to restart the node under test)."""
+        self.executor.remove_node(node)
+        self._nodes.remove(node)
+        node.destroy_node()
+
     def spin_for(self, seconds: float) -> None:
         """Spin for a fixed time."""
         end = time.monotonic() + seconds
