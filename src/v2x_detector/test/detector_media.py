@@ -59,6 +59,22 @@ def collision_frames(approach: int = 18, hold: int = 50, speed: int = 12, gap: i
     return out + [background.copy() for _ in range(cleared)]
 
 
+def flame_frames(n=40, seed=3):
+    """Flickering flame blobs drawn on bikes.mp4's road (frame 10)."""
+    road = bikes_frames([10])[10]
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        frame = road.copy()
+        for _ in range(6):
+            cx, cy = 320 + int(rng.integers(-15, 15)), 170 + int(rng.integers(-10, 10))
+            axes = (int(rng.integers(8, 30)), int(rng.integers(15, 55)))
+            colour = (int(rng.integers(0, 80)), int(rng.integers(120, 230)), 255)
+            cv2.ellipse(frame, (cx, cy), axes, 0, 0, 360, colour, -1)
+        frames.append(frame)
+    return frames
+
+
 def udp_sender(port: int, path: str) -> subprocess.Popen:
     """ffmpeg streaming a file at its frame rate, looped, as the recorder's local stream does.
 

@@ -1,10 +1,9 @@
 """The fire colour rule on real images and on flames drawn over real footage."""
 
-import cv2
+from detector_media import flame_frames
 import numpy as np
 import pytest
 
-from v2x_detector import assets
 from v2x_detector.fire import fire_mask, fire_regions, load_classifier
 from v2x_detector.rules import KIND_FIRE, NEW, HazardRules, Observation
 
@@ -20,25 +19,6 @@ from v2x_detector.rules import KIND_FIRE, NEW, HazardRules, Observation
 def test_fire_mask_colours(bgr, fire):
     """Flame colours pass the colour rule, others do not."""
     assert bool(fire_mask(np.full((2, 2, 3), bgr, np.uint8)).all()) is fire
-
-
-def flame_frames(n=40, seed=3):
-    """Flickering flame blobs drawn on bikes.mp4's road (frame 10)."""
-    cap = cv2.VideoCapture(assets.sample_path('bikes.mp4'))
-    for _ in range(11):
-        ok, road = cap.read()
-    cap.release()
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n):
-        frame = road.copy()
-        for _ in range(6):
-            cx, cy = 320 + int(rng.integers(-15, 15)), 170 + int(rng.integers(-10, 10))
-            axes = (int(rng.integers(8, 30)), int(rng.integers(15, 55)))
-            colour = (int(rng.integers(0, 80)), int(rng.integers(120, 230)), 255)
-            cv2.ellipse(frame, (cx, cy), axes, 0, 0, 360, colour, -1)
-        frames.append(frame)
-    return frames
 
 
 def test_drawn_flames_become_one_fire_alert():

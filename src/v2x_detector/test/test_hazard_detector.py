@@ -9,7 +9,7 @@ import sys
 import time
 
 import cv2
-from detector_media import collision_frames, udp_sender, write_video
+from detector_media import collision_frames, flame_frames, udp_sender, write_video
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
@@ -112,6 +112,26 @@ def test_restart_continues_the_sequence(ros, scenario_dir, tmp_path):
     _, got = run_file(ros, scenario_dir / f'seg_{EPOCH}.mp4', tmp_path, backend='onnx',
                       **LIFECYCLE)
     assert {a.sequence for a in got['alerts']} == {42}
+
+
+def test_flames_give_one_fire_alert(ros, tmp_path):
+    """Flickering flames drawn on real road footage: the node raises one fire alert with a clip."""
+    path = write_video(str(tmp_path / f'seg_{EPOCH}.mp4'), flame_frames(40))
+    _, got = run_file(ros, path, tmp_path, backend='onnx')
+    assert [(a.sequence, a.kind, a.cancelled) for a in got['alerts']] == [
+        (1, Alert.KIND_FIRE, False)]
+    assert got['alerts'][0].clip_requested
+
+
+def test_cars_standing_in_the_lane_are_blockages(ros, tmp_path):
+    """The scenario's cars stopping apart in the lane for blockage_time_s: two blockages."""
+    path = write_video(str(tmp_path / f'seg_{EPOCH}.mp4'), collision_frames(gap=40, hold=70))
+    _, got = run_file(ros, path, tmp_path, backend='onnx', blockage_time_s=1.0,
+                      lane_polygon=[0.0, 0.4, 1.0, 0.4, 1.0, 1.0, 0.0, 1.0])
+    alerts = got['alerts']
+    assert {a.kind for a in alerts} == {Alert.KIND_BLOCKAGE}
+    assert sorted({a.sequence for a in alerts}) == [1, 2]
+    assert not any(a.clip_requested or a.cancelled for a in alerts)
 
 
 def test_bikes_video_raises_nothing(ros, tmp_path):
