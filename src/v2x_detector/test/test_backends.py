@@ -13,7 +13,7 @@ import pytest
 from v2x_detector import assets
 from v2x_detector.detections import iou
 from v2x_detector.onnx_backend import BackendError, OnnxDetector, decode, letterbox, nms
-from v2x_detector.pipeline import Pipeline, class_ids
+from v2x_detector.pipeline import Pipeline, class_ids, load_backend
 from v2x_detector.rules import HazardRules, RuleConfig
 
 BACKENDS = ['onnx', 'ultralytics']
@@ -104,6 +104,18 @@ def test_cars_stopping_apart_are_no_collision(backends):
     frames = collision_frames(gap=40)
     events = [e for i, f in enumerate(frames) for e in pipeline.process(f, 1000 + i / 25).events]
     assert events == []
+
+
+def test_a_pt_model_runs_on_the_ultralytics_backend_only(tmp_path):
+    """A .pt (YOLOv8n by ultralytics, random weights) tracks at imgsz 320; onnx refuses it."""
+    from ultralytics import YOLO
+    pt = str(tmp_path / 'yolov8n_random.pt')
+    YOLO('yolov8n.yaml').save(pt)
+    backend = load_backend('ultralytics', pt, imgsz=320)
+    assert len(backend.names) == 80 and backend.args['imgsz'] == 320
+    assert isinstance(backend.track(image('bus.jpg')), list)
+    with pytest.raises(BackendError, match='model'):
+        load_backend('onnx', pt)
 
 
 def test_fixed_shape_model_refuses_another_imgsz(model_path):
