@@ -100,6 +100,12 @@ class RecorderProcess:
         return self.proc.returncode
 
 
+@pytest.fixture
+def recorder_process():
+    """RecorderProcess, for a test that starts its own (and stops it)."""
+    return RecorderProcess
+
+
 @pytest.fixture(scope='module')
 def live_recording(tmp_path_factory):
     """One segment_recorder (testsrc, 1 s segments) shared by a module's tests."""

@@ -10,6 +10,7 @@ from rclpy.parameter import Parameter
 import yaml
 
 from v2x_common import qos
+from v2x_common.diagnostics import WARN
 from v2x_common.timeutil import fill_stamp, to_seconds
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip
@@ -245,15 +246,44 @@ def test_make_clip_uses_the_service_when_the_node_runs(ros, live_recording, tmp_
     ('archive_dir:={file}/archive', 'archive_dir'),  # a directory below a file
     ('post_window_s:=-1.0', 'post_window_s'),        # negative window
     ('archive_max_count:=2.5', 'archive_max_count'),  # not a whole number
+    ('archive_max_bytes:=.inf', 'archive_max_bytes'),  # an integer given infinity
+    ('archive_max_count:=.nan', 'archive_max_count'),  # an integer given nan
+    ('clip_every_alert:=3', 'clip_every_alert'),      # wrong type: rclpy refuses it
 ])
-def test_bad_start_up_exits_non_zero_naming_the_parameter(tmp_path, arg, name):
+def test_bad_start_up_exits_2_naming_the_parameter(tmp_path, arg, name):
     """A parameter the node cannot run with ends it at once with a message naming it."""
     blocker = tmp_path / 'file'
     blocker.write_text('')
     proc = subprocess.run(
         ['event_clipper', '--ros-args', '-p', f'state_dir:={tmp_path}/state',
-         '-p', arg.format(file=blocker)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and name in proc.stderr
+         '-p', f'archive_dir:={tmp_path}/archive', '-p', arg.format(file=blocker)],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert name in proc.stderr
+    assert 'Traceback' not in proc.stderr, proc.stderr
+
+
+def test_unsavable_state_refuses_the_clip_and_the_node_runs_on(ros, tmp_path):
+    """Pending clips that cannot be persisted: the request is refused, the node lives."""
+    node = start_clipper(ros, str(tmp_path / 'rec'), tmp_path)
+    _, inbox, pub, client = listen(ros)
+    # The pending file's name taken by a directory: replacing it fails, even for root.
+    blocked = tmp_path / 'state' / 'pending_clips.json'
+    blocked.mkdir()
+    response = call(ros, client, time.time() - 600, 'unsaved')
+    assert not response.accepted and response.path == ''
+    assert 'pending_clips.json' in response.message
+    assert ros.spin_until(lambda: pub.get_subscription_count() > 0, timeout=15)
+    pub.publish(alert(time.time() - 600, 4))
+    assert ros.spin_until(lambda: node.counts['save_failed'] >= 2, timeout=15)
+    level, message, _ = node._health()
+    assert level == WARN and 'pending clips failed' in message
+    assert node.pending == {}
+    blocked.rmdir()  # the disk recovers: the same node takes the next request
+    response = call(ros, client, time.time() - 600, 'saved')
+    assert response.accepted
+    assert ros.spin_until(lambda: inbox, timeout=20)
+    assert [m.clip_id for _, m in inbox] == ['saved']
 
 
 def test_config_yaml_names_only_declared_parameters():

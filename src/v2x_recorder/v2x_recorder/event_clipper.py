@@ -96,6 +96,10 @@ class EventClipper(Node):
     """Turns alerts and requests into archived clips."""
 
     def __init__(self, **kwargs):
+        # What destroy_node uses exists before anything can fail: a node whose start-up
+        # failed (a bad parameter) is still destroyed.
+        self._worker: ThreadPoolExecutor | None = None
+        self.diag: Diagnostics | None = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = ClipperSettings(**declare_and_read(self, PARAMS))
         self.settings.validate()
@@ -110,7 +114,8 @@ class EventClipper(Node):
         self._running: dict[str, Future] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='clip')
         self.counts = {'published': 0, 'failed': 0, 'no_footage': 0, 'with_gaps': 0,
-                       'rejected': 0, 'duplicates': 0, 'archive_deleted': 0}
+                       'rejected': 0, 'duplicates': 0, 'archive_deleted': 0,
+                       'save_failed': 0}
         self._last_archive = 0.0
         self.pub = self.create_publisher(Clip, 'v2x/clip', qos.CLIP)
         self.sub = self.create_subscription(Alert, 'v2x/alert_sent', self._on_alert,
@@ -148,7 +153,7 @@ class EventClipper(Node):
             return response
         accepted, message = self.add(request)
         response.accepted = accepted
-        response.path = self.video_path(request)
+        response.path = self.video_path(request) if accepted else ''
         response.message = message
         return response
 
@@ -162,13 +167,28 @@ class EventClipper(Node):
             self.counts['duplicates'] += 1
             return True, f'clip {request.clip_id} already pending'
         self.pending[request.clip_id] = request
-        self.store.save(self.pending.values())
+        problem = self._save()
+        if problem:
+            # Not persisted: refused, so that no caller counts on a clip a restart loses.
+            del self.pending[request.clip_id]
+            self.get_logger().error(f'clip {request.clip_id} refused: {problem}',
+                                    throttle_duration_sec=5.0)
+            return False, f'refused: {problem}'
         due = clips.due_at(request, self.settings.segment_s, self.settings.settle_s)
         wait = max(0.0, due - time.time())
         self.get_logger().info(f'clip {request.clip_id} queued: T0 {request.t0:.3f}, window '
                                f'-{request.pre_s:g}/+{request.post_s:g} s, cut within '
                                f'{wait:.1f} s')
         return True, f'queued; cut within {wait:.1f} s'
+
+    def _save(self) -> str:
+        """Persist the pending clips; '' or the problem (disk full, state_dir unwritable)."""
+        try:
+            self.store.save(self.pending.values())
+        except OSError as exc:
+            self.counts['save_failed'] += 1
+            return f'cannot save pending clips to {self.store.path}: {exc}'
+        return ''
 
     # --- the work ----------------------------------------------------------------------
 
@@ -216,7 +236,9 @@ class EventClipper(Node):
                 f'clip {result.clip_id} ready: {result.path} ({result.duration_s:.1f} s'
                 + (f', {len(result.gaps)} gap(s)' if result.gaps else '') + ')')
         self.pending.pop(request.clip_id, None)
-        self.store.save(self.pending.values())
+        problem = self._save()
+        if problem:  # the clip is out; a restart may cut it again
+            self.get_logger().error(problem, throttle_duration_sec=5.0)
         self._enforce_archive(time.time())
 
     def _enforce_archive(self, now: float) -> None:
@@ -236,12 +258,18 @@ class EventClipper(Node):
                       ffmpeg=self.tools.ffmpeg)
         if self.counts['failed']:
             return WARN, f'{self.counts["failed"]} clip(s) failed', values
+        if self.counts['save_failed']:
+            return WARN, f'{self.counts["save_failed"]} save(s) of pending clips failed', values
         return OK, f'{len(self.pending)} pending clip(s)', values
 
     def destroy_node(self):
         # A cut in progress finishes (its request stays persisted until published).
-        self._worker.shutdown(wait=True, cancel_futures=True)
-        self.diag.destroy()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(wait=True, cancel_futures=True)
+        diag, self.diag = self.diag, None
+        if diag is not None:
+            diag.destroy()
         return super().destroy_node()
 
 

@@ -67,6 +67,8 @@ def _coerce(param: Param, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise BadParameter(param.name, f'must be a number, got {value!r}')
         if isinstance(param.default, int):
+            if not math.isfinite(value):
+                raise BadParameter(param.name, f'must be a finite whole number, got {value!r}')
             if float(value) != int(value):
                 raise BadParameter(param.name, f'must be a whole number, got {value!r}')
             return int(value)

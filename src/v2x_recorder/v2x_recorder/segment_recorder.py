@@ -18,6 +18,7 @@ import time
 from rclpy.node import Node
 
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.redact import redact_url
 from v2x_recorder import ffmpeg_tools, pending, segments
 from v2x_recorder.params import (
     BadParameter,
@@ -119,6 +120,10 @@ class SegmentRecorder(Node):
     """Supervises the recording ffmpeg and keeps the on-disk ring bounded."""
 
     def __init__(self, **kwargs):
+        # What destroy_node uses exists before anything can fail: a node whose start-up
+        # failed (a bad parameter) is still destroyed.
+        self._proc: subprocess.Popen | None = None
+        self.diag: Diagnostics | None = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = RecorderSettings(**declare_and_read(self, PARAMS))
         self.settings.validate()
@@ -128,7 +133,6 @@ class SegmentRecorder(Node):
         self.supervisor = Supervisor(s.segment_s, s.restart_backoff_s, s.restart_backoff_max_s)
         self.ring = segments.RingPolicy(keep_s=s.pre_window_s + s.margin_s,
                                         max_bytes=s.max_bytes)
-        self._proc: subprocess.Popen | None = None
         self._stderr_tail: deque[str] = deque(maxlen=20)
         self._last_exit = None
         self.deleted = {'age': 0, 'bytes': 0}
@@ -141,10 +145,18 @@ class SegmentRecorder(Node):
         self.diag = Diagnostics(self, status_fn=self._health)
         self._timer = self.create_timer(s.check_period_s, self._tick)
         self.get_logger().info(
-            f'recording {s.source!r} into {s.recording_dir} ({s.segment_s:g} s segments, '
-            f'keep {s.pre_window_s + s.margin_s:g} s, cap {s.max_bytes} B) with '
-            f'{self.tools.ffmpeg}' + (f'; local stream {s.local_stream}' if s.local_stream
-                                      else ''))
+            f'recording {self.redact(s.source)!r} into {s.recording_dir} ({s.segment_s:g} s '
+            f'segments, keep {s.pre_window_s + s.margin_s:g} s, cap {s.max_bytes} B) with '
+            f'{self.tools.ffmpeg}' + (f'; local stream {self.redact(s.local_stream)}'
+                                      if s.local_stream else ''))
+
+    def redact(self, text: str) -> str:
+        """text without the credentials of the source (or local_stream) URL, as in a line of
+        ffmpeg's stderr that quotes it ('rtsp://user:pass@cam/x: Connection refused')."""
+        for url in (self.settings.source, self.settings.local_stream):
+            if url and url in text:
+                text = text.replace(url, redact_url(url))
+        return redact_url(text)
 
     # --- supervision -------------------------------------------------------------------
 
@@ -190,7 +202,8 @@ class SegmentRecorder(Node):
 
     def _on_exit(self, code: int) -> None:
         self._last_exit = code
-        tail = ' | '.join(list(self._stderr_tail)[-3:]) or 'no output'
+        tail = ' | '.join(self.redact(line) for line in list(self._stderr_tail)[-3:])
+        tail = tail or 'no output'
         self.get_logger().warning(f'ffmpeg exited with status {code}: {tail}')
         self._proc = None
 
@@ -242,7 +255,7 @@ class SegmentRecorder(Node):
         sup = self.supervisor
         now = time.monotonic()
         values = {
-            'source': self.settings.source,
+            'source': self.redact(self.settings.source),
             'ffmpeg': self.tools.ffmpeg,
             'pid': self.ffmpeg_pid or '',
             'starts': sup.stats.starts,
@@ -272,7 +285,9 @@ class SegmentRecorder(Node):
 
     def destroy_node(self):
         self._stop()
-        self.diag.destroy()
+        diag, self.diag = self.diag, None
+        if diag is not None:
+            diag.destroy()
         return super().destroy_node()
 
 
