@@ -470,13 +470,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, (default, desc) in launcher.declared.items():
                 print(f"'{name}':\n    {desc}\n    (default: '{default}')")
             return 0
-        tmpdir = Path(tempfile.mkdtemp(prefix='v2x_launch_'))
         if opts.print:
             import json
+            tmpdir = Path(tempfile.mkdtemp(prefix='v2x_launch_'))  # kept: the argv names it
             for spec in specs:
                 print(json.dumps(build_argv(spec, tmpdir)))
             return 0
-        return run(specs, tmpdir)
+        with tempfile.TemporaryDirectory(prefix='v2x_launch_') as tmpdir:
+            return run(specs, Path(tmpdir))
     except LaunchError as err:
         print(f'[ERROR] [launch]: {err}', file=sys.stderr)
         return 2

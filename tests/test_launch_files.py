@@ -65,6 +65,7 @@ def test_argv_matches_golden(case, tmp_path, monkeypatch):
     path = GOLDEN / f'{case}.json'
     if os.environ.get('V2X_UPDATE_GOLDEN'):
         path.write_text(json.dumps(got, indent=1) + '\n')
+        pytest.fail(f'{path.name} rewritten: review the diff, then run without V2X_UPDATE_GOLDEN')
     assert got == json.loads(path.read_text())
 
 

@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 from v2x_common import qos
+from v2x_common.testing import _TEST_DOMAINS
 from v2x_msgs.msg import Alert
 
 PUBLISHER = textwrap.dedent("""
@@ -72,14 +73,15 @@ def test_alert_round_trip_between_processes(ros):
 
 def test_other_domain_does_not_see_it(ros):
     """A publisher on another ROS_DOMAIN_ID is invisible: the per-test domains isolate tests."""
-    other = (ros.domain_id % 100) + 1
+    other = next(d for d in _TEST_DOMAINS if d != ros.domain_id)
     result_holder = []
     code = PUBLISHER.replace('deadline = time.time() + 20', 'deadline = time.time() + 4')
     env = dict(os.environ, ROS_DOMAIN_ID=str(other))
     proc = subprocess.Popen([sys.executable, '-c', code], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node = ros.node('roundtrip_other')
     node.create_subscription(Alert, '/v2x/alert', result_holder.append, qos.ALERT)
     ros.spin_for(5.0)
-    proc.wait(timeout=30)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out  # the publisher really ran and published
     assert result_holder == []

@@ -8,6 +8,7 @@ namespaces joined by a veth pair and restart gateways in the middle of an alert.
 import json
 import os
 from pathlib import Path
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,9 +33,15 @@ def start_stack(launch, domain, args, log, netns=None):
     argv += [f'{k}:={v}' for k, v in args.items()]
     if netns:
         argv = ['ip', 'netns', 'exec', netns, *argv]
+    return spawn(argv, domain, log)
+
+
+def spawn(argv, domain, log):
+    """A process group on its own domain writing to log (closed again by stop())."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
-    return subprocess.Popen(argv, env=env, stdout=open(log, 'w'), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(log, 'w') as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def stop(proc):
@@ -99,13 +106,18 @@ def test_injected_alert_reaches_cmd_vel(ros, tmp_path, stacks_args):
         assert ros.spin_until(lambda: alerts, timeout=30), 'alert never reached the vehicle'
         seq = alerts[0].sequence
         assert ros.spin_until(lambda: cmd and cmd[-1] < SPEED, timeout=15)
-        assert states and states[-1].action == PolicyState.ACTION_SLOW_DOWN
+        assert ros.spin_until(lambda: states and states[-1].action
+                              == PolicyState.ACTION_SLOW_DOWN, timeout=10)
         assert states[-1].sequence == seq
         inject(rsu_domain, '--cancel', '--sequence', str(seq), '--source-id', 'rsu_server_01')
         assert ros.spin_until(lambda: cmd[-1] == SPEED, timeout=30), 'never released'
         assert ros.spin_until(lambda: [a.cancelled for a in alerts] == [False, True], 10)
-        rows = (tmp_path / 'alerts.csv').read_text().splitlines()
-        assert [r.split(',')[3] for r in rows[1:]] == ['new', 'cancel']
+        csv = tmp_path / 'alerts.csv'
+
+        def events():
+            rows = csv.read_text().splitlines() if csv.exists() else []
+            return [r.split(',')[3] for r in rows[1:]]
+        assert ros.spin_until(lambda: events() == ['new', 'cancel'], 10), events()
     finally:
         stop(rsu)
         stop(veh)
@@ -149,6 +161,20 @@ def _gateway_pid(pair, netns):
     return None, None
 
 
+def _keep_params(argv, dest: Path):
+    """Copy the runner's temporary parameter files: when its last node exits, the runner
+    ends (as ros2 launch does) and removes them, but the restarted node needs them."""
+    out = []
+    for item in argv:
+        path = Path(item)
+        if path.name.startswith('launch_params_') and path.is_file():
+            dest.mkdir(exist_ok=True)
+            shutil.copy(path, dest / path.name)
+            item = str(dest / path.name)
+        out.append(item)
+    return out
+
+
 def _read_events(proc_out: Path):
     events = []
     for line in proc_out.read_text().splitlines():
@@ -173,10 +199,9 @@ def test_gateway_restarts_across_two_hosts(netns_pair, tmp_path, stacks_args):
                       {**veh_args, 'iface': two_hosts['addr_vehicle']}, tmp_path / 'veh.log',
                       netns=two_hosts['vehicle'])
     obs_out = tmp_path / 'observer.jsonl'
-    observer = subprocess.Popen(
+    observer = spawn(
         ['ip', 'netns', 'exec', two_hosts['vehicle'], sys.executable, '-c', OBSERVER, '90'],
-        env=dict(os.environ, ROS_DOMAIN_ID=str(veh_domain)), stdout=open(obs_out, 'w'),
-        stderr=subprocess.STDOUT)
+        veh_domain, obs_out)
     extra = []
     try:
         def events():
@@ -198,12 +223,11 @@ def test_gateway_restarts_across_two_hosts(netns_pair, tmp_path, stacks_args):
         # kill the vehicle gateway mid-alert; start it again with the same argv
         pid, argv = _gateway_pid(netns_pair, two_hosts['vehicle'])
         assert pid, 'vehicle gateway not found'
+        argv = _keep_params(argv, tmp_path / 'veh_params')
         os.kill(pid, signal.SIGKILL)
         n_before = len([e for e in events() if 'alert' in e])
-        regw = subprocess.Popen(['ip', 'netns', 'exec', two_hosts['vehicle'], *argv],
-                                env=dict(os.environ, ROS_DOMAIN_ID=str(veh_domain)),
-                                stdout=open(tmp_path / 'veh_gw2.log', 'w'),
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        regw = spawn(['ip', 'netns', 'exec', two_hosts['vehicle'], *argv], veh_domain,
+                     tmp_path / 'veh_gw2.log')
         extra.append(regw)
         assert wait(lambda ev: len([e for e in ev if 'alert' in e]) > n_before, 30), \
             'restarted vehicle gateway did not re-learn the live alert'
@@ -216,15 +240,14 @@ def test_gateway_restarts_across_two_hosts(netns_pair, tmp_path, stacks_args):
         # restart the RSU gateway; its next alert must be accepted (no replay lock-out)
         pid, argv = _gateway_pid(netns_pair, two_hosts['rsu'])
         assert pid, 'RSU gateway not found'
+        argv = _keep_params(argv, tmp_path / 'rsu_params')
         os.kill(pid, signal.SIGINT)
         for _ in range(100):
             if not Path(f'/proc/{pid}').exists():
                 break
             time.sleep(0.1)
-        rsugw = subprocess.Popen(['ip', 'netns', 'exec', two_hosts['rsu'], *argv],
-                                 env=dict(os.environ, ROS_DOMAIN_ID=str(rsu_domain)),
-                                 stdout=open(tmp_path / 'rsu_gw2.log', 'w'),
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        rsugw = spawn(['ip', 'netns', 'exec', two_hosts['rsu'], *argv], rsu_domain,
+                      tmp_path / 'rsu_gw2.log')
         extra.append(rsugw)
         time.sleep(3)
         inject(rsu_domain, '--type', 'blockage', '--distance-m', '100', '--ttl-s', '120',
@@ -238,5 +261,4 @@ def test_gateway_restarts_across_two_hosts(netns_pair, tmp_path, stacks_args):
             stop(p)
         stop(rsu)
         stop(veh)
-        observer.kill()
-        observer.wait()
+        stop(observer)
