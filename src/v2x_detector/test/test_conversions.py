@@ -110,7 +110,8 @@ def test_seed_json_event(tmp_path):
     path = write_json_atomic(str(tmp_path), 'e.json', record)
     loaded = json.loads(open(path).read())
     assert loaded['type'] == 'collision' and loaded['severity'] == 'medium'
-    assert loaded['ts'] == '2023-11-14T22:13:20.500Z' and loaded['clip_hint'] is True
+    assert loaded['ts'] == 1700000000.5 and loaded['clip_hint'] is True
+    assert loaded['ts_iso'] == '2023-11-14T22:13:20.500Z'
     assert loaded['lat'] is None and loaded['lon'] == 11.5 and loaded['ttl_s'] == 600.75
     assert loaded['event_id'] == 'rsu_detector_01-9'
     assert [p.name for p in tmp_path.iterdir()] == ['e.json']

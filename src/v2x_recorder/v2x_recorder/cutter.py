@@ -6,13 +6,13 @@ Writes accident_<T0>_<id>.mp4 (stream copy through the concat demuxer, first to 
 only the sidecar, carrying the error.
 """
 
-import hashlib
 import os
 import subprocess
 import tempfile
 import time
 from typing import Callable
 
+from v2x_common.files import sha256_file
 from v2x_recorder import mp4, segments
 from v2x_recorder.clips import (
     ClipPlan,
@@ -27,15 +27,6 @@ from v2x_recorder.ffmpeg_tools import FfmpegTools, probe_duration, segment_durat
 from v2x_recorder.jsonfile import write_json_atomic
 
 PART_SUFFIX = '.part'
-
-
-def sha256_file(path: str) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def plan_from_dir(request: ClipRequest, recording_dir: str,
