@@ -1,11 +1,12 @@
 import csv
+import math
 import os
 
 import pytest
 
 from v2x_bridge import keys, wire
 from v2x_bridge.csvlog import COLUMNS, RotatingCsv, row
-from v2x_bridge.sender import Outbox, fill_identity
+from v2x_bridge.sender import MAX_VALIDITY_S, InvalidTiming, Outbox, fill_identity
 from v2x_bridge.state import SequenceStore
 
 S = 1_000_000_000
@@ -174,6 +175,22 @@ def test_cancel_without_sequence_is_refused():
     with pytest.raises(wire.InvalidMessage, match='sequence'):
         fill_identity(_alert(cancelled=True), station_id='r', now_ns=T,
                       default_validity_s=600.0, next_sequence=lambda s: 1)
+
+
+@pytest.mark.parametrize('validity', [math.inf, -math.inf, math.nan, -1.0,
+                                      MAX_VALIDITY_S * 2, 1e300])
+def test_validity_the_time_math_cannot_take_is_refused(validity):
+    """inf / nan / negative / huge validity_s raise InvalidTiming, not OverflowError later
+    in expires_ns; 0 (the default) and the largest accepted value still work."""
+    with pytest.raises(InvalidTiming, match='validity_s'):
+        fill_identity(_alert(validity_s=validity), station_id='r', now_ns=T,
+                      default_validity_s=600.0, next_sequence=lambda s: 1)
+    with pytest.raises(InvalidTiming, match='validity_s'):
+        fill_identity(_alert(), station_id='r', now_ns=T, default_validity_s=validity,
+                      next_sequence=lambda s: 1)
+    big = fill_identity(_alert(validity_s=MAX_VALIDITY_S), station_id='r', now_ns=T,
+                        default_validity_s=600.0, next_sequence=lambda s: 1)
+    assert big.expires_ns == T + int(MAX_VALIDITY_S) * S
 
 
 def test_outbox_file_round_trip_skips_expired(tmp_path):

@@ -28,7 +28,7 @@ from v2x_bridge.receiver import (
     HeartbeatReceived,
     Receiver,
 )
-from v2x_bridge.sender import Outbox, Sender, fill_identity
+from v2x_bridge.sender import InvalidTiming, Outbox, Sender, fill_identity
 from v2x_bridge.state import OutboxFile, SequenceStore
 from v2x_bridge.wire import HeartbeatData, InvalidMessage
 from v2x_common import qos
@@ -43,6 +43,19 @@ MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 H
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
 GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)
+
+
+class AlreadyExpired(InvalidMessage):
+    """An alert on v2x/alert_out whose detection_time + validity_s has passed."""
+
+
+# why an alert on v2x/alert_out was dropped: counter dropped_alert_out_<reason>
+_ALERT_OUT_REASONS = ((InvalidTiming, 'bad_time'), (OverflowError, 'bad_time'),
+                      (AlreadyExpired, 'expired'), (OSError, 'state_error'))
+
+
+def _alert_out_reason(exc: Exception) -> str:
+    return next((r for t, r in _ALERT_OUT_REASONS if isinstance(exc, t)), 'invalid')
 
 
 class SettingsError(ValueError):
@@ -270,24 +283,38 @@ class AlertGateway(Node):
         self._count('sent')
 
     def _on_alert_out(self, msg: Alert) -> None:
+        """Take in, sign and send one alert; bad input is dropped and counted, never raised
+        (an exception escaping a callback would stop the gateway)."""
         s = self.settings
         now = time.time_ns()
         try:
-            alert = fill_identity(conversions.alert_from_msg(msg), station_id=s.station_id,
-                                  now_ns=now, default_validity_s=s.default_validity_s,
+            alert = fill_identity(conversions.alert_from_msg(msg, strict=True),
+                                  station_id=s.station_id, now_ns=now,
+                                  default_validity_s=s.default_validity_s,
                                   next_sequence=self._sequences.next,
                                   previous=self._outbox.get)
             if alert.expires_ns <= now:
-                raise InvalidMessage('already expired (detection_time + validity_s)')
+                raise AlreadyExpired('already expired (detection_time + validity_s)')
             data = self._sender.datagram(alert, now)
-        except (InvalidMessage, OSError, ValueError) as exc:
-            self._count('invalid_input')
-            self.get_logger().warning(f'dropped alert from v2x/alert_out: {exc}',
-                                      throttle_duration_sec=5.0)
+        except (InvalidMessage, OSError, ValueError, OverflowError) as exc:
+            self._drop_alert_out(_alert_out_reason(exc), exc)
+            return
+        except Exception as exc:  # noqa: BLE001 -- one bad alert must not stop the node
+            self._count('internal_errors')
+            self._drop_alert_out('internal', exc, error=True)
             return
         self._outbox.put(alert, now)
         self._transmit(data)
         self._pub_sent.publish(conversions.alert_to_msg(alert))
+
+    def _drop_alert_out(self, reason: str, exc: Exception, error: bool = False) -> None:
+        with self._lock:
+            self._counts['invalid_input'] += 1
+            key = f'alert_out_{reason}'
+            self._dropped[key] = self._dropped.get(key, 0) + 1
+        log = self.get_logger().error if error else self.get_logger().warning
+        log(f'dropped alert from v2x/alert_out ({reason}): {type(exc).__name__}: {exc}',
+            throttle_duration_sec=5.0)
 
     def _on_repeat_timer(self) -> None:
         for alert in self._outbox.due(time.time_ns()):

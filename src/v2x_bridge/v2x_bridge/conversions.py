@@ -8,6 +8,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from v2x_bridge.peers import PeerInfo
+from v2x_bridge.sender import InvalidTiming, check_validity
 from v2x_bridge.wire import AlertData, HeartbeatData
 from v2x_common.mappings import kind_to_str
 from v2x_common.timeutil import NS_PER_S
@@ -27,12 +28,30 @@ def ns_to_time(ns: int) -> Time:
     return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
 
 
-def alert_from_msg(msg: Alert) -> AlertData:
-    """An Alert message as the core sees it (zeros kept: fill_identity fills them)."""
+def _checked_time_ns(t: Time, field: str) -> int:
+    if t.sec < 0 or not 0 <= t.nanosec < NS_PER_S:
+        raise InvalidTiming(f'{field} {t.sec} s {t.nanosec} ns is not a time after 1970 '
+                            '(nanosec must be < 10^9)')
+    return time_to_ns(t)
+
+
+def alert_from_msg(msg: Alert, strict: bool = False) -> AlertData:
+    """An Alert message as the core sees it (zeros kept: fill_identity fills them).
+
+    strict (for alerts taken in to be sent): raise sender.InvalidTiming for fields the time
+    arithmetic cannot take -- a validity_s that is not finite, negative or beyond
+    sender.MAX_VALIDITY_S; a negative stamp or detection_time, or nanosec >= 10^9.
+    """
+    if strict:
+        check_validity(msg.validity_s)
+        stamp_ns = _checked_time_ns(msg.header.stamp, 'header.stamp')
+        detection_ns = _checked_time_ns(msg.detection_time, 'detection_time')
+    else:
+        stamp_ns, detection_ns = time_to_ns(msg.header.stamp), time_to_ns(msg.detection_time)
     return AlertData(
         source_id=msg.source_id, sequence=msg.sequence, kind=msg.kind,
-        severity=msg.severity, suggest=msg.suggest, stamp_ns=time_to_ns(msg.header.stamp),
-        detection_time_ns=time_to_ns(msg.detection_time), validity_s=msg.validity_s,
+        severity=msg.severity, suggest=msg.suggest, stamp_ns=stamp_ns,
+        detection_time_ns=detection_ns, validity_s=msg.validity_s,
         cancelled=msg.cancelled, latitude=msg.latitude, longitude=msg.longitude,
         road=msg.road, distance_m=msg.distance_m, confidence=msg.confidence,
         clip_requested=msg.clip_requested, clip_id=msg.clip_id)

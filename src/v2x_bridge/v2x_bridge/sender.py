@@ -12,6 +12,21 @@ import secrets
 from v2x_bridge import wire
 from v2x_bridge.wire import AlertData, HeartbeatData
 
+#: the largest validity_s accepted for sending: detection_time + validity_s stays well
+#: inside an int64 of ns (builtin_interfaces/Time spans 2^31 s)
+MAX_VALIDITY_S = float(2**31)
+
+
+class InvalidTiming(wire.InvalidMessage):
+    """A validity or time the integer-ns arithmetic cannot take (inf, nan, out of range)."""
+
+
+def check_validity(validity_s: float) -> None:
+    """Raise InvalidTiming unless 0 <= validity_s <= MAX_VALIDITY_S (0 = the default)."""
+    if not (math.isfinite(validity_s) and 0.0 <= validity_s <= MAX_VALIDITY_S):
+        raise InvalidTiming(f'validity_s {validity_s!r} is not in '
+                            f'0..{MAX_VALIDITY_S:.0f} (0 = the default)')
+
 
 class Sender:
     """Frames and signs datagrams for one session. signer None means auth 'none'."""
@@ -36,8 +51,11 @@ def fill_identity(alert: AlertData, *, station_id: str, now_ns: int,
     next_sequence(source_id) -> int is called only when alert.sequence is 0. previous(key)
     -> AlertData | None gives the version being repeated, so an update or cancellation that
     leaves detection_time / validity_s at 0 keeps the event's own (not a fresh 600 s).
-    Raises InvalidMessage for a cancellation without a sequence (it would name no event).
+    Raises InvalidMessage for a cancellation without a sequence (it would name no event),
+    and for a validity_s or default_validity_s that check_validity refuses.
     """
+    check_validity(alert.validity_s)
+    check_validity(default_validity_s)
     source_id = alert.source_id or station_id
     if alert.cancelled and not alert.sequence:
         raise wire.InvalidMessage('a cancellation needs the sequence of the event it cancels')

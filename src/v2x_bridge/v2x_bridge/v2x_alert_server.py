@@ -7,6 +7,7 @@ resends every --interval until --ttl-s has passed, then exits 0.
 """
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -15,12 +16,13 @@ import time
 
 from v2x_bridge import cli, keys, net
 from v2x_bridge.cli import ExitCode
-from v2x_bridge.sender import Sender, fill_identity
+from v2x_bridge.sender import MAX_VALIDITY_S, Sender, fill_identity
 from v2x_bridge.state import SequenceStore
 from v2x_bridge.wire import AlertData, InvalidMessage
 from v2x_common.timeutil import iso
 
 DEFAULT_STATE = '~/.local/state/v2x_alert_server'
+MAX_INTERVAL_S = 86400.0  # threading.Event.wait takes no inf; a day is plenty
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,11 +47,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None, env=None) -> int:
     """Send the alert; see --help."""
     env = os.environ if env is None else env
-    args = parser().parse_args(argv)
-    if args.interval <= 0 or args.count < 1 or args.ttl_s <= 0:
-        print('v2x_alert_server: --interval and --ttl-s must be > 0, --count >= 1',
-              file=sys.stderr)
-        return ExitCode.USAGE
+    p = parser()
+    args = p.parse_args(argv)
+    for flag, value, top in (('--interval', args.interval, MAX_INTERVAL_S),
+                             ('--ttl-s', args.ttl_s, MAX_VALIDITY_S)):
+        if not (math.isfinite(value) and 0 < value <= top):
+            p.error(f'argument {flag}: {value!r} is not a number of seconds in '
+                    f'(0, {top:.0f}]')  # exits 2, argparse style
+    if args.count < 1:
+        p.error(f'argument --count: {args.count} is not >= 1')
     if args.cancel and not args.sequence:
         print('v2x_alert_server: --cancel needs --sequence N of the event to cancel',
               file=sys.stderr)
