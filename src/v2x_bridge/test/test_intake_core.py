@@ -283,6 +283,17 @@ def test_token_from_file_env_or_refusal(tmp_path):
     assert load_token(IntakeSettings(http_enabled=False), {}) is None
 
 
+def test_token_file_not_utf8_names_it_without_its_content(tmp_path):
+    """A token file that is not UTF-8 is a SettingsError naming token_file (no traceback),
+    and the message shows none of the file's bytes."""
+    tok = tmp_path / 'tok'
+    tok.write_bytes(b'sec\xffret-\xfe\xfd')
+    with pytest.raises(SettingsError) as info:
+        load_token(IntakeSettings(token_file=str(tok)), {})
+    assert info.value.name == 'token_file' and 'UTF-8' in str(info.value)
+    assert not any(part in str(info.value) for part in ('sec', 'ret', 'xff', '0xff'))
+
+
 def test_default_dirs_are_beside_events_dir():
     """processed/, failed/ and (state_dir '') the ledger live next to events_dir."""
     settings = IntakeSettings(events_dir='/opt/v2x/events/')

@@ -116,6 +116,9 @@ def load_token(settings: IntakeSettings, environ: Mapping[str, str]) -> str | No
                 token = f.read().strip()
         except OSError as exc:
             raise SettingsError('token_file', f'cannot read it: {exc.strerror}') from None
+        except UnicodeDecodeError as exc:  # say where, never what: the bytes are the secret
+            raise SettingsError('token_file', f'not UTF-8 text (bad byte at offset '
+                                f'{exc.start})') from None
         if not token:
             raise SettingsError('token_file', 'the file is empty')
     elif settings.token_env:

@@ -54,6 +54,10 @@ class _Handler(FileSystemEventHandler):
             self._offer(event.dest_path)
 
 
+class FileWorkerError(RuntimeError):
+    """An unexpected exception met while processing one file (its type and text)."""
+
+
 class DirectoryIntake:
     """Watch events_dir and feed each finished file to process(path, settled)."""
 
@@ -71,6 +75,7 @@ class DirectoryIntake:
         self._thread = None
         self._stopping = threading.Event()
         self.queued = 0
+        self.errors = 0  # files on_error was called for
 
     def start(self) -> None:
         """Create the directory, start inotify and the worker, then scan once."""
@@ -117,14 +122,24 @@ class DirectoryIntake:
             path, settled = item
             try:
                 outcome = self._process(path, settled)
+                if isinstance(outcome, FileDeferred):
+                    heapq.heappush(self._deferred, (time.monotonic() + self._settle_s, path))
+                self._on_outcome(path, outcome)
             except (OSError, sqlite3.Error, RuntimeError) as exc:
                 # A full disk, a permission problem, a node shutting down: the file stays
                 # where it is and is retried at the next start (or the next close event).
-                self._on_error(path, exc)
-                continue
-            if isinstance(outcome, FileDeferred):
-                heapq.heappush(self._deferred, (time.monotonic() + self._settle_s, path))
-            self._on_outcome(path, outcome)
+                self._report(path, exc)
+            except Exception as exc:  # noqa: BLE001 -- a bug on one file must not end intake
+                # Anything else is a bug met on this file: it stays where it is, the worker
+                # goes on with the next one (the callback counts and logs it).
+                self._report(path, FileWorkerError(f'{type(exc).__name__}: {exc}'))
+
+    def _report(self, path: str, exc: Exception) -> None:
+        self.errors += 1
+        try:
+            self._on_error(path, exc)
+        except Exception:  # noqa: BLE001 -- the worker outlives a failing error callback
+            pass
 
     @property
     def backlog(self) -> int:
