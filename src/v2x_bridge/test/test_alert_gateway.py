@@ -12,6 +12,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 import yaml
 
 from v2x_bridge.alert_gateway import PARAMETERS, AlertGateway, SettingsError
+from v2x_bridge.state import OutboxFile
 from v2x_common import qos
 from v2x_common.diagnostics import WARN
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
@@ -94,9 +95,41 @@ def test_one_alert_exactly_one_delivery_and_update_cancel(pair):
     pair['pub'].publish(cancel)
     assert ros.spin_until(lambda: len(got['alert']) >= 3, 20)
     assert got['alert'][2].cancelled
-    ros.spin_until(lambda: pair['veh'].counters()['repeats'] >= 8, 20)
+    assert ros.spin_until(lambda: pair['veh'].counters()['repeats'] >= 8, 20)
     assert len(got['alert']) == 3
     assert not any(k.startswith('dropped_') for k in pair['veh'].counters())
+
+
+def _times(**kw):
+    """Set header.stamp / detection_time fields (sec, nanosec) on a fresh collision."""
+    m = _collision()
+    for name, (sec, nanosec) in kw.items():
+        t = m.header.stamp if name == 'stamp' else getattr(m, name)
+        t.sec, t.nanosec = sec, nanosec
+    return m
+
+
+@pytest.mark.parametrize('bad', [
+    _collision(validity_s=math.inf), _collision(validity_s=-math.inf),
+    _collision(validity_s=math.nan), _collision(validity_s=-1.0),
+    _collision(validity_s=1e300), _collision(validity_s=3e9),
+    _times(detection_time=(-5, 0)), _times(detection_time=(1, 4_000_000_000)),
+    _times(stamp=(-1, 0)),
+], ids=['inf', '-inf', 'nan', 'negative', '1e300', 'beyond_2^31s', 'detection_before_1970',
+        'detection_nanosec_overflow', 'stamp_before_1970'])
+def test_hostile_alert_out_is_dropped_and_gateway_keeps_sending(pair, bad):
+    """An alert whose validity or times the ns arithmetic cannot take is dropped with a
+    counted reason; the RSU keeps running and sends the next good alert."""
+    ros, got, rsu = pair['ros'], pair['got'], pair['rsu']
+    pair['pub'].publish(bad)
+    assert ros.spin_until(lambda: rsu.counters()['invalid_input'] >= 1, 20)
+    pair['pub'].publish(_collision(road='after'))
+    assert ros.spin_until(lambda: got['alert'] and got['sent'], 20)
+    assert [a.road for a in got['sent']] == ['after'] and got['alert'][0].road == 'after'
+    assert got['sent'][0].sequence == 1  # the bad alert took no sequence number
+    c = rsu.counters()
+    assert (c['invalid_input'], c.get('dropped_alert_out_bad_time'), c['internal_errors']) \
+        == (1, 1, 0)
 
 
 def test_csv_rotation_and_markers(pair):
@@ -106,13 +139,20 @@ def test_csv_rotation_and_markers(pair):
         pair['pub'].publish(_collision())
     assert ros.spin_until(lambda: len(got['alert']) >= 8, 30)
     log = pair['tmp'] / 'alerts.csv'
-    assert ros.spin_until(lambda: (pair['tmp'] / 'alerts.csv.1').exists(), 10)
+    last = got['alert'][-1].sequence
+
+    def logged():  # the gateway publishes first, then appends the row
+        return {int(r[2]) for p in pair['tmp'].glob('alerts.csv*') for r in
+                list(csv.reader(p.open()))[1:]}
+
+    # rows are appended in delivery order: once the last one is there, all were written
+    assert ros.spin_until(lambda: last in logged(), 10)
+    assert (pair['tmp'] / 'alerts.csv.1').exists()
     assert not (pair['tmp'] / 'alerts.csv.3').exists()
     rows = list(csv.reader(log.open()))
     assert rows[0][:4] == ['received_at', 'source_id', 'sequence', 'event']
     assert rows[1][3:7] == ['new', 'collision', 'high', 'slow_down']
-    seqs = {int(r[2]) for p in pair['tmp'].glob('alerts.csv*') for r in
-            list(csv.reader(p.open()))[1:]}
+    seqs = logged()
     assert seqs <= set(range(1, 9)) and 8 in seqs
     def spheres():
         found = [m for m in (got['markers'][-1].markers if got['markers'] else [])
@@ -317,7 +357,11 @@ def test_restarted_rsu_continues_sequence_and_is_heard(pair):
     ros, got = pair['ros'], pair['got']
     pair['pub'].publish(_collision())
     assert ros.spin_until(lambda: len(got['alert']) == 1, 20)
-    ros.spin_for(1.2)  # the outbox is saved once a second
+    seq = got['alert'][0].sequence
+    saved = OutboxFile(pair['tmp'] / 'state')
+    # the outbox is saved once a second by a helper thread: wait until it holds the alert
+    assert ros.spin_until(lambda: [a.sequence for a in saved.load(time.time_ns())] == [seq],
+                          20)
     old = pair['rsu']
     ros.remove(old)
     veh = pair['veh']

@@ -66,15 +66,41 @@ def test_server_client_pair_prints_seed_line(mcast, tmp_path):
 
 
 def test_wrong_key_delivers_nothing(mcast, tmp_path):
-    """A client with another key prints no [RECV] and counts the rejections on exit."""
-    client = _start_client(mcast, '--hmac-key', 'right', '--timeout-s', '4',
+    """A client with another key prints no [RECV] for them and counts the rejections."""
+    client = _start_client(mcast, '--hmac-key', 'right', '--count', '1', '--timeout-s', '120',
                            env=_env())
-    sent = _server(mcast, tmp_path, '--count', '3', '--interval', '0.1',
-                   env=_env(V2X_KEY='wrong'))
-    assert sent.returncode == 0
-    out, _ = client.communicate(timeout=30)
-    assert '[RECV]' not in out
-    assert '[STATS] delivered=0 repeats=0 rejected=3 (unknown_key=3)' in out
+    try:
+        sent = _server(mcast, tmp_path, '--count', '3', '--interval', '0.1',
+                       env=_env(V2X_KEY='wrong'))
+        assert sent.returncode == 0, sent.stderr
+        # A marker alert with the right key, sent after the server exited: the client
+        # reads its socket in order, so once it has the marker (--count 1: it then exits
+        # and prints its counters) it has judged all three wrong-key datagrams, however
+        # slowly it was scheduled. No timeout or signal races the count.
+        marker = _server(mcast, tmp_path, '--count', '1', '--sequence', '77', '--hmac-key',
+                         'right', env=_env())
+        assert marker.returncode == 0, marker.stderr
+        out, err = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+    recv = [RECV.match(ln) for ln in out.splitlines() if ln.startswith('[RECV]')]
+    assert [m.group(1) for m in recv if m] == ['77'] and len(recv) == 1, out + err
+    assert '[STATS] delivered=1 repeats=0 rejected=3 (unknown_key=3)' in out, out + err
+
+
+@pytest.mark.parametrize('flag, value', [('--ttl-s', 'nan'), ('--ttl-s', 'inf'),
+                                         ('--ttl-s', '-inf'), ('--ttl-s', '0'),
+                                         ('--ttl-s', '1e300'), ('--interval', 'nan'),
+                                         ('--interval', 'inf'), ('--count', '0')])
+def test_server_refuses_non_finite_or_out_of_range_flags(mcast, tmp_path, flag, value):
+    """nan / inf / out-of-range --ttl-s, --interval, --count: exit 2 with an argparse-style
+    message naming the flag, no traceback, nothing sent."""
+    proc = _server(mcast, tmp_path, '--repeat', flag, value, env=_env(V2X_KEY='k'))
+    assert proc.returncode == 2, proc.stderr
+    assert f'error: argument {flag}' in proc.stderr and 'Traceback' not in proc.stderr
+    assert '[SEND]' not in proc.stdout
 
 
 def test_repeat_runs_until_ttl_then_exits_zero(mcast, tmp_path):
@@ -156,11 +182,11 @@ def test_inject_flags_through_gateway_to_client(ros, mcast, tmp_path, monkeypatc
                                     '--distance-m', '500', '--suggest', 'slow_down', '--road',
                                     'segment_A', '--clip', '--wait-s', '30'),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ros.spin_until(lambda: inject.poll() is not None, 60)
+    assert ros.spin_until(lambda: inject.poll() is not None, 60)
     out, err = inject.communicate(timeout=10)
     assert inject.returncode == 0, err
     assert out.startswith('[INJECT] /v2x/alert_out seq=0 src= type=collision sev=high')
-    ros.spin_until(lambda: client.poll() is not None, 30)
+    assert ros.spin_until(lambda: client.poll() is not None, 30)
     cout, _ = client.communicate(timeout=10)
     assert any(RECV.match(ln) for ln in cout.splitlines()), cout
 

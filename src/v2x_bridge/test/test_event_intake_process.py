@@ -52,20 +52,47 @@ def test_no_token_exits_with_a_hint(ros, tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert 'token_file' in out and 'V2X_INTAKE_TOKEN' in out
+
+
+
+def test_token_is_used_but_never_printed(ros, tmp_path):
+    """HTTP on with the token from the environment: it is loaded and enforced, and appears
+    nowhere in the output, also not when requests carry it or a wrong one."""
     secret = 'do-not-print-me-123'
-    proc = run_intake(tmp_path, 'http_enabled:=false', env={'V2X_INTAKE_TOKEN': secret})
-    first = _wait_for_line(proc, 'watching')
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    assert first and proc.returncode == 0
-    assert secret not in first + out
+    proc = run_intake(tmp_path, env={'V2X_INTAKE_TOKEN': secret})  # http_port:=0: HTTP on
+    seen = []
+    try:
+        line = _wait_for_line(proc, 'watching', seen=seen)
+        match = re.search(r'HTTP on 127\.0\.0\.1:(\d+)', line)
+        assert match and 'WITHOUT a token' not in line, ''.join(seen)
+        base = f'http://127.0.0.1:{match.group(1)}'
+        assert ros.spin_until(lambda: _healthy(base), 30)
+        doc = {'ts': time.time(), 'type': 'blockage', 'severity': 'medium', 'lat': 1.0,
+               'lon': 2.0, 'road': 'secret-test', 'distance_m': 10, 'clip_hint': False}
+        wrong = httpx.post(f'{base}/events', json=doc, timeout=10,
+                           headers={'Authorization': f'Bearer {secret}x'})
+        assert wrong.status_code == 401  # the token from the environment is enforced
+        right = httpx.post(f'{base}/events', json=doc, timeout=10,
+                           headers={'Authorization': f'Bearer {secret}'})
+        assert right.status_code == 202, right.text
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, ''.join(seen) + out
+    assert secret not in ''.join(seen) + out
 
 
-def _wait_for_line(proc, word, timeout=30.0):
-    """Read the process's output until a line contains word; returns that line or ''."""
+def _wait_for_line(proc, word, timeout=30.0, seen=None):
+    """Read the process's output until a line contains word; returns that line or ''.
+    Every line read is appended to seen (when given)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         line = proc.stdout.readline()
+        if seen is not None:
+            seen.append(line)
         if not line:
             return ''
         if word in line:

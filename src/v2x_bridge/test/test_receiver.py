@@ -174,9 +174,19 @@ def test_unsigned_only_when_insecure():
 def test_state_is_bounded():
     """Sessions and events beyond the caps are evicted oldest first."""
     rx = Receiver(keys.Keyring([KEY]), max_sessions=10, max_events=10)
-    for i in range(50):
-        rx.receive(Sender(KEY).datagram(_alert(sequence=i + 1), T), T)
+    senders = [Sender(KEY) for _ in range(50)]
+    for i, sender in enumerate(senders):
+        assert isinstance(rx.receive(sender.datagram(_alert(sequence=i + 1), T), T),
+                          AlertDelivered)
     assert rx.active_events == 10 and len(rx._sessions) == 10
+    # the survivors are exactly the newest ten, in arrival order
+    assert list(rx._events) == [('rsu_server_01', seq) for seq in range(41, 51)]
+    assert [k[3] for k in rx._sessions] == [s.session for s in senders[40:]]
+    # and it shows: a surviving event is a repeat, an evicted one is new again
+    assert isinstance(rx.receive(Sender(KEY).datagram(_alert(sequence=50), T), T),
+                      AlertRepeated)
+    assert isinstance(rx.receive(Sender(KEY).datagram(_alert(sequence=1), T), T),
+                      AlertDelivered)
 
 
 @pytest.mark.parametrize('prev,incoming,expected', [
