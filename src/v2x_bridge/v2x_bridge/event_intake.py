@@ -183,7 +183,8 @@ class EventIntake(Node):
     def _on_file_error(self, path: str, exc: Exception) -> None:
         self.intake.stats['file_errors'] += 1
         self.intake.last_error = f'{os.path.basename(path)}: {exc}'
-        self.get_logger().error(f'cannot process {path}: {exc}')
+        # Counted always; logged at most every 5 s (a full disk would fail every file).
+        self.get_logger().error(f'cannot process {path}: {exc}', throttle_duration_sec=5.0)
 
     def _log_outcome(self, what: str, outcome) -> None:
         if isinstance(outcome, EventDuplicate):
