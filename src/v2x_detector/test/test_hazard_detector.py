@@ -152,6 +152,7 @@ def image_msg(img: np.ndarray, stamp: float, pad: int = 8) -> Image:
     return msg
 
 
+@pytest.mark.needs_ultralytics  # bus.jpg comes with ultralytics
 def test_image_topic_input_and_bad_images(ros, tmp_path):
     """Frames on image_raw (rgb8, padded) come back annotated, same stamp; junk is counted."""
     got = listen(ros)
@@ -202,14 +203,15 @@ def test_udp_stream_source(ros, tmp_path, mcast):
     ({'conf': 1.5}, 'conf'),
     ({'lane_polygon': [0.0, 0.5, 1.0]}, 'lane_polygon'),
     ({'json_dir': '/opt/v2x/events'}, 'json_dir'),
-    ({'model': '/nonexistent/model.onnx'}, 'model'),
+    ({'model': '/nonexistent/model.onnx', 'backend': 'onnx'}, 'model'),
     ({'model': 'junk', 'backend': 'onnx'}, 'model'),          # a file onnxruntime rejects
-    ({'model': 'junk', 'backend': 'ultralytics'}, 'model'),   # loaded at start, not per frame
+    pytest.param({'model': 'junk', 'backend': 'ultralytics'}, 'model',  # loaded at start
+                 marks=pytest.mark.needs_ultralytics),
     ({'model_sha256': '00' * 32}, 'model_sha256'),
     ({'classes': ['unicorn'], 'backend': 'onnx'}, 'classes'),
     ({'fire_classifier': 'nope'}, 'fire_classifier'),
-    ({'source': '/nonexistent/video.mp4'}, 'source'),
-    ({'source': 'sample:nothing.mp4'}, 'source'),
+    ({'source': '/nonexistent/video.mp4', 'backend': 'onnx'}, 'source'),
+    ({'source': 'sample:nothing.mp4', 'backend': 'onnx'}, 'source'),
     ({'collision_stop_speed': 2.0}, 'collision_stop_speed'),
 ])
 def test_bad_parameter_is_named(ros, tmp_path, values, name):
