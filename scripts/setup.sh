@@ -5,7 +5,8 @@
 #
 # Variables:
 #   V2X_LIGHT=1        light install for small vehicles and CPUs: no torch/ultralytics
-#                      (the detector then runs its onnxruntime backend)
+#                      (the detector then runs its onnxruntime backend); remembered in
+#                      .v2x-light until V2X_LIGHT=0 is given
 #   V2X_VENV_CACHE=DIR where virtualenvs are kept, keyed by the hash of the pinned
 #                      requirements (default ~/.cache/v2x-venvs). The workspace's .venv is
 #                      a link to the matching one, so a fresh clone reuses a venv built
@@ -18,7 +19,14 @@ set -euo pipefail
 ws=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ws"
 req=requirements
-light=${V2X_LIGHT:-0}
+# The install mode is remembered: after `V2X_LIGHT=1 make setup`, a plain `make test` stays
+# light; `V2X_LIGHT=0 make setup` goes back to the full install.
+if [ -n "${V2X_LIGHT:-}" ]; then
+  light=$V2X_LIGHT
+  echo "$light" > "$ws/.v2x-light"
+else
+  light=$(cat "$ws/.v2x-light" 2>/dev/null || echo 0)
+fi
 python=${PYTHON:-python3}
 
 log() { printf '[setup] %s\n' "$*"; }
