@@ -7,7 +7,7 @@ ENV := source $(WS)/scripts/env.sh &&
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: setup build test lint demo smoke bench clean distclean
+.PHONY: setup build test lint demo clean distclean
 
 setup:
 	@$(WS)/scripts/setup.sh
@@ -25,11 +25,8 @@ test: setup
 demo: setup
 	@$(ENV) python $(WS)/scripts/demo.py $(ARGS)
 
-smoke: setup
-	@$(ENV) python $(WS)/scripts/smoke.py $(ARGS)
-
 clean:
 	rm -rf build install log
 
 distclean: clean
-	rm -rf .venv .cache
+	rm -rf .venv .cache .v2x-light
