@@ -16,10 +16,10 @@ build:
 	@$(WS)/scripts/build.sh
 
 lint: setup
-	@$(ENV) ruff check src tests bench scripts launch
+	@$(ENV) ruff check conftest.py src tests bench scripts launch
 
 test: setup
-	@$(ENV) ruff check src tests bench scripts launch && echo "[test] ruff: clean"
+	@$(ENV) ruff check conftest.py src tests bench scripts launch && echo "[test] ruff: clean"
 	@$(ENV) python -m pytest $(PYTEST_ARGS)
 
 demo: setup
