@@ -20,6 +20,13 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sources" ]; then
   exit 0
 fi
 
+# A build made with another venv caches that venv's cmake and python: start clean.
+venv_now=$(readlink -f "$ws/.venv")
+if [ -f "$ws/build/.v2x-venv" ] && [ "$(cat "$ws/build/.v2x-venv")" != "$venv_now" ]; then
+  echo "[build] the virtualenv changed: removing build/ and install/ made with the old one"
+  rm -rf "$ws/build" "$ws/install"
+fi
+
 echo "[build] colcon build"
 # --symlink-install: edits to Python sources take effect without a rebuild.
 colcon --log-base "$ws/log" build \
@@ -34,3 +41,4 @@ colcon --log-base "$ws/log" build \
     -DBUILD_TESTING=OFF \
     -Wno-dev
 echo "$sources" > "$stamp"
+echo "$venv_now" > "$ws/build/.v2x-venv"

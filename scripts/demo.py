@@ -53,16 +53,19 @@ class Timeline:
         self.done: dict[str, float] = {}
         self.lock = threading.Lock()
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, at: float | None = None) -> None:
+        """Print text stamped with when it happened (at: a monotonic time; default now)."""
+        when = time.monotonic() if at is None else at
         with self.lock:
-            print(f'[demo +{time.monotonic() - self.t0:6.1f}s] {text}', flush=True)
+            print(f'[demo +{when - self.t0:6.2f}s] {text}', flush=True)
 
-    def step(self, key: str, text: str) -> None:
+    def step(self, key: str, text: str, at: float | None = None) -> None:
+        """A step that happened (at the observer's receive time when given)."""
         with self.lock:
             if key in self.done:
                 return
-            self.done[key] = time.monotonic()
-        self.say(f'\u2713 {text}')
+            self.done[key] = time.monotonic() if at is None else at
+        self.say(f'\u2713 {text}', at)
 
 
 class Observer:
@@ -72,18 +75,19 @@ class Observer:
         self.tl = timeline
         self.contexts = []
         self.executors = []
-        self.alert_sent: list[Alert] = []
-        self.alerts: list[Alert] = []
-        self.clips: list[Clip] = []
+        # (observer receive time, message): the timeline shows when things happened
+        self.alert_sent: list[tuple[float, Alert]] = []
+        self.alerts: list[tuple[float, Alert]] = []
+        self.clips: list[tuple[float, Clip]] = []
         self.cmd: list[tuple[float, Twist]] = []
         self.states: list[PolicyState] = []
         self.peers: list[PeerArray] = []
         self.rsu = self._node(RSU_DOMAIN, 'demo_observer_rsu')
         self.veh = self._node(VEHICLE_DOMAIN, 'demo_observer_vehicle')
-        self.rsu.create_subscription(Alert, '/v2x/alert_sent', self.alert_sent.append,
+        self.rsu.create_subscription(Alert, '/v2x/alert_sent', self._keep(self.alert_sent),
                                      qos.ALERT_SENT)
-        self.rsu.create_subscription(Clip, '/v2x/clip', self.clips.append, qos.CLIP)
-        self.veh.create_subscription(Alert, '/v2x/alert', self.alerts.append, qos.ALERT)
+        self.rsu.create_subscription(Clip, '/v2x/clip', self._keep(self.clips), qos.CLIP)
+        self.veh.create_subscription(Alert, '/v2x/alert', self._keep(self.alerts), qos.ALERT)
         self.veh.create_subscription(
             Twist, '/cmd_vel', lambda m: self.cmd.append((time.monotonic(), m)), qos.CMD_VEL)
         self.veh.create_subscription(PolicyState, '/v2x/policy_state', self.states.append,
@@ -96,6 +100,10 @@ class Observer:
                          for ex in self.executors]
         for t in self._threads:
             t.start()
+
+    @staticmethod
+    def _keep(into: list):
+        return lambda msg: into.append((time.monotonic(), msg))
 
     def _node(self, domain: int, name: str):
         ctx = Context()
@@ -274,7 +282,8 @@ def scenario(tl: Timeline, ob: Observer, stacks, work: Path, opts) -> str | None
     # 2. The hazard: from the detector, else injected.
     found = wait_for(lambda: bool(ob.alert_sent), opts.watch_s, stacks)
     if found:
-        tl.step('hazard', 'hazard_detector raised a hazard from the video')
+        tl.step('hazard', 'hazard_detector raised a hazard from the video',
+                at=ob.alert_sent[0][0])
     else:
         tl.say(f'the bundled video holds no hazard (watched {opts.watch_s:.0f} s): '
                'injecting a collision with v2x_inject')
@@ -287,41 +296,47 @@ def scenario(tl: Timeline, ob: Observer, stacks, work: Path, opts) -> str | None
         if inject.returncode != 0:
             print(inject.stdout + inject.stderr)
             return 'v2x_inject publishes the hazard on /v2x/alert_out'
-        tl.step('hazard', 'collision injected on /v2x/alert_out (v2x_inject)')
+        tl.step('hazard', 'collision injected on /v2x/alert_out (v2x_inject)',
+                at=ob.alert_sent[0][0] if ob.alert_sent else None)
     # 3. The RSU signs and broadcasts it (republished on /v2x/alert_sent with its id).
     if not wait_for(lambda: bool(ob.alert_sent), 20, stacks):
         return 'RSU gateway signs and broadcasts (/v2x/alert_sent)'
-    sent = ob.alert_sent[0]
+    t_sent, sent = ob.alert_sent[0]
     tl.step('sent', f'RSU broadcast signed alert src={sent.source_id} seq={sent.sequence} '
-            f'clip_id={sent.clip_id or "-"} validity={sent.validity_s:.0f}s')
+            f'clip_id={sent.clip_id or "-"} validity={sent.validity_s:.0f}s', at=t_sent)
     # 4. The vehicle receives it.
-    if not wait_for(lambda: any(a.source_id == sent.source_id and a.sequence == sent.sequence
-                                for a in ob.alerts), 20, stacks):
+    def received():
+        return [t for t, a in ob.alerts
+                if a.source_id == sent.source_id and a.sequence == sent.sequence]
+    if not wait_for(lambda: bool(received()), 20, stacks):
         return 'vehicle gateway delivers the alert (/v2x/alert)'
+    t_recv = received()[0]
     tl.step('recv', f'vehicle delivered alert seq={sent.sequence} on /v2x/alert '
-            f'(CSV log {work / "alerts.csv"})')
+            f'({(t_recv - t_sent) * 1000:.1f} ms after the broadcast was seen; CSV log '
+            f'{work / "alerts.csv"})', at=t_recv)
     # 5. The policy acts: /cmd_vel below the teleop speed, seen by this observer.
-    t_alert = time.monotonic()
-    if not wait_for(lambda: any(t > t_alert - 1 and _speed(m) < TELEOP_SPEED - 1e-3
-                                for t, m in ob.cmd), 20, stacks):
+    def slowed():
+        return [(t, m) for t, m in ob.cmd if t >= t_sent and _speed(m) < TELEOP_SPEED - 1e-3]
+    if not wait_for(lambda: bool(slowed()), 20, stacks):
         return 'speed_policy slows the vehicle (/cmd_vel)'
-    slow = next(m for t, m in ob.cmd if t > t_alert - 1 and _speed(m) < TELEOP_SPEED - 1e-3)
+    t_slow, slow = slowed()[0]
     state = ob.states[-1] if ob.states else None
     action = {PolicyState.ACTION_SLOW_DOWN: 'SLOW_DOWN', PolicyState.ACTION_STOP: 'STOP'}.get(
         state.action if state else -1, '?')
     tl.step('act', f'observer sees /cmd_vel {slow.linear.x:.2f} m/s (teleop {TELEOP_SPEED:.1f}):'
-            f' {action} by rule {state.rule if state else "?"}')
-    # 6. Release at expiry (plus the policy's hold time).
-    expiry_wait = sent.validity_s + opts.hold_s + 15
-    t_act = time.monotonic()
-    if not wait_for(lambda: any(t > t_act and abs(_speed(m) - TELEOP_SPEED) < 1e-6
-                                for t, m in ob.cmd), expiry_wait, stacks):
+            f' {action} by rule {state.rule if state else "?"}', at=t_slow)
+    # 6. Release at expiry (plus the policy's hold time) and 7. the evidence clip: both are
+    # awaited together and shown in the order they happened.
+    def released():
+        return [t for t, m in ob.cmd if t > t_slow and abs(_speed(m) - TELEOP_SPEED) < 1e-6]
+    deadline = max(sent.validity_s + opts.hold_s + 15, opts.clip_s)
+    wait_for(lambda: bool(released()) and bool(ob.clips), deadline, stacks)
+    if not released():
         return 'speed_policy releases at expiry (/cmd_vel back to teleop)'
-    tl.step('release', f'alert expired: observer sees /cmd_vel back to {TELEOP_SPEED:.1f} m/s')
-    # 7. The evidence clip.
-    if not wait_for(lambda: bool(ob.clips), opts.clip_s, stacks):
+    if not ob.clips:
         return 'event_clipper publishes the evidence clip (/v2x/clip)'
-    clip = ob.clips[0]
+    t_rel = released()[0]
+    t_clip, clip = ob.clips[0]
     if clip.error or not clip.path:
         return f'evidence clip made without error (got error {clip.error!r})'
     path = Path(clip.path)
@@ -333,8 +348,15 @@ def scenario(tl: Timeline, ob: Observer, stacks, work: Path, opts) -> str | None
         return 'evidence clip is a valid container (ffprobe)'
     sidecar = path.with_suffix('.json')
     gaps = json.loads(sidecar.read_text()).get('gaps', []) if sidecar.is_file() else ['?']
-    tl.step('clip', f'evidence clip {path}\n{"":14}sha256 {clip.sha256} (verified), ffprobe '
-            f'duration {duration:.1f} s, gaps {len(gaps)}')
+    steps = [
+        (t_rel, 'release', f'alert expired (validity {sent.validity_s:.0f} s + hold): observer '
+         f'sees /cmd_vel back to {TELEOP_SPEED:.1f} m/s, {t_rel - t_slow:.1f} s after the '
+         'slow-down'),
+        (t_clip, 'clip', f'evidence clip {path}\n{"":15}sha256 {clip.sha256} (verified), '
+         f'ffprobe duration {duration:.1f} s, gaps {len(gaps)}'),
+    ]
+    for at, key, text in sorted(steps):
+        tl.step(key, text, at=at)
     return None
 
 
