@@ -264,8 +264,9 @@ class Launcher:
         self.nodes: list[NodeSpec] = []
         self.declared: dict[str, tuple[str | None, str]] = {}
 
-    def load(self, path: Path, ctx_configs: dict[str, str] | None = None,
-             given: dict[str, str] | None = None, ros_namespace: str | None = None):
+    def load(self, path: Path, given: dict[str, str] | None = None,
+             ros_namespace: str | None = None):
+        """Parse a launch file; given = launch configurations an <include> passes in."""
         path = Path(path).resolve()
         if not path.is_file():
             raise LaunchError(f'launch file not found: {path}')
@@ -273,18 +274,17 @@ class Launcher:
             root = ET.parse(path).getroot()
         except ET.ParseError as err:
             raise LaunchError(f'{path}: not well-formed XML: {err}') from None
-        ctx = Context(dict(ctx_configs or {}), path, ros_namespace)
-        ctx.configs.update(given if given is not None else self.cli_args)
+        ctx = Context(dict(given if given is not None else self.cli_args), path, ros_namespace)
         _check(root, ctx, '')
-        self._children(root, ctx, given is None)
+        self._children(root, ctx)
         return self.nodes
 
-    def _children(self, el: ET.Element, ctx: Context, top: bool) -> None:
+    def _children(self, el: ET.Element, ctx: Context) -> None:
         for child in el:
             _check(child, ctx, el.tag)
-            getattr(self, '_tag_' + child.tag.replace('-', '_'))(child, ctx, top)
+            getattr(self, '_tag_' + child.tag.replace('-', '_'))(child, ctx)
 
-    def _tag_arg(self, el, ctx, top):
+    def _tag_arg(self, el, ctx):
         name = _attr(el, 'name', ctx)
         default = _attr(el, 'default', ctx, required=False)
         self.declared.setdefault(name, (default, el.attrib.get('description', '')))
@@ -294,20 +294,20 @@ class Launcher:
                                   f'given (pass {name}:=VALUE)')
             ctx.configs[name] = default
 
-    def _tag_let(self, el, ctx, top):
+    def _tag_let(self, el, ctx):
         ctx.configs[_attr(el, 'name', ctx)] = _attr(el, 'value', ctx)
 
-    def _tag_group(self, el, ctx, top):
+    def _tag_group(self, el, ctx):
         if not _enabled(el, ctx):
             return
         scoped = _truth(_attr(el, 'scoped', ctx, required=False) or 'true', _where(el, ctx))
-        self._children(el, ctx.child() if scoped else ctx, top)
+        self._children(el, ctx.child() if scoped else ctx)
 
-    def _tag_push_ros_namespace(self, el, ctx, top):
+    def _tag_push_ros_namespace(self, el, ctx):
         # An empty namespace pushes '/', as launch_ros does.
         ctx.ros_namespace = _absolute_ns(ctx.ros_namespace, _attr(el, 'namespace', ctx))
 
-    def _tag_include(self, el, ctx, top):
+    def _tag_include(self, el, ctx):
         if not _enabled(el, ctx):
             return
         file = _attr(el, 'file', ctx)
@@ -320,7 +320,7 @@ class Launcher:
         for name, value in inner.declared.items():
             self.declared.setdefault(name, value)
 
-    def _tag_node(self, el, ctx, top):
+    def _tag_node(self, el, ctx):
         if not _enabled(el, ctx):
             return
         pkg = _attr(el, 'pkg', ctx)
