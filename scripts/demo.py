@@ -71,8 +71,7 @@ class Timeline:
 class Observer:
     """Independent observer: one context on the RSU domain, one on the vehicle domain."""
 
-    def __init__(self, timeline: Timeline):
-        self.tl = timeline
+    def __init__(self):
         self.contexts = []
         self.executors = []
         # (observer receive time, message): the timeline shows when things happened
@@ -234,7 +233,7 @@ def run(opts) -> int:
         'csv_log': str(work / 'alerts.csv'),
     }, work / 'logs/vehicle.log')
     stacks = (rsu, vehicle)
-    observer = Observer(tl)
+    observer = Observer()
     failed = None
     try:
         failed = scenario(tl, observer, stacks, work, opts)

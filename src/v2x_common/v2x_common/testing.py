@@ -8,7 +8,6 @@ import os
 import random
 import socket
 import subprocess
-import sys
 import time
 from typing import Callable
 
@@ -91,12 +90,6 @@ class RosHarness:
         self._nodes.clear()
         self.executor.shutdown()
         rclpy.try_shutdown(context=self.context)
-
-
-def run_python(code: str, env: dict, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    """Run a snippet in a fresh interpreter with env (a real second process)."""
-    return subprocess.run([sys.executable, '-c', code], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=timeout)
 
 
 class NetnsUnavailable(Exception):
