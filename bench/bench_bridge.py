@@ -33,14 +33,15 @@ import rclpy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 
-from v2x_bridge import keys, net, wire
+from v2x_bridge import net
 from v2x_bridge.alert_gateway import AlertGateway
-from v2x_bridge.receiver import AlertDelivered, Receiver
-from v2x_bridge.sender import Sender
 from v2x_common import qos
 from v2x_common.testing import RosHarness, random_domain_id, random_group
 from v2x_common.timeutil import NS_PER_S
 from v2x_msgs.msg import Alert
+from v2x_protocol import keys, wire
+from v2x_protocol.receiver import AlertDelivered, Receiver
+from v2x_protocol.sender import Sender
 
 SECRET = 'bench-secret'
 VALIDITY_S = float(os.environ.get('BENCH_VALIDITY_S', '2.0'))
@@ -327,8 +328,8 @@ def cpu_cost(n: int = 5000) -> tuple[float, float]:
     signed datagram -> outbox -> alert_sent msg) and vehicle side (datagram -> pipeline ->
     Alert msg)."""
     from v2x_bridge import conversions
-    from v2x_bridge.sender import Outbox, fill_identity
-    from v2x_bridge.state import SequenceStore
+    from v2x_protocol.sender import Outbox, fill_identity
+    from v2x_protocol.state import SequenceStore
 
     key = keys.HmacKey(SECRET.encode())
     tx, box, rx = Sender(key), Outbox(1.0), Receiver(keys.Keyring([key]))

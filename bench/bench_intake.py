@@ -26,9 +26,9 @@ import httpx
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from v2x_bridge.event_intake import EventIntake
 from v2x_common import qos
 from v2x_common.testing import RosHarness
+from v2x_intake.event_intake import EventIntake
 from v2x_msgs.msg import Alert
 
 KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,

@@ -41,12 +41,26 @@ if [ "$(id -u)" = 0 ]; then
   command -v iptables >/dev/null 2>&1 || apt_needed+=(iptables)
   command -v ip >/dev/null 2>&1 || apt_needed+=(iproute2)
 fi
+# The MQTT broker of the federation (mosquitto), the console's browser tests (chromium and
+# its driver) and the independent DENM decoder (tshark). Tests that need one skip with the
+# reason where it cannot be had; as root, setup installs them.
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_needed+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || apt_needed+=(mosquitto-clients)
+command -v chromium >/dev/null 2>&1 || apt_needed+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || apt_needed+=(chromium-driver)
+command -v tshark >/dev/null 2>&1 || apt_needed+=(tshark)
+command -v openssl >/dev/null 2>&1 || apt_needed+=(openssl)
 if [ ${#apt_needed[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing system packages: ${apt_needed[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${apt_needed[@]}" >/dev/null
+    # Debian enables mosquitto's system service on port 1883: tests and the demo run their
+    # own brokers on their own ports, so the system one is stopped where it was started.
+    if [[ " ${apt_needed[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    fi
   else
     die "missing system packages: ${apt_needed[*]}. Install them as root, e.g.
     sudo apt-get install -y ${apt_needed[*]}

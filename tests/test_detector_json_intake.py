@@ -3,9 +3,9 @@
 import json
 import time
 
-from v2x_bridge.intake_schema import parse_event
 from v2x_detector.pipeline import seed_event
 from v2x_detector.rules import CANCEL, NEW, HazardEvent
+from v2x_intake.schema import parse_event
 from v2x_msgs.msg import Alert
 
 

@@ -23,8 +23,9 @@ LOSS = 0.3
 
 RECEIVER = textwrap.dedent("""
     import json, sys, time
-    from v2x_bridge import keys, net
-    from v2x_bridge.receiver import AlertDelivered, AlertRepeated, Receiver
+    from v2x_bridge import net
+    from v2x_protocol import keys
+    from v2x_protocol.receiver import AlertDelivered, AlertRepeated, Receiver
     group, port, iface, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
     rx = Receiver(keys.Keyring([keys.HmacKey(b'netns-secret')]))
     sock = net.open_receiver(group, port, iface)

@@ -14,12 +14,11 @@ setup(
     zip_safe=True,
     maintainer='V2X Alerts Maintainers',
     maintainer_email='maintainers@v2x-alerts.dev',
-    description='Signed UDP multicast alert gateway, event intake, and the seed-compatible CLI tools.',
+    description='The alert gateway node and the seed-compatible CLI tools.',
     license='AGPL-3.0-only',
     entry_points={
         'console_scripts': [
             'alert_gateway = v2x_bridge.alert_gateway:main',
-            'event_intake = v2x_bridge.event_intake:main',
             'v2x_inject = v2x_bridge.v2x_inject:main',
             'v2x_alert_server = v2x_bridge.v2x_alert_server:main',
             'v2x_alert_client = v2x_bridge.v2x_alert_client:main',

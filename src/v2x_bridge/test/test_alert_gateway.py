@@ -12,10 +12,10 @@ from visualization_msgs.msg import Marker, MarkerArray
 import yaml
 
 from v2x_bridge.alert_gateway import PARAMETERS, AlertGateway, SettingsError
-from v2x_bridge.state import OutboxFile
 from v2x_common import qos
 from v2x_common.diagnostics import WARN
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
+from v2x_protocol.state import OutboxFile
 
 CONFIG = Path(__file__).resolve().parents[3] / 'launch' / 'config'
 
@@ -293,8 +293,9 @@ def test_ed25519_gateways_and_diagnostics(ros, mcast, tmp_path, monkeypatch):
 def test_hostile_datagrams_are_counted_and_the_gateway_lives_on(ros, mcast, monkeypatch):
     """Garbage, oversized, expired, future-dated and replayed datagrams are counted by
     reason; a good alert sent afterwards is still delivered."""
-    from v2x_bridge import keys, net, wire
-    from v2x_bridge.sender import Sender
+    from v2x_bridge import net
+    from v2x_protocol import keys, wire
+    from v2x_protocol.sender import Sender
 
     monkeypatch.setenv('V2X_KEY', 'k')
     veh = ros.add(AlertGateway(context=ros.context, parameter_overrides=_params(

@@ -8,11 +8,11 @@ import time
 import pytest
 from rclpy.parameter import Parameter
 
-from v2x_bridge import keys
 from v2x_bridge.alert_gateway import AlertGateway
 from v2x_bridge.v2x_inject import set_fields
 from v2x_common import qos
 from v2x_msgs.msg import Alert
+from v2x_protocol import keys
 
 RECV = re.compile(r'^\[RECV\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z seq=(\d+) '
                   r'src=rsu_server_01 type=collision sev=high dist=500\.0m suggest=slow_down$')

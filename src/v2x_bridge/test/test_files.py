@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-from v2x_bridge import keys, wire
 from v2x_bridge.csvlog import COLUMNS, RotatingCsv, row
-from v2x_bridge.sender import MAX_VALIDITY_S, InvalidTiming, Outbox, fill_identity
-from v2x_bridge.state import SequenceStore
+from v2x_protocol import keys, wire
+from v2x_protocol.sender import MAX_VALIDITY_S, InvalidTiming, Outbox, fill_identity
+from v2x_protocol.state import SequenceStore
 
 S = 1_000_000_000
 T = 1_800_000_000 * S
@@ -195,7 +195,7 @@ def test_validity_the_time_math_cannot_take_is_refused(validity):
 
 def test_outbox_file_round_trip_skips_expired(tmp_path):
     """Saved live alerts come back (NaN position included); expired ones do not."""
-    from v2x_bridge.state import OutboxFile
+    from v2x_protocol.state import OutboxFile
     live = _alert(source_id='r', sequence=1, detection_time_ns=T, validity_s=60.0, stamp_ns=T)
     dead = _alert(source_id='r', sequence=2, detection_time_ns=T - 100 * S, validity_s=60.0,
                   stamp_ns=T)

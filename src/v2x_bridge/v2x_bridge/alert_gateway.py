@@ -18,23 +18,24 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
-from v2x_bridge import conversions, keys, net
+from v2x_bridge import conversions, net
 from v2x_bridge.csvlog import RotatingCsv, row
-from v2x_bridge.peers import PeerTable
-from v2x_bridge.receiver import (
+from v2x_common import qos
+from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.node_main import run_node
+from v2x_msgs.msg import Alert, Heartbeat, PeerArray
+from v2x_protocol import keys
+from v2x_protocol.peers import PeerTable
+from v2x_protocol.receiver import (
     AlertDelivered,
     AlertRepeated,
     DatagramRejected,
     HeartbeatReceived,
     Receiver,
 )
-from v2x_bridge.sender import InvalidTiming, Outbox, Sender, fill_identity
-from v2x_bridge.state import OutboxFile, SequenceStore
-from v2x_bridge.wire import HeartbeatData, InvalidMessage
-from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
-from v2x_common.node_main import run_node
-from v2x_msgs.msg import Alert, Heartbeat, PeerArray
+from v2x_protocol.sender import InvalidTiming, Outbox, Sender, fill_identity
+from v2x_protocol.state import OutboxFile, SequenceStore
+from v2x_protocol.wire import HeartbeatData, InvalidMessage
 
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}

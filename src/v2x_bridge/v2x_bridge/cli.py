@@ -8,8 +8,7 @@ import argparse
 from enum import IntEnum
 import math
 
-from v2x_bridge import keys, net
-from v2x_bridge.wire import AlertData
+from v2x_bridge import net
 from v2x_common.mappings import (
     UnknownValue,
     kind_from_str,
@@ -19,6 +18,8 @@ from v2x_common.mappings import (
     suggest_from_str,
     suggest_to_str,
 )
+from v2x_protocol import keys
+from v2x_protocol.wire import AlertData
 
 #: Alert fields that may be given by name ('collision', 'high', 'slow_down').
 NAMED_FIELDS = {'kind': kind_from_str, 'severity': severity_from_str,

@@ -11,9 +11,9 @@ import math
 import os
 from pathlib import Path
 
-from v2x_bridge.wire import AlertData
 from v2x_common.mappings import kind_to_str, severity_to_str, suggest_to_str
 from v2x_common.timeutil import iso
+from v2x_protocol.wire import AlertData
 
 COLUMNS = ('received_at', 'source_id', 'sequence', 'event', 'kind', 'severity', 'suggest',
            'distance_m', 'road', 'latitude', 'longitude', 'detection_time', 'validity_s')

@@ -14,11 +14,12 @@ import sys
 import threading
 import time
 
-from v2x_bridge import cli, keys, net
+from v2x_bridge import cli, net
 from v2x_bridge.cli import ExitCode
 from v2x_bridge.csvlog import RotatingCsv, row
-from v2x_bridge.receiver import AlertDelivered, AlertRepeated, DatagramRejected, Receiver
 from v2x_common.timeutil import iso
+from v2x_protocol import keys
+from v2x_protocol.receiver import AlertDelivered, AlertRepeated, DatagramRejected, Receiver
 
 
 def parser() -> argparse.ArgumentParser:

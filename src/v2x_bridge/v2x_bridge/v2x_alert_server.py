@@ -14,12 +14,13 @@ import sys
 import threading
 import time
 
-from v2x_bridge import cli, keys, net
+from v2x_bridge import cli, net
 from v2x_bridge.cli import ExitCode
-from v2x_bridge.sender import MAX_VALIDITY_S, Sender, fill_identity
-from v2x_bridge.state import SequenceStore
-from v2x_bridge.wire import AlertData, InvalidMessage
 from v2x_common.timeutil import iso
+from v2x_protocol import keys
+from v2x_protocol.sender import MAX_VALIDITY_S, Sender, fill_identity
+from v2x_protocol.state import SequenceStore
+from v2x_protocol.wire import AlertData, InvalidMessage
 
 DEFAULT_STATE = '~/.local/state/v2x_alert_server'
 MAX_INTERVAL_S = 86400.0  # threading.Event.wait takes no inf; a day is plenty

@@ -13,8 +13,8 @@ import sys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from v2x_bridge import keys
 from v2x_bridge.cli import ExitCode
+from v2x_protocol import keys
 
 
 def parser() -> argparse.ArgumentParser:

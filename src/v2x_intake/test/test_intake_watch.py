@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from v2x_bridge.intake_core import FileVanished
-from v2x_bridge.intake_watch import DirectoryIntake, FileWorkerError
+from v2x_intake.core import FileVanished
+from v2x_intake.watch import DirectoryIntake, FileWorkerError
 
 
 def _wait(predicate, timeout=30.0):

@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 import math
 import secrets
 
-from v2x_bridge import wire
-from v2x_bridge.wire import AlertData, HeartbeatData
+from v2x_protocol import wire
+from v2x_protocol.wire import AlertData, HeartbeatData
 
 #: the largest validity_s accepted for sending: detection_time + validity_s stays well
 #: inside an int64 of ns (builtin_interfaces/Time spans 2^31 s)

@@ -7,14 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import pytest
 
-from v2x_bridge.intake_schema import (
+from v2x_common import mappings
+from v2x_intake.schema import (
     BadJson,
     Expired,
     IntakeEvent,
     InvalidField,
     parse_event,
 )
-from v2x_common import mappings
 
 NOW = 1_800_000_000.0
 

@@ -20,8 +20,9 @@ import time
 from typing import Any, Callable, Mapping
 import uuid
 
-from v2x_bridge.intake_ledger import EXPIRED, PENDING, PUBLISHED, Ledger
-from v2x_bridge.intake_schema import (
+from v2x_common.timeutil import iso
+from v2x_intake.ledger import EXPIRED, PENDING, PUBLISHED, Ledger
+from v2x_intake.schema import (
     BadJson,
     IntakeError,
     IntakeEvent,
@@ -29,7 +30,6 @@ from v2x_bridge.intake_schema import (
     load_json,
     parse_event,
 )
-from v2x_common.timeutil import iso
 
 #: Largest event accepted (file or HTTP body); the seed's events are ~150 bytes.
 MAX_EVENT_BYTES = 64 * 1024

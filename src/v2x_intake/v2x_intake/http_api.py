@@ -20,8 +20,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 import uvicorn
 
-from v2x_bridge.intake_core import MAX_EVENT_BYTES, Outcome
-from v2x_bridge.intake_schema import EVENT_SCHEMA, BadJson, IntakeError
+from v2x_intake.core import MAX_EVENT_BYTES, Outcome
+from v2x_intake.schema import EVENT_SCHEMA, BadJson, IntakeError
 
 
 class Accepted(BaseModel):

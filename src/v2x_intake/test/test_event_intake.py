@@ -13,8 +13,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 import yaml
 
-from v2x_bridge.event_intake import EventIntake
 from v2x_common import mappings
+from v2x_intake.event_intake import EventIntake
 from v2x_msgs.msg import Alert
 
 KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,

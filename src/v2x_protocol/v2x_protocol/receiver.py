@@ -10,7 +10,7 @@ an event once it has expired (any datagram of it then fails the expiry check).
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from v2x_bridge.wire import (
+from v2x_protocol.wire import (
     AlertData,
     Envelope,
     Expired,

@@ -4,8 +4,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from v2x_bridge import keys, wire
-from v2x_bridge.receiver import AlertDelivered, HeartbeatReceived, Receiver
+from v2x_protocol import keys, wire
+from v2x_protocol.receiver import AlertDelivered, HeartbeatReceived, Receiver
 
 DOC = Path(__file__).resolve().parents[3] / 'docs' / 'protocol.md'
 

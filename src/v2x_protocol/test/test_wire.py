@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import pytest
 
-from v2x_bridge import keys, wire
+from v2x_protocol import keys, wire
 
 KEY = keys.HmacKey(b'mysecret')
 RING = keys.Keyring([KEY])

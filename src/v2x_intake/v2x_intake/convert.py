@@ -2,8 +2,8 @@
 
 import math
 
-from v2x_bridge.intake_schema import IntakeEvent
 from v2x_common.timeutil import fill_stamp
+from v2x_intake.schema import IntakeEvent
 from v2x_msgs.msg import Alert
 
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 import pytest
 from rclpy.parameter import Parameter
 
-from v2x_bridge.event_intake import EventIntake
+from v2x_intake.event_intake import EventIntake
 
 schemathesis = pytest.importorskip('schemathesis', reason='schemathesis is not installed')
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from v2x_bridge.intake_core import (
+from v2x_intake.core import (
     EventDuplicate,
     EventHeld,
     EventPublished,
@@ -18,8 +18,8 @@ from v2x_bridge.intake_core import (
     is_candidate,
     load_token,
 )
-from v2x_bridge.intake_ledger import EXPIRED, PENDING, PUBLISHED, Ledger
-from v2x_bridge.intake_schema import IntakeEvent, parse_event
+from v2x_intake.ledger import EXPIRED, PENDING, PUBLISHED, Ledger
+from v2x_intake.schema import IntakeEvent, parse_event
 
 NOW = 1_800_000_000.0
 

@@ -3,8 +3,8 @@ from dataclasses import replace
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from v2x_bridge import keys, wire
-from v2x_bridge.receiver import (
+from v2x_protocol import keys, wire
+from v2x_protocol.receiver import (
     AlertDelivered,
     AlertRepeated,
     DatagramRejected,
@@ -13,7 +13,7 @@ from v2x_bridge.receiver import (
     Receiver,
     classify,
 )
-from v2x_bridge.sender import Sender
+from v2x_protocol.sender import Sender
 
 S = 1_000_000_000
 T = 1_800_000_000 * S

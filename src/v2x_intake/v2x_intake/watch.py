@@ -20,7 +20,7 @@ from typing import Callable
 from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from v2x_bridge.intake_core import FileDeferred, FileOutcome, is_candidate
+from v2x_intake.core import FileDeferred, FileOutcome, is_candidate
 
 _STOP = object()
 

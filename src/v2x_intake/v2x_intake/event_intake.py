@@ -22,8 +22,10 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from v2x_bridge.intake_convert import event_to_alert
-from v2x_bridge.intake_core import (
+from v2x_common import qos
+from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_intake.convert import event_to_alert
+from v2x_intake.core import (
     EventDuplicate,
     EventHeld,
     FileDeferred,
@@ -34,12 +36,10 @@ from v2x_bridge.intake_core import (
     SettingsError,
     load_token,
 )
-from v2x_bridge.intake_http import HttpServer, bind, create_app
-from v2x_bridge.intake_ledger import Ledger
-from v2x_bridge.intake_schema import IntakeEvent
-from v2x_bridge.intake_watch import DirectoryIntake
-from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_intake.http_api import HttpServer, bind, create_app
+from v2x_intake.ledger import Ledger
+from v2x_intake.schema import IntakeEvent
+from v2x_intake.watch import DirectoryIntake
 from v2x_msgs.msg import Alert
 
 NODE_NAME = 'event_intake'

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from v2x_bridge.wire import AlertData
+from v2x_protocol.wire import AlertData
 
 
 class SequenceStore:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from v2x_bridge.wire import HeartbeatData
+from v2x_protocol.wire import HeartbeatData
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from v2x_bridge.wire import (
+from v2x_protocol.wire import (
     AUTH_ED25519,
     AUTH_HMAC,
     AUTH_NONE,

@@ -1,0 +1,19 @@
+from setuptools import find_packages, setup
+
+package_name = 'v2x_protocol'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='V2X Alerts Maintainers',
+    maintainer_email='maintainers@v2x-alerts.dev',
+    description='The V2X alert protocol core (sans-IO): wire, receiver, sender, keys, ranges.',
+    license='AGPL-3.0-only',
+)
