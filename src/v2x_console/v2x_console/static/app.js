@@ -78,7 +78,7 @@ function renderAlerts() {
       el('td', {}, `${a.source_id} #${a.sequence}`),
       el('td', {class: 'countdown', 'data-expires': a.expires_at}, countdownText(a)),
       el('td', {}, a.path),
-      el('td', {}, a.authenticated ? 'yes' : 'NO'),
+      el('td', {}, a.authenticated ? 'yes' : (a.own ? 'own' : 'NO')),
       el('td', {}, a.clip_state || '–'),
       el('td', {}, cancel));
   });
@@ -322,6 +322,8 @@ function showLogin() {
 
 async function post(url, body) {
   const out = $('action-result');
+  out.textContent = 'sending…';
+  out.className = '';
   const headers = {'Content-Type': 'application/json', 'X-V2X-Console': '1'};
   if (authHeader()) headers.Authorization = authHeader();
   try {
