@@ -13,7 +13,6 @@ import json
 import os
 from pathlib import Path
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,7 @@ import pytest
 from v2x_common import qos
 from v2x_common.testing import RosHarness, free_tcp_port, random_domain_id, random_group
 from v2x_common.timeutil import iso
+from v2x_console.testing import start_node, stop
 from v2x_msgs.msg import Alert
 
 try:
@@ -52,28 +52,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which('v2x_console') is None, reason='v2x_console not on PATH '
                                                                    '(make build)'),
 ]
-
-
-def start(exe, domain, log, params, files=()):
-    argv = [shutil.which(exe), '--ros-args']
-    for f in files:
-        argv += ['--params-file', str(CONFIG / f)]
-    for key, value in params.items():
-        argv += ['-p', f'{key}:={value}']
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
-    with open(log, 'w') as out:
-        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def make_clip(archive: Path) -> dict:
@@ -130,20 +108,20 @@ class Stack:
         link = {'group': group, 'port': port, 'iface': '127.0.0.1', 'key_file': str(key),
                 'heartbeat_period_s': 1.0}
         self.procs = [
-            start('alert_gateway', self.rsu_domain, tmp / 'rsu_gw.log',
-                  {**link, 'station_id': STATION, 'state_dir': str(tmp / 'rsu_state')},
-                  ['alert_gateway.yaml']),
-            start('alert_gateway', self.veh_domain, tmp / 'veh_gw.log',
-                  {**link, 'state_dir': str(tmp / 'veh_state'), 'csv_log': str(self.csv)},
-                  ['alert_gateway_vehicle.yaml']),
-            start('event_clipper', self.rsu_domain, tmp / 'clipper.log',
-                  {'recording_dir': str(tmp / 'rec'), 'archive_dir': str(self.archive),
-                   'state_dir': str(tmp / 'clip_state'), 'segment_s': 1.0},
-                  ['event_clipper.yaml']),
-            start('v2x_console', self.rsu_domain, tmp / 'console.log',
-                  {'console_port': self.port, 'console_token_file': str(tmp / 'token'),
-                   'archive_dir': str(self.archive), 'site_lat': SITE[0],
-                   'site_lon': SITE[1], 'archive_scan_s': 0.5}),
+            start_node('alert_gateway', self.rsu_domain, tmp / 'rsu_gw.log',
+                       {**link, 'station_id': STATION, 'state_dir': str(tmp / 'rsu_state')},
+                       [CONFIG / 'alert_gateway.yaml']),
+            start_node('alert_gateway', self.veh_domain, tmp / 'veh_gw.log',
+                       {**link, 'state_dir': str(tmp / 'veh_state'), 'csv_log': str(self.csv)},
+                       [CONFIG / 'alert_gateway_vehicle.yaml']),
+            start_node('event_clipper', self.rsu_domain, tmp / 'clipper.log',
+                       {'recording_dir': str(tmp / 'rec'), 'archive_dir': str(self.archive),
+                        'state_dir': str(tmp / 'clip_state'), 'segment_s': 1.0},
+                       [CONFIG / 'event_clipper.yaml']),
+            start_node('v2x_console', self.rsu_domain, tmp / 'console.log',
+                       {'console_port': self.port, 'console_token_file': str(tmp / 'token'),
+                        'archive_dir': str(self.archive), 'site_lat': SITE[0],
+                        'site_lon': SITE[1], 'archive_scan_s': 0.5}),
         ]
         self.ros = RosHarness(self.rsu_domain)
         node = self.ros.node('console_test_driver')
@@ -254,7 +232,8 @@ def test_first_render_already_holds_the_state(stack):
                'alert in /api/state')
     with urllib.request.urlopen(stack.base + '/', timeout=10) as resp:
         page = resp.read().decode()
-    assert alert_id in page and 'road-first-render' in page
+    # rendered into the table on the server: visible at the first paint, before any script
+    assert f'<tr class="sev-3" data-id="{alert_id}">' in page and 'road-first-render' in page
 
 
 def test_alert_disappears_at_expiry(stack):

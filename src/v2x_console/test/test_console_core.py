@@ -188,3 +188,19 @@ def test_credentials(tmp_path):
         load_credentials(str(tmp_path / 'short'), '')
     with pytest.raises(CredentialsError, match='console_password_file'):
         load_credentials('', str(tmp_path / 'missing'))
+
+
+def test_page_renders_alert_rows_escaped():
+    """The served page holds the alert rows, most severe first, with hostile text escaped."""
+    from v2x_console.http_app import STATIC_DIR
+    from v2x_console.page import render_page
+    s = ConsoleState()
+    s.alert(alert(seq=1, severity=1, road='<script>alert(1)</script>'), NOW)
+    s.alert(alert(seq=2, severity=3, road='A'), NOW)
+    page = render_page((STATIC_DIR / 'index.html').read_text(), s.snapshot(NOW + 5))
+    assert page.index('data-id="rsu_a/2"') < page.index('data-id="rsu_a/1"')
+    assert '<script>alert(1)</script>' not in page and '&lt;script&gt;alert(1)' in page
+    assert '<\\/script>' in page  # the inline JSON cannot end its script element
+    assert '>0:55<' in page and '__' not in page.replace('__init__', '')
+    empty = render_page((STATIC_DIR / 'index.html').read_text(), ConsoleState().snapshot(NOW))
+    assert '<table id="alerts" class="big" hidden>' in empty

@@ -32,6 +32,7 @@ from v2x_console.actions import (
 )
 from v2x_console.archive import ArchiveReader
 from v2x_console.core import Event
+from v2x_console.page import render_page
 
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
 CSRF_HEADER = 'x-v2x-console'
@@ -151,11 +152,6 @@ def _problem(status: int, error: str, field: str, detail: str, **headers) -> JSO
                         status_code=status, headers=headers or None)
 
 
-def _safe_json(data: Any) -> str:
-    """JSON for inside a <script type="application/json"> element (no '</' to end it)."""
-    return json.dumps(data, separators=(',', ':'), allow_nan=False).replace('</', '<\\/')
-
-
 def content_security_policy(tile_url: str) -> str:
     """Only this origin (and the tile server, when one is configured)."""
     img = "'self' data:"
@@ -192,7 +188,7 @@ def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
     @app.get('/', response_class=HTMLResponse)
     def index() -> HTMLResponse:
         """The page, with the current state inline (shown before any stream connects)."""
-        return HTMLResponse(page.replace('__INITIAL_STATE__', _safe_json(snapshot())))
+        return HTMLResponse(render_page(page, snapshot()))
 
     @app.get('/api/state')
     def state() -> JSONResponse:
