@@ -19,12 +19,14 @@ import urllib.error
 import urllib.request
 
 import pytest
+from sensor_msgs.msg import NavSatFix, NavSatStatus
 
 from v2x_common import qos
 from v2x_common.testing import RosHarness, free_tcp_port, random_domain_id, random_group
 from v2x_common.timeutil import iso
+from v2x_console.core import PATHS
 from v2x_console.testing import start_node, stop
-from v2x_msgs.msg import Alert
+from v2x_msgs.msg import Alert, PolicyState
 
 try:
     from selenium import webdriver
@@ -105,6 +107,7 @@ class Stack:
         self.csv = tmp / 'vehicle.csv'
         self.port = free_tcp_port()
         self.base = f'http://127.0.0.1:{self.port}'
+        self.veh_port = free_tcp_port()
         link = {'group': group, 'port': port, 'iface': '127.0.0.1', 'key_file': str(key),
                 'heartbeat_period_s': 1.0}
         self.procs = [
@@ -122,12 +125,24 @@ class Stack:
                        {'console_port': self.port, 'console_token_file': str(tmp / 'token'),
                         'archive_dir': str(self.archive), 'site_lat': SITE[0],
                         'site_lon': SITE[1], 'archive_scan_s': 0.5}),
+            start_node('speed_policy', self.veh_domain, tmp / 'policy.log', {},
+                       [CONFIG / 'speed_policy.yaml']),
+            start_node('v2x_console', self.veh_domain, tmp / 'veh_console.log',
+                       {'console_port': self.veh_port, 'role': 'vehicle'}),
         ]
         self.ros = RosHarness(self.rsu_domain)
         node = self.ros.node('console_test_driver')
         self.pub = node.create_publisher(Alert, '/v2x/alert_out', qos.ALERT_OUT)
         self.sent: list[Alert] = []
         node.create_subscription(Alert, '/v2x/alert_sent', self.sent.append, qos.ALERT_SENT)
+        self.veh = RosHarness(self.veh_domain)
+        veh = self.veh.node('console_test_vehicle')
+        self.policy: list[PolicyState] = []
+        veh.create_subscription(PolicyState, '/v2x/policy_state', self.policy.append,
+                                qos.POLICY_STATE)
+        self.fix = veh.create_publisher(NavSatFix, '/fix', qos.SENSOR_DATA)
+        self.heard: list[Alert] = []
+        veh.create_subscription(Alert, '/v2x/alert', self.heard.append, qos.ALERT)
         self.driver = None
 
     def logs(self) -> str:
@@ -139,7 +154,8 @@ class Stack:
 
     def healthy(self) -> bool:
         try:
-            return http('GET', f'{self.base}/healthz')[0] == 200
+            return all(http('GET', f'http://127.0.0.1:{port}/healthz')[0] == 200
+                       for port in (self.port, self.veh_port))
         except OSError:
             return False
 
@@ -167,6 +183,7 @@ class Stack:
         for proc in self.procs:
             stop(proc)
         self.ros.close()
+        self.veh.close()
 
 
 @pytest.fixture(scope='module')
@@ -339,6 +356,49 @@ def test_archived_clip_plays_and_verifies(stack):
                                  headers={'Range': 'bytes=0-99'})
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 206 and len(resp.read()) == 100
+
+
+ACTION_TEXT = {PolicyState.ACTION_NONE: 'NONE', PolicyState.ACTION_SLOW_DOWN: 'SLOW DOWN',
+               PolicyState.ACTION_STOP: 'STOP'}
+
+
+def test_vehicle_console_shows_alerts_policy_and_position(stack):
+    """On the vehicle's own console: the alert as its gateway delivered it (path, signed),
+    speed_policy's state as it publishes it, the map centred on the GPS fix, no actions."""
+    sent = stack.inject('road-vehicle', 60.0)
+    alert_id = f'{sent.source_id}/{sent.sequence}'
+    d = stack.driver
+    rsu_tab = d.current_window_handle
+    d.switch_to.new_window('tab')
+    try:
+        d.get(f'http://127.0.0.1:{stack.veh_port}/')
+        until(d, 20).until(lambda d: row(d, alert_id) is not None)
+        assert stack.veh.spin_until(lambda: any(a.road == 'road-vehicle'
+                                                for a in stack.heard), 20)
+        heard = next(a for a in stack.heard if a.road == 'road-vehicle')
+        cells = row(d, alert_id).find_elements(By.TAG_NAME, 'td')
+        # path and signature as the vehicle gateway set them on /v2x/alert
+        assert cells[7].text == PATHS[heard.path]
+        assert cells[8].text == ('yes' if heard.authenticated else 'NO')
+        assert not d.find_elements(By.CSS_SELECTOR, 'button[data-cancel]')
+        assert d.find_element(By.ID, 'inject-button').get_attribute('disabled') is not None
+        assert stack.veh.spin_until(lambda: stack.policy, 30), stack.logs()
+
+        def policy_shown(d):
+            stack.veh.spin_for(0.05)
+            badge = d.find_elements(By.CSS_SELECTOR, '#policy dd .badge')
+            return badge and badge[0].text == ACTION_TEXT[stack.policy[-1].action]
+        until(d, 20).until(policy_shown)
+        fix = NavSatFix(latitude=SITE[0] - 0.001, longitude=SITE[1])
+        fix.status.status = NavSatStatus.STATUS_FIX
+
+        def centred(d):
+            stack.fix.publish(fix)  # sensor QoS is best effort: keep sending until seen
+            return 'This vehicle (GPS) at the centre' in d.find_element(By.ID, 'map-desc').text
+        until(d, 20).until(centred)
+    finally:
+        d.close()
+        d.switch_to.window(rsu_tab)
 
 
 def test_page_needs_no_network_beyond_the_node(stack, tmp_path_factory):

@@ -158,6 +158,7 @@ class ConsoleState:
         self._rate_base: dict[tuple[str, str], tuple[float, float]] = {}
         self._clips: dict[str, ClipInput] = {}      # from v2x/clip, by clip_id
         self._archive: list[dict] = []
+        self._position: dict | None = None          # this vehicle's last GPS fix
         self.counts = dict.fromkeys(('alerts_received', 'alerts_shown', 'alerts_older',
                                      'alerts_expired', 'alerts_cancelled',
                                      'alerts_late', 'alerts_overflow'), 0)
@@ -297,6 +298,14 @@ class ConsoleState:
                 events.append(Event('policy', self.policy_json()))
         return events
 
+    def position(self, lat: float, lon: float, now: float) -> list[Event]:
+        """This station's own GPS fix (vehicle: /fix); the map centres on it."""
+        if not (_finite(lat) is not None and _finite(lon) is not None
+                and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+            return []
+        self._position = {'lat': float(lat), 'lon': float(lon), 'at': now}
+        return [Event('position', self._position)]
+
     # --- clips ------------------------------------------------------------------------
     def clip(self, c: ClipInput) -> list[Event]:
         """A Clip message: alerts carrying its clip_id show it ready (or failed)."""
@@ -320,7 +329,7 @@ class ConsoleState:
             'site': {'lat': _finite(s.site_lat), 'lon': _finite(s.site_lon),
                      'tile_url': s.tile_url},
             'alerts': self.alerts_json(), 'peers': self.peers_json(now),
-            'policy': self.policy_json(),
+            'policy': self.policy_json(), 'position': self._position,
             'diagnostics': [self._diagnostics[k] for k in sorted(self._diagnostics)],
             'archive': self._archive, 'counts': dict(self.counts),
         }

@@ -1,12 +1,13 @@
 """v2x_console: the operators' web page of one station (RSU or vehicle), served over HTTP.
 
 Subscribes (relative names; launch places them) v2x/alert, v2x/alert_sent, v2x/peers,
-v2x/policy_state, v2x/clip and /diagnostics, keeps what they say in the console core
-and pushes each change to the page's live stream. It is only a reader of the alert path:
-no topic it subscribes to waits on it. Its actions (inject a test alert, cancel an alert
-of this station, request a clip) publish on v2x/alert_out and call v2x/request_clip,
-for callers holding the token or a password. uvicorn runs in its own thread beside the
-rclpy executor; the state is shared under one lock.
+v2x/policy_state, v2x/clip, /diagnostics and, on a vehicle, fix (its own position);
+keeps what they say in the console core and pushes each change to the page's live
+stream. It is only a reader of the alert path: no publisher waits on it. Its actions
+(inject a test alert, cancel an alert of this station, request a clip) publish on
+v2x/alert_out and call v2x/request_clip, for callers holding the token or a password.
+uvicorn runs in its own thread beside the rclpy executor; the state is shared under one
+lock.
 """
 
 import math
@@ -19,6 +20,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
+from sensor_msgs.msg import NavSatFix, NavSatStatus
 
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
@@ -131,6 +133,8 @@ class ConsoleNode(Node):
         self.create_subscription(Clip, 'v2x/clip', self._on_clip, qos.CLIP)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
                                  qos.DIAGNOSTICS)
+        if p['role'] == 'vehicle':  # the vehicle's own position centres its map
+            self.create_subscription(NavSatFix, 'fix', self._on_fix, qos.SENSOR_DATA)
         self.create_timer(p['expire_period_s'], self._expire)
         self._scan_archive()
         self.create_timer(p['archive_scan_s'], self._scan_archive)
@@ -184,6 +188,10 @@ class ConsoleNode(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         self._apply(self.state.diagnostics, conversions.diagnostic_inputs(msg), time.time())
+
+    def _on_fix(self, msg: NavSatFix) -> None:
+        if msg.status.status >= NavSatStatus.STATUS_FIX:
+            self._apply(self.state.position, msg.latitude, msg.longitude, time.time())
 
     def _expire(self) -> None:
         self._apply(self.state.expire, time.time())

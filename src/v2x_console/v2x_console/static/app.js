@@ -161,7 +161,9 @@ function renderMap() {
   const size = 400, half = size / 2, margin = 30;
   const site = state.site;
   const list = sortedAlerts();
-  let lat0 = site.lat, lon0 = site.lon;
+  const own = state.position;  // a vehicle's own GPS fix: the centre of its map
+  let lat0 = own ? own.lat : site.lat, lon0 = own ? own.lon : site.lon;
+  const centre = own ? 'this vehicle' : 'site';
   const located = list.filter((a) => a.latitude !== null && a.longitude !== null);
   if (lat0 === null || lon0 === null) {
     if (located.length) { lat0 = located[0].latitude; lon0 = located[0].longitude; }
@@ -182,8 +184,12 @@ function renderMap() {
   for (const r of [radius / 2, radius]) {
     parts.push(svg('circle', {cx: half, cy: half, r: r / mpp, class: 'ring'}));
   }
-  parts.push(svg('rect', {x: half - 7, y: half - 7, width: 14, height: 14, class: 'site'}));
-  parts.push(svg('text', {x: half + 10, y: half - 10, class: 'map-label'}, 'site'));
+  if (own) {
+    parts.push(svg('path', {d: `M${half},${half - 10} l8,18 l-16,0 z`, class: 'site'}));
+  } else {
+    parts.push(svg('rect', {x: half - 7, y: half - 7, width: 14, height: 14, class: 'site'}));
+  }
+  parts.push(svg('text', {x: half + 10, y: half - 10, class: 'map-label'}, centre));
   for (const [a, x, y] of points.slice().reverse()) {  // most severe drawn last (on top)
     const cx = half + x / mpp, cy = half - y / mpp;
     const g = svg('g', {class: `mark sev-${a.severity_level}`, 'data-id': a.id});
@@ -201,7 +207,7 @@ function renderMap() {
   parts.push(svg('text', {x: 15, y: size - 24, class: 'map-label'}, metres(radius / 2)));
   map.replaceChildren(...parts);
   const unplaced = list.length - located.length;
-  $('map-desc').textContent = `Site at the centre; rings at ${metres(radius / 2)} and ` +
+  $('map-desc').textContent = `${own ? 'This vehicle (GPS)' : 'Site'} at the centre; rings at ${metres(radius / 2)} and ` +
     `${metres(radius)}; ${located.length} alert(s) drawn` +
     (unplaced ? `, ${unplaced} without a position (listed above only)` : '') +
     '. Peers report no position (heartbeats carry none): see the peer table.';
@@ -396,6 +402,7 @@ function connect() {
   on('diagnostics', (d) => { diagnostics.set(d.name, d); renderDiagnostics(); });
   on('archive', (a) => { state.archive = a; renderArchive(); });
   on('counts', (c) => { state.counts = c; renderDiagnostics(); });
+  on('position', (p) => { state.position = p; renderMap(); });
 }
 
 renderAll();
