@@ -18,9 +18,10 @@ from sensor_msgs.msg import Image
 import yaml
 
 from v2x_common import qos
+from v2x_common.params import ParameterError
 from v2x_common.timeutil import to_seconds
 from v2x_detector import assets
-from v2x_detector.hazard_detector import HazardDetector, SettingsError, parameter_defaults
+from v2x_detector.hazard_detector import HazardDetector, parameter_defaults
 from v2x_detector.sequence import SequenceStore
 from v2x_detector.sources import read_frames
 from v2x_msgs.msg import Alert
@@ -220,7 +221,7 @@ def test_bad_parameter_is_named(ros, tmp_path, values, name):
     if values.get('model') == 'junk':
         values['model'] = str(tmp_path / 'junk.onnx')
         (tmp_path / 'junk.onnx').write_bytes(b'\0not a model')
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(ParameterError) as err:
         HazardDetector(context=ros.context, parameter_overrides=overrides(**values))
     assert err.value.name == name
 
@@ -232,7 +233,7 @@ def test_cli_exits_nonzero_on_a_bad_parameter(tmp_path):
          '-p', 'backend:=tensorflow', '-p', f'state_dir:={tmp_path}'],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert 'parameter backend' in result.stderr
+    assert "hazard_detector: parameter 'backend': " in result.stderr
 
 
 def test_cli_runs_a_file_to_its_end(tmp_path):

@@ -16,17 +16,24 @@ import threading
 import time
 
 import cv2
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-import rclpy
-from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.mappings import kind_to_str, severity_to_str
+from v2x_common.node_main import run_node
+from v2x_common.params import (
+    DOUBLE_ARRAY,
+    Param,
+    ParameterError,
+    check,
+    declare_parameters,
+    defaults,
+    ge,
+    not_empty,
+    one_of,
+)
 from v2x_common.redact import redact_url
 from v2x_common.timeutil import is_zero, to_seconds
 from v2x_detector import assets
@@ -58,15 +65,29 @@ DEFAULT_CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
 INTAKE_DIR = '/opt/v2x/events'  # event_intake's directory: never ours (ARCHITECTURE.md)
 
 
-class SettingsError(ValueError):
-    """A parameter value the node cannot start with."""
-
-    def __init__(self, name: str, reason: str):
-        self.name = name
-        super().__init__(f'parameter {name}: {reason}')
+def _device(value: str) -> str | None:
+    return None if value == 'cpu' or value.startswith('cuda') else \
+        f'{value!r}: expected cpu or cuda:N'
 
 
-#: name -> (default, description) of the node's own parameters (rules' ones come from RuleConfig)
+def _imgsz(value: int) -> str | None:
+    return None if 32 <= value <= 4096 and not value % 32 else \
+        f'{value}: a multiple of 32 in 32..4096'
+
+
+def _json_dir(value: str) -> str | None:
+    if value and os.path.realpath(value) == os.path.realpath(INTAKE_DIR):
+        return f"{INTAKE_DIR} is event_intake's directory"
+    return None
+
+
+def _open_unit(value: float) -> str | None:
+    return None if 0.0 < value < 1.0 else f'{value}: must lie in (0, 1)'
+
+
+_SOURCE_ID = check('1..64 characters',
+                   lambda v: None if 0 < len(v) <= 64 else 'must be 1..64 characters')
+#: name -> (default, description[, checks]) of the node's own parameters
 NODE_PARAMETERS = {
     'source': ('', "video file, 'sample:bikes.mp4', rtsp:// or udp:// URL; "
                    'empty: the topic image_raw'),
@@ -74,26 +95,31 @@ NODE_PARAMETERS = {
     'loop': (False, 'restart a file at its end (demo; ignored for streams and topics)'),
     'start_time': (0.0, "epoch seconds of a file's first frame; 0: from seg_<epoch> or now"),
     'exit_at_end': (False, 'stop the node when a file ends'),
-    'backend': ('ultralytics', 'ultralytics (YOLO + ByteTrack) or onnx (onnxruntime alone)'),
+    'backend': ('ultralytics', 'ultralytics (YOLO + ByteTrack) or onnx (onnxruntime alone)',
+                one_of(*BACKENDS)),
     'model': ('', 'model file (.onnx, .pt, .engine); empty: the pinned YOLOv8n ONNX'),
     'model_sha256': ('', 'expected sha256 of model (checked when set; the default is pinned)'),
-    'device': ('cpu', 'cpu or cuda:N'),
-    'imgsz': (640, 'network input size in pixels (a fixed-shape ONNX takes only its own)'),
-    'conf': (0.25, 'minimum detection confidence'),
-    'iou': (0.7, 'NMS IoU threshold'),
+    'device': ('cpu', 'cpu or cuda:N', check('cpu or cuda:N', _device)),
+    'imgsz': (640, 'network input size in pixels (a fixed-shape ONNX takes only its own)',
+              check('a multiple of 32 in 32..4096', _imgsz)),
+    'conf': (0.25, 'minimum detection confidence', check('in (0, 1)', _open_unit)),
+    'iou': (0.7, 'NMS IoU threshold', check('in (0, 1)', _open_unit)),
     'classes': (list(DEFAULT_CLASSES), 'class names to detect; empty: all'),
     'tracker': ('bytetrack.yaml', 'ultralytics tracker configuration'),
     'fire_classifier': ('', 'module:function(bgr_crop) -> probability confirming fire blobs'),
-    'source_id': ('rsu_detector_01', 'our station id in every Alert'),
-    'state_dir': ('/var/lib/v2x/hazard_detector', 'where the alert sequence is persisted'),
-    'json_dir': ('', "also write each alert as the seed's JSON event here; empty: off"),
+    'source_id': ('rsu_detector_01', 'our station id in every Alert', _SOURCE_ID),
+    'state_dir': ('/var/lib/v2x/hazard_detector', 'where the alert sequence is persisted',
+                  not_empty),
+    'json_dir': ('', "also write each alert as the seed's JSON event here; empty: off",
+                 check("not event_intake's directory", _json_dir)),
     'latitude': (math.nan, 'camera site latitude, WGS84 degrees'),
     'longitude': (math.nan, 'camera site longitude, WGS84 degrees'),
     'road': ('', 'road segment id'),
-    'validity_s': (0.0, 'each alert version stays valid this long after its stamp; 0: 600 s'),
+    'validity_s': (0.0, 'each alert version stays valid this long after its stamp; 0: 600 s',
+                   ge(0.0)),
     'frame_id': ('camera', 'frame_id of alerts and annotated images'),
     'publish_image': (True, 'publish annotated frames on v2x/detections/image'),
-    'image_every': (1, 'publish every n-th annotated frame'),
+    'image_every': (1, 'publish every n-th annotated frame', ge(1)),
 }
 
 _RULE_DESCRIPTIONS = {
@@ -124,25 +150,21 @@ _RULE_DESCRIPTIONS = {
 }
 
 
-def _descriptor(description: str, value) -> ParameterDescriptor:
-    kinds = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
-    if isinstance(value, (list, tuple)):
-        is_str = bool(value) and isinstance(value[0], str)
-        kind = (ParameterType.PARAMETER_STRING_ARRAY if is_str
-                else ParameterType.PARAMETER_DOUBLE_ARRAY)
-    else:
-        kind = kinds[type(value)]
-    return ParameterDescriptor(description=description, type=kind)
+def _rule_row(f) -> Param:
+    value = list(f.default) if isinstance(f.default, tuple) else f.default
+    return Param(f.name, value, _RULE_DESCRIPTIONS[f.name],
+                 type=DOUBLE_ARRAY if value == [] else '')
+
+
+#: Every parameter: the node's own, then the rules' (defaults from RuleConfig; its
+#: problems() checks the combinations).
+PARAMETERS = tuple(Param(name, *row) for name, row in NODE_PARAMETERS.items()) + \
+    tuple(_rule_row(f) for f in fields(RuleConfig))
 
 
 def parameter_defaults() -> dict:
     """Every parameter the node declares, with its default (node's own, then the rules')."""
-    out = {name: default for name, (default, _) in NODE_PARAMETERS.items()}
-    for f in fields(RuleConfig):
-        value = f.default
-        out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
+    return defaults(PARAMETERS)
 
 
 @dataclass(frozen=True)
@@ -172,42 +194,17 @@ class Settings:
     rules: RuleConfig
 
 
-def _value(node: Node, name: str):
-    try:
-        return node.get_parameter(name).value
-    except ParameterUninitializedException:  # an empty array declared by type only
-        return None
-
-
 def read_settings(node: Node) -> Settings:
-    """Parameters -> Settings; raises SettingsError naming the first bad one."""
-    p = {name: _value(node, name) for name in parameter_defaults()}
-    if p['backend'] not in BACKENDS:
-        raise SettingsError('backend', f'{p["backend"]!r} is not one of {", ".join(BACKENDS)}')
-    if not (p['device'] == 'cpu' or p['device'].startswith('cuda')):
-        raise SettingsError('device', f'{p["device"]!r}: expected cpu or cuda:N')
-    if not 32 <= p['imgsz'] <= 4096 or p['imgsz'] % 32:
-        raise SettingsError('imgsz', f'{p["imgsz"]}: a multiple of 32 in 32..4096')
-    for name in ('conf', 'iou'):
-        if not 0.0 < p[name] < 1.0:
-            raise SettingsError(name, f'{p[name]}: must lie in (0, 1)')
-    if not p['source_id'] or len(p['source_id']) > 64:
-        raise SettingsError('source_id', 'must be 1..64 characters')
-    if not p['state_dir']:
-        raise SettingsError('state_dir', 'must not be empty')
-    if p['json_dir'] and os.path.realpath(p['json_dir']) == os.path.realpath(INTAKE_DIR):
-        raise SettingsError('json_dir', f"{INTAKE_DIR} is event_intake's directory")
-    if p['image_every'] < 1:
-        raise SettingsError('image_every', 'must be >= 1')
-    if p['validity_s'] < 0 or not math.isfinite(p['validity_s']):
-        raise SettingsError('validity_s', 'must be a finite value >= 0')
+    """Declare the parameters, read them once -> Settings; raises ParameterError naming the
+    first bad one."""
+    p = declare_parameters(node, PARAMETERS)
     rule_values = {}
     for f in fields(RuleConfig):
         value = p[f.name]
         rule_values[f.name] = tuple(value or ()) if isinstance(f.default, tuple) else value
     rules = RuleConfig(**rule_values)
     for name, reason in rules.problems():
-        raise SettingsError(name, reason)
+        raise ParameterError(name, reason)
     site = Site(p['source_id'], p['latitude'], p['longitude'], p['road'], p['validity_s'],
                 p['frame_id'])
     return Settings(
@@ -227,36 +224,28 @@ class HazardDetector(Node):
         self._stop = threading.Event()
         self.video = self.slot = self._worker = None  # destroy_node works after a failed start
         super().__init__(NODE_NAME, **kwargs)
-        for name, value in parameter_defaults().items():
-            description = NODE_PARAMETERS.get(name, (None, _RULE_DESCRIPTIONS.get(name, '')))[1]
-            if isinstance(value, list) and not value:
-                descriptor = ParameterDescriptor(description=description,
-                                                 type=ParameterType.PARAMETER_DOUBLE_ARRAY)
-                self.declare_parameter(name, Parameter.Type.DOUBLE_ARRAY, descriptor)
-            else:
-                self.declare_parameter(name, value, _descriptor(description, value))
         self.settings = s = read_settings(self)
         try:
             classifier = load_classifier(s.fire_classifier)
         except ValueError as exc:
-            raise SettingsError('fire_classifier', str(exc)) from None
+            raise ParameterError('fire_classifier', str(exc)) from None
         try:
             self.model = assets.resolve_model(s.model, s.model_sha256)
         except assets.AssetError as exc:
-            raise SettingsError('model' if s.model else 'model_sha256', str(exc)) from None
+            raise ParameterError('model' if s.model else 'model_sha256', str(exc)) from None
         try:
             backend = load_backend(s.backend, self.model.path, s.imgsz, s.conf, s.iou, s.device,
                                    s.classes, s.tracker)
         except BackendError as exc:
-            raise SettingsError(str(exc).split(' ', 1)[0], str(exc)) from None
+            raise ParameterError(str(exc).split(' ', 1)[0], str(exc)) from None
         except ValueError as exc:
-            raise SettingsError('classes', str(exc)) from None
+            raise ParameterError('classes', str(exc)) from None
         except ImportError as exc:
-            raise SettingsError('backend', f'{s.backend} is not installed: {exc}') from None
+            raise ParameterError('backend', f'{s.backend} is not installed: {exc}') from None
         try:
             self.sequences = SequenceStore(s.state_dir, s.site.source_id)
         except (OSError, ValueError) as exc:
-            raise SettingsError('state_dir', str(exc)) from None
+            raise ParameterError('state_dir', str(exc)) from None
         self.rules = HazardRules(s.rules)
         self.pipeline = Pipeline(backend, self.rules, FireColour(), classifier)
         self.alert_pub = self.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
@@ -274,9 +263,9 @@ class HazardDetector(Node):
             try:
                 source = assets.resolve_source(s.source)
             except assets.AssetError as exc:
-                raise SettingsError('source', str(exc)) from None
+                raise ParameterError('source', str(exc)) from None
             if not is_stream(source) and not os.path.isfile(source.removeprefix('file://')):
-                raise SettingsError('source', f'no such file {source!r}')
+                raise ParameterError('source', f'no such file {source!r}')
             self.video = VideoSource(source, self.slot, realtime=s.realtime, loop=s.loop,
                                      start_time=s.start_time)
         else:
@@ -402,28 +391,14 @@ class HazardDetector(Node):
         super().destroy_node()
 
 
+def _at_end(nodes) -> bool:
+    node = nodes[0]
+    return node.settings.exit_at_end and node.video is not None and node.finished.is_set()
+
+
 def main(args=None) -> int:
     """Run the node; a bad parameter exits with status 2 and a message naming it."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = HazardDetector()
-        if node.settings.exit_at_end and node.video is not None:
-            while rclpy.ok() and not node.finished.is_set():
-                rclpy.spin_once(node, timeout_sec=0.2)
-        else:
-            rclpy.spin(node)
-    except SettingsError as exc:
-        print(f'{NODE_NAME}: {exc}', file=sys.stderr)
-        code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(NODE_NAME, HazardDetector, args, stop_when=_at_end)
 
 
 if __name__ == '__main__':
