@@ -9,8 +9,11 @@ serves parameters, the image subscription and diagnostics.
 """
 
 from dataclasses import dataclass, fields
+import functools
+import json
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -21,6 +24,7 @@ from sensor_msgs.msg import Image
 
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.files import write_json_atomic
 from v2x_common.mappings import kind_to_str, severity_to_str
 from v2x_common.node_main import run_node
 from v2x_common.params import (
@@ -36,6 +40,7 @@ from v2x_common.params import (
 )
 from v2x_common.redact import redact_url
 from v2x_common.timeutil import is_zero, to_seconds
+from v2x_common.worker import Worker, exit_node
 from v2x_detector import assets
 from v2x_detector.conversions import (
     ImageError,
@@ -53,12 +58,11 @@ from v2x_detector.pipeline import (
     annotate,
     load_backend,
     seed_event,
-    write_json_atomic,
 )
 from v2x_detector.rules import CANCEL, NEW, HazardRules, RuleConfig
-from v2x_detector.sequence import SequenceStore
 from v2x_detector.sources import Frame, LatestSlot, VideoSource, is_stream
 from v2x_msgs.msg import Alert
+from v2x_protocol.state import SequenceStore
 
 NODE_NAME = 'hazard_detector'
 DEFAULT_CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
@@ -217,11 +221,27 @@ def read_settings(node: Node) -> Settings:
         image_every=p['image_every'], rules=rules)
 
 
+def open_sequences(state_dir: str, source_id: str) -> SequenceStore:
+    """The protocol's SequenceStore in state_dir (block 1: each number is stored before it
+    is used). The count of an older version's sequence_<source_id>.json carries over."""
+    path = os.path.join(state_dir, SequenceStore.FILE)
+    legacy = os.path.join(state_dir, 'sequence_%s.json' % (
+        re.sub(r'[^A-Za-z0-9_.-]', '_', source_id) or 'default'))
+    if not os.path.exists(path) and os.path.exists(legacy):
+        try:
+            with open(legacy, encoding='utf-8') as f:
+                last = int(json.load(f)['last'])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f'{legacy} is corrupt: {exc}') from None
+        write_json_atomic(path, {source_id: last})
+    return SequenceStore(state_dir, block=1)
+
+
 class HazardDetector(Node):
     """The node: frames -> Pipeline -> Alerts and annotated images."""
 
     def __init__(self, **kwargs):
-        self._stop = threading.Event()
+        self.exit_code = None  # set when the worker dies: node_main exits 1 (systemd restarts)
         self.video = self.slot = self._worker = None  # destroy_node works after a failed start
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
@@ -243,7 +263,7 @@ class HazardDetector(Node):
         except ImportError as exc:
             raise ParameterError('backend', f'{s.backend} is not installed: {exc}') from None
         try:
-            self.sequences = SequenceStore(s.state_dir, s.site.source_id)
+            self.sequences = open_sequences(s.state_dir, s.site.source_id)
         except (OSError, ValueError) as exc:
             raise ParameterError('state_dir', str(exc)) from None
         self.rules = HazardRules(s.rules)
@@ -271,7 +291,12 @@ class HazardDetector(Node):
         else:
             self.create_subscription(Image, 'image_raw', self._on_image, qos.SENSOR_DATA)
         self.diag = Diagnostics(self, status_fn=self._health)
-        self._worker = threading.Thread(target=self._work, name='detector', daemon=True)
+        # A worker that dies (an unexpected exception escaping _work) ends the node with
+        # status 1 and shows as ERROR meanwhile: never a node that looks alive but detects
+        # nothing. It may finish: a file source read to its end.
+        self._worker = Worker('detector', self._work, logger=self.get_logger(),
+                              may_finish=True, wake=self.slot.close,
+                              on_death=functools.partial(exit_node, self))
         self._worker.start()
         if self.video is not None:
             self.video.start()
@@ -293,7 +318,7 @@ class HazardDetector(Node):
     # ------------------------------------------------------------------ work
     def _work(self) -> None:
         started = None
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             frame = self.slot.get(timeout=0.2)
             if frame is None:
                 if self.video is not None and self.video.finished.is_set():
@@ -337,7 +362,8 @@ class HazardDetector(Node):
 
     def _publish_event(self, event) -> None:
         if event.phase == NEW:
-            sequence = self._sequence_of[event.incident] = self.sequences.next()
+            sequence = self._sequence_of[event.incident] = \
+                self.sequences.next(self.settings.site.source_id)
             self.counts['alerts'] += 1
             self.get_logger().info(
                 f'alert {sequence}: {kind_to_str(event.kind)}, severity '
@@ -358,7 +384,7 @@ class HazardDetector(Node):
                                 site.road, validity_for(event, site.validity_s))
             name = f'{site.source_id}-{sequence}-{event.phase}-{int(event.stamp * 1000)}.json'
             try:
-                write_json_atomic(self.settings.json_dir, name, record)
+                write_json_atomic(os.path.join(self.settings.json_dir, name), record)
             except OSError as exc:
                 self.counts['json_errors'] += 1
                 self.get_logger().warning(f'JSON event not written: {exc}',
@@ -368,7 +394,9 @@ class HazardDetector(Node):
     def _health(self):
         values = dict(self.counts, fps=self._fps, active=self.rules.active,
                       dropped_frames=self.slot.dropped, backend=self.settings.backend,
-                      model_sha256=self.model.sha256 or 'unchecked')
+                      model_sha256=self.model.sha256 or 'unchecked', **self._worker.status())
+        if self._worker.dead:
+            return ERROR, f'detector worker died: {self._worker.last_error}', values
         if self.video is not None:
             values.update(source_errors=self.video.errors, last_error=self.video.last_error)
             if self.video.errors and not self.video.frames:
@@ -381,13 +409,12 @@ class HazardDetector(Node):
 
     def destroy_node(self) -> None:
         """Stop the reader and the worker, then the node."""
-        self._stop.set()
         if self.video is not None:
             self.video.stop()
         if self.slot is not None:
             self.slot.close()
-        if self._worker is not None and self._worker.is_alive():
-            self._worker.join(10.0)
+        if self._worker is not None:
+            self._worker.stop(10.0)
         super().destroy_node()
 
 

@@ -8,6 +8,7 @@ SQLite ledger (see intake_ledger for the crash windows). The executor only runs 
 held events (no subscriber yet), ledger pruning and diagnostics.
 """
 
+import functools
 import os
 import sqlite3
 import sys
@@ -17,9 +18,10 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 
 from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.node_main import EXIT_INTERNAL, run_node
 from v2x_common.params import declare_parameters
+from v2x_common.worker import dead, exit_node
 from v2x_intake.convert import event_to_alert
 from v2x_intake.core import (
     PARAMETERS,
@@ -50,6 +52,7 @@ class EventIntake(Node):
         super().__init__(NODE_NAME, **kwargs)
         # destroy_node must work whatever point a failed start-up reached.
         self._files = self._http = self._ledger = self._pub = None
+        self.exit_code = None  # set when the HTTP server dies: node_main exits 1
         self.settings = IntakeSettings(**declare_parameters(self, PARAMETERS))
         self.settings.validate()
         token = load_token(self.settings, os.environ)
@@ -77,11 +80,12 @@ class EventIntake(Node):
                 os.makedirs(directory, exist_ok=True)
             self._files = DirectoryIntake(self.settings.events_dir, self.intake.process_file,
                                           self._on_file, self._on_file_error,
-                                          self.settings.settle_s)
+                                          self.settings.settle_s, logger=self.get_logger())
             self._files.start()
         if sock is not None:
             app = create_app(self._submit_http, token, self._health_values)
-            self._http = HttpServer(app, sock)
+            self._http = HttpServer(app, sock, logger=self.get_logger(),
+                                    on_death=functools.partial(exit_node, self))
             self.http_port = self._http.port
             self._http.start()
         self.get_logger().info(
@@ -168,9 +172,17 @@ class EventIntake(Node):
         values['subscribers'] = self._pub.get_subscription_count()
         return values
 
+    def _workers(self) -> list:
+        return [x.worker for x in (self._files, self._http) if x is not None]
+
     def _health(self):
         values = self._health_values()
         values['last_error'] = self.intake.last_error
+        for worker in self._workers():
+            values.update(worker.status())
+        gone = dead(self._workers())
+        if gone:
+            return ERROR, f'worker {gone[0].name} died: {gone[0].last_error}', values
         if self.intake.held:
             return WARN, f'{self.intake.held} event(s) held: no subscriber on {TOPIC}', values
         if values.get('file_errors'):

@@ -16,10 +16,10 @@ import yaml
 
 from v2x_common import qos
 from v2x_common.params import ParameterError
-from v2x_common.testing import random_domain_id
 from v2x_common.timeutil import fill_stamp
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray, PeerStatus, PolicyState
 from v2x_policy.speed_policy import SpeedPolicy
+from v2x_testing import random_domain_id
 
 CONFIG = Path(__file__).resolve().parents[3] / 'launch' / 'config' / 'speed_policy.yaml'
 DEG_M = math.radians(1.0) * 6_371_008.8

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import math
 from typing import Mapping
 
+from v2x_common.geo import EARTH_RADIUS_M
 from v2x_common.params import ParameterError
 from v2x_policy.rules import (
     ACTION_NONE,
@@ -31,8 +32,6 @@ from v2x_policy.rules import (
 DEFAULT_VALIDITY_S = 600.0
 #: The longest validity honoured (DENM's maximum, one day); longer is cut to this.
 MAX_VALIDITY_S = 86400.0
-#: Mean Earth radius (IUGG), for the great-circle distance.
-EARTH_RADIUS_M = 6_371_008.8
 #: ``rsu_stale_action``: keep acting on alerts until expiry, or stop while an RSU is stale.
 RSU_STALE_ACTIONS = ('keep', 'stop')
 

@@ -7,12 +7,12 @@ exceeded (oldest first). ffmpeg is restarted with backoff when it exits or stall
 
 from collections import deque
 from dataclasses import dataclass
+import functools
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from rclpy.node import Node
@@ -30,6 +30,7 @@ from v2x_common.params import (
     not_empty,
 )
 from v2x_common.redact import redact_url
+from v2x_common.worker import Worker
 from v2x_recorder import ffmpeg_tools, pending, segments
 from v2x_recorder.supervisor import Action, State, Supervisor
 
@@ -123,6 +124,7 @@ class SegmentRecorder(Node):
         # What destroy_node uses exists before anything can fail: a node whose start-up
         # failed (a bad parameter) is still destroyed.
         self._proc: subprocess.Popen | None = None
+        self._drainer: Worker | None = None  # reads the running ffmpeg's stderr
         self.diag: Diagnostics | None = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = RecorderSettings(**declare_parameters(self, PARAMETERS))
@@ -194,7 +196,10 @@ class SegmentRecorder(Node):
             self.get_logger().error(f'cannot start ffmpeg: {exc}')
             self._proc = None
             return
-        threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
+        # Supervised: a drain that fails is counted and shown as ERROR (a full stderr pipe
+        # would stall ffmpeg, which the supervisor then restarts with a new drain).
+        self._drainer = Worker('ffmpeg_stderr', functools.partial(self._drain, self._proc),
+                               logger=self.get_logger(), may_finish=True).start()
 
     def _drain(self, proc: subprocess.Popen) -> None:
         for line in proc.stderr:
@@ -272,6 +277,10 @@ class SegmentRecorder(Node):
             'pending_footage_lost': self.protected_lost,
             'delete_errors': self.delete_errors,
         }
+        if self._drainer is not None:
+            values.update(self._drainer.status())
+            if self._drainer.dead:
+                return ERROR, f'ffmpeg stderr reader died: {self._drainer.last_error}', values
         if sup.state is State.WAITING:
             wait = max(0.0, sup.restart_at - now)
             return ERROR, f'ffmpeg not running ({sup.stats.last_reason}); restart in ' \
