@@ -21,13 +21,20 @@ import tempfile
 import threading
 import time
 
+import _path  # noqa: F401  (tests/support on sys.path)
 from bench_bridge import percentile
 
 from v2x_common import qos
-from v2x_common.testing import RosHarness, free_tcp_port, random_domain_id, random_group
 from v2x_common.timeutil import fill_stamp, to_seconds
-from v2x_console.testing import start_node, stop
 from v2x_msgs.msg import Alert
+from v2x_testing import (
+    RosHarness,
+    free_tcp_port,
+    random_domain_id,
+    random_group,
+    start_node,
+    stop_process,
+)
 
 WS = Path(__file__).resolve().parents[1]
 CONFIG = WS / 'launch/config'
@@ -138,7 +145,7 @@ class Bench:
         raise SystemExit(f'console did not start:\n{(self.tmp / "console.log").read_text()}')
 
     def stop_console(self):
-        stop(self.console)
+        stop_process(self.console)
         self.console = None
 
     def publish(self, validity_s: float, tag: str = 'bench') -> str:
@@ -173,9 +180,9 @@ class Bench:
 
     def close(self):
         if self.console is not None:
-            stop(self.console)
+            stop_process(self.console)
         for g in self.gateways:
-            stop(g)
+            stop_process(g)
         self._stop.set()
         self._spinner.join()
         self.rsu.close()

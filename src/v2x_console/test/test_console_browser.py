@@ -22,11 +22,17 @@ import pytest
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 
 from v2x_common import qos
-from v2x_common.testing import RosHarness, free_tcp_port, random_domain_id, random_group
 from v2x_common.timeutil import iso
 from v2x_console.core import PATHS
-from v2x_console.testing import start_node, stop
 from v2x_msgs.msg import Alert, PolicyState
+from v2x_testing import (
+    RosHarness,
+    free_tcp_port,
+    random_domain_id,
+    random_group,
+    start_node,
+    stop_process,
+)
 
 try:
     from selenium import webdriver
@@ -181,7 +187,7 @@ class Stack:
         if self.driver is not None:
             self.driver.quit()
         for proc in self.procs:
-            stop(proc)
+            stop_process(proc)
         self.ros.close()
         self.veh.close()
 
@@ -219,6 +225,12 @@ def seconds(text):
     return int(minutes) * 60 + int(secs)
 
 
+def texts(driver, alert_id, timeout=10):
+    """The cell texts of an alert's row (retried while the page re-renders it)."""
+    return until(driver, timeout).until(lambda d: [
+        c.text for c in row(d, alert_id).find_elements(By.TAG_NAME, 'td')])
+
+
 def row(driver, alert_id):
     rows = driver.find_elements(By.CSS_SELECTOR, f'#alerts tr[data-id="{alert_id}"]')
     return rows[0] if rows else None
@@ -230,13 +242,12 @@ def test_injected_alert_appears_and_counts_down(stack):
     alert_id = f'{sent.source_id}/{sent.sequence}'
     d = stack.driver
     until(d, 20).until(lambda d: row(d, alert_id) is not None)
-    cells = row(d, alert_id).find_elements(By.TAG_NAME, 'td')
-    assert cells[0].text == 'HIGH' and cells[1].text.lower() == 'collision'
-    assert cells[7].text == 'local' and cells[4].text == 'road-live'
-    first = cells[6].text
-    until(d, 10).until(
-        lambda d: row(d, alert_id).find_elements(By.TAG_NAME, 'td')[6].text != first)
-    assert seconds(row(d, alert_id).find_elements(By.TAG_NAME, 'td')[6].text) < seconds(first)
+    cells = texts(d, alert_id)
+    assert cells[0] == 'HIGH' and cells[1].lower() == 'collision'
+    assert cells[7] == 'local' and cells[4] == 'road-live'
+    first = cells[6]
+    until(d, 10).until(lambda d: texts(d, alert_id)[6] != first)
+    assert seconds(texts(d, alert_id)[6]) < seconds(first)
     # drawn on the map, coloured and labelled
     assert d.find_elements(By.CSS_SELECTOR, f'#map g.mark[data-id="{alert_id}"] text')
 
@@ -372,14 +383,15 @@ def test_vehicle_console_shows_alerts_policy_and_position(stack):
     d.switch_to.new_window('tab')
     try:
         d.get(f'http://127.0.0.1:{stack.veh_port}/')
+        until(d, 20).until(lambda d: d.find_element(By.ID, 'live').text == 'LIVE')
         until(d, 20).until(lambda d: row(d, alert_id) is not None)
         assert stack.veh.spin_until(lambda: any(a.road == 'road-vehicle'
                                                 for a in stack.heard), 20)
         heard = next(a for a in stack.heard if a.road == 'road-vehicle')
-        cells = row(d, alert_id).find_elements(By.TAG_NAME, 'td')
+        cells = texts(d, alert_id)
         # path and signature as the vehicle gateway set them on /v2x/alert
-        assert cells[7].text == PATHS[heard.path]
-        assert cells[8].text == ('yes' if heard.authenticated else 'NO')
+        assert cells[7] == PATHS[heard.path]
+        assert cells[8] == ('yes' if heard.authenticated else 'NO')
         assert not d.find_elements(By.CSS_SELECTOR, 'button[data-cancel]')
         assert d.find_element(By.ID, 'inject-button').get_attribute('disabled') is not None
         assert stack.veh.spin_until(lambda: stack.policy, 30), stack.logs()

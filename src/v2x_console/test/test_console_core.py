@@ -6,10 +6,10 @@ import math
 
 import pytest
 
+from v2x_common.params import ParameterError
 from v2x_console.actions import (
     ActionError,
     Credentials,
-    CredentialsError,
     load_credentials,
     parse_clip_request,
     parse_inject,
@@ -184,9 +184,9 @@ def test_credentials(tmp_path):
     assert creds.check('Basic !!!') is None and creds.check(None) is None
     assert Credentials().check('Bearer anything') is None
     (tmp_path / 'short').write_text('abc\n')
-    with pytest.raises(CredentialsError, match='console_token_file'):
+    with pytest.raises(ParameterError, match='console_token_file'):
         load_credentials(str(tmp_path / 'short'), '')
-    with pytest.raises(CredentialsError, match='console_password_file'):
+    with pytest.raises(ParameterError, match='console_password_file'):
         load_credentials('', str(tmp_path / 'missing'))
 
 

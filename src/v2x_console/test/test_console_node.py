@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from v2x_common.testing import free_tcp_port
+from v2x_testing import free_tcp_port
 
 EXE = shutil.which('v2x_console')
 pytestmark = pytest.mark.skipif(EXE is None, reason='v2x_console not on PATH (make build)')

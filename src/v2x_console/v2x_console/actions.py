@@ -18,6 +18,7 @@ from v2x_common.mappings import (
     severity_from_str,
     suggest_from_str,
 )
+from v2x_common.params import ParameterError
 from v2x_protocol.sender import MAX_VALIDITY_S
 
 MAX_ROAD_CHARS = 64
@@ -133,10 +134,6 @@ def parse_clip_request(body, now: float) -> ClipRequestBody:
         clip_id=clip_id)
 
 
-class CredentialsError(ValueError):
-    """A token or password file that cannot be used (names the parameter)."""
-
-
 @dataclass(frozen=True)
 class Credentials:
     """Who may act: a bearer token and/or basic users. Empty = nobody may."""
@@ -171,7 +168,8 @@ class Credentials:
 
 
 def load_credentials(token_file: str, password_file: str) -> Credentials:
-    """Read the token (first line) and the ``user:password`` lines; raises CredentialsError."""
+    """Read the token (first line) and the ``user:password`` lines; ParameterError names
+    the file's parameter when one cannot be used."""
     token = b''
     users = []
     if token_file:
@@ -179,25 +177,25 @@ def load_credentials(token_file: str, password_file: str) -> Credentials:
             with open(token_file, 'rb') as f:
                 lines = f.read().splitlines()
         except OSError as exc:
-            raise CredentialsError(f"parameter 'console_token_file': {exc}") from None
+            raise ParameterError('console_token_file', str(exc)) from None
         token = lines[0].strip() if lines else b''
         if len(token) < 16:
-            raise CredentialsError("parameter 'console_token_file': the token must be at least "
-                                   '16 characters')
+            raise ParameterError('console_token_file', 'the token must be at least 16 '
+                                 'characters')
     if password_file:
         try:
             with open(password_file, 'rb') as f:
                 lines = f.read().splitlines()
         except OSError as exc:
-            raise CredentialsError(f"parameter 'console_password_file': {exc}") from None
+            raise ParameterError('console_password_file', str(exc)) from None
         for number, line in enumerate(lines, 1):
             if not line.strip() or line.startswith(b'#'):
                 continue
             user, sep, password = line.partition(b':')
             if not sep or not user or len(password) < 8:
-                raise CredentialsError(f"parameter 'console_password_file': line {number} is "
-                                       "not 'user:password' with a password of 8+ characters")
+                raise ParameterError('console_password_file', f"line {number} is not "
+                                     "'user:password' with a password of 8+ characters")
             users.append((user, password))
         if not users:
-            raise CredentialsError("parameter 'console_password_file': no user in the file")
+            raise ParameterError('console_password_file', 'no user in the file')
     return Credentials(token, tuple(users))

@@ -10,6 +10,7 @@ uvicorn runs in its own thread beside the rclpy executor; the state is shared un
 lock.
 """
 
+import functools
 import math
 import os
 import sys
@@ -17,22 +18,26 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 
 from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
-from v2x_common.timeutil import fill_stamp
-from v2x_console import conversions
-from v2x_console.actions import (
-    ClipRequestBody,
-    CredentialsError,
-    InjectRequest,
-    load_credentials,
+from v2x_common.params import (
+    Check,
+    Param,
+    ParameterError,
+    check,
+    declare_parameters,
+    in_range,
+    not_empty,
+    one_of,
 )
+from v2x_common.timeutil import fill_stamp
+from v2x_common.worker import dead, exit_node
+from v2x_console import conversions
+from v2x_console.actions import ClipRequestBody, InjectRequest, load_credentials
 from v2x_console.archive import ArchiveReader
 from v2x_console.core import ConsoleSettings, ConsoleState
 from v2x_console.http_app import ActionFailed, Hub, NotCancellable, create_app
@@ -44,58 +49,44 @@ NODE_NAME = 'v2x_console'
 ROLES = ('rsu', 'vehicle')
 
 
-class SettingsError(ValueError):
-    """A parameter that cannot be used; the message names it."""
+def _site(low: float, high: float) -> Check:
+    return check(f'NaN (unknown) or within [{low:g}, {high:g}]',
+                 lambda v: None if math.isnan(v) or low <= v <= high
+                 else f'{v!r} is not NaN or within [{low:g}, {high:g}]')
 
 
-def _float(lo: float, hi: float) -> dict:
-    return {'floating_point_range': [FloatingPointRange(from_value=lo, to_value=hi)]}
-
-
-# name -> (default, description, extra descriptor fields). All read once at start-up.
-PARAMETERS = {
-    'role': ('rsu', "'rsu' (actions: inject, cancel, clip) or 'vehicle' (read-only, "
-                    'shows the policy state)', {}),
-    'console_bind': ('127.0.0.1', 'address the page listens on (0.0.0.0 opens it to the '
-                                  'network: set credentials first)', {}),
-    'console_port': (8090, 'TCP port of the page (0 = any free port)',
-                     {'integer_range': [IntegerRange(from_value=0, to_value=65535, step=1)]}),
-    'console_token_file': ('', 'file whose first line is the bearer token for actions '
-                               "('' = none)", {}),
-    'console_password_file': ('', "file of 'user:password' lines for HTTP basic on actions "
-                                  "('' = none)", {}),
-    'archive_dir': ('', "event_clipper's archive of clips ('' = no archive)", {}),
-    'site_lat': (math.nan, 'site latitude, the centre of the map (WGS84; NaN = unknown)', {}),
-    'site_lon': (math.nan, 'site longitude (WGS84; NaN = unknown)', {}),
-    'tile_url': ('', "optional map tiles, e.g. https://tile.example/{z}/{x}/{y}.png "
-                     "('' = none: the map is drawn from the data alone)", {}),
-    'archive_scan_s': (5.0, 'how often the archive directory is listed', _float(0.1, 3600.0)),
-    'expire_period_s': (0.5, 'how often expired alerts are removed', _float(0.05, 10.0)),
-    'max_alerts': (2000, 'alerts shown at most (more are counted as overflow)',
-                   {'integer_range': [IntegerRange(from_value=1, to_value=100000, step=1)]}),
-    'request_clip_timeout_s': (10.0, 'wait this long for event_clipper to answer',
-                               _float(0.1, 120.0)),
-}
+#: Every parameter, read once at start-up (read-only).
+PARAMETERS = (
+    Param('role', 'rsu', "'rsu' (actions: inject, cancel, clip) or 'vehicle' (read-only, "
+          'shows the policy state and its own position)', one_of(*ROLES)),
+    Param('console_bind', '127.0.0.1', 'address the page listens on (0.0.0.0 opens it to '
+          'the network: set credentials first)', not_empty),
+    Param('console_port', 8090, 'TCP port of the page (0 = any free port)',
+          in_range(0, 65535)),
+    Param('console_token_file', '', "file whose first line is the bearer token for actions "
+          "('' = none)"),
+    Param('console_password_file', '', "file of 'user:password' lines for HTTP basic on "
+          "actions ('' = none)"),
+    Param('archive_dir', '', "event_clipper's archive of clips ('' = no archive)"),
+    Param('site_lat', math.nan, 'site latitude, the centre of the map (WGS84; NaN = '
+          'unknown)', _site(-90.0, 90.0)),
+    Param('site_lon', math.nan, 'site longitude (WGS84; NaN = unknown)', _site(-180.0, 180.0)),
+    Param('tile_url', '', "optional map tiles, e.g. https://tile.example/{z}/{x}/{y}.png "
+          "('' = none: the map is drawn from the data alone)"),
+    Param('archive_scan_s', 5.0, 'how often the archive directory is listed',
+          in_range(0.1, 3600.0)),
+    Param('expire_period_s', 0.5, 'how often expired alerts are removed',
+          in_range(0.05, 10.0)),
+    Param('max_alerts', 2000, 'alerts shown at most (more are counted as overflow)',
+          in_range(1, 100000)),
+    Param('request_clip_timeout_s', 10.0, 'wait this long for event_clipper to answer',
+          in_range(0.1, 120.0)),
+)
 
 
 def read_settings(node: Node) -> dict:
-    """Declare every parameter (read-only, typed) and return the checked values."""
-    values = {}
-    for name, (default, description, extra) in PARAMETERS.items():
-        number = isinstance(default, float)
-        descriptor = ParameterDescriptor(description=description, read_only=True,
-                                         dynamic_typing=number, **extra)
-        value = node.declare_parameter(name, default, descriptor).value
-        if number:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise SettingsError(f'parameter {name!r}: {value!r} is not a number')
-            value = float(value)
-        values[name] = value
-    if values['role'] not in ROLES:
-        raise SettingsError(f"parameter 'role': {values['role']!r} is not 'rsu' or 'vehicle'")
-    for name, lo, hi in (('site_lat', -90.0, 90.0), ('site_lon', -180.0, 180.0)):
-        if not math.isnan(values[name]) and not lo <= values[name] <= hi:
-            raise SettingsError(f'parameter {name!r}: {values[name]} is not in {lo:g}..{hi:g}')
+    """Declare every parameter (read-only, typed, checked) and return the values."""
+    values = declare_parameters(node, PARAMETERS)
     for name in ('console_token_file', 'console_password_file', 'archive_dir'):
         values[name] = os.path.expanduser(values[name])
     return values
@@ -108,14 +99,15 @@ class ConsoleNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._http = None
         self.hub = None
+        self.exit_code = None  # set when the HTTP server dies: node_main exits 1
         p = self.params = read_settings(self)
         self.credentials = load_credentials(p['console_token_file'],
                                             p['console_password_file'])
         try:  # a taken port stops the start here, naming the parameter
             sock = bind(p['console_bind'], p['console_port'])
         except OSError as exc:
-            raise SettingsError(f"parameters 'console_bind'/'console_port': cannot listen on "
-                                f"{p['console_bind']}:{p['console_port']}: {exc}") from None
+            raise ParameterError('console_port', f"cannot listen on {p['console_bind']}:"
+                                 f"{p['console_port']}: {exc.strerror or exc}") from None
         self._lock = threading.Lock()
         self.state = ConsoleState(ConsoleSettings(
             role=p['role'], site_lat=p['site_lat'], site_lon=p['site_lon'],
@@ -142,7 +134,8 @@ class ConsoleNode(Node):
         self._diag = Diagnostics(self, status_fn=self._health)
         app = create_app(self.snapshot, self.hub, self.archive, self,
                          self.credentials, p['tile_url'])
-        self._http = HttpServer(app, sock)
+        self._http = HttpServer(app, sock, logger=self.get_logger(),
+                                on_death=functools.partial(exit_node, self))
         self.port = self._http.port
         self._http.start()
         auth = ('bearer token' if self.credentials.token else '') + \
@@ -260,6 +253,9 @@ class ConsoleNode(Node):
             values = dict(self.state.counts)
         values.update(self.actions_done, stream_clients=self.hub.clients,
                       stream_clients_dropped=self.hub.dropped_clients, port=self.port)
+        values.update(self._http.worker.status() if self._http else {})
+        if self._http is not None and dead([self._http.worker]):
+            return ERROR, 'HTTP server died', values
         if not self.http_ready:
             return WARN, 'HTTP not serving yet', values
         return OK, f'serving on port {self.port}', values
@@ -276,8 +272,7 @@ class ConsoleNode(Node):
 
 def main(args=None) -> int:
     """Run the console until interrupted; a bad parameter exits 2 naming it."""
-    return run_node(NODE_NAME, ConsoleNode, args,
-                    {SettingsError: 2, CredentialsError: 2, ParameterException: 2})
+    return run_node(NODE_NAME, ConsoleNode, args)
 
 
 if __name__ == '__main__':
