@@ -39,6 +39,7 @@ try:
     from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:  # pragma: no cover - selenium is in the venv
     webdriver = None
@@ -313,16 +314,20 @@ def sign_in(driver):
 
 
 def test_cancel_from_the_page_reaches_the_vehicle(stack):
-    """Cancel on the page: the RSU withdraws the alert and the vehicle logs the cancel."""
+    """Cancel on the page (by keyboard): the RSU withdraws the alert and the vehicle logs
+    the cancel."""
     sent = stack.inject('road-cancel', 120.0)
     alert_id = f'{sent.source_id}/{sent.sequence}'
     stack.wait(lambda: stack.vehicle_events(sent.sequence) == ['new'], 30,
                'vehicle heard the alert')
     d = stack.driver
     sign_in(d)
-    button = until(d, 20).until(
+    until(d, 20).until(
         lambda d: d.find_element(By.CSS_SELECTOR, f'button[data-cancel="{alert_id}"]'))
-    button.click()
+    # by keyboard: focus the button as Tab would reach it, then Enter
+    d.execute_script('document.querySelector(arguments[0]).focus();',
+                     f'button[data-cancel="{alert_id}"]')
+    d.switch_to.active_element.send_keys(Keys.ENTER)
     until(d, 20).until(lambda d: row(d, alert_id) is None)
     stack.wait(lambda: stack.vehicle_events(sent.sequence) == ['new', 'cancel'], 30,
                'vehicle logged the cancel')
