@@ -12,7 +12,7 @@ import pytest
 from v2x_console.actions import Credentials
 from v2x_console.archive import ArchiveReader
 from v2x_console.core import ConsoleState, Event
-from v2x_console.http_app import Hub, NotCancellable, create_app
+from v2x_console.http_app import Hub, NotCancellable, content_security_policy, create_app
 
 TOKEN = b'http-test-token-0123456789'
 NOW = 1_800_000_000.0
@@ -119,6 +119,20 @@ def test_page_and_headers(app):
     assert page.status_code == 200 and 'initial-state' in page.text
     assert "default-src 'self'" in page.headers['content-security-policy']
     assert client.get('/static/app.js').status_code == 200
+
+
+def test_loopback_console_refuses_other_host_names(app):
+    """Bound to loopback, a request naming another host (DNS rebinding) is refused."""
+    client, _ = app
+    assert client.get('/api/state', headers={'Host': 'evil.example:8090'}).status_code == 400
+    assert client.get('/api/state', headers={'Host': 'localhost:8090'}).status_code == 200
+
+
+def test_tile_host_is_the_only_outside_source():
+    """A tile URL adds its one host for images; nothing else leaves this origin."""
+    csp = content_security_policy('https://tiles.example.org/{z}/{x}/{y}.png')
+    assert "img-src 'self' data: https://tiles.example.org;" in csp
+    assert "connect-src 'self'" in csp and 'example' not in content_security_policy('')
 
 
 class _Request:

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from v2x_console.actions import (
     ActionError,
@@ -164,9 +165,18 @@ def content_security_policy(tile_url: str) -> str:
             "base-uri 'none'; form-action 'none'")
 
 
+def allowed_hosts(bind: str) -> list[str]:
+    """Host header values the app answers: only loopback names when bound to loopback
+    (a web page the operator visits cannot read the console through DNS rebinding);
+    any when opened to the network (the machine's names and addresses are not known)."""
+    if bind in ('127.0.0.1', '::1', 'localhost') or bind.startswith('127.'):
+        return ['127.0.0.1', 'localhost', '[::1]', '::1', bind]
+    return ['*']
+
+
 def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
                actions: Actions, credentials: Credentials, tile_url: str = '',
-               clock: Callable[[], float] = time.time) -> FastAPI:
+               clock: Callable[[], float] = time.time, bind: str = '127.0.0.1') -> FastAPI:
     """The console's ASGI app."""
     app = FastAPI(title='V2X console', version='1.0.0', docs_url=None, redoc_url=None,
                   description='Live alerts, peers, policy state, diagnostics and evidence '
@@ -183,6 +193,7 @@ def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
             response.headers.setdefault(name, value)
         return response
 
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(bind))
     app.mount('/static', StaticFiles(directory=STATIC_DIR), name='static')
 
     @app.get('/', response_class=HTMLResponse)

@@ -132,8 +132,8 @@ class ConsoleNode(Node):
         self.create_timer(p['archive_scan_s'], self._scan_archive)
         self.actions_done = {'injected': 0, 'cancelled': 0, 'clips_requested': 0}
         self._diag = Diagnostics(self, status_fn=self._health)
-        app = create_app(self.snapshot, self.hub, self.archive, self,
-                         self.credentials, p['tile_url'])
+        app = create_app(self.snapshot, self.hub, self.archive, self, self.credentials,
+                         p['tile_url'], bind=p['console_bind'])
         self._http = HttpServer(app, sock, logger=self.get_logger(),
                                 on_death=functools.partial(exit_node, self))
         self.port = self._http.port
