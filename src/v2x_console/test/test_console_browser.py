@@ -306,6 +306,21 @@ def test_unauthenticated_actions_are_refused(stack):
     assert status == 403 and body['field'] == 'x-v2x-console'
 
 
+def test_drop_counters_and_every_nodes_diagnostics(stack):
+    """An alert the gateway refuses shows up as a drop counter with its reason; every node
+    of the RSU domain is listed with its diagnostics."""
+    bad = Alert(kind=Alert.KIND_FIRE, severity=Alert.SEVERITY_LOW, validity_s=-5.0,
+                road='road-invalid')
+    stack.pub.publish(bad)
+    d = stack.driver
+    until(d, 20).until(lambda d: any(
+        'alert out' in r.text for r in d.find_elements(By.CSS_SELECTOR, '#drops tbody tr')))
+    names = {r.find_element(By.TAG_NAME, 'td').text
+             for r in d.find_elements(By.CSS_SELECTOR, '#nodes tbody tr')}
+    assert {'alert_gateway', 'event_clipper', 'v2x_console'} <= names, names
+    assert not any(a.road == 'road-invalid' for a in stack.sent)
+
+
 def sign_in(driver):
     driver.find_element(By.ID, 'token').send_keys(TOKEN)
     driver.find_element(By.CSS_SELECTOR, '#login button[type=submit]').click()
