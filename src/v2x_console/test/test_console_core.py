@@ -146,7 +146,8 @@ def test_inject_defaults_are_v2x_injects():
     ({'confidence': 1.5}, 'confidence'),
     ({'distance_m': 'far'}, 'distance_m'),      # not a number
     ({'distance_m': True}, 'distance_m'),       # bool is not a number
-    ({'road': 'x' * 65}, 'road'),               # too long for the wire
+    ({'road': 'x' * 256}, 'road'),              # too long for the wire (str8)
+    ({'road': 'A\x1b[2J'}, 'road'),             # a control character (terminal escape)
     ({'clip': 'yes'}, 'clip'),
     ({'sequence': 5}, 'sequence'),              # identity is the gateway's: no such field
 ])

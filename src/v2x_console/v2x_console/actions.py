@@ -21,7 +21,7 @@ from v2x_common.mappings import (
 from v2x_common.params import ParameterError
 from v2x_protocol.sender import MAX_VALIDITY_S
 
-MAX_ROAD_CHARS = 64
+MAX_TEXT_BYTES = 255  # a text field on the wire (str8)
 MAX_CLIP_WINDOW_S = 86400.0  # event_clipper's MAX_WINDOW_S
 
 
@@ -103,8 +103,10 @@ def parse_inject(body) -> InjectRequest:
     ttl_s (0 = the gateway's default), confidence, clip; the same defaults."""
     body = _check_keys(body, INJECT_FIELDS)
     road = body.get('road', 'segment_A')
-    if not isinstance(road, str) or len(road) > MAX_ROAD_CHARS:
-        raise ActionError('road', f'expected a string of at most {MAX_ROAD_CHARS} characters')
+    if not isinstance(road, str) or len(road.encode('utf-8', 'surrogatepass')) > \
+            MAX_TEXT_BYTES or any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in road):
+        raise ActionError('road', f'expected printable text of at most {MAX_TEXT_BYTES} '
+                          'bytes of UTF-8')
     clip = body.get('clip', False)
     if not isinstance(clip, bool):
         raise ActionError('clip', f'{clip!r} is not true/false')
