@@ -69,6 +69,21 @@ def test_expired_on_arrival_is_not_shown():
     assert s.counts['alerts_late'] == 1
 
 
+@pytest.mark.parametrize('fields', [
+    {'validity_s': math.inf},        # hand-published on v2x/alert: never expires
+    {'validity_s': math.nan},
+    {'validity_s': -1.0},
+    {'stamp': math.nan},
+    {'detection_time': math.inf},
+])
+def test_alert_with_unusable_times_is_counted_not_shown(fields):
+    """Non-finite or negative times are counted as invalid; the snapshot stays strict JSON."""
+    s = ConsoleState()
+    events = s.alert(alert(**fields), NOW)
+    assert [e.kind for e in events] == ['counts'] and s.counts['alerts_invalid'] == 1
+    json.dumps(s.snapshot(NOW), allow_nan=False)
+
+
 def test_most_severe_first_and_own_alerts():
     """High before medium, stop before slow down; only alerts heard on alert_sent are own."""
     s = ConsoleState()

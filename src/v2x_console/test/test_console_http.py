@@ -112,6 +112,20 @@ def test_archive_files_by_listed_name_only(app):
     assert 'attachment' in attachment.headers['content-disposition']
 
 
+def test_hostile_sidecars_keep_the_api_json(tmp_path):
+    """Sidecars with NaN, wrong types or broken JSON are listed with what is usable."""
+    (tmp_path / 'accident_1_a.json').write_text('{"t0": NaN, "gaps": "x", "window": 3, '
+                                                '"duration_s": Infinity, "sha256": 7}')
+    (tmp_path / 'accident_2_b.json').write_text('{broken')
+    (tmp_path / 'accident_3_c.json').write_text('[1, 2]')
+    clips = ArchiveReader(str(tmp_path)).read()
+    json.dumps(clips, allow_nan=False)
+    by_stem = {c['stem']: c for c in clips}
+    assert by_stem['accident_1_a']['t0'] is None and by_stem['accident_1_a']['gaps'] == []
+    assert 'unreadable' in by_stem['accident_2_b']['error']
+    assert by_stem['accident_3_c']['error'] == 'sidecar is not a JSON object'
+
+
 def test_page_and_headers(app):
     """The page is served with a same-origin-only Content-Security-Policy."""
     client, _ = app

@@ -7,11 +7,23 @@ clip's files are served only by name from the listing, never by a path from the 
 
 import hashlib
 import json
+import math
 import os
 
 from v2x_recorder.archive import scan_archive
 
 READ_CHUNK = 1 << 20
+
+
+def _num(value) -> float | None:
+    """A finite number from a sidecar, else None (JSON allows NaN in; the API never)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ''
 
 
 def _entry(stem: str, files: tuple[str, ...], sidecar: dict | None, problem: str) -> dict:
@@ -24,15 +36,18 @@ def _entry(stem: str, files: tuple[str, ...], sidecar: dict | None, problem: str
             size = os.path.getsize(video)
         except OSError:  # deleted by retention since the scan
             video = None
+    if not isinstance(window, dict):
+        window = {}
+    gaps = side.get('gaps')
     return {
-        'stem': stem, 'clip_id': side.get('clip_id', ''), 't0': side.get('t0'),
-        'window_start': window.get('start'), 'window_end': window.get('end'),
-        'pre_s': side.get('pre_s'), 'post_s': side.get('post_s'),
-        'duration_s': side.get('duration_s'),
-        'expected_duration_s': side.get('expected_duration_s'),
-        'gaps': list(side.get('gaps') or []), 'sha256': side.get('sha256', ''),
-        'origin': side.get('origin', ''), 'alert': side.get('alert'),
-        'error': side.get('error', '') or problem,
+        'stem': stem, 'clip_id': _text(side.get('clip_id')), 't0': _num(side.get('t0')),
+        'window_start': _num(window.get('start')), 'window_end': _num(window.get('end')),
+        'pre_s': _num(side.get('pre_s')), 'post_s': _num(side.get('post_s')),
+        'duration_s': _num(side.get('duration_s')),
+        'expected_duration_s': _num(side.get('expected_duration_s')),
+        'gaps': [g for g in gaps if isinstance(g, str)] if isinstance(gaps, list) else [],
+        'sha256': _text(side.get('sha256')), 'origin': _text(side.get('origin')),
+        'error': _text(side.get('error')) or problem,
         'video': os.path.basename(video) if video else None,
         'sidecar': os.path.basename(paths['.json']) if '.json' in paths else None, 'size': size,
     }

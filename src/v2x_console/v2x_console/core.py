@@ -159,7 +159,8 @@ class ConsoleState:
         self._clips: dict[str, ClipInput] = {}      # from v2x/clip, by clip_id
         self._archive: list[dict] = []
         self._position: dict | None = None          # this vehicle's last GPS fix
-        self.counts = dict.fromkeys(('alerts_received', 'alerts_shown', 'alerts_older',
+        self.counts = dict.fromkeys(('alerts_received', 'alerts_shown', 'alerts_invalid',
+                                     'alerts_older',
                                      'alerts_expired', 'alerts_cancelled',
                                      'alerts_late', 'alerts_overflow'), 0)
 
@@ -167,6 +168,10 @@ class ConsoleState:
     def alert(self, a: AlertInput, now: float, own: bool = False) -> list[Event]:
         """A version of an alert heard on v2x/alert (own=False) or v2x/alert_sent (own)."""
         self.counts['alerts_received'] += 1
+        if not all(math.isfinite(t) for t in (a.stamp, a.detection_time, a.validity_s)) \
+                or a.validity_s < 0:
+            self.counts['alerts_invalid'] += 1  # e.g. hand-published with an infinite validity
+            return [Event('counts', dict(self.counts))]
         shown = self._alerts.get(a.key)
         if shown is not None and a.stamp < shown.alert.stamp:
             self.counts['alerts_older'] += 1

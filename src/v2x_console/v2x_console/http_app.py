@@ -75,6 +75,7 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[asyncio.Queue] = set()
         self.dropped_clients = 0
+        self.unencodable = 0
         self.closed = False
 
     @property
@@ -86,7 +87,14 @@ class Hub:
         loop = self._loop
         if not events or loop is None or not self._clients:
             return
-        chunks = [encode_event(e.kind, e.data) for e in events]
+        chunks = []
+        for e in events:
+            try:
+                chunks.append(encode_event(e.kind, e.data))
+            except (TypeError, ValueError):  # never expected: counted, never raised
+                self.unencodable += 1
+        if not chunks:
+            return
         try:
             loop.call_soon_threadsafe(self._fan_out, chunks)
         except RuntimeError:  # the loop closed: the server is stopping

@@ -252,7 +252,8 @@ class ConsoleNode(Node):
         with self._lock:
             values = dict(self.state.counts)
         values.update(self.actions_done, stream_clients=self.hub.clients,
-                      stream_clients_dropped=self.hub.dropped_clients, port=self.port)
+                      stream_clients_dropped=self.hub.dropped_clients,
+                      events_unencodable=self.hub.unencodable, port=self.port)
         values.update(self._http.worker.status() if self._http else {})
         if self._http is not None and dead([self._http.worker]):
             return ERROR, 'HTTP server died', values

@@ -264,6 +264,7 @@ function renderDiagnostics() {
   const c = state.counts;
   $('console-counts').textContent = `Console: ${c.alerts_received} alert versions heard, ` +
     `${c.alerts_expired} expired, ${c.alerts_cancelled} cancelled, ${c.alerts_late} arrived expired` +
+    (c.alerts_invalid ? `, ${c.alerts_invalid} INVALID (non-finite times)` : '') +
     (c.alerts_overflow ? `, ${c.alerts_overflow} NOT SHOWN (overflow)` : '') + '.';
 }
 
