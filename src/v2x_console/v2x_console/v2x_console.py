@@ -115,8 +115,9 @@ class ConsoleNode(Node):
             actions=self.credentials.configured and p['role'] == 'rsu'))
         self.hub = Hub(self.snapshot)
         self.archive = ArchiveReader(p['archive_dir'])
-        self._pub_out = self.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
-        self._clip_client = self.create_client(RequestClip, 'v2x/request_clip')
+        if p['role'] == 'rsu':  # the actions' publisher and client: an RSU's only
+            self._pub_out = self.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
+            self._clip_client = self.create_client(RequestClip, 'v2x/request_clip')
         self.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT)
         self.create_subscription(Alert, 'v2x/alert_sent', self._on_alert_sent, qos.ALERT_SENT)
         self.create_subscription(PeerArray, 'v2x/peers', self._on_peers, qos.PEERS)
@@ -206,7 +207,7 @@ class ConsoleNode(Node):
                                'running?)')
         msg = conversions.inject_to_msg(request)
         self._pub_out.publish(msg)
-        self.actions_done['injected'] += 1
+        self._done('injected')
         self.get_logger().info(f'operator injected a test alert (kind {msg.kind}, severity '
                                f'{msg.severity}, road {msg.road!r})')
         return {'status': 'published', 'topic': self._pub_out.topic_name}
@@ -221,7 +222,7 @@ class ConsoleNode(Node):
         if self._pub_out.get_subscription_count() == 0:
             raise ActionFailed(f'no subscriber on {self._pub_out.topic_name}')
         self._pub_out.publish(conversions.cancel_to_msg(alert))
-        self.actions_done['cancelled'] += 1
+        self._done('cancelled')
         self.get_logger().info(f'operator cancelled {source_id}/{sequence}')
         return {'status': 'published', 'id': f'{source_id}/{sequence}'}
 
@@ -242,16 +243,21 @@ class ConsoleNode(Node):
             future.cancel()
             raise ActionFailed('event_clipper did not answer in time')
         result = future.result()
-        self.actions_done['clips_requested'] += 1
+        self._done('clips_requested')
         self.get_logger().info(f'operator requested a clip at {request.t0:.3f}: '
                                f'accepted={result.accepted}')
         return {'accepted': result.accepted, 'path': result.path, 'message': result.message}
+
+    def _done(self, action: str) -> None:
+        with self._lock:
+            self.actions_done[action] += 1
 
     # --- health -------------------------------------------------------------------------
     def _health(self):
         with self._lock:
             values = dict(self.state.counts)
-        values.update(self.actions_done, stream_clients=self.hub.clients,
+            values.update(self.actions_done)
+        values.update(stream_clients=self.hub.clients,
                       stream_clients_dropped=self.hub.dropped_clients,
                       events_unencodable=self.hub.unencodable, port=self.port)
         values.update(self._http.worker.status() if self._http else {})
