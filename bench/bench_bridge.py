@@ -43,7 +43,7 @@ from v2x_protocol import keys, wire
 from v2x_protocol.receiver import AlertDelivered, Receiver
 from v2x_protocol.sender import Sender
 
-SECRET = 'bench-secret'
+SECRET = 'bench-secret-0123456789abcdef'
 VALIDITY_S = float(os.environ.get('BENCH_VALIDITY_S', '2.0'))
 
 

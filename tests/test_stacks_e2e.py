@@ -68,6 +68,7 @@ def inject(domain, *flags, netns=None):
 def stacks_args(tmp_path, mcast):
     key = tmp_path / 'hmac.key'
     key.write_text('e2e-test-key-0123456789\n')
+    key.chmod(0o600)
     common = {'key_file': str(key), 'group': mcast['group'], 'port': str(mcast['port']),
               'profile': str(WS / 'launch/config/demo.yaml')}
     rsu = {**common, 'enable_detector': 'false', 'enable_recorder': 'false',

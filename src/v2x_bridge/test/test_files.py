@@ -117,10 +117,11 @@ def test_csv_rotation_keeps_n_files(tmp_path):
 def test_hmac_key_sources(tmp_path):
     """Literal, file (newline stripped) and $V2X_KEY give the same key id."""
     f = tmp_path / 'k'
-    f.write_text('mysecret\n')
-    ids = {keys.hmac_from_sources('mysecret').key_id,
+    f.write_text('files-secret-0123456789\n')
+    f.chmod(0o600)
+    ids = {keys.hmac_from_sources('files-secret-0123456789').key_id,
            keys.hmac_from_sources(key_file=str(f)).key_id,
-           keys.hmac_from_sources(env={'V2X_KEY': 'mysecret'}).key_id}
+           keys.hmac_from_sources(env={'V2X_KEY': 'files-secret-0123456789'}).key_id}
     assert len(ids) == 1
     assert keys.hmac_from_sources(env={}) is None
 
@@ -135,7 +136,7 @@ def test_no_key_message_says_how(tmp_path):
 
 def test_secret_not_in_repr():
     """repr() of a key shows its id, never the secret."""
-    assert 'mysecret' not in repr(keys.HmacKey(b'mysecret'))
+    assert 'repr-secret-0123456789' not in repr(keys.HmacKey(b'repr-secret-0123456789'))
 
 
 @pytest.mark.parametrize('content,match', [
@@ -155,7 +156,7 @@ def test_state_file_write_is_atomic(tmp_path):
     """No temp file is left behind after assignments."""
     store = SequenceStore(tmp_path)
     store.next('a')
-    assert os.listdir(tmp_path) == [SequenceStore.FILE]
+    assert sorted(os.listdir(tmp_path)) == [SequenceStore.FILE, SequenceStore.LOCK]
 
 
 def test_update_keeps_event_times_from_previous_version():

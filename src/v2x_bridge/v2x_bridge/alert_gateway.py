@@ -7,8 +7,11 @@ repeat_interval_s until expiry -> the new alert on v2x/alert_sent.
 """
 
 from dataclasses import dataclass
+import json
 import os
 from pathlib import Path
+import re
+import socket
 import sys
 import threading
 import time
@@ -21,7 +24,7 @@ from visualization_msgs.msg import MarkerArray
 from v2x_bridge import conversions, net
 from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol import keys
@@ -33,13 +36,32 @@ from v2x_protocol.receiver import (
     HeartbeatReceived,
     Receiver,
 )
-from v2x_protocol.sender import InvalidTiming, Outbox, Sender, fill_identity
+from v2x_protocol.sender import (
+    InvalidTiming,
+    Outbox,
+    OutOfRangeInput,
+    Sender,
+    UnknownEvent,
+    fill_identity,
+)
 from v2x_protocol.state import OutboxFile, SequenceStore
 from v2x_protocol.wire import HeartbeatData, InvalidMessage
 
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
 DEFAULT_STATION = {'rsu': 'rsu_server_01', 'vehicle': 'vehicle_01'}
+ID_CONFLICT_ERROR_S = 60.0  # diagnostics ERROR this long after an id conflict was heard
+HIGH_WATER_FILE = 'high_water.json'
+HIGH_WATER_SAVE_S = 10.0
+
+
+def default_station_id(role: str) -> str:
+    """An RSU's station id derived from the host name ('rsu_<host>'), so two RSUs never
+    share a default; a vehicle's is vehicle_01."""
+    if role != 'rsu':
+        return DEFAULT_STATION[role]
+    host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname().split('.')[0]) or 'host'
+    return f'rsu_{host}'[:64]
 MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 Hz)
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
@@ -52,7 +74,8 @@ class AlreadyExpired(InvalidMessage):
 
 # why an alert on v2x/alert_out was dropped: counter dropped_alert_out_<reason>
 _ALERT_OUT_REASONS = ((InvalidTiming, 'bad_time'), (OverflowError, 'bad_time'),
-                      (AlreadyExpired, 'expired'), (OSError, 'state_error'))
+                      (AlreadyExpired, 'expired'), (OSError, 'state_error'),
+                      (UnknownEvent, 'unknown_event'), (OutOfRangeInput, 'out_of_range'))
 
 
 def _alert_out_reason(exc: Exception) -> str:
@@ -99,7 +122,7 @@ def _positive(lo: float = 0.0, hi: float = 1e9) -> FloatingPointRange:
 # name -> (default, description, extra descriptor fields)
 PARAMETERS = {
     'role': ('rsu', "'rsu' (sends alerts and receives peers) or 'vehicle' (receives)", {}),
-    'station_id': ('', 'this station; empty = rsu_server_01 / vehicle_01 by role', {}),
+    'station_id': ('', 'this station; empty = rsu_<hostname> / vehicle_01 by role', {}),
     'group': (net.DEFAULT_GROUP, 'IPv4 multicast group', {}),
     'port': (net.DEFAULT_PORT, 'UDP port',
              {'integer_range': [IntegerRange(from_value=1, to_value=65535, step=1)]}),
@@ -149,7 +172,7 @@ def read_settings(node: Node) -> Settings:
     role = values['role']
     if role not in ROLES:
         raise SettingsError(f"parameter 'role': {role!r} is not 'rsu' or 'vehicle'")
-    values['station_id'] = values['station_id'] or DEFAULT_STATION[role]
+    values['station_id'] = values['station_id'] or default_station_id(role)
     if len(values['station_id'].encode()) > 64 or values['station_id'].strip() != \
             values['station_id']:
         raise SettingsError("parameter 'station_id': at most 64 bytes, no surrounding spaces")
@@ -185,9 +208,18 @@ class AlertGateway(Node):
         self._live: dict[tuple[str, int], object] = {}
         self._markers_dirty = True
         self._signer, keyring = self._load_keys(s)
-        self._sender = Sender(self._signer) if (self._signer or s.insecure) else None
+        try:  # the station's origin and sequences (shared with the CLI tools)
+            self._sequences = SequenceStore(Path(s.state_dir))
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"parameter 'state_dir': {exc}") from None
+        self._sender = (Sender(self._signer, origin=self._sequences.origin)
+                        if (self._signer or s.insecure) else None)
         own = () if self._sender is None else (self._sender.session,)
-        self._receiver = Receiver(keyring, s.max_clock_skew_s, own_sessions=own)
+        self._receiver = Receiver(keyring, s.max_clock_skew_s, own_sessions=own,
+                                  high_water=self._load_high_water())
+        self._id_conflict_at = -ID_CONFLICT_ERROR_S
+        self._clock_steps_seen = 0
+        self._high_water_saved = time.monotonic()
         self._peers = PeerTable(s.stale_after)
         try:
             self._csv = (RotatingCsv(s.csv_log, s.csv_max_bytes, s.csv_keep) if s.csv_log
@@ -198,10 +230,6 @@ class AlertGateway(Node):
             if self._sender is None:
                 raise SettingsError("parameter 'key_file': an RSU needs a signing key "
                                     '(or insecure: true)')
-            try:
-                self._sequences = SequenceStore(Path(s.state_dir))
-            except (OSError, ValueError) as exc:
-                raise SettingsError(f"parameter 'state_dir': {exc}") from None
             self._outbox_file = OutboxFile(s.state_dir)
         try:
             self._rx = net.open_receiver(s.group, s.port, s.iface)
@@ -351,7 +379,7 @@ class AlertGateway(Node):
     def handle_datagram(self, data: bytes) -> None:
         """Run one datagram through the pipeline and act on the outcome (never raises)."""
         now = time.time_ns()
-        event = self._receiver.receive(data, now)
+        event = self._receiver.receive(data, now, time.monotonic_ns())
         if isinstance(event, AlertDelivered):
             a = event.alert
             with self._lock:
@@ -387,6 +415,7 @@ class AlertGateway(Node):
     # --- periodic -------------------------------------------------------------------
     def _on_second(self) -> None:
         now = time.time_ns()
+        self._watch_protocol()
         if self.settings.role == 'rsu' and self._outbox.take_changed():
             # the file is written by a helper thread: JSON of many alerts takes a while
             with self._lock:
@@ -439,14 +468,66 @@ class AlertGateway(Node):
             out.update({f'dropped_{k}': v for k, v in self._dropped.items()})
             out['live_alerts'] = len(self._live)
             out['outbox'] = len(self._outbox)
+        out['id_conflicts'] = self._receiver.counters['id_conflicts']
+        out['clock_steps'] = self._receiver.counters['clock_steps']
         return out
+
+    # --- protocol watch (identity conflicts, clocks, high-water mark) ------------------
+    def _load_high_water(self) -> dict:
+        try:
+            text = (Path(self.settings.state_dir) / HIGH_WATER_FILE).read_text('utf-8')
+            return Receiver.high_water_from_state(json.loads(text))
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _watch_protocol(self) -> None:
+        """Once a second: log id conflicts (ERROR) and clock steps, save the high-water
+        marks now and then."""
+        rx = self._receiver
+        for conflict in rx.take_conflicts():
+            self._id_conflict_at = time.monotonic()
+            self.get_logger().error(conflict.describe())
+        if rx.counters['clock_steps'] != self._clock_steps_seen:
+            self._clock_steps_seen = rx.counters['clock_steps']
+            self.get_logger().warning(f'the wall clock stepped by {rx.clock_step_s:+.3f} s; '
+                                      'replay and event state kept (monotonic)')
+        if rx.high_water_changed and \
+                time.monotonic() - self._high_water_saved >= HIGH_WATER_SAVE_S:
+            rx.high_water_changed = False
+            self._high_water_saved = time.monotonic()
+            marks = rx.high_water_state()
+            try:
+                tmp = Path(self.settings.state_dir) / (HIGH_WATER_FILE + '.tmp')
+                tmp.write_text(json.dumps(marks), encoding='utf-8')
+                os.replace(tmp, tmp.with_name(HIGH_WATER_FILE))
+            except OSError as exc:
+                self.get_logger().warning(f'cannot save the high-water marks: {exc}',
+                                          throttle_duration_sec=60.0)
+
+    def _protocol_health(self):
+        """(level, message) for id conflicts and peer clock offsets, or None."""
+        if time.monotonic() - self._id_conflict_at < ID_CONFLICT_ERROR_S:
+            return ERROR, 'two stations use one station id (see the log); give each its own'
+        offsets = {k: v for k, (v, _) in self._receiver.clock_offsets.copy().items()}
+        limit = self.settings.max_clock_skew_s / 2
+        worst = max(offsets.items(), key=lambda kv: abs(kv[1]), default=None)
+        if worst is not None and abs(worst[1]) > limit:
+            return WARN, (f'peer {worst[0]!r} clock offset {worst[1]:+.1f} s (over '
+                          f'{limit:g} s; the skew window drops it at '
+                          f'{self.settings.max_clock_skew_s:g} s)')
+        return None
 
     def _health(self):
         c = self.counters()
+        protocol = self._protocol_health()
+        if protocol is not None and protocol[0] == ERROR:
+            return protocol[0], protocol[1], c
         if c['send_errors'] or c['csv_errors'] or c['internal_errors']:
             return WARN, 'send, CSV or internal errors', c
         if time.monotonic() - self._last_auth_drop < AUTH_WARN_S:
             return WARN, 'rejecting datagrams that fail authentication (key mismatch?)', c
+        if protocol is not None:
+            return protocol[0], protocol[1], c
         return OK, f'{self.settings.role} {self.settings.station_id}', c
 
     def destroy_node(self):

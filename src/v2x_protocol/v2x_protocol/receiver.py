@@ -192,7 +192,8 @@ class Receiver:
         #: high_water_state(); a restart keeps refusing what is older than it - 2 skew)
         self.high_water: dict[tuple[str, int, bytes], int] = dict(high_water or {})
         self.high_water_changed = False
-        self.clock_offsets: dict[str, float] = {}  # source_id -> send - receive, seconds
+        #: source_id -> (send - receive time in seconds, monotonic ns when measured)
+        self.clock_offsets: dict[str, tuple[float, int]] = {}
         self.counters = {'id_conflicts': 0, 'clock_steps': 0, 'internal_errors': 0}
         self.conflicts: list[IdConflict] = []  # new ones, for the shell to log (take them)
         self.clock_step_s = 0.0  # the last wall-clock step seen
@@ -245,7 +246,7 @@ class Receiver:
         payload = dg.payload
         source = payload.source_id
         if len(self.clock_offsets) < self.max_sessions or source in self.clock_offsets:
-            self.clock_offsets[source] = (env.send_time_ns - now_ns) / 1e9  # before the skew
+            self.clock_offsets[source] = ((env.send_time_ns - now_ns) / 1e9, mono)  # pre-skew
         if env.send_time_ns > now_ns + self.skew_ns:         # generation time window
             raise FutureDated(f'sent {(env.send_time_ns - now_ns) / 1e9:.3f} s in the future')
         if env.send_time_ns < now_ns - self.skew_ns:
@@ -343,12 +344,12 @@ class Receiver:
                     self._names.pop((source, origin), None)
             if not origins:
                 del self._origins[source]
-        if len(self.clock_offsets) >= self.max_sessions:
-            self.clock_offsets.clear()
+        for source in [k for k, (_, at) in self.clock_offsets.items() if at < horizon]:
+            del self.clock_offsets[source]
 
     def high_water_state(self) -> dict[str, int]:
         """The high-water marks as JSON-able {'<auth>:<key id hex>:<source_id>': ns}."""
-        return {f'{a}:{k.hex()}:{s}': t for (s, a, k), t in self.high_water.items()}
+        return {f'{a}:{k.hex()}:{s}': t for (s, a, k), t in self.high_water.copy().items()}
 
     @staticmethod
     def high_water_from_state(state: dict) -> dict[tuple[str, int, bytes], int]:
