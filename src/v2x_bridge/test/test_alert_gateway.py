@@ -38,7 +38,7 @@ def pair(ros, mcast, tmp_path, monkeypatch):
         ros.add(node)
         return node
 
-    rsu = make('rsu', 'rsu', state_dir=str(tmp_path / 'state'))
+    rsu = make('rsu', 'rsu', state_dir=str(tmp_path / 'state'), station_id='rsu_server_01')
     veh = make('vehicle', 'veh', csv_log=str(tmp_path / 'alerts.csv'), csv_max_bytes=600,
                csv_keep=2, origin_lat=37.0, origin_lon=127.0)
     got = {'alert': [], 'sent': [], 'hb': [], 'peers': [], 'markers': []}
@@ -198,7 +198,7 @@ def test_wrong_key_counts_rejections(ros, mcast, tmp_path, monkeypatch):
                      repeat_interval_s=0.2, heartbeat_period_s=0.3)
     monkeypatch.setenv('V2X_KEY', 'rsu-secret-0123456789')
     rsu = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=(
-        common + _params(role='rsu', state_dir=str(tmp_path)))))
+        common + _params(role='rsu', state_dir=str(tmp_path), station_id='rsu_server_01'))))
     monkeypatch.setenv('V2X_KEY', 'another-secret-0123456789')
     veh = ros.add(AlertGateway(context=ros.context, namespace='veh',
                                parameter_overrides=common + _params(role='vehicle')))
@@ -269,6 +269,7 @@ def test_ed25519_gateways_and_diagnostics(ros, mcast, tmp_path, monkeypatch):
                      repeat_interval_s=0.2, heartbeat_period_s=0.3)
     rsu = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=(
         common + _params(role='rsu', auth_mode='ed25519', state_dir=str(tmp_path),
+                         station_id='rsu_server_01',
                          key_file=str(tmp_path / 'rsu_server_01.key')))))  # no trust store
     ros.add(AlertGateway(context=ros.context, namespace='veh', parameter_overrides=(
         common + _params(role='vehicle', auth_mode='ed25519', trust_store=str(store),
@@ -368,7 +369,8 @@ def test_restarted_rsu_continues_sequence_and_is_heard(pair):
     ros.remove(old)
     veh = pair['veh']
     new = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=_params(
-        role='rsu', group=veh.settings.group, port=veh.settings.port, iface='127.0.0.1',
+        role='rsu', station_id='rsu_server_01', group=veh.settings.group,
+        port=veh.settings.port, iface='127.0.0.1',
         repeat_interval_s=0.2, state_dir=str(pair['tmp'] / 'state'))))
     assert ros.spin_until(lambda: pair['pub'].get_subscription_count() > 0, 20)
     # the first alert is still repeated by the new process (outbox kept in state_dir)

@@ -177,7 +177,8 @@ def test_inject_flags_through_gateway_to_client(ros, mcast, tmp_path, monkeypatc
     ros.add(AlertGateway(context=ros.context, parameter_overrides=[
         Parameter('group', value=mcast['group']), Parameter('port', value=mcast['port']),
         Parameter('iface', value=mcast['iface']),
-        Parameter('state_dir', value=str(tmp_path))]))
+        Parameter('state_dir', value=str(tmp_path)),
+        Parameter('station_id', value='rsu_server_01')]))
     client = _start_client(mcast, '--count', '1', '--timeout-s', '60', env=dict(os.environ))
     inject = subprocess.Popen(_tool('v2x_inject', '--type', 'collision', '--severity', 'high',
                                     '--distance-m', '500', '--suggest', 'slow_down', '--road',
