@@ -39,7 +39,8 @@ def pair(ros, mcast, tmp_path, monkeypatch):
         return node
 
     rsu = make('rsu', 'rsu', state_dir=str(tmp_path / 'state'), station_id='rsu_server_01')
-    veh = make('vehicle', 'veh', csv_log=str(tmp_path / 'alerts.csv'), csv_max_bytes=600,
+    veh = make('vehicle', 'veh', station_id='vehicle_01',
+               csv_log=str(tmp_path / 'alerts.csv'), csv_max_bytes=600,
                csv_keep=2, origin_lat=37.0, origin_lon=127.0)
     got = {'alert': [], 'sent': [], 'hb': [], 'peers': [], 'markers': []}
     helper = ros.node('probe')

@@ -139,3 +139,44 @@ def test_smoke_test_beside_a_live_station_keeps_both(link, client):
     assert len(lines) == 2 and not any(ln.endswith((' update', ' cancel')) for ln in lines)
     assert 'type=blockage' in lines[0] and 'type=collision' in lines[1]
     assert 'another live station uses source id' in live_err
+
+
+def test_gateway_reports_another_station_with_its_id_and_rotates_pseudonyms(ros, tmp_path,
+                                                                            monkeypatch):
+    """An RSU gateway that hears another origin with its own station id counts the
+    conflict and its diagnostics say ERROR; the CLI sender hears the gateway and warns.
+    A vehicle without a station_id rotates its pseudonym (the RSU sees new peers)."""
+    from rclpy.parameter import Parameter
+
+    from v2x_bridge.alert_gateway import AlertGateway
+    from v2x_common.diagnostics import ERROR
+
+    group, port = random_group()
+    monkeypatch.setenv('V2X_KEY', KEY)
+    link = dict(group=group, port=port, iface='127.0.0.1', heartbeat_period_s=0.2)
+
+    def params(**kw):
+        return [Parameter(k, value=v) for k, v in {**link, **kw}.items()]
+    rsu = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=params(
+        role='rsu', station_id='rsu_server_01', state_dir=str(tmp_path / 'gw'))))
+    ros.add(AlertGateway(context=ros.context, namespace='veh', parameter_overrides=params(
+        role='vehicle', pseudonym_period_s=0.5, state_dir=str(tmp_path / 'veh'))))
+    other = subprocess.Popen(
+        _tool('v2x_alert_server', '--group', group, '--port', str(port), '--iface',
+              '127.0.0.1', '--state-dir', str(tmp_path / 'other'), '--count', '4',
+              '--interval', '0.3'),
+        env={**os.environ, 'HOME': str(tmp_path)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    assert ros.spin_until(lambda: other.poll() is not None, 60)
+    _, err = other.communicate(timeout=10)
+    assert other.returncode == 0, err
+    assert 'another live station uses source id' in err  # it heard the gateway
+    assert ros.spin_until(lambda: rsu.counters()['id_conflicts'] >= 1
+                          and rsu._health()[0] == ERROR, 20)
+    seen = set()
+
+    def vehicles():
+        seen.update(p.source_id for p in rsu._peers.snapshot(time.time_ns())
+                    if p.source_id.startswith('vehicle_'))
+        return len(seen) >= 2
+    assert ros.spin_until(vehicles, 20), seen

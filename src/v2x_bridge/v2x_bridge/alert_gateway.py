@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 import re
+import secrets
 import socket
 import sys
 import threading
@@ -57,11 +58,16 @@ HIGH_WATER_SAVE_S = 10.0
 
 def default_station_id(role: str) -> str:
     """An RSU's station id derived from the host name ('rsu_<host>'), so two RSUs never
-    share a default; a vehicle's is vehicle_01."""
+    share a default; a vehicle's is a random pseudonym (see pseudonym())."""
     if role != 'rsu':
-        return DEFAULT_STATION[role]
+        return pseudonym()
     host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname().split('.')[0]) or 'host'
     return f'rsu_{host}'[:64]
+
+
+def pseudonym() -> str:
+    """A vehicle's random station id, 'vehicle_<8 hex digits>'."""
+    return f'vehicle_{secrets.token_hex(4)}'
 MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 Hz)
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
@@ -113,6 +119,7 @@ class Settings:
     origin_lat: float
     origin_lon: float
     default_validity_s: float
+    pseudonym_period_s: float = 0.0
 
 
 def _positive(lo: float = 0.0, hi: float = 1e9) -> FloatingPointRange:
@@ -156,6 +163,9 @@ PARAMETERS = {
                    {'floating_point_range': [_positive(-180.0, 180.0)]}),
     'default_validity_s': (600.0, 'validity given to alerts that come with 0',
                            {'floating_point_range': [_positive(0.1, 86400.0)]}),
+    'pseudonym_period_s': (0.0, "vehicle with station_id '': draw a new pseudonym this often "
+                           '(0 = once per start)',
+                           {'floating_point_range': [_positive(0.0, 86400.0)]}),
 }
 
 
@@ -212,11 +222,17 @@ class AlertGateway(Node):
             self._sequences = SequenceStore(Path(s.state_dir))
         except (OSError, ValueError) as exc:
             raise SettingsError(f"parameter 'state_dir': {exc}") from None
-        self._sender = (Sender(self._signer, origin=self._sequences.origin)
+        # a vehicle without a station_id uses random pseudonyms (and no persisted origin)
+        self._pseudonymous = s.role == 'vehicle' and not self.get_parameter('station_id').value
+        self._station_id = s.station_id
+        self._sender = (Sender(self._signer, origin=self._origin())
                         if (self._signer or s.insecure) else None)
         own = () if self._sender is None else (self._sender.session,)
         self._receiver = Receiver(keyring, s.max_clock_skew_s, own_sessions=own,
                                   high_water=self._load_high_water())
+        if self._sender is not None:
+            self._receiver.own_ids[self._station_id] = (self._sender.origin,
+                                                        self._sender.session)
         self._id_conflict_at = -ID_CONFLICT_ERROR_S
         self._clock_steps_seen = 0
         self._high_water_saved = time.monotonic()
@@ -260,6 +276,8 @@ class AlertGateway(Node):
             self.create_timer(min(s.repeat_interval_s / 20.0, 0.05), self._on_repeat_timer)
         if self._sender is not None:
             self.create_timer(s.heartbeat_period_s, self._send_heartbeat)
+            if self._pseudonymous and s.pseudonym_period_s > 0:
+                self.create_timer(s.pseudonym_period_s, self._rotate_pseudonym)
         self.create_timer(1.0, self._on_second)
         self._diag = Diagnostics(self, status_fn=self._health)
         self._stop = threading.Event()
@@ -274,7 +292,7 @@ class AlertGateway(Node):
         if self._sender is not None:
             self._send_heartbeat()
         self.get_logger().info(
-            f'{s.role} {s.station_id} on {s.group}:{s.port} iface={s.iface or "default"} '
+            f'{s.role} {self._station_id} on {s.group}:{s.port} iface={s.iface or "default"} '
             f'auth={s.auth_mode}' + (' INSECURE' if s.insecure else ''))
 
     # --- set-up ---------------------------------------------------------------------
@@ -353,7 +371,7 @@ class AlertGateway(Node):
         s = self.settings
         level, message, _ = self._health()
         active = len(self._outbox) if s.role == 'rsu' else len(self._live)
-        hb = HeartbeatData(s.station_id, ROLES[s.role], 0 if level == OK else 1, message,
+        hb = HeartbeatData(self._station_id, ROLES[s.role], 0 if level == OK else 1, message,
                            active, time.monotonic() - self._started, s.heartbeat_period_s)
         self._send(hb)
 
@@ -472,7 +490,20 @@ class AlertGateway(Node):
         out['clock_steps'] = self._receiver.counters['clock_steps']
         return out
 
-    # --- protocol watch (identity conflicts, clocks, high-water mark) ------------------
+    # --- protocol watch (identity conflicts, clocks, high-water mark, pseudonyms) -------
+    def _origin(self) -> int:
+        return secrets.randbits(64) if self._pseudonymous else self._sequences.origin
+
+    def _rotate_pseudonym(self) -> None:
+        """A new pseudonym, origin and session: nothing on the air links it to the old."""
+        self._receiver.own_ids.pop(self._station_id, None)
+        self._station_id = pseudonym()
+        self._sender = Sender(self._signer, origin=self._origin())
+        self._receiver.own_sessions.add(self._sender.session)
+        self._receiver.own_ids[self._station_id] = (self._sender.origin, self._sender.session)
+        self.get_logger().info(f'new pseudonym {self._station_id}')
+        self._send_heartbeat()
+
     def _load_high_water(self) -> dict:
         try:
             text = (Path(self.settings.state_dir) / HIGH_WATER_FILE).read_text('utf-8')
@@ -528,7 +559,7 @@ class AlertGateway(Node):
             return WARN, 'rejecting datagrams that fail authentication (key mismatch?)', c
         if protocol is not None:
             return protocol[0], protocol[1], c
-        return OK, f'{self.settings.role} {self.settings.station_id}', c
+        return OK, f'{self.settings.role} {self._station_id}', c
 
     def destroy_node(self):
         """Stop the receive thread and close the sockets."""

@@ -51,6 +51,7 @@ EVENT_SCHEMA: dict[str, Any] = {
         'lon': {'type': ['number', 'null'], 'minimum': -180, 'maximum': 180,
                 'description': 'WGS84 longitude in degrees; null when unknown'},
         'road': {'type': 'string', 'maxLength': ranges.MAX_TEXT_BYTES,
+                 'pattern': ranges.PRINTABLE_PATTERN,
                  'description': 'road segment id: at most 255 bytes of UTF-8, no control '
                                 'characters (checked with the protocol range table)'},
         'distance_m': {'type': ['number', 'null'], 'minimum': 0, 'maximum': 1e6,

@@ -31,6 +31,8 @@ STATUSES = {0: 'ok', 1: 'warn', 2: 'error'}
 
 #: C0 controls, DEL and C1 controls: never allowed in a text field
 _CONTROL = re.compile('[\x00-\x1f\x7f-\x9f]')
+#: a JSON Schema pattern for text without control characters or lone surrogates
+PRINTABLE_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f]*$'
 
 
 class FieldError(ValueError):
@@ -56,7 +58,11 @@ def check_text(field: str, value: str, *, required: bool = False,
         raise FieldError(field, f'{value!r} is not text')
     if required and not value:
         raise FieldError(field, 'must not be empty')
-    n = len(value.encode('utf-8', 'surrogatepass'))
+    try:
+        n = len(value.encode('utf-8'))
+    except UnicodeEncodeError as exc:
+        raise FieldError(field, f'not valid UTF-8 (lone surrogate at position {exc.start})'
+                         ) from None
     if n > max_bytes:
         raise FieldError(field, f'{n} bytes of UTF-8; at most {max_bytes}')
     m = _CONTROL.search(value)

@@ -188,6 +188,9 @@ class Receiver:
         # source_id -> {origin: (last_mono, session)}; names given to conflicting origins
         self._origins: dict[str, dict[int, tuple[int, int]]] = {}
         self._names: dict[tuple[str, int], str] = {}
+        #: source_id -> (origin, session) of what this station itself sends: another origin
+        #: heard with one of these ids is always a conflict (the sending side's check)
+        self.own_ids: dict[str, tuple[int, int]] = {}
         #: (source_id, auth, key_id) -> highest accepted send time (persist with
         #: high_water_state(); a restart keeps refusing what is older than it - 2 skew)
         self.high_water: dict[tuple[str, int, bytes], int] = dict(high_water or {})
@@ -308,6 +311,9 @@ class Receiver:
     def _identity(self, source: str, env: Envelope, mono: int) -> str:
         """Track the origins using source; note a conflict; the name to deliver under."""
         origins = self._origins.setdefault(source, {})
+        own = self.own_ids.get(source)
+        if own is not None and own[0] != env.origin:
+            origins[own[0]] = (mono, own[1])
         known = env.origin in origins
         horizon = mono - 2 * self.skew_ns
         if not known:
