@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from v2x_bridge.csvlog import COLUMNS, RotatingCsv, row
+from v2x_bridge.cli import describe
+from v2x_bridge.csvlog import COLUMNS, RotatingCsv, cell, row
 from v2x_protocol import keys, wire
 from v2x_protocol.sender import MAX_VALIDITY_S, InvalidTiming, Outbox, fill_identity
 from v2x_protocol.state import SequenceStore
@@ -206,3 +207,29 @@ def test_outbox_file_round_trip_skips_expired(tmp_path):
     assert len(back) == 1 and back[0].key == live.key and back[0].road == live.road
     (tmp_path / OutboxFile.FILE).write_text('[{"bogus": 1}, 5]')
     assert OutboxFile(tmp_path).load(T) == []
+
+
+@pytest.mark.parametrize('text,written', [
+    ('=HYPERLINK("http://x","click")', '\'=HYPERLINK("http://x","click")'),
+    ('+1', "'+1"), ('-1', "'-1"), ('@SUM(A1)', "'@SUM(A1)"),
+    ('\tx', "'\\x09x"), ('\rx', "'\\x0dx"),
+    ('segment_A', 'segment_A'), ('a=b', 'a=b'),
+])
+def test_csv_cells_are_never_formulas(text, written):
+    """A text cell starting with = + - @ TAB or CR gets a leading apostrophe; control
+    characters are shown, never written (decode refuses them anyway: defence in depth)."""
+    assert cell(text) == written
+
+
+def test_printed_and_logged_text_cannot_move_the_cursor(tmp_path):
+    """describe() and the CSV row show ESC / NUL / CR as \\xNN, so a forged source id can
+    neither erase the [RECV] line nor cut the id short."""
+    a = _alert(source_id='rsu\x1b[2K\r[RECV] fake\x00evil', sequence=1, road='=1+1',
+               stamp_ns=T, detection_time_ns=T, validity_s=10.0)
+    line = describe(a)
+    assert '\x1b' not in line and '\r' not in line and '\x00' not in line
+    assert 'src=rsu\\x1b[2K\\x0d[RECV] fake\\x00evil' in line
+    log = RotatingCsv(tmp_path / 'a.csv')
+    log.append(row(a, 'new', T / S))
+    rows = list(csv.reader((tmp_path / 'a.csv').open()))
+    assert rows[1][1] == 'rsu\\x1b[2K\\x0d[RECV] fake\\x00evil' and rows[1][8] == "'=1+1"

@@ -488,6 +488,8 @@ class AlertGateway(Node):
             out['outbox'] = len(self._outbox)
         out['id_conflicts'] = self._receiver.counters['id_conflicts']
         out['clock_steps'] = self._receiver.counters['clock_steps']
+        out['events_held'] = self._receiver.active_events
+        out['sessions_held'] = self._receiver.held_sessions
         return out
 
     # --- protocol watch (identity conflicts, clocks, high-water mark, pseudonyms) -------
@@ -539,7 +541,11 @@ class AlertGateway(Node):
         """(level, message) for id conflicts and peer clock offsets, or None."""
         if time.monotonic() - self._id_conflict_at < ID_CONFLICT_ERROR_S:
             return ERROR, 'two stations use one station id (see the log); give each its own'
-        offsets = {k: v for k, (v, _) in self._receiver.clock_offsets.copy().items()}
+        rx = self._receiver
+        if rx.active_events >= 0.9 * rx.max_events:
+            return WARN, (f'event table {rx.active_events} of {rx.max_events}: new events are '
+                          'dropped (state_full) while it is full; held ones are never evicted')
+        offsets = {k: v for k, (v, _) in rx.clock_offsets.copy().items()}
         limit = self.settings.max_clock_skew_s / 2
         worst = max(offsets.items(), key=lambda kv: abs(kv[1]), default=None)
         if worst is not None and abs(worst[1]) > limit:
