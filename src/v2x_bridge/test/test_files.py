@@ -233,3 +233,15 @@ def test_printed_and_logged_text_cannot_move_the_cursor(tmp_path):
     log.append(row(a, 'new', T / S))
     rows = list(csv.reader((tmp_path / 'a.csv').open()))
     assert rows[1][1] == 'rsu\\x1b[2K\\x0d[RECV] fake\\x00evil' and rows[1][8] == "'=1+1"
+
+
+def test_keygen_makes_a_proper_hmac_key(tmp_path, capsys):
+    """v2x_keygen --hmac: 32 random bytes as hex, mode 0600, loadable; never overwritten."""
+    from v2x_bridge import v2x_keygen
+    assert v2x_keygen.main(['--hmac', '--out-dir', str(tmp_path)]) == 0
+    path = tmp_path / 'hmac.key'
+    assert oct(path.stat().st_mode & 0o777) == '0o600'
+    assert len(keys.read_secret_file(path)) == 64
+    assert keys.hmac_from_sources(key_file=str(path)) is not None
+    assert v2x_keygen.main(['--hmac', '--out-dir', str(tmp_path)]) == 1
+    assert 'exists' in capsys.readouterr().err

@@ -173,6 +173,26 @@ def test_gateway_reports_another_station_with_its_id_and_rotates_pseudonyms(ros,
     assert 'another live station uses source id' in err  # it heard the gateway
     assert ros.spin_until(lambda: rsu.counters()['id_conflicts'] >= 1
                           and rsu._health()[0] == ERROR, 20)
+    # v2x_inject --cancel: the gateway fills the event's own fields; an unknown event is
+    # refused, and the tool says so
+    inject = _tool('v2x_inject', '--topic', '/rsu/v2x/alert_out', '--wait-s', '30')
+
+    def run_inject(*args):
+        proc = subprocess.Popen([*inject, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert ros.spin_until(lambda: proc.poll() is not None, 60)
+        out, err = proc.communicate()
+        return proc.returncode, out, err
+    code, out, err = run_inject('--type', 'blockage', '--suggest', 'stop')
+    assert code == 0, err
+    seq = rsu._sequences.peek('rsu_server_01')
+    code, out, err = run_inject('--cancel', '--sequence', '999', '--confirm-s', '5')
+    assert code == 1 and 'no live event' in err, out + err
+    assert rsu.counters().get('dropped_alert_out_unknown_event') == 1
+    code, out, err = run_inject('--cancel', '--sequence', str(seq), '--confirm-s', '10')
+    assert code == 0, out + err
+    assert f'seq={seq} src=rsu_server_01 type=blockage' in out and 'suggest=stop' in out
+    assert 'cancelled=True' in out
     seen = set()
 
     def vehicles():
