@@ -7,7 +7,7 @@ gateway, v2x_alert_server) takes the file lock (fcntl.flock on sequence.lock) an
 the file before reserving the next block of `block` sequences, so two processes never hand
 out the same sequence; a restart continues above everything ever reserved (leaving a gap of
 at most `block`) and a file write happens once per block, not per alert. Writes are atomic
-(temp file + rename).
+and durable (v2x_common.files.write_json_atomic).
 """
 
 import contextlib
@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 import secrets
 
+from v2x_common.files import write_json_atomic
 from v2x_protocol.wire import AlertData
 
 MAX_SEQUENCE = 0xFFFFFFFF
@@ -31,12 +32,6 @@ def locked(path: Path):
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps(data, sort_keys=True), encoding='utf-8')
-    os.replace(tmp, path)
 
 
 class SequenceStore:
@@ -58,7 +53,7 @@ class SequenceStore:
             origin, ceilings = self._read()
             if origin is None:
                 origin = secrets.randbits(64) or 1
-                _write_json(self.path, {'origin': f'{origin:016x}', 'ceilings': ceilings})
+                write_json_atomic(self.path, {'origin': f'{origin:016x}', 'ceilings': ceilings})
         self.origin = origin
         self._ceiling = dict(ceilings)
         self._last = dict(ceilings)
@@ -89,7 +84,8 @@ class SequenceStore:
                 if seq <= shared and seq != 1 or (seq == 1 and 0 < shared < MAX_SEQUENCE):
                     seq = shared % MAX_SEQUENCE + 1
                 ceilings[source_id] = min(seq + self.block - 1, MAX_SEQUENCE)
-                _write_json(self.path, {'origin': f'{self.origin:016x}', 'ceilings': ceilings})
+                write_json_atomic(self.path, {'origin': f'{self.origin:016x}',
+                                             'ceilings': ceilings})
             self._ceiling[source_id] = ceilings[source_id]
         self._last[source_id] = seq
         return seq
@@ -126,7 +122,7 @@ class SentEvents:
         with locked(self.lock_path):
             data = self._load(now_ns)
             data[f'{alert.sequence}:{alert.source_id}'] = vars(alert)
-            _write_json(self.path, data)
+            write_json_atomic(self.path, data)
 
     def lookup(self, key: tuple[str, int], now_ns: int) -> AlertData | None:
         """The live event (source_id, sequence), if this state_dir sent it."""
@@ -147,8 +143,8 @@ class OutboxFile:
         self.path = Path(state_dir) / self.FILE
 
     def save(self, alerts: list[AlertData]) -> None:
-        """Write the alerts atomically."""
-        _write_json(self.path, [vars(a) for a in alerts])
+        """Write the alerts atomically and durably."""
+        write_json_atomic(self.path, [vars(a) for a in alerts])
 
     def load(self, now_ns: int) -> list[AlertData]:
         """The alerts still valid at now_ns ([] when there is no usable file)."""
