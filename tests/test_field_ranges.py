@@ -47,8 +47,8 @@ def _cli(field, value):
 
 
 def _intake_doc(field=None, value=None):
-    doc = {'ts': NOW - 1.0, 'type': 'fire', 'severity': 'high', 'lat': 37.1, 'lon': 127.1,
-           'road': 'A', 'distance_m': 40, 'clip_hint': False, 'ttl_s': 60}
+    doc = {'ts': time.time() - 1.0, 'type': 'fire', 'severity': 'high', 'lat': 37.1, 'lon': 127.1,
+           'road': 'A', 'distance_m': 40, 'clip_hint': False, 'ttl_s': 3600}
     if field:
         doc[INTAKE[field]] = value
     return json.dumps(doc, allow_nan=True).encode()

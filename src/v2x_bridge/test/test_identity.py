@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from v2x_common.testing import random_group
+from v2x_testing import random_group
 
 KEY = 'identity-test-key-0123456789'
 

@@ -313,3 +313,16 @@ def test_sent_events_record(tmp_path):
     assert events.lookup(('rsu_server_01', 3), T + 61 * S) is None
     assert events.lookup(('rsu_server_01', 4), T) is None
     assert os.stat(tmp_path / SequenceStore.LOCK).st_mode & 0o077 == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(lat=st.one_of(st.floats(), st.integers(-200, 200)), dist=st.floats(),
+       conf=st.floats(), validity=st.floats(), kind=st.integers(-1, 5),
+       road=st.text(max_size=5), seq=st.integers(-1, 2**33))
+def test_range_fast_path_never_passes_what_the_full_check_refuses(lat, dist, conf, validity,
+                                                                   kind, road, seq):
+    """The receiver's fast path accepts only alerts the field-by-field check accepts."""
+    a = _alert(latitude=lat, distance_m=dist, confidence=conf, validity_s=validity,
+               kind=kind, road=road, sequence=seq)
+    if ranges._alert_fast(a, True):
+        ranges._check_alert_each(a, True)  # must not raise

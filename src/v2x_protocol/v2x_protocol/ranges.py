@@ -121,12 +121,45 @@ def check_time_ns(field: str, ns) -> None:
         raise FieldError(field, f'{ns!r} ns is not a time in 0..2^31 s')
 
 
+def _plain(text, required: bool) -> bool:
+    """Fast path: short printable ASCII (anything else takes the full check)."""
+    return (bool(text) or not required) and len(text) <= MAX_TEXT_BYTES and \
+        text.isascii() and text.isprintable()
+
+
+def _alert_fast(a, filled: bool) -> bool:
+    """True when every field is plainly fine (the receiver's common case, ~3x cheaper)."""
+    try:
+        lat, lon, dist, validity = a.latitude, a.longitude, a.distance_m, a.validity_s
+        return (_plain(a.source_id, filled) and _plain(a.road, False)
+                and _plain(a.clip_id, False)
+                and type(a.sequence) is int and (1 if filled else 0) <= a.sequence <= 0xFFFFFFFF
+                and a.kind in KINDS and a.severity in SEVERITIES and a.suggest in SUGGESTS
+                and type(a.kind) is int and type(a.severity) is int and type(a.suggest) is int
+                and type(a.stamp_ns) is int and 0 <= a.stamp_ns < MAX_TIME_NS
+                and type(a.detection_time_ns) is int
+                and 0 <= a.detection_time_ns < MAX_TIME_NS
+                and type(validity) is float and 0.0 < validity <= MAX_VALIDITY_S
+                and type(lat) is float and (lat != lat or -90.0 <= lat <= 90.0)
+                and type(lon) is float and (lon != lon or -180.0 <= lon <= 180.0)
+                and type(dist) is float and (dist != dist or 0.0 <= dist <= MAX_DISTANCE_M)
+                and type(a.confidence) is float and 0.0 <= a.confidence <= 1.0)
+    except (TypeError, AttributeError):
+        return False
+
+
 def check_alert_fields(a, *, filled: bool = True) -> None:
     """Every field of an AlertData (or anything with its attributes).
 
     filled: the alert is complete, as on the wire (source_id, sequence, times and validity
     set); False for an alert still to be filled by the sender (0 / '' mean 'assign').
     """
+    if not _alert_fast(a, filled):
+        _check_alert_each(a, filled)
+
+
+def _check_alert_each(a, filled: bool) -> None:
+    """The field-by-field check (names the first bad field)."""
     check_text('source_id', a.source_id, required=filled)
     if isinstance(a.sequence, bool) or not isinstance(a.sequence, int) or \
             not (1 if filled else 0) <= a.sequence <= 0xFFFFFFFF:
