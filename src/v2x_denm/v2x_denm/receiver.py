@@ -5,7 +5,8 @@ unauthenticated standard message: no signature (DENM without TS 103 097 security
 replay window per sender session; instead
   1. BTP-B destination port 2002, UPER DENM v2 (else DenmRejected 'not_denm'/'malformed'),
   2. our own station's DENMs looped back are skipped (header.stationID == ours),
-  3. referenceTime not ahead of our clock by more than the skew window ('future_dated'),
+  3. referenceTime and detectionTime not ahead of our clock by more than the skew window
+     ('future_dated'),
   4. expiry: detectionTime + validityDuration has passed ('expired'; validity 0 included),
   5. the event table keyed by actionID (source 'denm:<originatingStationID>', sequence):
      new / update (newer referenceTime) / cancel (termination; final) are delivered,
@@ -96,9 +97,10 @@ class DenmReceiver:
             return OwnDenmSkipped()
         self._prune(now_ns)
         a = denm.alert
-        if a.stamp_ns > now_ns + self.skew_ns:
-            return DenmRejected('future_dated', f'{a.source_id}#{a.sequence} referenceTime '
-                                f'{(a.stamp_ns - now_ns) / 1e9:.3f} s in the future')
+        ahead_ns = max(a.stamp_ns, a.detection_time_ns) - now_ns
+        if ahead_ns > self.skew_ns:
+            return DenmRejected('future_dated', f'{a.source_id}#{a.sequence} reference or '
+                                f'detection time {ahead_ns / 1e9:.3f} s in the future')
         expires_ns = a.expires_ns
         if a.validity_s <= 0 or expires_ns < now_ns:
             return DenmRejected('expired', f'{a.source_id}#{a.sequence} expired '
