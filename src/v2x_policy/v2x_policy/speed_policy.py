@@ -127,6 +127,9 @@ class SpeedPolicy(Node):
                                   'an RSU stale in v2x/peers while an alert acts: keep '
                                   '(act until expiry) or stop',
                                   additional_constraints=' or '.join(RSU_STALE_ACTIONS))
+        unauth_stop = self._declare('allow_unauthenticated_stop', False,
+                                    'let unauthenticated alerts (DENM, unsigned) stop the '
+                                    'vehicle; by default they can only slow it down')
         names = self._declare('rules', list(DEFAULT_RULE_NAMES),
                               'rule names; each has <name>.kinds, .max_distance_m, '
                               '.min_severity, .suggest, .action, .when_unknown')
@@ -146,7 +149,7 @@ class SpeedPolicy(Node):
         rules = parse_rules(names, fields_of)
         cmd_timeout = numbers.pop('cmd_timeout_s')
         settings = PolicySettings(rules=rules, rsu_stale_action=str(rsu_stale).strip().lower(),
-                                  **numbers)
+                                  allow_unauthenticated_stop=bool(unauth_stop), **numbers)
         return settings, bool(stamped), float(cmd_timeout)
 
     # -- decisions ---------------------------------------------------------------------
