@@ -1,17 +1,21 @@
+import math
 import os
+from pathlib import Path
 import random
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
 from rclpy.parameter import Parameter
+import yaml
 
 from v2x_common import qos
 from v2x_common.testing import RosHarness
 from v2x_denm import codec, link, net
-from v2x_denm.denm_gateway import DenmGateway, SettingsError
+from v2x_denm.denm_gateway import PARAMETERS, DenmGateway, SettingsError
 from v2x_msgs.msg import Alert
 from v2x_protocol.wire import AlertData
 
@@ -208,3 +212,51 @@ def test_geonetworking_face_end_to_end(stack, veth):
     finally:
         capture.close()
         sink.close()
+
+
+WS = Path(__file__).resolve().parents[3]
+CONFIG = WS / 'launch' / 'config' / 'denm_gateway.yaml'
+
+
+def test_config_yaml_is_what_the_node_declares():
+    """launch/config/denm_gateway.yaml lists every parameter the node declares, with its
+    default."""
+    values = yaml.safe_load(CONFIG.read_text())['/**']['ros__parameters']
+    assert set(values) == set(PARAMETERS)
+    for name, value in values.items():
+        default = PARAMETERS[name][0]
+        assert type(value) is type(default), name
+        assert value == default or (math.isnan(value) and math.isnan(default)), name
+
+
+def test_launch_files_start_it_only_when_enabled():
+    """Both launch files run denm_gateway only with enable_denm:=true, with the args set
+    as its parameters (each one a key of its config YAML)."""
+    sys.path.insert(0, str(WS / 'scripts'))
+    import v2x_launch
+    keys = set(yaml.safe_load(CONFIG.read_text())['/**']['ros__parameters'])
+    for launch, args, expect in (
+            ('rsu.launch.xml', {'denm_udp_send_to': '127.0.0.1:4400'},
+             {'udp_send_to': '127.0.0.1:4400', 'source_id': 'rsu_server_01'}),
+            ('vehicle.launch.xml', {'denm_udp_listen': '127.0.0.1:4401',
+                                    'denm_udp_accept': 'true'},
+             {'udp_listen': '127.0.0.1:4401', 'udp_accept': True})):
+        base = {'key_file': '/k'}
+        off = v2x_launch.Launcher({**base, **args}).load(WS / 'launch' / launch)
+        assert 'denm_gateway' not in [s.name for s in off]
+        on = v2x_launch.Launcher({**base, **args, 'enable_denm': 'true'}).load(
+            WS / 'launch' / launch)
+        spec = next(s for s in on if s.name == 'denm_gateway')
+        params = {k: v for d in spec.param_dicts for k, v in d.items()}
+        assert set(params) <= keys
+        assert expect.items() <= params.items()
+
+
+def test_bad_parameter_exits_2_naming_it():
+    """The real executable with the config file and a listen address but no consent exits 2
+    with a message naming udp_accept."""
+    run = subprocess.run(['denm_gateway', '--ros-args', '--params-file', str(CONFIG),
+                          '-p', 'udp_listen:=127.0.0.1:9'], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert "parameter 'udp_accept'" in run.stderr
