@@ -1,8 +1,5 @@
 import math
-import os
 from pathlib import Path
-import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -149,25 +146,6 @@ def test_bad_parameters_name_themselves(stack, overrides, names):
     with pytest.raises(SettingsError, match=names):
         DenmGateway(context=stack['ros'].context, namespace='bad',
                     parameter_overrides=_params(**overrides))
-
-
-@pytest.fixture
-def veth():
-    """A veth pair in this namespace (root only), removed afterwards."""
-    if os.geteuid() != 0 or not shutil.which('ip'):
-        pytest.skip('needs root and ip (iproute2) for a veth pair')
-    tag = f'{random.SystemRandom().randint(0, 0xFFFFF):05x}'
-    a, b = f'vdg{tag}a', f'vdg{tag}b'
-    made = subprocess.run(['ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f'cannot create a veth pair: {made.stderr.strip()}')
-    try:
-        for dev in (a, b):
-            subprocess.run(['ip', 'link', 'set', dev, 'up'], check=True)
-        yield a, b
-    finally:
-        subprocess.run(['ip', 'link', 'del', a], capture_output=True)
 
 
 @pytest.mark.root

@@ -1,8 +1,6 @@
 """An independent decoder checks our bytes: Wireshark's ITS dissectors (tshark) capture our
 GeoNetworking + BTP-B + DENM frames on a veth pair and print the alert's fields back."""
 
-import os
-import random
 import shutil
 import subprocess
 import threading
@@ -33,24 +31,11 @@ def _alert(**kw) -> AlertData:
 
 
 @pytest.fixture(scope='module')
-def veth():
-    """A veth pair (a, b) in this namespace, up, removed afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip('needs root to create a veth pair')
-    if not shutil.which('tshark') or not shutil.which('ip'):
-        pytest.skip('needs tshark and ip (iproute2)')
-    tag = f'{random.SystemRandom().randint(0, 0xFFFFF):05x}'
-    a, b = f'vdn{tag}a', f'vdn{tag}b'
-    made = subprocess.run(['ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f'cannot create a veth pair: {made.stderr.strip()}')
-    try:
-        for dev in (a, b):
-            subprocess.run(['ip', 'link', 'set', dev, 'up'], check=True)
-        yield a, b
-    finally:
-        subprocess.run(['ip', 'link', 'del', a], capture_output=True)
+def tshark_veth(veth):
+    """The shared veth pair, when tshark is installed."""
+    if not shutil.which('tshark'):
+        pytest.skip('needs tshark (Debian package tshark)')
+    return veth
 
 
 def _capture(iface: str, count: int, send) -> list[dict]:
@@ -86,10 +71,10 @@ def _capture(iface: str, count: int, send) -> list[dict]:
     return rows
 
 
-def test_tshark_decodes_our_gn_btp_denm_frames(veth):
+def test_tshark_decodes_our_gn_btp_denm_frames(tshark_veth):
     """tshark decodes GN/BTP-B/DENM: stationID, actionID, position and cause code are the
     alert's; a cancellation shows as termination; the UDP form is the GN payload."""
-    a_dev, b_dev = veth
+    a_dev, b_dev = tshark_veth
     sock, mac = net.open_gn(a_dev)
     gn = frames.GnSettings()
     alerts = {9: _alert(), 10: _alert(sequence=10, kind=mappings.KIND_FIRE,

@@ -270,6 +270,12 @@ class DenmGateway(Node):
             self.get_logger().warning(f'alert {msg.source_id}#{msg.sequence} not sent as '
                                       f'DENM: {exc}', throttle_duration_sec=5.0)
             return
+        except Exception as exc:  # noqa: BLE001 -- one bad alert must not stop the node
+            self._count('internal_errors')
+            self.get_logger().error(f'alert {msg.source_id}#{msg.sequence} not sent as '
+                                    f'DENM: {type(exc).__name__}: {exc}',
+                                    throttle_duration_sec=5.0)
+            return
         if alert.expires_ns <= now:
             self._drop('sent_expired')
             return
@@ -315,10 +321,14 @@ class DenmGateway(Node):
                 for key, _ in sel.select(timeout=0.2):
                     try:
                         event = key.data()
+                        if event is not None:
+                            self._handle(event)
                     except OSError:
                         continue  # socket closed at shutdown, or a transient error
-                    if event is not None:
-                        self._handle(event)
+                    except Exception as exc:  # noqa: BLE001 -- one packet must not end rx
+                        self._count('internal_errors')
+                        self.get_logger().error(f'DENM receive error: {type(exc).__name__}: '
+                                                f'{exc}', throttle_duration_sec=5.0)
         finally:
             sel.close()
 
