@@ -14,6 +14,7 @@ docs/denm.md describes the mapping, the wiring and the security caveat.
 from dataclasses import dataclass
 import math
 import selectors
+import socket
 import sys
 import threading
 import time
@@ -206,6 +207,8 @@ class DenmGateway(Node):
             if s.gn_iface:
                 self._gn, self._gn_mac = net.open_gn(s.gn_iface)
                 self._sockets.append(self._gn)
+                if not s.gn_accept:  # never read: let the kernel keep (almost) nothing
+                    self._gn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
         except OSError as exc:
             raise SettingsError(f"parameter 'gn_iface': {exc} (needs CAP_NET_RAW)") from None
 
