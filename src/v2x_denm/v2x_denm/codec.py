@@ -275,9 +275,10 @@ def alert_to_denm(a: AlertData, station: Station) -> dict:
                                           'semiMajorOrientation': 3601},
             'altitude': {'altitudeValue': 800001, 'altitudeConfidence': 'unavailable'},
         },
-        'validityDuration': validity,
         'stationType': station.station_type,
     }
+    if validity != DEFAULT_VALIDITY_S:  # the DEFAULT is left out (pycrate logs if given)
+        management['validityDuration'] = validity
     if a.cancelled:
         own = originating == station.station_id
         management['termination'] = 'isCancellation' if own else 'isNegation'
