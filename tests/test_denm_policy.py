@@ -9,12 +9,12 @@ import pytest
 from rclpy.parameter import Parameter
 
 from v2x_common import qos
-from v2x_common.testing import RosHarness
 from v2x_denm import codec, link
 from v2x_denm.denm_gateway import DenmGateway
 from v2x_msgs.msg import PolicyState
 from v2x_policy.speed_policy import SpeedPolicy
 from v2x_protocol.wire import AlertData
+from v2x_testing import RosHarness
 
 FAR = codec.Station(4242, source_id='rsu_far')
 

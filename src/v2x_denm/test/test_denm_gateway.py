@@ -10,11 +10,12 @@ from rclpy.parameter import Parameter
 import yaml
 
 from v2x_common import qos
-from v2x_common.testing import RosHarness
+from v2x_common.params import ParameterError, defaults
 from v2x_denm import codec, link, net
-from v2x_denm.denm_gateway import PARAMETERS, DenmGateway, SettingsError
+from v2x_denm.denm_gateway import PARAMETERS, DenmGateway
 from v2x_msgs.msg import Alert
 from v2x_protocol.wire import AlertData
+from v2x_testing import RosHarness
 
 FAR = codec.Station(77, source_id='rsu_far')
 
@@ -143,7 +144,7 @@ def test_garbage_is_dropped_and_counted(stack):
 ])
 def test_bad_parameters_name_themselves(stack, overrides, names):
     """A bad parameter stops the node at start-up with a message naming it."""
-    with pytest.raises(SettingsError, match=names):
+    with pytest.raises(ParameterError, match=names):
         DenmGateway(context=stack['ros'].context, namespace='bad',
                     parameter_overrides=_params(**overrides))
 
@@ -200,9 +201,10 @@ def test_config_yaml_is_what_the_node_declares():
     """launch/config/denm_gateway.yaml lists every parameter the node declares, with its
     default."""
     values = yaml.safe_load(CONFIG.read_text())['/**']['ros__parameters']
-    assert set(values) == set(PARAMETERS)
+    declared = defaults(PARAMETERS)
+    assert set(values) == set(declared)
     for name, value in values.items():
-        default = PARAMETERS[name][0]
+        default = declared[name]
         assert type(value) is type(default), name
         assert value == default or (math.isnan(value) and math.isnan(default)), name
 

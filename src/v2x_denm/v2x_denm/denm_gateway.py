@@ -19,13 +19,12 @@ import sys
 import threading
 import time
 
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
+from v2x_common.params import Param, ParameterError, check, declare_parameters, in_range
 from v2x_denm import codec, conversions, frames, link, net
 from v2x_denm.receiver import DenmDelivered, DenmReceiver, DenmRejected, DenmRepeated
 from v2x_msgs.msg import Alert
@@ -33,10 +32,6 @@ from v2x_protocol.sender import Outbox
 
 NODE_NAME = 'denm_gateway'
 SUMMARY_PERIOD_S = 10.0
-
-
-class SettingsError(ValueError):
-    """A parameter with a bad value; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -61,16 +56,15 @@ class Settings:
     station_lon: float
 
 
-def _between(lo: float, hi: float):
-    return lambda v: None if lo <= v <= hi else f'must be within [{lo:g}, {hi:g}], got {v!r}'
+def _nan_or(low: float, high: float):
+    def problem(v):
+        if math.isnan(v) or low <= v <= high:
+            return None
+        return f'must be NaN (unset) or within [{low:g}, {high:g}], got {v!r}'
+    return check(f'NaN or within [{low:g}, {high:g}]', problem)
 
 
-def _lat_or_nan(lo, hi):
-    return lambda v: None if math.isnan(v) or lo <= v <= hi else \
-        f'must be NaN (unset) or within [{lo:g}, {hi:g}], got {v!r}'
-
-
-def _hostport_or_empty(v: str):
+def _hostport(v: str):
     if not v:
         return None
     try:
@@ -80,67 +74,52 @@ def _hostport_or_empty(v: str):
     return None
 
 
-def _none(_v):
-    return None
+HOSTPORT = check("host:port or ''", _hostport)
 
-
-# name -> (default, description, check returning None or the problem)
-PARAMETERS = {
-    'station_id': (0, 'numeric ITS StationID of this station (0 = derived from source_id: '
-                   'first 4 bytes of its SHA-256)', _between(0, codec.MAX_STATION_ID)),
-    'source_id': ('rsu_server_01', "alerts with this source_id (or '') are this station's "
-                  'own events (the alert_gateway station_id)', _none),
-    'station_type': (codec.STATION_TYPE_RSU, 'ITS StationType (15 = roadSideUnit)',
-                     _between(0, 255)),
-    'udp_send_to': ('', "host:port receiving our BTP-B + DENM datagrams ('' = off)",
-                    _hostport_or_empty),
-    'udp_listen': ('', "host:port to receive BTP-B + DENM datagrams on ('' = off)",
-                   _hostport_or_empty),
-    'udp_accept': (False, 'accept unauthenticated DENMs arriving on udp_listen', _none),
-    'gn_iface': ('', "raw Ethernet/ITS-G5 interface for GeoNetworking ('' = off; needs "
-                 'CAP_NET_RAW)', _none),
-    'gn_send': (True, 'send GeoNetworking frames on gn_iface', _none),
-    'gn_accept': (False, 'accept unauthenticated DENMs arriving on gn_iface', _none),
-    'repeat_interval_s': (1.0, 'DENM repetition period until the alert expires',
-                          _between(0.01, 3600.0)),
-    'max_clock_skew_s': (30.0, 'a referenceTime further ahead of our clock is refused',
-                         _between(0.001, 86400.0)),
-    'gn_default_radius_m': (1000.0, 'GeoBroadcast circle radius when an alert gives no '
-                            'distance', _between(1.0, 65535.0)),
-    'gn_lifetime_s': (60.0, 'GN packet lifetime', _between(0.05, 6300.0)),
-    'gn_hop_limit': (10, 'GN maximum hop limit', _between(1, 255)),
-    'station_lat': (math.nan, "this station's latitude in GN headers (NaN = the event's)",
-                    _lat_or_nan(-90.0, 90.0)),
-    'station_lon': (math.nan, "this station's longitude in GN headers (NaN = the event's)",
-                    _lat_or_nan(-180.0, 180.0)),
-}
+PARAMETERS = (
+    Param('station_id', 0, 'numeric ITS StationID of this station (0 = derived from '
+          'source_id: first 4 bytes of its SHA-256)', in_range(0, codec.MAX_STATION_ID)),
+    Param('source_id', 'rsu_server_01', "alerts with this source_id (or '') are this "
+          "station's own events (the alert_gateway's station_id)"),
+    Param('station_type', codec.STATION_TYPE_RSU, 'ITS StationType (15 = roadSideUnit)',
+          in_range(0, 255)),
+    Param('udp_send_to', '', "host:port receiving our BTP-B + DENM datagrams ('' = off)",
+          HOSTPORT),
+    Param('udp_listen', '', "host:port to receive BTP-B + DENM datagrams on ('' = off)",
+          HOSTPORT),
+    Param('udp_accept', False, 'accept unauthenticated DENMs arriving on udp_listen'),
+    Param('gn_iface', '', "raw Ethernet/ITS-G5 interface for GeoNetworking ('' = off; "
+          'needs CAP_NET_RAW)'),
+    Param('gn_send', True, 'send GeoNetworking frames on gn_iface'),
+    Param('gn_accept', False, 'accept unauthenticated DENMs arriving on gn_iface'),
+    Param('repeat_interval_s', 1.0, 'DENM repetition period until the alert expires',
+          in_range(0.01, 3600.0)),
+    Param('max_clock_skew_s', 30.0, 'a referenceTime further ahead of our clock is refused',
+          in_range(0.001, 86400.0)),
+    Param('gn_default_radius_m', 1000.0, 'GeoBroadcast circle radius when an alert gives '
+          'no distance', in_range(1.0, 65535.0)),
+    Param('gn_lifetime_s', 60.0, 'GN packet lifetime', in_range(0.05, 6300.0)),
+    Param('gn_hop_limit', 10, 'GN maximum hop limit', in_range(1, 255)),
+    Param('station_lat', math.nan, "this station's latitude in GN headers (NaN = the "
+          "event's)", _nan_or(-90.0, 90.0)),
+    Param('station_lon', math.nan, "this station's longitude in GN headers (NaN = the "
+          "event's)", _nan_or(-180.0, 180.0)),
+)
 
 
 def read_settings(node: Node) -> Settings:
-    """Declare every parameter, read them once, validate; raises SettingsError."""
-    values = {}
-    for name, (default, description, problem_of) in PARAMETERS.items():
-        descriptor = ParameterDescriptor(description=description, read_only=True)
-        try:
-            value = node.declare_parameter(name, default, descriptor).value
-        except (InvalidParameterValueException, InvalidParameterTypeException,
-                TypeError) as exc:
-            raise SettingsError(f'parameter {name!r}: {exc}') from None
-        problem = problem_of(value)
-        if problem:
-            raise SettingsError(f'parameter {name!r}: {problem}')
-        values[name] = value
-    s = Settings(**values)
+    """Declare every parameter, read them once, validate; raises ParameterError."""
+    s = Settings(**declare_parameters(node, PARAMETERS))
     if s.udp_accept and not s.udp_listen:
-        raise SettingsError("parameter 'udp_accept': needs udp_listen host:port")
+        raise ParameterError('udp_accept', 'needs udp_listen host:port')
     if s.udp_listen and not s.udp_accept:
-        raise SettingsError("parameter 'udp_accept': udp_listen is set but DENMs are "
-                            'unauthenticated; set udp_accept: true to accept them')
+        raise ParameterError('udp_accept', 'udp_listen is set but DENMs are '
+                             'unauthenticated; set udp_accept: true to accept them')
     if s.gn_accept and not s.gn_iface:
-        raise SettingsError("parameter 'gn_accept': needs gn_iface")
+        raise ParameterError('gn_accept', 'needs gn_iface')
     if not (s.udp_send_to or s.udp_listen or s.gn_iface):
-        raise SettingsError("parameters 'udp_send_to'/'udp_listen'/'gn_iface': no DENM "
-                            'face enabled; set at least one')
+        raise ParameterError('udp_send_to', 'no DENM face enabled: set udp_send_to, '
+                             'udp_listen or gn_iface')
     return s
 
 
@@ -196,13 +175,13 @@ class DenmGateway(Node):
                 self._udp_tx = net.open_udp(None)
                 self._sockets.append(self._udp_tx)
         except OSError as exc:
-            raise SettingsError(f"parameter 'udp_send_to': {exc}") from None
+            raise ParameterError('udp_send_to', str(exc)) from None
         try:
             if s.udp_listen:
                 self._udp_rx = net.open_udp(net.parse_hostport(s.udp_listen, 'udp_listen'))
                 self._sockets.append(self._udp_rx)
         except OSError as exc:
-            raise SettingsError(f"parameter 'udp_listen': {exc}") from None
+            raise ParameterError('udp_listen', str(exc)) from None
         try:
             if s.gn_iface:
                 self._gn, self._gn_mac = net.open_gn(s.gn_iface)
@@ -210,7 +189,7 @@ class DenmGateway(Node):
                 if not s.gn_accept:  # never read: let the kernel keep (almost) nothing
                     self._gn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
         except OSError as exc:
-            raise SettingsError(f"parameter 'gn_iface': {exc} (needs CAP_NET_RAW)") from None
+            raise ParameterError('gn_iface', f'{exc} (needs CAP_NET_RAW)') from None
 
     def _close_sockets(self) -> None:
         for sock in self._sockets:
@@ -369,10 +348,10 @@ class DenmGateway(Node):
             self._drop(event.reason)
 
 
-def main(args=None):
+def main(args=None) -> int:
     """Run the node; a bad parameter exits 2 with a message naming it."""
-    sys.exit(run_node(NODE_NAME, DenmGateway, args, {SettingsError: 2}))
+    return run_node(NODE_NAME, DenmGateway, args)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
