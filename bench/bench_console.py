@@ -95,6 +95,8 @@ class Bench:
         key = tmp / 'hmac.key'
         key.write_text('bench-console-key-0123456789\n')
         (tmp / 'token').write_text('bench-console-token-0123456789\n')
+        for secret in (key, tmp / 'token'):
+            secret.chmod(0o600)
         link = {'group': group, 'port': port, 'iface': '127.0.0.1', 'key_file': str(key),
                 'repeat_interval_s': 1.0}
         self.gateways = [

@@ -108,6 +108,8 @@ class Stack:
         key = tmp / 'hmac.key'
         key.write_text('console-browser-test-key-0123\n')
         (tmp / 'token').write_text(TOKEN + '\n')
+        for secret in (key, tmp / 'token'):
+            secret.chmod(0o600)
         self.archive = tmp / 'archive'
         self.archive.mkdir()
         self.clip = make_clip(self.archive)

@@ -191,6 +191,8 @@ def test_credentials(tmp_path):
     """Bearer and basic are accepted only when exactly right; short secrets are refused."""
     (tmp_path / 'token').write_text('0123456789abcdef-token\n')
     (tmp_path / 'users').write_text('# operators\nalice:correct-horse\n')
+    for name in ('token', 'users'):
+        (tmp_path / name).chmod(0o600)
     creds = load_credentials(str(tmp_path / 'token'), str(tmp_path / 'users'))
     assert creds.check('Bearer 0123456789abcdef-token') == 'token'
     assert creds.check('Bearer 0123456789abcdef-tokeN') is None
@@ -200,10 +202,14 @@ def test_credentials(tmp_path):
     assert creds.check('Basic !!!') is None and creds.check(None) is None
     assert Credentials().check('Bearer anything') is None
     (tmp_path / 'short').write_text('abc\n')
+    (tmp_path / 'short').chmod(0o600)
     with pytest.raises(ParameterError, match='console_token_file'):
         load_credentials(str(tmp_path / 'short'), '')
     with pytest.raises(ParameterError, match='console_password_file'):
         load_credentials('', str(tmp_path / 'missing'))
+    (tmp_path / 'token').chmod(0o644)  # others may read it: refused, saying the chmod
+    with pytest.raises(ParameterError, match='console_token_file.*chmod 600'):
+        load_credentials(str(tmp_path / 'token'), '')
 
 
 def test_page_renders_alert_rows_escaped():

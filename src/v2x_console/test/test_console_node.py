@@ -42,6 +42,7 @@ def test_taken_port_and_secret_never_printed(ros, tmp_path):
     """A port already in use exits 2 naming console_port; the token is never printed."""
     secret = 'never-print-this-token-0123'
     (tmp_path / 'token').write_text(secret + '\n')
+    (tmp_path / 'token').chmod(0o600)
     with socket.socket() as taken:
         taken.bind(('127.0.0.1', 0))
         taken.listen(1)

@@ -19,6 +19,7 @@ from v2x_common.mappings import (
     suggest_from_str,
 )
 from v2x_common.params import ParameterError
+from v2x_protocol.keys import KeyConfigError, check_private_file
 from v2x_protocol.sender import MAX_VALIDITY_S
 
 MAX_TEXT_BYTES = 255  # a text field on the wire (str8)
@@ -170,11 +171,16 @@ class Credentials:
 
 
 def load_credentials(token_file: str, password_file: str) -> Credentials:
-    """Read the token (first line) and the ``user:password`` lines; ParameterError names
+    """Read the token (first line) and the ``user:password`` lines (files only the owner
+    may read, as ssh wants its keys); ParameterError names
     the file's parameter when one cannot be used."""
     token = b''
     users = []
     if token_file:
+        try:
+            check_private_file(token_file, 'token file')
+        except KeyConfigError as exc:
+            raise ParameterError('console_token_file', str(exc)) from None
         try:
             with open(token_file, 'rb') as f:
                 lines = f.read().splitlines()
@@ -185,6 +191,10 @@ def load_credentials(token_file: str, password_file: str) -> Credentials:
             raise ParameterError('console_token_file', 'the token must be at least 16 '
                                  'characters')
     if password_file:
+        try:
+            check_private_file(password_file, 'password file')
+        except KeyConfigError as exc:
+            raise ParameterError('console_password_file', str(exc)) from None
         try:
             with open(password_file, 'rb') as f:
                 lines = f.read().splitlines()
