@@ -158,6 +158,8 @@ def test_inject_defaults_are_v2x_injects():
     ({'lon': -180.5}, 'lon'),
     ({'ttl_s': -1}, 'ttl_s'),                   # negative validity
     ({'ttl_s': float('inf')}, 'ttl_s'),
+    ({'ttl_s': 90000}, 'ttl_s'),                 # beyond the protocol's one day
+    ({'distance_m': 2e6}, 'distance_m'),         # beyond the protocol's table
     ({'confidence': 1.5}, 'confidence'),
     ({'distance_m': 'far'}, 'distance_m'),      # not a number
     ({'distance_m': True}, 'distance_m'),       # bool is not a number

@@ -19,10 +19,10 @@ from v2x_common.mappings import (
     suggest_from_str,
 )
 from v2x_common.params import ParameterError
+from v2x_protocol import ranges
 from v2x_protocol.keys import KeyConfigError, check_private_file
-from v2x_protocol.sender import MAX_VALIDITY_S
+from v2x_protocol.wire import AlertData
 
-MAX_TEXT_BYTES = 255  # a text field on the wire (str8)
 MAX_CLIP_WINDOW_S = 86400.0  # event_clipper's MAX_WINDOW_S
 
 
@@ -64,8 +64,8 @@ class ClipRequestBody:
     clip_id: str
 
 
-def _number(body: dict, name: str, default: float, lo: float, hi: float,
-            nullable: bool = False) -> float:
+def _number(body: dict, name: str, default: float, nullable: bool = False) -> float:
+    """A JSON number (null = NaN, unknown, where nullable); ranges are the protocol's."""
     if name not in body:
         return default
     value = body[name]
@@ -73,10 +73,7 @@ def _number(body: dict, name: str, default: float, lo: float, hi: float,
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ActionError(name, f'{value!r} is not a number')
-    value = float(value)
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise ActionError(name, f'{value!r} is not in {lo:g}..{hi:g}')
-    return value
+    return float(value)
 
 
 def _named(body: dict, name: str, default: str, parse) -> int:
@@ -99,29 +96,45 @@ INJECT_FIELDS = {'type', 'severity', 'suggest', 'distance_m', 'road', 'lat', 'lo
                  'confidence', 'clip'}
 
 
+#: the protocol's field names -> this API's (v2x_inject's flag names)
+_API_NAMES = {'kind': 'type', 'latitude': 'lat', 'longitude': 'lon', 'validity_s': 'ttl_s'}
+
+
 def parse_inject(body) -> InjectRequest:
     """v2x_inject's flags as JSON: type, severity, suggest, distance_m, road, lat, lon,
-    ttl_s (0 = the gateway's default), confidence, clip; the same defaults."""
+    ttl_s (0 = the gateway's default), confidence, clip; the same defaults. Every value is
+    checked against the protocol's field table (v2x_protocol.ranges), as every other
+    entry point checks it."""
     body = _check_keys(body, INJECT_FIELDS)
-    road = body.get('road', 'segment_A')
-    if not isinstance(road, str) or len(road.encode('utf-8', 'surrogatepass')) > \
-            MAX_TEXT_BYTES or any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in road):
-        raise ActionError('road', f'expected printable text of at most {MAX_TEXT_BYTES} '
-                          'bytes of UTF-8')
     clip = body.get('clip', False)
     if not isinstance(clip, bool):
         raise ActionError('clip', f'{clip!r} is not true/false')
-    return InjectRequest(
+    road = body.get('road', 'segment_A')
+    if not isinstance(road, str):
+        raise ActionError('road', f'{road!r} is not text')
+    request = InjectRequest(
         kind=_named(body, 'type', 'collision', kind_from_str),
         severity=_named(body, 'severity', 'high', severity_from_str),
         suggest=_named(body, 'suggest', 'slow_down', suggest_from_str),
-        distance_m=_number(body, 'distance_m', 500.0, 0.0, 1e7, nullable=True),
+        distance_m=_number(body, 'distance_m', 500.0, nullable=True),
         road=road,
-        latitude=_number(body, 'lat', math.nan, -90.0, 90.0, nullable=True),
-        longitude=_number(body, 'lon', math.nan, -180.0, 180.0, nullable=True),
-        validity_s=_number(body, 'ttl_s', 0.0, 0.0, MAX_VALIDITY_S),
-        confidence=_number(body, 'confidence', 1.0, 0.0, 1.0),
+        latitude=_number(body, 'lat', math.nan, nullable=True),
+        longitude=_number(body, 'lon', math.nan, nullable=True),
+        validity_s=_number(body, 'ttl_s', 0.0),
+        confidence=_number(body, 'confidence', 1.0),
         clip_requested=clip)
+    unfilled = AlertData(source_id='', sequence=0, kind=request.kind,
+                         severity=request.severity, suggest=request.suggest, stamp_ns=0,
+                         detection_time_ns=0, validity_s=request.validity_s,
+                         latitude=request.latitude, longitude=request.longitude, road=road,
+                         distance_m=request.distance_m, confidence=request.confidence,
+                         clip_requested=clip)
+    try:
+        ranges.check_alert_fields(unfilled, filled=False)
+    except ranges.FieldError as exc:
+        field = _API_NAMES.get(exc.field, exc.field)
+        raise ActionError(field, str(exc).split(': ', 1)[-1]) from None
+    return request
 
 
 def parse_clip_request(body, now: float) -> ClipRequestBody:
@@ -131,10 +144,16 @@ def parse_clip_request(body, now: float) -> ClipRequestBody:
     if not isinstance(clip_id, str) or len(clip_id) > 128:
         raise ActionError('clip_id', 'expected a string of at most 128 characters')
     return ClipRequestBody(
-        t0=_number(body, 't0', now, 1.0, now + 3600.0),
-        pre_s=_number(body, 'pre_s', 0.0, 0.0, MAX_CLIP_WINDOW_S),
-        post_s=_number(body, 'post_s', 0.0, 0.0, MAX_CLIP_WINDOW_S),
+        t0=_within('t0', _number(body, 't0', now), 1.0, now + 3600.0),
+        pre_s=_within('pre_s', _number(body, 'pre_s', 0.0), 0.0, MAX_CLIP_WINDOW_S),
+        post_s=_within('post_s', _number(body, 'post_s', 0.0), 0.0, MAX_CLIP_WINDOW_S),
         clip_id=clip_id)
+
+
+def _within(name: str, value: float, lo: float, hi: float) -> float:
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ActionError(name, f'{value!r} is not in {lo:g}..{hi:g}')
+    return value
 
 
 @dataclass(frozen=True)
