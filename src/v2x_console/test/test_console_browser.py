@@ -319,9 +319,12 @@ def test_drop_counters_and_every_nodes_diagnostics(stack):
     d = stack.driver
     until(d, 20).until(lambda d: any(
         'alert out' in r.text for r in d.find_elements(By.CSS_SELECTOR, '#drops tbody tr')))
-    names = {r.find_element(By.TAG_NAME, 'td').text
-             for r in d.find_elements(By.CSS_SELECTOR, '#nodes tbody tr')}
-    assert {'alert_gateway', 'event_clipper', 'v2x_console'} <= names, names
+    expected = {'alert_gateway', 'event_clipper', 'v2x_console'}
+
+    def node_names(d):  # the table is re-rendered with each node's 1 Hz diagnostics
+        return {r.find_element(By.TAG_NAME, 'td').text
+                for r in d.find_elements(By.CSS_SELECTOR, '#nodes tbody tr')}
+    until(d, 20).until(lambda d: expected <= node_names(d))
     assert not any(a.road == 'road-invalid' for a in stack.sent)
 
 
@@ -382,10 +385,11 @@ def test_archived_clip_plays_and_verifies(stack):
     assert abs(duration - stack.clip['duration_s']) < 0.25
     until(d, 20).until(lambda d: d.execute_script(
         "return document.getElementById('player').currentTime > 0.2;"))
-    row_el = d.find_element(By.CSS_SELECTOR, f'#archive tr[data-stem="{stem}"]')
-    row_el.find_element(By.XPATH, './/button[text()="Verify"]').click()
-    until(d, 20).until(
-        lambda d: 'verified' in row_el.find_element(By.CLASS_NAME, 'verify-result').text)
+    archive_row = f'#archive tr[data-stem="{stem}"]'
+    d.find_element(By.CSS_SELECTOR, archive_row).find_element(
+        By.XPATH, './/button[text()="Verify"]').click()
+    until(d, 20).until(lambda d: 'verified' in d.find_element(
+        By.CSS_SELECTOR, f'{archive_row} .verify-result').text)
     # range requests are served (the video element relies on them)
     req = urllib.request.Request(f'{stack.base}/archive/{stem}.mp4',
                                  headers={'Range': 'bytes=0-99'})
