@@ -41,10 +41,10 @@ DEG_M = math.radians(1.0) * 6_371_008.8
 def alert(seq=1, kind=m.KIND_COLLISION, distance=300.0, stamp=T0, suggest=m.SUGGEST_NONE,
           validity=15.0, detection=T0, cancelled=False, lat=math.nan, lon=math.nan,
           severity=m.SEVERITY_HIGH, source='rsu_a'):
-    return AlertData(source_id=source, sequence=seq, stamp_ns=round(stamp * 1e9), kind=kind,
-                     severity=severity, suggest=suggest,
-                     detection_time_ns=round(detection * 1e9), validity_s=validity,
-                     cancelled=cancelled, latitude=lat, longitude=lon, distance_m=distance)
+    return AlertData(source_id=source, sequence=seq, stamp=stamp, kind=kind,
+                     severity=severity, suggest=suggest, detection_time=detection,
+                     validity_s=validity, cancelled=cancelled, latitude=lat, longitude=lon,
+                     distance_m=distance)
 
 
 def run(events, state=None, settings=SETTINGS):
@@ -204,8 +204,8 @@ def test_hysteresis_keeps_the_action_when_the_distance_jitters_at_the_threshold(
     (alert(validity=math.nan), 'invalid'),
     # negative validity
     (alert(validity=-1.0), 'invalid'),
-    # validity infinite: never ends
-    (alert(validity=math.inf), 'invalid'),
+    # header stamp infinite
+    (alert(stamp=math.inf), 'invalid'),
     # already expired when it arrives
     (alert(detection=T0 - 20.0, validity=15.0), 'expired'),
 ])

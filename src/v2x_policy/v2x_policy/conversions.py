@@ -4,9 +4,29 @@ import math
 
 from geometry_msgs.msg import Twist
 
-from v2x_bridge.conversions import alert_from_msg  # noqa: F401 -- the one Alert -> AlertData
-from v2x_msgs.msg import Heartbeat, PolicyState
-from v2x_policy.policy import Decision, Vector, speed_limit
+from v2x_common.timeutil import to_seconds
+from v2x_msgs.msg import Alert, Heartbeat, PolicyState
+from v2x_policy.policy import AlertData, Decision, Vector, speed_limit
+
+
+def alert_from_msg(msg: Alert) -> AlertData:
+    """The core's view of a received Alert."""
+    return AlertData(
+        source_id=msg.source_id,
+        sequence=int(msg.sequence),
+        stamp=to_seconds(msg.header.stamp),
+        kind=int(msg.kind),
+        severity=int(msg.severity),
+        suggest=int(msg.suggest),
+        detection_time=to_seconds(msg.detection_time),
+        validity_s=float(msg.validity_s),
+        cancelled=bool(msg.cancelled),
+        latitude=float(msg.latitude),
+        longitude=float(msg.longitude),
+        distance_m=float(msg.distance_m),
+        # produced on this station's own graph counts as trusted (Alert.msg's comment)
+        authenticated=bool(msg.authenticated) or msg.path == Alert.PATH_LOCAL,
+    )
 
 
 def stale_rsus_from_msg(msg) -> frozenset:

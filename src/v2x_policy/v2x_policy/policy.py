@@ -27,7 +27,6 @@ from v2x_policy.rules import (
     ACTION_STOP,
     Rule,
 )
-from v2x_protocol.wire import AlertData
 
 #: Alert.validity_s == 0 means DENM's default validity.
 DEFAULT_VALIDITY_S = 600.0
@@ -35,6 +34,34 @@ DEFAULT_VALIDITY_S = 600.0
 MAX_VALIDITY_S = 86400.0
 #: ``rsu_stale_action``: keep acting on alerts until expiry, or stop while an RSU is stale.
 RSU_STALE_ACTIONS = ('keep', 'stop')
+
+
+@dataclass(frozen=True)
+class AlertData:
+    """What the policy needs of one v2x_msgs/Alert (times in float seconds, NaN = unknown)."""
+
+    source_id: str
+    sequence: int
+    stamp: float
+    kind: int
+    severity: int
+    suggest: int
+    detection_time: float = 0.0  # 0: not set (the arrival time is used)
+    validity_s: float = 0.0  # 0: DEFAULT_VALIDITY_S
+    cancelled: bool = False
+    latitude: float = math.nan
+    longitude: float = math.nan
+    distance_m: float = math.nan
+    # Signature verified, or produced on this station; False: DENM, unsigned radio.
+    authenticated: bool = True
+
+    @property
+    def key(self) -> tuple:
+        """Unauthenticated alerts live in their own event-id space: they can never update
+        or cancel an authenticated alert of the same (source_id, sequence)."""
+        if self.authenticated:
+            return self.source_id, self.sequence
+        return self.source_id, self.sequence, 'unauthenticated'
 
 
 @dataclass(frozen=True)
@@ -47,6 +74,7 @@ class PolicySettings:
     hold_time_s: float = 2.0
     fix_timeout_s: float = 2.0
     rsu_stale_action: str = 'keep'
+    allow_unauthenticated_stop: bool = False  # else an unauthenticated alert slows down
 
     def __post_init__(self):
         if not self.rules:
@@ -193,16 +221,17 @@ def distance_to(alert: AlertData, fix: Fix | None) -> float:
 
 def _accept_alert(state: State, alert: AlertData, now: float) -> tuple[State, str]:
     """Put one received version of an alert into the table; the note says what it was."""
-    if not (math.isfinite(alert.validity_s) and alert.validity_s >= 0):
+    if not (math.isfinite(alert.stamp) and math.isfinite(alert.detection_time)
+            and math.isfinite(alert.validity_s) and alert.validity_s >= 0):
         return state, 'invalid'
     existing = state.alerts.get(alert.key)
     if existing is not None:
         old = existing.alert
         if alert == old:
             return state, 'repeat'
-        if alert.stamp_ns < old.stamp_ns or (alert.stamp_ns == old.stamp_ns and old.cancelled):
+        if alert.stamp < old.stamp or (alert.stamp == old.stamp and old.cancelled):
             return state, 'older'
-    detected = alert.detection_time_ns / 1e9 if alert.detection_time_ns > 0 else now
+    detected = alert.detection_time if alert.detection_time > 0 else now
     validity = min(alert.validity_s or DEFAULT_VALIDITY_S, MAX_VALIDITY_S)
     expires_at = detected + validity
     alerts = dict(state.alerts)
@@ -259,6 +288,9 @@ def raw_decision(state: State, settings: PolicySettings, now: float) -> Decision
             action, name = rule.action, rule.name
             if escalate and action != ACTION_STOP:
                 action, name = ACTION_STOP, f'{rule.name}+rsu_stale'
+            if action == ACTION_STOP and not (alert.authenticated
+                                              or settings.allow_unauthenticated_stop):
+                action, name = ACTION_SLOW_DOWN, f'{name}+unauthenticated'
             rank = (-action, distance if not math.isnan(distance) else math.inf, index)
             if best_rank is None or rank < best_rank:
                 best = Decision(action, name, alert.source_id, alert.sequence, distance)
