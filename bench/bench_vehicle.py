@@ -233,13 +233,13 @@ def print_size():
             ('v2x_protocol', 'v2x_bridge', 'v2x_policy', 'v2x_common')}
     msgs = WS / 'install' / 'v2x_msgs'
     ours['v2x_msgs (install)'] = tree_size(msgs) if msgs.is_dir() else 0
-    now = dist_closure(['cryptography'])
-    before = dist_closure(['cryptography', 'fastapi', 'uvicorn', 'watchdog'])
+    now = dist_closure(['cryptography', 'pyyaml'])
+    before = dist_closure(['cryptography', 'pyyaml', 'fastapi', 'uvicorn', 'watchdog'])
     print('\ninstalled size of the vehicle stack (ROS 2 itself, rclpy and its wheels, '
           'is the same in both and not counted)')
     print(f'  workspace packages: {sum(ours.values()) / 1e6:.2f} MB '
           + ', '.join(f'{k} {v / 1e3:.0f} kB' for k, v in ours.items()))
-    print(f'  Python deps now (v2x_protocol: cryptography): {sum(now.values()) / 1e6:.2f} MB '
+    print(f'  Python deps now (cryptography, PyYAML): {sum(now.values()) / 1e6:.2f} MB '
           f'({", ".join(sorted(now))})')
     print(f'  Python deps before (v2x_bridge held event_intake: + fastapi, uvicorn, watchdog): '
           f'{sum(before.values()) / 1e6:.2f} MB ({", ".join(sorted(before))})')
