@@ -217,7 +217,7 @@ def test_launch_files_start_it_only_when_enabled():
     keys = set(yaml.safe_load(CONFIG.read_text())['/**']['ros__parameters'])
     for launch, args, expect in (
             ('rsu.launch.xml', {'denm_udp_send_to': '127.0.0.1:4400'},
-             {'udp_send_to': '127.0.0.1:4400', 'source_id': 'rsu_server_01'}),
+             {'udp_send_to': '127.0.0.1:4400', 'source_id': ''}),  # '' = rsu_<host>
             ('vehicle.launch.xml', {'denm_udp_listen': '127.0.0.1:4401',
                                     'denm_udp_accept': 'true'},
              {'udp_listen': '127.0.0.1:4401', 'udp_accept': True})):
