@@ -18,8 +18,9 @@ piece of state ages on the monotonic clock (mono_ns), so a wall-clock step never
   session passes; new senders lose for at most the skew window;
 - events: kept until their validity has passed on the monotonic clock (+ skew), cancelled
   ones too, and never evicted: when the table is full, or a source holds its quota, a new
-  event is dropped and counted (`state_full`), so flooding can hide new events of new
-  sources for a while but can never make a live event new again or revive a cancelled one.
+  event is dropped and counted (`state_full`); a source holding no event may not take the
+  last tenth of the table, so new unknown sources lose first. Flooding can hide new
+  events for a while but can never make a live event new again or revive a cancelled one.
 """
 
 from collections import OrderedDict
@@ -286,7 +287,10 @@ class Receiver:
         prev = self._events.get(key) if is_alert else None
         if is_alert and prev is None:
             held = self._per_source.get(source, 0)
-            if len(self._events) >= self.max_events or held >= self.max_events_per_source:
+            # a source holding no event (new, unknown) may not take the last tenth: under a
+            # flood of new source ids, the sources already known keep room for their events
+            room = self.max_events if held else self.max_events - self.max_events // 10
+            if len(self._events) >= room or held >= self.max_events_per_source:
                 raise StateFull(f'event table full ({len(self._events)} held, '
                                 f'{held} of {ranges.printable(source)}): new event dropped')
         if session is None:
