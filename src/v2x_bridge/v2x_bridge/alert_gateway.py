@@ -40,11 +40,10 @@ from v2x_protocol.sender import (
     OutOfRangeInput,
     Sender,
     UnknownEvent,
-    default_rsu_id,
     fill_identity,
-    pseudonym,
 )
 from v2x_protocol.state import OutboxFile, SequenceStore
+from v2x_protocol.station import default_station_id, pseudonym
 from v2x_protocol.wire import HeartbeatData, InvalidMessage
 
 NODE_NAME = 'alert_gateway'
@@ -54,10 +53,6 @@ HIGH_WATER_FILE = 'high_water.json'
 HIGH_WATER_SAVE_S = 10.0
 
 
-def default_station_id(role: str) -> str:
-    """'rsu_<hostname>' for an RSU (two RSUs never share a default), a random pseudonym
-    'vehicle_<hex>' for a vehicle."""
-    return default_rsu_id() if role == 'rsu' else pseudonym()
 MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 Hz)
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent

@@ -28,7 +28,8 @@ from v2x_common.params import Param, ParameterError, check, declare_parameters, 
 from v2x_denm import codec, conversions, frames, link, net
 from v2x_denm.receiver import DenmDelivered, DenmReceiver, DenmRejected, DenmRepeated
 from v2x_msgs.msg import Alert
-from v2x_protocol.sender import Outbox, default_rsu_id
+from v2x_protocol.sender import Outbox
+from v2x_protocol.station import default_station_id
 
 NODE_NAME = 'denm_gateway'
 SUMMARY_PERIOD_S = 10.0
@@ -79,9 +80,8 @@ HOSTPORT = check("host:port or ''", _hostport)
 PARAMETERS = (
     Param('station_id', 0, 'numeric ITS StationID of this station (0 = derived from '
           'source_id: first 4 bytes of its SHA-256)', in_range(0, codec.MAX_STATION_ID)),
-    Param('source_id', 'rsu_server_01', "alerts with this source_id (or '') are this "
-          "station's own events (the alert_gateway's station_id; '' = rsu_<hostname>, as "
-          'the alert_gateway derives it)'),
+    Param('source_id', '', "alerts with this source_id (or '') are this station's own "
+          "events: the alert_gateway's station_id ('' = rsu_<hostname>, as the gateway)"),
     Param('station_type', codec.STATION_TYPE_RSU, 'ITS StationType (15 = roadSideUnit)',
           in_range(0, 255)),
     Param('udp_send_to', '', "host:port receiving our BTP-B + DENM datagrams ('' = off)",
@@ -130,7 +130,7 @@ class DenmGateway(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
-        source_id = s.source_id or default_rsu_id()  # the alert_gateway's default too
+        source_id = s.source_id or default_station_id('rsu')
         self.station = codec.Station(s.station_id or codec.station_id_of(source_id),
                                      s.station_type, source_id)
         self._gn_settings = frames.GnSettings(s.gn_default_radius_m, s.gn_lifetime_s,

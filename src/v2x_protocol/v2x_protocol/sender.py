@@ -7,27 +7,13 @@ sender (new session id) is not locked out.
 
 from dataclasses import dataclass, replace
 import math
-import re
 import secrets
-import socket
 
 from v2x_protocol import ranges, wire
 from v2x_protocol.wire import AlertData, HeartbeatData
 
 #: the largest validity_s accepted (ranges.MAX_VALIDITY_S, DENM's one day)
 MAX_VALIDITY_S = ranges.MAX_VALIDITY_S
-
-
-def default_rsu_id() -> str:
-    """An RSU's station id derived from the host name ('rsu_<host>'), so two RSUs never
-    share a default (the alert_gateway and the denm_gateway use the same one)."""
-    host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname().split('.')[0]) or 'host'
-    return f'rsu_{host}'[:64]
-
-
-def pseudonym() -> str:
-    """A vehicle's random station id, 'vehicle_<8 hex digits>'."""
-    return f'vehicle_{secrets.token_hex(4)}'
 
 
 class InvalidTiming(wire.InvalidMessage):
