@@ -145,7 +145,7 @@ def cpu_seconds(procs) -> float:
 def run_mode(mode: str, seconds: float) -> dict:
     domain = random_domain_id()
     group, port = random_group()
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), V2X_KEY='bench-key')
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), V2X_KEY='bench-key-0123456789abcdef')
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     context = Context()
     rclpy.init(context=context)
