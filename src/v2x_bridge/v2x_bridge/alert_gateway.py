@@ -20,9 +20,11 @@ from visualization_msgs.msg import MarkerArray
 
 from v2x_bridge import conversions, net
 from v2x_bridge.csvlog import RotatingCsv, row
+from v2x_bridge.federation import GatewayFederation
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
+from v2x_federation.config import BrokerSettingsError
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.peers import PeerTable
@@ -35,7 +37,7 @@ from v2x_protocol.receiver import (
 )
 from v2x_protocol.sender import InvalidTiming, Outbox, Sender, fill_identity
 from v2x_protocol.state import OutboxFile, SequenceStore
-from v2x_protocol.wire import HeartbeatData, InvalidMessage
+from v2x_protocol.wire import AUTH_NONE, HeartbeatData, InvalidMessage
 
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
@@ -234,6 +236,19 @@ class AlertGateway(Node):
             self.create_timer(s.heartbeat_period_s, self._send_heartbeat)
         self.create_timer(1.0, self._on_second)
         self._diag = Diagnostics(self, status_fn=self._health)
+        # --- federation (issue 15): the broker path beside the radio path ---
+        self._ingest_lock = threading.Lock()  # UDP thread and paho's thread share the Receiver
+        self._peer_paths: dict[str, int] = {}
+        try:
+            self._federation = GatewayFederation(
+                self, role=s.role, station_id=s.station_id, site=(s.origin_lat, s.origin_lon),
+                heartbeat_period_s=s.heartbeat_period_s, stale_after=s.stale_after,
+                deliver=lambda data: self.handle_datagram(data, Alert.PATH_BROKER))
+        except BrokerSettingsError as exc:
+            self._rx.close()
+            self._tx.close()
+            raise SettingsError(str(exc)) from None
+        # --- end federation ---
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._receive_loop, name='v2x_rx', daemon=True)
         self._thread.start()
@@ -272,7 +287,9 @@ class AlertGateway(Node):
 
     # --- sending --------------------------------------------------------------------
     def _send(self, payload) -> None:
-        self._transmit(self._sender.datagram(payload, time.time_ns()))
+        data = self._sender.datagram(payload, time.time_ns())
+        self._transmit(data)
+        self._federation.sent(payload, data)  # federation: also to the broker (RSU)
 
     def _transmit(self, data: bytes) -> None:
         try:
@@ -306,6 +323,7 @@ class AlertGateway(Node):
             return
         self._outbox.put(alert, now)
         self._transmit(data)
+        self._federation.sent(alert, data)  # federation: also to the broker (RSU)
         self._pub_sent.publish(conversions.alert_to_msg(alert))
 
     def _drop_alert_out(self, reason: str, exc: Exception, error: bool = False) -> None:
@@ -348,8 +366,15 @@ class AlertGateway(Node):
                 self.get_logger().error(f'receive path failed: {type(exc).__name__}: {exc}',
                                         throttle_duration_sec=10.0)
 
-    def handle_datagram(self, data: bytes) -> None:
-        """Run one datagram through the pipeline and act on the outcome (never raises)."""
+    def handle_datagram(self, data: bytes, path: int = Alert.PATH_RADIO) -> None:
+        """Run one datagram through the pipeline and act on the outcome (never raises).
+
+        path: Alert.PATH_RADIO (multicast) or PATH_BROKER (federation, paho's thread); one
+        Receiver serves both, so an alert heard on both paths is delivered once."""
+        with self._ingest_lock:
+            self._handle_datagram(data, path)
+
+    def _handle_datagram(self, data: bytes, path: int) -> None:
         now = time.time_ns()
         event = self._receiver.receive(data, now)
         if isinstance(event, AlertDelivered):
@@ -361,7 +386,9 @@ class AlertGateway(Node):
                 else:
                     self._live[a.key] = a
                 self._markers_dirty = True
-            self._pub_alert.publish(conversions.alert_to_msg(a))
+            msg = conversions.alert_to_msg(a)
+            msg.path, msg.authenticated = path, event.envelope.auth != AUTH_NONE
+            self._pub_alert.publish(msg)
             if self._csv is not None:
                 try:
                     self._csv.append(row(a, event.change, now / 1e9))
@@ -374,6 +401,7 @@ class AlertGateway(Node):
             self._count('heartbeats')
             with self._lock:
                 self._peers.heard(event.heartbeat, now, event.clock_offset_s)
+                self._peer_paths[event.heartbeat.source_id] = path
             self._pub_hb.publish(conversions.heartbeat_to_msg(event.heartbeat,
                                                               event.envelope.send_time_ns))
         elif isinstance(event, DatagramRejected):
@@ -397,7 +425,11 @@ class AlertGateway(Node):
                 del self._live[key]
                 self._markers_dirty = True
             peers = self._peers.snapshot(now)
-        self._pub_peers.publish(conversions.peers_to_msg(peers))
+            paths = dict(self._peer_paths)
+        peer_msg = conversions.peers_to_msg(peers)
+        for p in peer_msg.peers:
+            p.path = paths.get(p.source_id, Alert.PATH_RADIO)
+        self._pub_peers.publish(peer_msg)
         self._publish_markers()
 
     def _save_loop(self) -> None:
@@ -439,6 +471,7 @@ class AlertGateway(Node):
             out.update({f'dropped_{k}': v for k, v in self._dropped.items()})
             out['live_alerts'] = len(self._live)
             out['outbox'] = len(self._outbox)
+        out.update(self._federation.counters())
         return out
 
     def _health(self):
@@ -452,6 +485,7 @@ class AlertGateway(Node):
     def destroy_node(self):
         """Stop the receive thread and close the sockets."""
         self._stop.set()
+        self._federation.close()
         for sock in (self._rx, self._tx):
             sock.close()
         for thread in (self._thread, self._saver):
