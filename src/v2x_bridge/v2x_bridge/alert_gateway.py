@@ -376,7 +376,11 @@ class AlertGateway(Node):
 
     def _handle_datagram(self, data: bytes, path: int) -> None:
         now = time.time_ns()
+        if self._federation.duplicate(data):  # federation: heard already by the other path
+            return
         event = self._receiver.receive(data, now)
+        if not isinstance(event, DatagramRejected):
+            self._federation.accepted(data)
         if isinstance(event, AlertDelivered):
             a = event.alert
             with self._lock:

@@ -20,6 +20,7 @@ from sensor_msgs.msg import NavSatFix, NavSatStatus
 from v2x_common import qos
 from v2x_federation import quadkey, topics
 from v2x_federation.config import BrokerSettingsError, make_config
+from v2x_federation.duplicates import SeenDatagrams
 from v2x_federation.link import BrokerLink
 from v2x_federation.publish import OFFLINE, RsuPublisher
 from v2x_protocol.wire import AlertData, HeartbeatData
@@ -75,7 +76,9 @@ class GatewayFederation:
             raise BrokerSettingsError('station_id', str(exc)) from None
         self._node, self._role, self._deliver = node, role, deliver
         self._period_s, self._stale_after = heartbeat_period_s, stale_after
-        self._dropped = {'offline_status': 0, 'foreign_topic': 0, 'empty': 0}
+        self._dropped = {'offline_status': 0, 'foreign_topic': 0, 'empty': 0,
+                         'path_duplicates': 0}
+        self._seen = SeenDatagrams()
         self._logger = node.get_logger()
         for warning in self.config.warnings:
             self._logger.warning(warning)
@@ -93,18 +96,22 @@ class GatewayFederation:
         if role == 'vehicle':
             self._tiles = topics.TileSubscriptions(self.config.prefix, self.config.zoom,
                                                    self.config.area)
-            added = sorted(self._tiles.filters)
             if not self.config.area:
-                added, _ = self._tiles.moved_to(*site)
-            self.link.set_filters(added, [])
+                self._tiles.moved_to(*site)
+            self.link.set_filters(sorted(self._tiles.filters), [])
             node.create_subscription(NavSatFix, 'fix', self._on_fix, qos.SENSOR_DATA)
         self.link.start()
         self._logger.info(f'broker {self.config.url} prefix={self.config.prefix} '
                           f'zoom={self.config.zoom} as {self.config.username or "anonymous"}')
 
     def _log(self, level: str, text: str) -> None:
-        {'info': self._logger.info, 'warn': self._logger.warning,
-         'error': self._logger.error}[level](text)
+        # one call site per severity: rclpy refuses a severity change at one call site
+        if level == 'info':
+            self._logger.info(text)
+        elif level == 'warn':
+            self._logger.warning(text)
+        else:
+            self._logger.error(text)
 
     # --- RSU ------------------------------------------------------------------------
     def sent(self, payload, datagram: bytes) -> None:
@@ -151,6 +158,20 @@ class GatewayFederation:
     def filters(self) -> frozenset[str]:
         """The vehicle's current subscriptions."""
         return self._tiles.filters if self.enabled and self._role == 'vehicle' else frozenset()
+
+    # --- both (called under the gateway's receive lock) ------------------------------
+    def duplicate(self, data: bytes) -> bool:
+        """True (and counted) when this exact datagram was accepted already by the other
+        path: skip it before the Receiver, which would count it as a replay."""
+        if not self.enabled or data not in self._seen:
+            return False
+        self._dropped['path_duplicates'] += 1
+        return True
+
+    def accepted(self, data: bytes) -> None:
+        """The Receiver accepted data (delivered, repeat or heartbeat)."""
+        if self.enabled:
+            self._seen.add(data)
 
     # --- both -----------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

@@ -2,6 +2,7 @@
 openssl, a password file made with mosquitto_passwd, the ACL of deploy/mosquitto, and
 `mosquitto -c FILE` in the foreground on a free port. No mocks: the Debian broker."""
 
+import os
 from pathlib import Path
 import shutil
 import signal
@@ -88,6 +89,8 @@ class Mosquitto:
         self.port = port or free_port()
         self.conf = self.dir / 'mosquitto.conf'
         lines = ['per_listener_settings false', f'listener {self.port} 127.0.0.1']
+        if os.geteuid() == 0:  # else mosquitto drops to user mosquitto: our files are 600
+            lines.append('user root')
         if tls:
             lines += [f"cafile {tls['ca']}", f"certfile {tls['cert']}",
                       f"keyfile {tls['key']}", 'tls_version tlsv1.2']
