@@ -11,6 +11,7 @@ from rclpy.parameter import Parameter
 from visualization_msgs.msg import Marker, MarkerArray
 import yaml
 
+from v2x_bridge import federation
 from v2x_bridge.alert_gateway import PARAMETERS, AlertGateway, SettingsError
 from v2x_common import qos
 from v2x_common.diagnostics import WARN
@@ -247,9 +248,10 @@ def test_config_yaml_keys_are_declared(name):
     """Every key of the launch config is a parameter the node declares, and all are there."""
     data = yaml.safe_load((CONFIG / name).read_text())
     params = data['/**']['ros__parameters']
-    assert set(params) == set(PARAMETERS)
+    declared = {**PARAMETERS, **federation.PARAMETERS}  # federation: broker_* parameters
+    assert set(params) == set(declared)
     for key, value in params.items():
-        default = PARAMETERS[key][0]
+        default = declared[key][0]
         assert isinstance(value, type(default)) or (
             isinstance(default, float) and isinstance(value, (int, float))), key
 
