@@ -7,9 +7,13 @@ event), away (another group, broker A, fix 60 km away), bridged (another group, 
 a configured area). The cases run in order on it, each with its own alerts.
 """
 
+import gc
 import math
 import os
 from pathlib import Path
+import signal
+import subprocess
+import sys
 import time
 
 import paho.mqtt.client as mqtt
@@ -36,7 +40,7 @@ AWAY = (37.70000, 127.50000)        # ~70 km away
 ZOOM_RSU, ZOOM_VEH = 18, 14
 USERS = {'rsu_1': 'pw-rsu-1', 'rsu_2': 'pw-rsu-2', 'bridge': 'pw-bridge',
          'veh_near': 'pw-near', 'veh_far': 'pw-far', 'veh_away': 'pw-away',
-         'veh_b': 'pw-b', 'veh_late': 'pw-late'}
+         'veh_b': 'pw-b', 'veh_late': 'pw-late', 'veh_proc': 'pw-proc'}
 SECRET = 'federation-test-key-0123'
 
 
@@ -362,3 +366,70 @@ def test_far_vehicle_positions_outside_event_tiles(stack):
     stack.settle('near', 'bridged')
     assert stack.got('far', 'A6') == []
     assert math.isfinite(stack.got('near', 'A6')[0].latitude)
+
+
+
+def test_vehicle_stack_from_launch_file_gets_alerts_via_broker(stack):
+    """vehicle.launch.xml started by the launch runner as real processes, with the broker_*
+    launch arguments only (no multicast from the RSU: another group), delivers the live
+    alerts of its tiles on its /v2x/alert with path broker."""
+    ws = Path(__file__).resolve().parents[1]
+    cred = mq.credentials_file(stack.tmp / 'veh_proc.cred', 'veh_proc', USERS['veh_proc'])
+    group = random_group()
+    args = {'key_file': stack.key, 'group': group[0], 'port': group[1], 'iface': '127.0.0.1',
+            'station_id': 'veh_proc', 'state_dir': stack.tmp / 'proc', 'csv_log': '',
+            'profile': ws / 'launch/config/demo.yaml', 'broker_url': stack.a.url,
+            'broker_credentials_file': cred, 'broker_ca_file': stack.tls['ca']}
+    observer = RosHarness()
+    env = dict(os.environ, ROS_DOMAIN_ID=str(observer.domain_id))
+    log = open(stack.tmp / 'vehicle_stack.log', 'w')
+    proc = subprocess.Popen([sys.executable, str(ws / 'scripts/v2x_launch.py'),
+                             str(ws / 'launch/vehicle.launch.xml'),
+                             *[f'{k}:={v}' for k, v in args.items()]],
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        got = []
+        observer.node('proc_probe').create_subscription(Alert, '/v2x/alert', got.append,
+                                                        qos.ALERT)
+        assert observer.spin_until(lambda: {'A3', 'A4'} <= {a.road for a in got}, 60), \
+            (stack.tmp / 'vehicle_stack.log').read_text()[-3000:]
+        assert all(a.path == Alert.PATH_BROKER for a in got if a.road in ('A3', 'A4'))
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+        observer.close()
+
+
+@pytest.mark.parametrize('params,name', [
+    ({'broker_url': 'http://broker'}, 'broker_url'),                 # not MQTT
+    ({'broker_url': 'mqtts://u:pw@broker'}, 'broker_url'),           # secret on argv
+    ({'broker_url': 'mqtts://b', 'broker_zoom': 30}, 'broker_zoom'),  # beyond 23
+    ({'broker_url': 'mqtts://b', 'broker_topic_prefix': 'v2x/#'}, 'broker_topic_prefix'),
+    ({'broker_url': 'mqtts://b', 'broker_ca_file': '/nonexistent.pem'}, 'broker_ca_file'),
+    ({'broker_url': 'mqtts://b', 'broker_credentials_file': '/nonexistent'},
+     'broker_credentials_file'),
+    ({'broker_url': 'mqtts://b', 'broker_area': '0124'}, 'broker_area'),
+    ({'broker_url': 'mqtts://b', 'station_id': 'a/b'}, 'station_id'),
+])
+def test_bad_broker_parameter_stops_the_gateway_naming_it(tmp_path, params, name):
+    """A bad broker_* value stops the gateway at start-up with an error naming it."""
+    from v2x_bridge.alert_gateway import SettingsError
+    ros = RosHarness()
+    group = random_group()
+    message = ''
+    try:
+        AlertGateway(context=ros.context, parameter_overrides=_params(
+            role='vehicle', group=group[0], port=group[1], iface='127.0.0.1',
+            state_dir=str(tmp_path), insecure=True, auth_mode='none', **params))
+    except SettingsError as exc:
+        message = str(exc)
+    finally:
+        gc.collect()  # the half-built node must be gone before the context shuts down
+        ros.close()
+    assert f"parameter '{name}'" in message
