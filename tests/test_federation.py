@@ -24,12 +24,13 @@ from sensor_msgs.msg import NavSatFix, NavSatStatus
 
 from v2x_bridge.alert_gateway import AlertGateway
 from v2x_common import qos
-from v2x_common.testing import RosHarness, random_group
+from v2x_common.params import ParameterError
 from v2x_federation import quadkey, topics
-from v2x_federation import testing as mq
+import v2x_mosquitto as mq
 from v2x_msgs.msg import Alert, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.wire import decode
+from v2x_testing import RosHarness, random_group
 
 pytestmark = pytest.mark.skipif(bool(mq.missing_tools()),
                                 reason=f'needs {mq.missing_tools()} (make setup installs them)')
@@ -419,7 +420,6 @@ def test_vehicle_stack_from_launch_file_gets_alerts_via_broker(stack):
 ])
 def test_bad_broker_parameter_stops_the_gateway_naming_it(tmp_path, params, name):
     """A bad broker_* value stops the gateway at start-up with an error naming it."""
-    from v2x_bridge.alert_gateway import SettingsError
     ros = RosHarness()
     group = random_group()
     message = ''
@@ -427,7 +427,7 @@ def test_bad_broker_parameter_stops_the_gateway_naming_it(tmp_path, params, name
         AlertGateway(context=ros.context, parameter_overrides=_params(
             role='vehicle', group=group[0], port=group[1], iface='127.0.0.1',
             state_dir=str(tmp_path), insecure=True, auth_mode='none', **params))
-    except SettingsError as exc:
+    except ParameterError as exc:
         message = str(exc)
     finally:
         gc.collect()  # the half-built node must be gone before the context shuts down

@@ -13,47 +13,33 @@ import math
 import time
 from typing import Callable
 
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 
 from v2x_common import qos
+from v2x_common.params import Param, ParameterError, in_range
 from v2x_federation import quadkey, topics
-from v2x_federation.config import BrokerSettingsError, make_config
+from v2x_federation.config import make_config
 from v2x_federation.duplicates import SeenDatagrams
 from v2x_federation.link import BrokerLink
 from v2x_federation.publish import OFFLINE, RsuPublisher
 from v2x_protocol.wire import AlertData, HeartbeatData
 
-# name -> (default, description, extra descriptor fields)
-PARAMETERS = {
-    'broker_url': ('', "MQTT v5 broker ('' = off): mqtts://host:8883, or "
-                   'mqtt://127.0.0.1:1883 for a plain lab broker (warned)', {}),
-    'broker_credentials_file': ('', 'file of username=... and password=... lines (never argv; '
-                                "'' = anonymous)", {}),
-    'broker_ca_file': ('', "CA bundle (PEM) that signed the broker's certificate "
-                       "('' = the system's)", {}),
-    'broker_topic_prefix': ('v2x', 'first topic level(s) on the broker', {}),
-    'broker_zoom': (16, 'quadkey zoom: of the RSU topics (>= every subscriber zoom) / of '
-                    "the vehicle's 3x3 subscription tiles",
-                    {'integer_range': [IntegerRange(from_value=1, to_value=quadkey.MAX_ZOOM,
-                                                    step=1)]}),
-    'broker_area': ('', 'vehicle without a fix: comma-separated quadkeys to subscribe '
-                    "('' = the 3x3 tiles around origin_lat/origin_lon)", {}),
-}
-
-
-def declare(node) -> dict:
-    """Declare the broker_* parameters and read them once; raises BrokerSettingsError."""
-    values = {}
-    for name, (default, description, extra) in PARAMETERS.items():
-        descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
-        try:
-            values[name] = node.declare_parameter(name, default, descriptor).value
-        except (InvalidParameterValueException, InvalidParameterTypeException,
-                TypeError) as exc:
-            raise BrokerSettingsError(name, str(exc)) from None
-    return values
+#: the broker_* rows of alert_gateway's one parameter table (alert_gateway.PARAMETERS
+#: ends with them); checked again, together, by v2x_federation.config.make_config
+PARAMETERS = (
+    Param('broker_url', '', "MQTT v5 broker ('' = off): mqtts://host:8883, or "
+          'mqtt://127.0.0.1:1883 for a plain lab broker (warned)'),
+    Param('broker_credentials_file', '', "file of username=... and password=... lines "
+          "(never argv; '' = anonymous)"),
+    Param('broker_ca_file', '', "CA bundle (PEM) that signed the broker's certificate "
+          "('' = the system's)"),
+    Param('broker_topic_prefix', 'v2x', 'first topic level(s) on the broker'),
+    Param('broker_zoom', 16, 'quadkey zoom: of the RSU topics (>= every subscriber zoom) / '
+          "of the vehicle's 3x3 subscription tiles", in_range(1, quadkey.MAX_ZOOM)),
+    Param('broker_area', '', 'vehicle without a fix: comma-separated quadkeys to subscribe '
+          "('' = the 3x3 tiles around origin_lat/origin_lon)"),
+)
+NAMES = tuple(row.name for row in PARAMETERS)
 
 
 class GatewayFederation:
@@ -62,7 +48,7 @@ class GatewayFederation:
     def __init__(self, node, *, role: str, station_id: str, site: tuple[float, float],
                  heartbeat_period_s: float, stale_after: int,
                  deliver: Callable[[bytes], None]):
-        v = declare(node)
+        v = {name: node.get_parameter(name).value for name in NAMES}  # declared by the node
         self.config = make_config(v['broker_url'], v['broker_credentials_file'],
                                   v['broker_ca_file'], v['broker_topic_prefix'],
                                   v['broker_zoom'], v['broker_area'])
@@ -73,7 +59,7 @@ class GatewayFederation:
         try:
             topics.check_level(station_id)
         except topics.InvalidTopic as exc:
-            raise BrokerSettingsError('station_id', str(exc)) from None
+            raise ParameterError('station_id', str(exc)) from None
         self._node, self._role, self._deliver = node, role, deliver
         self._period_s, self._stale_after = heartbeat_period_s, stale_after
         self._dropped = {'offline_status': 0, 'foreign_topic': 0, 'empty': 0,
@@ -88,7 +74,7 @@ class GatewayFederation:
                 self._publisher = RsuPublisher(self.config.prefix, station_id,
                                                self.config.zoom, site)
             except quadkey.InvalidPosition as exc:
-                raise BrokerSettingsError('origin_lat', f'the site position: {exc}') from None
+                raise ParameterError('origin_lat', f'the site position: {exc}') from None
             will = self._publisher.will()
         self.link = BrokerLink(self.config, client_id=station_id,
                                on_message=self._on_message if role == 'vehicle' else None,

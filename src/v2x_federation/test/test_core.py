@@ -4,9 +4,10 @@ import math
 
 import pytest
 
+from v2x_common.params import ParameterError
 from v2x_federation import quadkey as qk
 from v2x_federation import topics
-from v2x_federation.config import BrokerSettingsError, make_config
+from v2x_federation.config import make_config
 from v2x_federation.publish import OFFLINE, OfflineQueue, Publication, RsuPublisher
 from v2x_protocol.wire import AlertData
 
@@ -183,9 +184,9 @@ def test_offline_queue_latest_per_topic_live_only_bounded():
 ])
 def test_bad_urls_name_the_parameter(url, param):
     """A bad broker_url is refused naming broker_url."""
-    with pytest.raises(BrokerSettingsError) as err:
+    with pytest.raises(ParameterError) as err:
         make_config(url, '', '', 'v2x', 16)
-    assert err.value.parameter == param
+    assert err.value.name == param
 
 
 def test_config_parses_credentials_and_warns(tmp_path):
@@ -204,9 +205,9 @@ def test_config_parses_credentials_and_warns(tmp_path):
                         'broker_ca_file'),
                        (('mqtts://b', str(tmp_path / 'none'), '', 'v2x', 16),
                         'broker_credentials_file')]:
-        with pytest.raises(BrokerSettingsError) as err:
+        with pytest.raises(ParameterError) as err:
             make_config(*args)
-        assert err.value.parameter == name
+        assert err.value.name == name
     cred.write_text('user rsu_1\n')
-    with pytest.raises(BrokerSettingsError, match='username='):
+    with pytest.raises(ParameterError, match='username='):
         make_config('mqtts://b', str(cred), '', 'v2x', 16)

@@ -11,18 +11,11 @@ from dataclasses import dataclass, field
 import os
 from urllib.parse import urlsplit
 
+from v2x_common.params import ParameterError
 from v2x_federation import quadkey as qk
 from v2x_federation import topics
 
 DEFAULT_PORTS = {'mqtt': 1883, 'mqtts': 8883}
-
-
-class BrokerSettingsError(ValueError):
-    """A broker_* parameter with a bad value; `parameter` names it."""
-
-    def __init__(self, parameter: str, message: str):
-        super().__init__(f'parameter {parameter!r}: {message}')
-        self.parameter = parameter
 
 
 @dataclass(frozen=True)
@@ -47,13 +40,13 @@ class BrokerConfig:
 
 
 def read_credentials(path: str) -> tuple[str, str]:
-    """(username, password) from a credentials file; raises BrokerSettingsError."""
+    """(username, password) from a credentials file; raises ParameterError."""
     name = 'broker_credentials_file'
     try:
         with open(path, encoding='utf-8') as f:
             text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise BrokerSettingsError(name, f'cannot read {path}: {exc}') from None
+        raise ParameterError(name, f'cannot read {path}: {exc}') from None
     values = {}
     for line in text.splitlines():
         line = line.strip()
@@ -61,11 +54,11 @@ def read_credentials(path: str) -> tuple[str, str]:
             continue
         key, sep, value = line.partition('=')
         if not sep or key.strip() not in ('username', 'password'):
-            raise BrokerSettingsError(name, f'{path}: lines must be username=... or '
+            raise ParameterError(name, f'{path}: lines must be username=... or '
                                             'password=...')
         values[key.strip()] = value.strip()
     if not values.get('username') or 'password' not in values:
-        raise BrokerSettingsError(name, f'{path}: needs username= and password= lines')
+        raise ParameterError(name, f'{path}: needs username= and password= lines')
     return values['username'], values['password']
 
 
@@ -77,22 +70,22 @@ def make_config(url: str, credentials_file: str, ca_file: str, prefix: str, zoom
     parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname or parts.path not in ('', '/') \
             or parts.query or parts.username or parts.password:
-        raise BrokerSettingsError('broker_url', f'{url!r} is not mqtts://host[:port] or '
+        raise ParameterError('broker_url', f'{url!r} is not mqtts://host[:port] or '
                                   'mqtt://host[:port] (credentials go in '
                                   'broker_credentials_file)')
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme]
     except ValueError as exc:
-        raise BrokerSettingsError('broker_url', f'{url!r}: {exc}') from None
+        raise ParameterError('broker_url', f'{url!r}: {exc}') from None
     tls = parts.scheme == 'mqtts'
     warnings = []
     if not tls:
         warnings.append(f'broker_url {url} is plain MQTT (no TLS): lab use only; alerts '
                         'stay signed end to end, but credentials and traffic are readable')
     if ca_file and not os.path.isfile(ca_file):
-        raise BrokerSettingsError('broker_ca_file', f'{ca_file} is not a file')
+        raise ParameterError('broker_ca_file', f'{ca_file} is not a file')
     if ca_file and not tls:
-        raise BrokerSettingsError('broker_ca_file', 'given, but broker_url is not mqtts://')
+        raise ParameterError('broker_ca_file', 'given, but broker_url is not mqtts://')
     username = password = ''
     if credentials_file:
         username, password = read_credentials(credentials_file)
@@ -107,16 +100,16 @@ def make_config(url: str, credentials_file: str, ca_file: str, prefix: str, zoom
     try:
         topics.check_prefix(prefix)
     except topics.InvalidTopic as exc:
-        raise BrokerSettingsError('broker_topic_prefix', str(exc)) from None
+        raise ParameterError('broker_topic_prefix', str(exc)) from None
     try:
         qk.check_zoom(zoom)
     except qk.InvalidPosition as exc:
-        raise BrokerSettingsError('broker_zoom', str(exc)) from None
+        raise ParameterError('broker_zoom', str(exc)) from None
     keys = tuple(k.strip() for k in area.split(',') if k.strip())
     for key in keys:
         try:
             qk.tile_of_quadkey(key)
         except qk.InvalidPosition as exc:
-            raise BrokerSettingsError('broker_area', str(exc)) from None
+            raise ParameterError('broker_area', str(exc)) from None
     return BrokerConfig(parts.hostname, port, tls, ca_file, username, password, prefix, zoom,
                         keys, tuple(warnings))

@@ -1,6 +1,8 @@
-"""A real mosquitto for tests, the bench and the demo: CA and certificates made with
-openssl, a password file made with mosquitto_passwd, the ACL of deploy/mosquitto, and
-`mosquitto -c FILE` in the foreground on a free port. No mocks: the Debian broker."""
+"""A real mosquitto for tests and the bench (tests/support, beside v2x_testing).
+
+CA and certificates made with openssl, a password file made with mosquitto_passwd, the
+ACL of deploy/mosquitto, and `mosquitto -c FILE` in the foreground on a free port.
+No mocks: the Debian broker."""
 
 import os
 from pathlib import Path
