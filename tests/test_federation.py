@@ -41,7 +41,7 @@ AWAY = (37.70000, 127.50000)        # ~70 km away
 ZOOM_RSU, ZOOM_VEH = 18, 14
 USERS = {'rsu_1': 'pw-rsu-1', 'rsu_2': 'pw-rsu-2', 'bridge': 'pw-bridge',
          'veh_near': 'pw-near', 'veh_far': 'pw-far', 'veh_away': 'pw-away',
-         'veh_b': 'pw-b', 'veh_late': 'pw-late', 'veh_proc': 'pw-proc'}
+         'veh_b': 'pw-b', 'veh_late': 'pw-late', 'veh_proc': 'pw-proc', 'rsu_3': 'pw-rsu-3'}
 SECRET = 'federation-test-key-0123'
 
 
@@ -56,7 +56,7 @@ class Stack:
         self.tmp = tmp
         self.tls = mq.make_ca(tmp / 'ca')
         self.passwords = mq.make_passwords(tmp / 'passwd', USERS)
-        self.acl = mq.make_acl(tmp / 'acl', 'v2x', ['rsu_1', 'rsu_2', 'bridge'])
+        self.acl = mq.make_acl(tmp / 'acl', 'v2x', ['rsu_1', 'rsu_2', 'rsu_3', 'bridge'])
         self.key = tmp / 'hmac.key'
         self.key.write_text(SECRET + '\n')
         self.a = mq.Mosquitto(tmp / 'a', tls=self.tls, passwords=self.passwords,
@@ -405,6 +405,49 @@ def test_vehicle_stack_from_launch_file_gets_alerts_via_broker(stack):
             proc.wait()
         log.close()
         observer.close()
+
+
+
+def _status(stack, station):
+    return [m[1] for m in retained(stack, topics.status_filter('v2x'))
+            if m[0] == topics.status_topic('v2x', station)]
+
+
+def test_rsu_status_retained_and_last_will_marks_it_offline(stack):
+    """An RSU's retained status is its signed heartbeat while it runs; killed (SIGKILL, no
+    goodbye), the broker publishes its last will: the retained status becomes `offline`."""
+    cred = mq.credentials_file(stack.tmp / 'rsu_3.cred', 'rsu_3', USERS['rsu_3'])
+    group = random_group()
+    argv = [sys.executable, '-m', 'v2x_bridge.alert_gateway', '--ros-args',
+            '-p', 'role:=rsu', '-p', 'station_id:=rsu_3', '-p', f'group:={group[0]}',
+            '-p', f'port:={group[1]}', '-p', 'iface:=127.0.0.1',
+            '-p', f'key_file:={stack.key}', '-p', f'state_dir:={stack.tmp / "rsu_3"}',
+            '-p', 'heartbeat_period_s:=0.5', '-p', f'broker_url:={stack.a.url}',
+            '-p', f'broker_credentials_file:={cred}', '-p', f'broker_ca_file:={stack.tls["ca"]}']
+    log = open(stack.tmp / 'rsu_3.log', 'w')
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        keyring = keys.make_keyring('hmac', key_file=str(stack.key))
+        assert wait_for(lambda: any(s[:2] == b'VX' for s in _status(stack, 'rsu_3')), 30), \
+            (stack.tmp / 'rsu_3.log').read_text()[-2000:]
+        hb = decode(_status(stack, 'rsu_3')[0], keyring).payload
+        assert hb.source_id == 'rsu_3'
+        proc.kill()
+        proc.wait(timeout=10)
+        assert wait_for(lambda: _status(stack, 'rsu_3') == [b'offline'], 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_clean_shutdown_marks_the_rsu_offline(stack):
+    """An RSU gateway that stops cleanly publishes `offline` as its retained status."""
+    # (spinning: the heartbeat timer refreshes the status, which expires after 3 periods)
+    assert stack.until(lambda: [s[:2] for s in _status(stack, 'rsu_1')] == [b'VX'], 20)
+    stack.ros.remove(stack.nodes.pop('rsu'))
+    assert wait_for(lambda: _status(stack, 'rsu_1') == [b'offline'], 10)
 
 
 @pytest.mark.parametrize('params,name', [

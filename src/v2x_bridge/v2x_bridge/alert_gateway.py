@@ -216,7 +216,7 @@ class AlertGateway(Node):
         self._diag = Diagnostics(self, status_fn=self._health)
         # --- federation (issue 15): the broker path beside the radio path ---
         self._ingest_lock = threading.Lock()  # UDP thread and paho's thread share the Receiver
-        self._peer_paths: dict[str, int] = {}
+        self._peer_paths: dict[str, tuple[int, bool]] = {}  # source -> (path, authenticated)
         try:
             self._federation = GatewayFederation(
                 self, role=s.role, station_id=s.station_id, site=(s.origin_lat, s.origin_lon),
@@ -383,7 +383,8 @@ class AlertGateway(Node):
             self._count('heartbeats')
             with self._lock:
                 self._peers.heard(event.heartbeat, now, event.clock_offset_s)
-                self._peer_paths[event.heartbeat.source_id] = path
+                self._peer_paths[event.heartbeat.source_id] = (
+                    path, event.envelope.auth != AUTH_NONE)
             self._pub_hb.publish(conversions.heartbeat_to_msg(event.heartbeat,
                                                               event.envelope.send_time_ns))
         elif isinstance(event, DatagramRejected):
@@ -410,7 +411,7 @@ class AlertGateway(Node):
             paths = dict(self._peer_paths)
         peer_msg = conversions.peers_to_msg(peers)
         for p in peer_msg.peers:
-            p.path = paths.get(p.source_id, Alert.PATH_RADIO)
+            p.path, p.authenticated = paths.get(p.source_id, (Alert.PATH_RADIO, False))
         self._pub_peers.publish(peer_msg)
         self._publish_markers()
 
