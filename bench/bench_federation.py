@@ -196,7 +196,9 @@ def positions(seed: int, count: int, city_km: float) -> list[tuple[float, float]
 def fleet_worker(info: dict, first: int, count: int, vehicles: int, city_km: float,
                  prefix: str) -> None:
     """Vehicles first..first+count-1: a paho client each (own thread), our tile
-    subscription and a Receiver; prints READY, then on stdin EOF the results as JSON."""
+    subscription and a Receiver; prints READY; then reads the number of deliveries to
+    expect from stdin, waits for them (or 10 s without a new one) and prints the results
+    as JSON."""
     spots = positions(1, vehicles, city_km)[first:first + count]
     ring = keys.Keyring([keys.HmacKey(SECRET.encode())])
     delivered: dict[int, list] = {i: [] for i in range(first, first + count)}
@@ -224,12 +226,19 @@ def fleet_worker(info: dict, first: int, count: int, vehicles: int, city_km: flo
     while len(subacks) < count and time.monotonic() < end:
         time.sleep(0.05)
     print('READY' if len(subacks) >= count else f'NOT READY {len(subacks)}', flush=True)
-    sys.stdin.read()
-    time.sleep(0.2)
-    for c in clients:
-        c.loop_stop()
+    expect = int(sys.stdin.readline())
+    last, seen = time.monotonic(), -1
+    while True:
+        total = sum(len(v) for v in delivered.values())
+        if total >= expect or time.monotonic() - last > 10.0:
+            break
+        if total != seen:
+            last, seen = time.monotonic(), total
+        time.sleep(0.1)
+    time.sleep(0.5)  # anything beyond the expected (wrong or duplicate) shows up too
     cpu = psutil.Process().cpu_times()
     print(json.dumps({'delivered': delivered, 'cpu_s': cpu.user + cpu.system}), flush=True)
+    os._exit(0)  # 250 paho threads: no orderly join needed
 
 
 def fanout(info: dict, vehicles: int, procs: int, alerts: int, rate: float,
@@ -280,23 +289,27 @@ def fanout(info: dict, vehicles: int, procs: int, alerts: int, rate: float,
     while len(acks) < alerts and time.monotonic() < end:
         time.sleep(0.05)
     p1 = psutil.Process().cpu_times()
-    time.sleep(2.0)  # let the fan-out drain
-    b1 = broker.cpu_times()
+    alert_tiles = [quadkey.quadkey_of(lat, lon, ZOOM_SUB) for lat, lon in spots]
+    expected_sets = []
+    for lat, lon in positions(1, vehicles, city_km):
+        hood = set(quadkey.neighbourhood(quadkey.quadkey_of(lat, lon, ZOOM_SUB)))
+        expected_sets.append({i + 1 for i, t in enumerate(alert_tiles) if t in hood})
     results, client_cpu = {}, 0.0
+    for k, w in enumerate(workers):
+        w.stdin.write(f'{sum(len(e) for e in expected_sets[k * per:(k + 1) * per])}\n')
+        w.stdin.flush()
     for w in workers:
-        out, _ = w.communicate('', timeout=120)
+        out, _ = w.communicate(timeout=300)
         data = json.loads(out.strip().splitlines()[-1])
         results.update({int(k): v for k, v in data['delivered'].items()})
         client_cpu += data['cpu_s']
+    b1 = broker.cpu_times()
     c.loop_stop()
     c.disconnect()
     # exact expected set per vehicle: alerts whose zoom-14 tile is in its 3x3
-    alert_tiles = [quadkey.quadkey_of(lat, lon, ZOOM_SUB) for lat, lon in spots]
     wrong = missing = dup = expected_total = 0
     lat_ms = []
-    for v, (lat, lon) in enumerate(positions(1, vehicles, city_km)):
-        hood = set(quadkey.neighbourhood(quadkey.quadkey_of(lat, lon, ZOOM_SUB)))
-        expected = {i + 1 for i, t in enumerate(alert_tiles) if t in hood}
+    for v, expected in enumerate(expected_sets):
         got = [seq for seq, _ in results.get(v, [])]
         expected_total += len(expected)
         dup += len(got) - len(set(got))
