@@ -59,6 +59,7 @@ class Stack:
         self.acl = mq.make_acl(tmp / 'acl', 'v2x', ['rsu_1', 'rsu_2', 'rsu_3', 'bridge'])
         self.key = tmp / 'hmac.key'
         self.key.write_text(SECRET + '\n')
+        self.key.chmod(0o600)
         self.a = mq.Mosquitto(tmp / 'a', tls=self.tls, passwords=self.passwords,
                               acl=self.acl, persistence=True).start()
         bridge = '\n'.join([

@@ -76,7 +76,9 @@ class GatewayFederation:
             except quadkey.InvalidPosition as exc:
                 raise ParameterError('origin_lat', f'the site position: {exc}') from None
             will = self._publisher.will()
-        self.link = BrokerLink(self.config, client_id=station_id,
+        # an RSU's client id is its station id (one session per station); a vehicle's is
+        # left to the broker, so it does not carry the vehicle's (pseudonymous) station id
+        self.link = BrokerLink(self.config, client_id=station_id if role == 'rsu' else '',
                                on_message=self._on_message if role == 'vehicle' else None,
                                will=will, log=self._log)
         if role == 'vehicle':
