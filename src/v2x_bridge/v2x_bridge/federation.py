@@ -130,12 +130,10 @@ class GatewayFederation:
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         """paho's thread: one message of our filters -> the gateway's receive path."""
-        try:
-            kind = topics.parse(self.config.prefix, topic)[0]
-        except (topics.InvalidTopic, quadkey.InvalidPosition):
+        kind = topics.kind_of(self.config.prefix, topic)
+        if not kind:
             self._dropped['foreign_topic'] += 1
-            return
-        if not payload:
+        elif not payload:
             self._dropped['empty'] += 1  # a cleared retained copy
         elif kind == topics.STATUS and payload == OFFLINE:
             self._dropped['offline_status'] += 1  # the peer goes stale on its own

@@ -95,6 +95,9 @@ def test_topic_round_trip_and_wildcard_tile():
     assert not any(_matches(topics.tile_filter('v2x/kr', k), topic) for k in other
                    if k != key[:14])
     assert topics.parse('v2x/kr', 'v2x/kr/status/rsu_1') == ('status', 'rsu_1', '', None)
+    assert [topics.kind_of('v2x/kr', t) for t in (topic, 'v2x/kr/status/rsu_1',
+                                                   'v2x/krx/alert/a', 'v2x/kr/other/a')] \
+        == ['alert', 'status', '', '']
 
 
 @pytest.mark.parametrize('topic', [
@@ -150,8 +153,11 @@ def test_rsu_publications_retained_with_remaining_validity():
     [q] = pub.alert(_alert(sequence=8, latitude=math.nan, longitude=math.nan), b'x', 130 * S)
     assert topics.parse('v2x', q.topic)[2] == qk.quadkey_of(37.0, 127.0, 18)
     assert pub.alert(_alert(), b'dg', 160 * S) == []
-    clear, moved = pub.alert(_alert(latitude=37.2, stamp_ns=101 * S), b'dg2', 131 * S)
+    [again] = pub.alert(_alert(stamp_ns=101 * S), b'dg1', 131 * S)  # update in place
+    assert again.topic == p.topic and again.payload == b'dg1'
+    clear, moved = pub.alert(_alert(latitude=37.2, stamp_ns=102 * S), b'dg2', 131 * S)
     assert (clear.topic, clear.payload) == (p.topic, b'') and moved.topic != p.topic
+    assert topics.parse('v2x', moved.topic)[2] == qk.quadkey_of(37.2, 127.12345, 18)
     hb = pub.heartbeat(b'hb', 10 * S, 10.0, 3)
     assert hb.retain and hb.expiry_interval_s(10 * S) == 30 and hb.topic == 'v2x/status/rsu_1'
     assert pub.will() == Publication('v2x/status/rsu_1', OFFLINE, True, None)

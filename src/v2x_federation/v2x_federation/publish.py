@@ -56,7 +56,8 @@ class RsuPublisher:
         qk.check_zoom(zoom)
         self.zoom = zoom
         self.site_quadkey = qk.quadkey_of(site[0], site[1], zoom)
-        self._topics: dict[tuple[str, int], tuple[str, int]] = {}  # key -> (topic, expires)
+        # event key -> (topic, expires_ns, (lat, lon)): repeats reuse the topic
+        self._topics: dict[tuple[str, int], tuple[str, int, tuple[float, float]]] = {}
 
     def quadkey_for(self, latitude: float, longitude: float) -> str:
         """The event's tile; the site's when the event has no (valid) position."""
@@ -70,14 +71,17 @@ class RsuPublisher:
         expires = alert.expires_ns
         if expires <= now_ns:
             return []
-        topic = topics.alert_topic(self.prefix, self.station_id,
-                                   self.quadkey_for(alert.latitude, alert.longitude),
-                                   alert.source_id, alert.sequence)
-        out = []
+        place = (alert.latitude, alert.longitude)
         before = self._topics.get(alert.key)
+        if before is not None and before[2] == place:
+            topic = before[0]  # a repeat (or an update in place): the same topic
+        else:
+            topic = topics.alert_topic(self.prefix, self.station_id, self.quadkey_for(*place),
+                                       alert.source_id, alert.sequence)
+        out = []
         if before is not None and before[0] != topic:
             out.append(Publication(before[0], b'', retain=True, expires_ns=before[1]))
-        self._topics[alert.key] = (topic, expires)
+        self._topics[alert.key] = (topic, expires, place)
         out.append(Publication(topic, datagram, retain=True, expires_ns=expires))
         if len(self._topics) > 4096:  # forget expired events now and then
             self._topics = {k: v for k, v in self._topics.items() if v[1] > now_ns}

@@ -72,6 +72,16 @@ def status_filter(prefix: str) -> str:
     return f'{prefix}/{STATUS}/+'
 
 
+def kind_of(prefix: str, topic: str) -> str:
+    """ALERT, STATUS or '' (not ours) by the topic's head only: the cheap test a subscriber
+    makes per message (its filters already chose the tiles; the payload is verified)."""
+    if topic.startswith(prefix + '/' + ALERT + '/'):
+        return ALERT
+    if topic.startswith(prefix + '/' + STATUS + '/'):
+        return STATUS
+    return ''
+
+
 def parse(prefix: str, topic: str) -> tuple[str, str, str, tuple[str, int] | None]:
     """(kind, station_id, quadkey, (source_id, sequence) or None) of a topic of the scheme;
     raises InvalidTopic for anything else."""
