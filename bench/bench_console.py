@@ -94,9 +94,9 @@ class Bench:
         group, port = random_group()
         key = tmp / 'hmac.key'
         key.write_text('bench-console-key-0123456789\n')
+        key.chmod(0o600)  # key files must be private (protocol v2)
         (tmp / 'token').write_text('bench-console-token-0123456789\n')
-        for secret in (key, tmp / 'token'):
-            secret.chmod(0o600)
+        (tmp / 'token').chmod(0o600)  # as key files, the token file must be private
         link = {'group': group, 'port': port, 'iface': '127.0.0.1', 'key_file': str(key),
                 'repeat_interval_s': 1.0}
         self.gateways = [

@@ -107,9 +107,9 @@ class Stack:
         group, port = random_group()
         key = tmp / 'hmac.key'
         key.write_text('console-browser-test-key-0123\n')
+        key.chmod(0o600)
         (tmp / 'token').write_text(TOKEN + '\n')
-        for secret in (key, tmp / 'token'):
-            secret.chmod(0o600)
+        (tmp / 'token').chmod(0o600)  # as key files, the token file must be private
         self.archive = tmp / 'archive'
         self.archive.mkdir()
         self.clip = make_clip(self.archive)
