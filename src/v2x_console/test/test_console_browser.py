@@ -401,7 +401,7 @@ ACTION_TEXT = {PolicyState.ACTION_NONE: 'NONE', PolicyState.ACTION_SLOW_DOWN: 'S
                PolicyState.ACTION_STOP: 'STOP'}
 
 
-def test_vehicle_console_shows_alerts_policy_and_position(stack):
+def test_vehicle_console_shows_alerts_policy_and_position(stack, tmp_path_factory):
     """On the vehicle's own console: the alert as its gateway delivered it (path, signed),
     speed_policy's state as it publishes it, the map centred on the GPS fix, no actions."""
     sent = stack.inject('road-vehicle', 60.0)
@@ -436,6 +436,9 @@ def test_vehicle_console_shows_alerts_policy_and_position(stack):
             stack.fix.publish(fix)  # sensor QoS is best effort: keep sending until seen
             return 'This vehicle (GPS) at the centre' in d.find_element(By.ID, 'map-desc').text
         until(d, 20).until(centred)
+        path = tmp_path_factory.mktemp('artifacts') / 'console_vehicle.png'
+        d.save_screenshot(str(path))
+        print(f'\nvehicle console screenshot: {path}')
     finally:
         d.close()
         d.switch_to.window(rsu_tab)

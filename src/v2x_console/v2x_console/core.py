@@ -163,6 +163,7 @@ class ConsoleState:
                                      'alerts_older',
                                      'alerts_expired', 'alerts_cancelled',
                                      'alerts_late', 'alerts_overflow'), 0)
+        self._counts_sent = dict(self.counts)
 
     # --- alerts -------------------------------------------------------------------
     def alert(self, a: AlertInput, now: float, own: bool = False) -> list[Event]:
@@ -199,13 +200,17 @@ class ConsoleState:
         return [Event('alert', self._alert_json(self._alerts[a.key]))]
 
     def expire(self, now: float) -> list[Event]:
-        """Remove every alert whose validity ended."""
+        """Remove every alert whose validity ended; push the counters when they changed."""
         gone = [k for k, s in self._alerts.items() if s.alert.expires_at <= now]
         for key in gone:
             del self._alerts[key]
         self.counts['alerts_expired'] += len(gone)
         self.counts['alerts_shown'] = len(self._alerts)
-        return [_removed(k, 'expired') for k in gone]
+        events = [_removed(k, 'expired') for k in gone]
+        if self.counts != self._counts_sent:  # the page's counters, at the expiry pace
+            self._counts_sent = dict(self.counts)
+            events.append(Event('counts', self._counts_sent))
+        return events
 
     def own_alert(self, source_id: str, sequence: int) -> AlertInput | None:
         """The shown alert (source_id, sequence) when this station sent it, else None."""

@@ -136,7 +136,7 @@ class ConsoleNode(Node):
         app = create_app(self.snapshot, self.hub, self.archive, self, self.credentials,
                          p['tile_url'], bind=p['console_bind'])
         self._http = HttpServer(app, sock, logger=self.get_logger(),
-                                on_death=functools.partial(exit_node, self))
+                                on_death=functools.partial(exit_node, self), name='http')
         self.port = self._http.port
         self._http.start()
         auth = ('bearer token' if self.credentials.token else '') + \

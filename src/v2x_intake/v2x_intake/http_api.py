@@ -131,7 +131,8 @@ def bind(host: str, port: int) -> socket.socket:
 class HttpServer:
     """uvicorn serving an app on a bound socket, in a thread beside the rclpy executor."""
 
-    def __init__(self, app: FastAPI, sock: socket.socket, logger=None, on_death=None):
+    def __init__(self, app: FastAPI, sock: socket.socket, logger=None, on_death=None,
+                 name: str = 'event_intake_http'):
         self._sock = sock
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(app, log_level='warning', lifespan='off', access_log=False,
@@ -139,7 +140,7 @@ class HttpServer:
         self._server = uvicorn.Server(config)
         # Supervised: uvicorn ending before stop() (it raises SystemExit on a start-up
         # failure) is a dead worker, reported, and on_death decides (the node exits 1).
-        self.worker = Worker('event_intake_http', lambda: self._server.run(sockets=[sock]),
+        self.worker = Worker(name, lambda: self._server.run(sockets=[sock]),
                              logger=logger, on_death=on_death, wake=self._exit)
 
     def start(self) -> None:

@@ -322,6 +322,7 @@ function showLogin() {
   $('login-state').textContent = authHeader() ? 'credentials set' : 'not signed in';
   const off = !state.actions;
   for (const id of ['inject-button', 'clip-button']) $(id).disabled = off;
+  for (const id of ['login', 'inject', 'clip-form']) $(id).hidden = state.role !== 'rsu';
   $('actions-off').textContent = off ? (state.role === 'rsu'
     ? 'Actions are off: this console has no token or password file.'
     : 'Actions run on the RSU console only.') : '';
