@@ -44,6 +44,9 @@ MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 H
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
 GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)
+RX_WAIT_S = 0.2          # the receive thread checks for shutdown this often
+RX_BATCH = 256           # datagrams read per wake-up before the counters are merged
+DROP_LOG_PERIOD_S = 10.0  # at most one summary of dropped datagrams this often
 
 
 class AlreadyExpired(InvalidMessage):
@@ -176,10 +179,14 @@ class AlertGateway(Node):
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
         self._lock = threading.Lock()
-        self._counts = {'delivered': 0, 'repeats': 0, 'heartbeats': 0, 'sent': 0,
+        self._counts = {'received': 0, 'delivered': 0, 'repeats': 0, 'heartbeats': 0, 'sent': 0,
                         'send_errors': 0, 'csv_errors': 0, 'invalid_input': 0,
                         'internal_errors': 0}
-        self._dropped: dict[str, int] = {}
+        self._dropped: dict[str, int] = {}  # reason -> datagrams dropped
+        self._last_rejected = None  # the latest DatagramRejected, for the log summary
+        self._last_internal = None  # the latest internal error of the receive path
+        self._drop_log_at = -DROP_LOG_PERIOD_S
+        self._drop_logged: dict[str, int] = {}  # the counts the last summary reported
         self._last_auth_drop = -AUTH_WARN_S
         self._started = time.monotonic()
         self._live: dict[tuple[str, int], object] = {}
@@ -204,7 +211,7 @@ class AlertGateway(Node):
                 raise SettingsError(f"parameter 'state_dir': {exc}") from None
             self._outbox_file = OutboxFile(s.state_dir)
         try:
-            self._rx = net.open_receiver(s.group, s.port, s.iface)
+            self._rx = net.open_receiver(s.group, s.port, s.iface, timeout_s=0.0)
         except (OSError, ValueError) as exc:
             raise SettingsError(f"parameters 'group'/'port'/'iface': {exc}") from None
         try:
@@ -213,6 +220,12 @@ class AlertGateway(Node):
             self._rx.close()
             raise SettingsError(f"parameters 'iface'/'ttl': {exc}") from None
 
+        self._reader = net.BatchReader(self._rx, RX_BATCH)
+        self._rcvbuf = net.rcvbuf_bytes(self._rx)
+        if self._rcvbuf < net.RCVBUF_BYTES:
+            self.get_logger().info(
+                f'receive buffer {self._rcvbuf} bytes (asked {2 * net.RCVBUF_BYTES}); '
+                'a flood fills it sooner: raise net.core.rmem_max')
         self._pub_alert = self.create_publisher(Alert, 'v2x/alert', qos.ALERT)
         self._pub_hb = self.create_publisher(Heartbeat, 'v2x/heartbeat', qos.HEARTBEAT)
         self._pub_peers = self.create_publisher(PeerArray, 'v2x/peers', qos.PEERS)
@@ -331,27 +344,55 @@ class AlertGateway(Node):
 
     # --- receiving ------------------------------------------------------------------
     def _receive_loop(self) -> None:
+        """Receive thread: wake on the socket, drain it in batches, until destroy_node."""
         while not self._stop.is_set():
             try:
-                data = self._rx.recv(2048)
-            except TimeoutError:
-                continue
+                batch = self._reader.read(RX_WAIT_S)
             except OSError:
                 if self._stop.is_set():
                     return
                 time.sleep(0.1)
                 continue
-            try:
-                self.handle_datagram(data)
-            except Exception as exc:  # noqa: BLE001 -- the receive thread must not die
-                self._count('internal_errors')
-                self.get_logger().error(f'receive path failed: {type(exc).__name__}: {exc}',
-                                        throttle_duration_sec=10.0)
+            if batch:
+                self.handle_datagrams(batch)
 
     def handle_datagram(self, data: bytes) -> None:
-        """Run one datagram through the pipeline and act on the outcome (never raises)."""
-        now = time.time_ns()
-        event = self._receiver.receive(data, now)
+        """Run one datagram through the pipeline (never raises); see handle_datagrams."""
+        self.handle_datagrams((data,))
+
+    def handle_datagrams(self, batch) -> None:
+        """Run datagrams through the pipeline and act on each outcome (never raises).
+
+        A rejected datagram costs one counter increment here: no log call, no lock (the
+        counts of the batch are merged once at its end); _on_second logs a summary at
+        most every DROP_LOG_PERIOD_S. A delivered alert is published at once."""
+        rejected: dict[str, int] = {}
+        last = None
+        receive = self._receiver.receive
+        for data in batch:
+            now = time.time_ns()
+            try:
+                event = receive(data, now)
+                if type(event) is DatagramRejected:
+                    rejected[event.reason] = rejected.get(event.reason, 0) + 1
+                    last = event
+                else:
+                    self._act(event, now)
+            except Exception as exc:  # noqa: BLE001 -- the receive thread must not die
+                with self._lock:
+                    self._counts['internal_errors'] += 1
+                    self._last_internal = f'receive path failed: {type(exc).__name__}: {exc}'
+        with self._lock:
+            self._counts['received'] += len(batch)
+            for reason, n in rejected.items():
+                self._dropped[reason] = self._dropped.get(reason, 0) + n
+            if last is not None:
+                self._last_rejected = last
+                if any(r in rejected for r in AUTH_REASONS):
+                    self._last_auth_drop = time.monotonic()
+
+    def _act(self, event, now: int) -> None:
+        """What an accepted datagram leads to: publish, log, count."""
         if isinstance(event, AlertDelivered):
             a = event.alert
             with self._lock:
@@ -376,13 +417,28 @@ class AlertGateway(Node):
                 self._peers.heard(event.heartbeat, now, event.clock_offset_s)
             self._pub_hb.publish(conversions.heartbeat_to_msg(event.heartbeat,
                                                               event.envelope.send_time_ns))
-        elif isinstance(event, DatagramRejected):
-            with self._lock:
-                self._dropped[event.reason] = self._dropped.get(event.reason, 0) + 1
-                if event.reason in AUTH_REASONS:
-                    self._last_auth_drop = time.monotonic()
-            self.get_logger().warning(f'dropped datagram: {event.reason}: {event.detail}',
-                                      throttle_duration_sec=5.0)
+
+    def _log_drops(self) -> None:
+        """At most every DROP_LOG_PERIOD_S: one line summing the datagrams dropped since."""
+        now = time.monotonic()
+        if now - self._drop_log_at < DROP_LOG_PERIOD_S:
+            return
+        with self._lock:
+            dropped = dict(self._dropped)
+            last, self._last_rejected = self._last_rejected, None
+            internal, self._last_internal = self._last_internal, None
+        dropped['kernel_buffer_full'] = self._reader.kernel_drops
+        since = {k: v - self._drop_logged.get(k, 0) for k, v in dropped.items()}
+        since = {k: v for k, v in since.items() if v > 0}
+        if internal is not None:
+            self.get_logger().error(internal)
+        if not since:
+            return
+        self._drop_log_at, self._drop_logged = now, dropped
+        reasons = ', '.join(f'{k} {v}' for k, v in sorted(since.items()))
+        example = f'; last: {last.reason}: {last.detail}' if last is not None else ''
+        self.get_logger().warning(f'dropped {sum(since.values())} datagrams ({reasons})'
+                                  f'{example}')
 
     # --- periodic -------------------------------------------------------------------
     def _on_second(self) -> None:
@@ -399,6 +455,7 @@ class AlertGateway(Node):
             peers = self._peers.snapshot(now)
         self._pub_peers.publish(conversions.peers_to_msg(peers))
         self._publish_markers()
+        self._log_drops()
 
     def _save_loop(self) -> None:
         """Helper thread: write the latest outbox snapshot whenever one is handed over."""
@@ -437,6 +494,8 @@ class AlertGateway(Node):
         with self._lock:
             out = dict(self._counts)
             out.update({f'dropped_{k}': v for k, v in self._dropped.items()})
+            out['kernel_drops'] = self._reader.kernel_drops
+            out['rcvbuf_bytes'] = self._rcvbuf
             out['live_alerts'] = len(self._live)
             out['outbox'] = len(self._outbox)
         return out
