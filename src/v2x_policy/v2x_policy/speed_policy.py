@@ -89,18 +89,20 @@ class SpeedPolicy(Node):
         self._last_cmd_at = None  # time.monotonic() of its arrival
         self._zero_sent = False  # the stale-input zero went out for this silence
         self._published_state = None  # (decision, enabled) last published
+        self._dropped_logged = 0  # alerts_invalid + alerts_expired when last logged
+        self._last_dropped = ''
 
         self._twist_type = TwistStamped if self.stamped else Twist
         self._cmd_pub = self.create_publisher(self._twist_type, 'cmd_vel', qos.CMD_VEL)
         self._state_pub = self.create_publisher(PolicyState, 'v2x/policy_state',
                                                 qos.POLICY_STATE)
-        self.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT)
+        self.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT_READER)
         self.create_subscription(self._twist_type, 'cmd_vel_in', self._on_cmd, qos.CMD_VEL)
         self.create_subscription(NavSatFix, 'fix', self._on_fix, qos.SENSOR_DATA)
         self.create_subscription(PeerArray, 'v2x/peers', self._on_peers, qos.PEERS)
         self.create_service(SetBool, '~/set_enabled', self._on_set_enabled)
         self.create_timer(TICK_PERIOD_S, self._on_tick)
-        self.create_timer(STATE_PERIOD_S, self._publish_state)
+        self.create_timer(STATE_PERIOD_S, self._on_state_timer)
         self.diagnostics = Diagnostics(self, status_fn=self._health)
         self._publish_state()
         names = ', '.join(f'{r.name}={ACTION_NAMES[r.action]}@{r.max_distance_m:g}m'
@@ -186,9 +188,17 @@ class SpeedPolicy(Node):
                'expired': 'alerts_expired', 'invalid': 'alerts_invalid'}[note]
         self.counts[key] += 1
         if note in ('invalid', 'expired'):
+            self._last_dropped = f'{msg.source_id}/{msg.sequence}: {note}'  # logged at 1 Hz
+
+    def _log_dropped(self) -> None:
+        """One warning per STATE_PERIOD_S at most for the alerts dropped since the last one
+        (a log call per alert would slow a burst: rclpy's throttled logger costs ~0.5 ms)."""
+        dropped = self.counts['alerts_invalid'] + self.counts['alerts_expired']
+        if dropped > self._dropped_logged:
             self.get_logger().warning(
-                f'dropped alert {msg.source_id}/{msg.sequence}: {note}',
-                throttle_duration_sec=5.0)
+                f'dropped {dropped - self._dropped_logged} alerts (invalid or expired); '
+                f'last: {self._last_dropped}')
+            self._dropped_logged = dropped
 
     def _on_fix(self, msg: NavSatFix) -> None:
         if msg.status.status < NavSatStatus.STATUS_FIX:
@@ -259,6 +269,10 @@ class SpeedPolicy(Node):
         self.counts['cmd_out'] += 1
 
     # -- outputs -----------------------------------------------------------------------
+
+    def _on_state_timer(self) -> None:
+        self._publish_state()
+        self._log_dropped()
 
     def _publish_state(self) -> None:
         decision = self.state.decision
