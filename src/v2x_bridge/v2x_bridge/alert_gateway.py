@@ -4,9 +4,14 @@ Both roles receive (alerts -> v2x/alert, CSV, v2x/markers; heartbeats -> v2x/hea
 v2x/peers) and send heartbeats when they hold a signing key. role 'rsu' also sends:
 v2x/alert_out -> identity and defaults -> sign -> multicast now and every
 repeat_interval_s until expiry -> the new alert on v2x/alert_sent.
+
+The gateway also reads v2x/alert: a message there that changes an event it delivered
+(a cancel, an update it did not publish) came from someone else on the ROS graph, so it
+re-asserts its own version of the event, as a newer version (docs/ARCHITECTURE.md,
+"Trust boundary of the ROS graph").
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 import os
 from pathlib import Path
 import sys
@@ -35,7 +40,7 @@ from v2x_protocol.receiver import (
 )
 from v2x_protocol.sender import InvalidTiming, Outbox, Sender, fill_identity
 from v2x_protocol.state import OutboxFile, SequenceStore
-from v2x_protocol.wire import HeartbeatData, InvalidMessage
+from v2x_protocol.wire import MAX_TIME_NS, AlertData, HeartbeatData, InvalidMessage
 
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
@@ -44,6 +49,10 @@ MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 H
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
 GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)
+GRAPH_LOG_PERIOD_S = 10.0  # at most one summary of foreign v2x/alert messages this often
+# a re-asserted version is this much newer than the foreign one it undoes (consumers hold
+# stamps as float seconds: 1 ns would be lost)
+REASSERT_STEP_NS = 1_000_000
 RX_WAIT_S = 0.2          # the receive thread checks for shutdown this often
 RX_BATCH = 256           # datagrams read per wake-up before the counters are merged
 DROP_LOG_PERIOD_S = 10.0  # at most one summary of dropped datagrams this often
@@ -60,6 +69,15 @@ _ALERT_OUT_REASONS = ((InvalidTiming, 'bad_time'), (OverflowError, 'bad_time'),
 
 def _alert_out_reason(exc: Exception) -> str:
     return next((r for t, r in _ALERT_OUT_REASONS if isinstance(exc, t)), 'invalid')
+
+
+def _same_version(a: AlertData, b: AlertData) -> bool:
+    """The same content but perhaps the header stamp (NaN equals NaN)."""
+    for f in fields(AlertData):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name != 'stamp_ns' and x != y and not (x != x and y != y):
+            return False
+    return True
 
 
 class SettingsError(ValueError):
@@ -179,9 +197,9 @@ class AlertGateway(Node):
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
         self._lock = threading.Lock()
-        self._counts = {'received': 0, 'delivered': 0, 'repeats': 0, 'heartbeats': 0, 'sent': 0,
-                        'send_errors': 0, 'csv_errors': 0, 'invalid_input': 0,
-                        'internal_errors': 0}
+        self._counts = {'received': 0, 'reasserted': 0, 'foreign_alerts': 0, 'delivered': 0,
+                        'repeats': 0, 'heartbeats': 0, 'sent': 0, 'send_errors': 0,
+                        'csv_errors': 0, 'invalid_input': 0, 'internal_errors': 0}
         self._dropped: dict[str, int] = {}  # reason -> datagrams dropped
         self._last_rejected = None  # the latest DatagramRejected, for the log summary
         self._last_internal = None  # the latest internal error of the receive path
@@ -190,6 +208,12 @@ class AlertGateway(Node):
         self._last_auth_drop = -AUTH_WARN_S
         self._started = time.monotonic()
         self._live: dict[tuple[str, int], object] = {}
+        # the version of each event last published on v2x/alert, until it expires: what a
+        # foreign message on v2x/alert is checked against
+        self._published: dict[tuple[str, int], AlertData] = {}
+        self._graph_logged = (0, 0)  # (reasserted, foreign_alerts) at the last summary
+        self._graph_log_at = -GRAPH_LOG_PERIOD_S
+        self._last_foreign = ''
         self._markers_dirty = True
         self._signer, keyring = self._load_keys(s)
         self._sender = Sender(self._signer) if (self._signer or s.insecure) else None
@@ -227,6 +251,7 @@ class AlertGateway(Node):
                 f'receive buffer {self._rcvbuf} bytes (asked {2 * net.RCVBUF_BYTES}); '
                 'a flood fills it sooner: raise net.core.rmem_max')
         self._pub_alert = self.create_publisher(Alert, 'v2x/alert', qos.ALERT)
+        self.create_subscription(Alert, 'v2x/alert', self._on_alert_seen, qos.ALERT_READER)
         self._pub_hb = self.create_publisher(Heartbeat, 'v2x/heartbeat', qos.HEARTBEAT)
         self._pub_peers = self.create_publisher(PeerArray, 'v2x/peers', qos.PEERS)
         self._pub_markers = self.create_publisher(MarkerArray, 'v2x/markers', qos.MARKERS)
@@ -401,6 +426,7 @@ class AlertGateway(Node):
                     self._live.pop(a.key, None)
                 else:
                     self._live[a.key] = a
+                self._published[a.key] = a
                 self._markers_dirty = True
             self._pub_alert.publish(conversions.alert_to_msg(a))
             if self._csv is not None:
@@ -417,6 +443,47 @@ class AlertGateway(Node):
                 self._peers.heard(event.heartbeat, now, event.clock_offset_s)
             self._pub_hb.publish(conversions.heartbeat_to_msg(event.heartbeat,
                                                               event.envelope.send_time_ns))
+
+    # --- the ROS graph ----------------------------------------------------------------
+    def _on_alert_seen(self, msg: Alert) -> None:
+        """A message on v2x/alert (ours, or someone else's): re-assert our version of an
+        event when the message would replace it for a consumer (speed_policy takes a
+        version with a stamp at least as new) with different content."""
+        seen = conversions.alert_from_msg(msg)
+        with self._lock:
+            own = self._published.get(seen.key)
+            if own is None:
+                self._counts['foreign_alerts'] += 1
+                self._last_foreign = (f'{seen.source_id}/{seen.sequence}: an event this '
+                                      'gateway never delivered')
+                return
+            if seen.stamp_ns < own.stamp_ns or _same_version(seen, own):
+                return  # an older version, or ours again
+            again = replace(own, stamp_ns=min(max(own.stamp_ns, seen.stamp_ns + REASSERT_STEP_NS),
+                                              MAX_TIME_NS - 1))
+            self._published[seen.key] = again
+            self._counts['reasserted'] += 1
+            what = 'a cancellation' if seen.cancelled else 'a different version'
+            self._last_foreign = (f'{seen.source_id}/{seen.sequence}: {what} this gateway '
+                                  'did not publish; its own version re-published')
+        self._pub_alert.publish(conversions.alert_to_msg(again))
+
+    def _log_graph(self) -> None:
+        """At most every GRAPH_LOG_PERIOD_S: one line on foreign v2x/alert messages."""
+        now = time.monotonic()
+        if now - self._graph_log_at < GRAPH_LOG_PERIOD_S:
+            return
+        with self._lock:
+            counts = (self._counts['reasserted'], self._counts['foreign_alerts'])
+            last = self._last_foreign
+        if counts == self._graph_logged:
+            return
+        reasserted, foreign = (a - b for a, b in zip(counts, self._graph_logged, strict=True))
+        self._graph_log_at, self._graph_logged = now, counts
+        self.get_logger().warning(
+            f'v2x/alert carries messages this gateway did not publish (someone else on the '
+            f'ROS graph): {reasserted} changes undone by re-publishing, {foreign} alerts of '
+            f'unknown events; last: {last}')
 
     def _log_drops(self) -> None:
         """At most every DROP_LOG_PERIOD_S: one line summing the datagrams dropped since."""
@@ -452,10 +519,13 @@ class AlertGateway(Node):
             for key in [k for k, a in self._live.items() if a.expires_ns <= now]:
                 del self._live[key]
                 self._markers_dirty = True
+            for key in [k for k, a in self._published.items() if a.expires_ns <= now]:
+                del self._published[key]
             peers = self._peers.snapshot(now)
         self._pub_peers.publish(conversions.peers_to_msg(peers))
         self._publish_markers()
         self._log_drops()
+        self._log_graph()
 
     def _save_loop(self) -> None:
         """Helper thread: write the latest outbox snapshot whenever one is handed over."""
