@@ -1,7 +1,10 @@
-"""The gateway under a flood from a sender without the key (loopback, random group).
+"""The gateway under a flood (loopback, random group; a private namespace would add
+nothing here: the flood only needs a socket no other test joins).
 
-Scaled to CI: 12,000 hostile datagrams of four kinds; the real alert's delivery and the
-counters are checked, never timings (bench/bench_flood.py measures those).
+Scaled to CI: 12,000 hostile datagrams of four kinds from a sender without the key, then
+20,000 heartbeats of distinct source ids from a key holder; the real alert's delivery,
+the peer table's bound and the counters are checked, never timings
+(bench/bench_flood.py measures those).
 """
 
 import threading
@@ -14,10 +17,11 @@ from v2x_bridge import hostile, net
 from v2x_bridge.alert_gateway import AlertGateway
 from v2x_common import qos
 from v2x_common.testing import RosHarness, random_group
-from v2x_msgs.msg import Alert
+from v2x_msgs.msg import Alert, PeerArray
 from v2x_protocol import keys
+from v2x_protocol.peers import MAX_PEERS
 from v2x_protocol.sender import Sender
-from v2x_protocol.wire import AlertData
+from v2x_protocol.wire import AlertData, HeartbeatData
 
 SECRET = 'flood-test-secret'
 PER_KIND = 3000
@@ -86,7 +90,7 @@ def flooded():
         ros.spin_for(0.2)
     flooder.join(timeout=30)
     yield {'ros': ros, 'gateway': gateway, 'got': got, 'tx': tx, 'repeats': repeats,
-           'sent': len(garbage)}
+           'sent': len(garbage), 'probe': probe, 'key': key}
     tx.close()
     ros.close()
     mp.undo()
@@ -118,3 +122,25 @@ def test_flood_is_counted_by_reason(flooded):
     assert all(c.get(r, 0) > 0 for r in reasons), c
     assert c['delivered'] == 1 and c['internal_errors'] == 0, c
     assert c['received'] >= sum(c.get(r, 0) for r in reasons) + 1
+
+
+def test_twenty_thousand_heartbeat_ids_keep_peers_bounded(flooded):
+    """A key holder heartbeating under 20,000 source ids: /v2x/peers stays at the cap, the
+    peer heard before keeps its place, the newcomers beyond the cap are refused."""
+    ros, gateway, tx = flooded['ros'], flooded['gateway'], flooded['tx']
+    peers = []
+    flooded['probe'].create_subscription(PeerArray, '/veh/v2x/peers', peers.append, qos.PEERS)
+    holder = Sender(flooded['key'])
+    tx.send(holder.datagram(HeartbeatData('rsu_real', 1, period_s=10.0), time.time_ns()))
+    assert ros.spin_until(lambda: peers and any(p.source_id == 'rsu_real'
+                                                for p in peers[-1].peers), 20)
+    for start in range(0, 20_000, 200):
+        for i in range(start, start + 200):
+            tx.send(holder.datagram(HeartbeatData(f'flood_{i}', 2, period_s=10.0),
+                                    time.time_ns()))
+        ros.spin_for(0.005)
+    assert ros.spin_until(lambda: gateway.counters()['peers_refused'] > 0
+                          and len(peers[-1].peers) == MAX_PEERS, 30), gateway.counters()
+    listed = {p.source_id for p in peers[-1].peers}
+    assert 'rsu_real' in listed and len(listed) == MAX_PEERS
+    assert gateway.counters()['peers'] == MAX_PEERS

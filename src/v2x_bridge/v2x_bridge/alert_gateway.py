@@ -30,7 +30,7 @@ from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol import keys
-from v2x_protocol.peers import PeerTable
+from v2x_protocol.peers import FORGET_AFTER_S, PeerTable
 from v2x_protocol.receiver import (
     AlertDelivered,
     AlertRepeated,
@@ -219,7 +219,9 @@ class AlertGateway(Node):
         self._sender = Sender(self._signer) if (self._signer or s.insecure) else None
         own = () if self._sender is None else (self._sender.session,)
         self._receiver = Receiver(keyring, s.max_clock_skew_s, own_sessions=own)
-        self._peers = PeerTable(s.stale_after)
+        # a peer is forgotten after 10 stale limits of our own period, at least 10 minutes
+        self._peers = PeerTable(s.stale_after, forget_after_s=max(
+            FORGET_AFTER_S, 10 * s.stale_after * s.heartbeat_period_s))
         try:
             self._csv = (RotatingCsv(s.csv_log, s.csv_max_bytes, s.csv_keep) if s.csv_log
                          else None)
@@ -440,7 +442,9 @@ class AlertGateway(Node):
         elif isinstance(event, HeartbeatReceived):
             self._count('heartbeats')
             with self._lock:
-                self._peers.heard(event.heartbeat, now, event.clock_offset_s)
+                accepted = self._peers.heard(event.heartbeat, now, event.clock_offset_s)
+            if not accepted:
+                return  # the peer table is full of live peers (counted as peers_refused)
             self._pub_hb.publish(conversions.heartbeat_to_msg(event.heartbeat,
                                                               event.envelope.send_time_ns))
 
@@ -567,6 +571,10 @@ class AlertGateway(Node):
             out['kernel_drops'] = self._reader.kernel_drops
             out['rcvbuf_bytes'] = self._rcvbuf
             out['live_alerts'] = len(self._live)
+            out['peers'] = len(self._peers)
+            out['peers_refused'] = self._peers.refused
+            out['peers_evicted'] = self._peers.evicted
+            out['peers_forgotten'] = self._peers.forgotten
             out['outbox'] = len(self._outbox)
         return out
 
