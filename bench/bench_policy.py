@@ -11,6 +11,8 @@ measures in the same run:
   alerts held (--held): blockages that match no rule, placed at random within 20 km of
   the vehicle, so every fix re-ranks the ones near it. The goal: reaction p99 within
   one input period (50 ms) whatever is held.
+* a stop amid a burst: --burst far alerts at --burst-rate/s with the stop in the middle
+  -> the first changed cmd_vel (the issue's scenario: 5,000 at 1,000/s).
 
 Usage (inside scripts/env.sh):
     python bench/bench_policy.py [--trials 100] [--baseline-s 10] [--held 0,1000,10000]
@@ -103,24 +105,48 @@ class Bench:
         the policy reports them held."""
         target = (self.active_alerts or 0) + count
         for i in range(count):
-            msg = Alert()
-            now = self.node.get_clock().now().nanoseconds / 1e9
-            fill_stamp(msg.header.stamp, now)
-            fill_stamp(msg.detection_time, now)
-            self.held_seq += 1
-            msg.source_id, msg.sequence = 'bench_far', self.held_seq
-            msg.kind, msg.severity = Alert.KIND_BLOCKAGE, Alert.SEVERITY_HIGH
-            msg.validity_s = 3600.0
-            north, east = rnd.uniform(-2e4, 2e4), rnd.uniform(-2e4, 2e4)
-            if math.hypot(north, east) < 300.0:
-                north += 1000.0  # a blockage nearer than 200 m would stop the vehicle
-            msg.latitude = ORIGIN[0] + north / DEG_M
-            msg.longitude = ORIGIN[1] + east / (DEG_M * math.cos(math.radians(ORIGIN[0])))
-            msg.distance_m = math.nan
-            self.alert_pub.publish(msg)
+            self.far_alert(rnd)
             if i % 500 == 499:
                 self.spin_for(0.2)  # 2,500/s: a gateway-sized burst
         return self.spin_until(lambda: (self.active_alerts or 0) >= target, 60.0)
+
+    def far_alert(self, rnd):
+        """Publish one blockage that matches no rule, at a random place within 20 km."""
+        msg = Alert()
+        now = self.node.get_clock().now().nanoseconds / 1e9
+        fill_stamp(msg.header.stamp, now)
+        fill_stamp(msg.detection_time, now)
+        self.held_seq += 1
+        msg.source_id, msg.sequence = 'bench_far', self.held_seq
+        msg.kind, msg.severity = Alert.KIND_BLOCKAGE, Alert.SEVERITY_HIGH
+        msg.validity_s = 3600.0
+        north, east = rnd.uniform(-2e4, 2e4), rnd.uniform(-2e4, 2e4)
+        if math.hypot(north, east) < 300.0:
+            north += 1000.0  # a blockage nearer than 200 m would stop the vehicle
+        msg.latitude = ORIGIN[0] + north / DEG_M
+        msg.longitude = ORIGIN[1] + east / (DEG_M * math.cos(math.radians(ORIGIN[0])))
+        msg.distance_m = math.nan
+        self.alert_pub.publish(msg)
+
+    def burst(self, count, rate, sequence, rnd):
+        """count far alerts at rate/s with a real stop (bench_rsu/sequence) in the middle;
+        the stop's reaction latency (None: none within 5 s)."""
+        self.reaction, self.alert_at = None, None
+        start = time.perf_counter()
+        for i in range(count):
+            due = start + i / rate
+            while (wait := due - time.perf_counter()) > 0:
+                self.executor.spin_once(timeout_sec=wait)
+            if i == count // 2:
+                self.alert_at = time.perf_counter()
+                self.alert(sequence)
+            else:
+                self.far_alert(rnd)
+        reacted = self.spin_until(lambda: self.reaction is not None, 5.0)
+        self.alert_at = None
+        self.alert(sequence, cancelled=True)
+        self.spin_until(lambda: self.last_out_x == 1.0, 5.0)
+        return self.reaction if reacted else None
 
     def _on_out(self, msg):
         now = time.perf_counter()
@@ -166,6 +192,10 @@ def main(argv=None) -> int:
     parser.add_argument('--held', type=lambda v: [int(x) for x in v.split(',')],
                         default=[0, 1000, 10000],
                         help='numbers of other alerts held, ascending (comma-separated)')
+    parser.add_argument('--burst', type=int, default=5000,
+                        help='then: bursts of this many far alerts with a stop in the middle')
+    parser.add_argument('--burst-rate', type=float, default=1000.0, help='alerts/s in a burst')
+    parser.add_argument('--bursts', type=int, default=3, help='bursts (one stop each)')
     parser.add_argument('--baseline-s', type=float, default=10.0,
                         help='seconds of pass-through measured with no alert')
     args = parser.parse_args(argv)
@@ -208,6 +238,14 @@ def main(argv=None) -> int:
                 bench.spin_until(lambda: bench.last_out_x == 1.0, 5.0)
                 bench.spin_for(0.06)
             levels.append((held, reactions))
+        in_burst = []
+        for _ in range(args.bursts):
+            sequence += 1
+            reaction = bench.burst(args.burst, args.burst_rate, sequence, rnd)
+            if reaction is None:
+                missed += 1
+            else:
+                in_burst.append(reaction)
 
         print(f'speed_policy bench: cmd_vel_in at {RATE_HZ:g} Hz (period '
               f'{1000 / RATE_HZ:.0f} ms), fix at {FIX_HZ:g} Hz, {args.trials} alerts per row, '
@@ -220,6 +258,9 @@ def main(argv=None) -> int:
             if reactions and bench.passthrough:
                 extra = statistics.median(reactions) - statistics.median(bench.passthrough)
                 print(f'  reaction p50 minus pass-through p50: {extra * 1e3:.2f} ms')
+        if in_burst:
+            print(row(f'stop amid {args.burst} at {args.burst_rate:g}/s', in_burst)
+                  + f'   (held after: {bench.active_alerts})')
         if missed:
             print(f'{missed} alerts got no changed cmd_vel within 5 s')
         return 0 if not missed else 1
