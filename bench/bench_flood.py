@@ -19,6 +19,10 @@ gateway's rejection rate by reason and its kernel receive-buffer drops (from its
 of its own (the rate it would reach on a core of its own: on a shared, loaded machine the
 wall-clock rate says more about the other load than about the gateway).
 
+Then a key holder heartbeats under --peer-ids source ids (20,000), each once in a 10 s
+period, and the gateway's CPU share is measured while they come and while idle after,
+with the length of /v2x/peers.
+
 Usage (inside scripts/env.sh):
     python bench/bench_flood.py [--phase-s 10] [--rate 60000] [--alert-rate 3]
 """
@@ -40,10 +44,10 @@ import rclpy
 from v2x_bridge import hostile, net
 from v2x_common import qos
 from v2x_common.testing import RosHarness, random_domain_id, random_group
-from v2x_msgs.msg import Alert
+from v2x_msgs.msg import Alert, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.sender import Sender
-from v2x_protocol.wire import AlertData
+from v2x_protocol.wire import AlertData, HeartbeatData
 
 SECRET = 'bench-flood-secret'
 PHASES = {'baseline': (), 'garbage': ('bad_magic', 'truncated', 'unknown_key'),
@@ -152,6 +156,27 @@ class Counters:
                 self.latest = (time.monotonic(), values)
 
 
+def peer_flood(sock, pid: int, ids: int, idle_s: float, peer_lists, counters):
+    """A key holder heartbeats under `ids` source ids, each once in a 10 s period; then
+    nothing for idle_s. The gateway's CPU share in both, /v2x/peers' length, refusals."""
+    holder = Sender(keys.HmacKey(SECRET.encode()))
+    period = 10.0
+    cpu0, t0, sent = cpu_s(pid), time.monotonic(), 0
+    while sent < ids:
+        target = min(ids, int((time.monotonic() - t0) * ids / period) + 1)
+        while sent < target:
+            sock.send(holder.datagram(HeartbeatData(f'peer_{sent}', 2, period_s=period),
+                                      time.time_ns()))
+            sent += 1
+        time.sleep(0.002)
+    cpu1, t1 = cpu_s(pid), time.monotonic()
+    time.sleep(idle_s)
+    cpu2, t2 = cpu_s(pid), time.monotonic()
+    refused = counters.latest[1].get('peers_refused', 0) if counters.latest else 0
+    return (sent, (cpu1 - cpu0) / (t1 - t0), (cpu2 - cpu1) / (t2 - t1),
+            max(peer_lists[-3:], default=0), refused, rss_kb(pid))
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds the process has used."""
     fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
@@ -174,6 +199,10 @@ def main(argv=None) -> int:
     parser.add_argument('--repeat-interval', type=float, default=1.0,
                         help="the RSU's repeat interval (s): the first-delivery goal")
     parser.add_argument('--phases', default='baseline,garbage,mac')
+    parser.add_argument('--peer-ids', type=int, default=20000,
+                        help='then: heartbeats from this many source ids (0 = skip)')
+    parser.add_argument('--idle-s', type=float, default=5.0,
+                        help='seconds of idle CPU measured after the heartbeats')
     parser.add_argument('--gateway-nice', type=int, default=0,
                         help='run the gateway at this nice value (negative needs root), as a '
                              'vehicle would run its safety path ahead of other work')
@@ -203,6 +232,10 @@ def main(argv=None) -> int:
     node.create_subscription(Alert, 'v2x/alert', rsu.on_alert, qos.ALERT)
     node.create_subscription(DiagnosticArray, '/diagnostics', counters.on_diag,
                              qos.DIAGNOSTICS)
+    peer_lists = []  # the length of each /v2x/peers message
+    node.create_subscription(PeerArray, 'v2x/peers', lambda m: peer_lists.append(len(m.peers)),
+                             qos.PEERS)
+    peers_row = None
     stop = threading.Event()
 
     def spin():
@@ -240,6 +273,9 @@ def main(argv=None) -> int:
                         if k.startswith('dropped_') and v}
             rows.append((phase, sent, rejected, delta.get('kernel_drops', 0) / dt,
                          latencies, lost, rss_kb(gateway.pid), (cpu_after - cpu_before) / dt))
+        if args.peer_ids:
+            peers_row = peer_flood(rsu.sock, gateway.pid, args.peer_ids, args.idle_s,
+                                   peer_lists, counters)
     finally:
         stop.set()
         spinner.join(timeout=2)
@@ -270,6 +306,12 @@ def main(argv=None) -> int:
         if rejected:
             print('          rejected by reason /s: ' + ', '.join(
                 f'{k} {v:.0f}' for k, v in sorted(rejected.items())))
+    if peers_row:
+        sent, busy, idle, listed, refused, rss = peers_row
+        print(f'peers: {sent} heartbeats from as many source ids in one 10 s period: gateway '
+              f'CPU {busy * 100:.0f}% while they came, {idle * 100:.1f}% idle after '
+              f'(baseline row above: idle with one peer); /v2x/peers {listed} entries; '
+              f'{refused} refused; RSS {rss / 1024:.1f} MB')
     worst = max((percentile(r[4], 99) for r in rows if r[1]), default=0.0)
     print(f'goals: rejection >= 50,000/s (garbage), >= 15,000/s (mac); first delivery p99 '
           f'<= {args.repeat_interval * 1e3:.0f} ms under flood (worst here: '
