@@ -428,9 +428,8 @@ class AlertGateway(Node):
                     self._live.pop(a.key, None)
                 else:
                     self._live[a.key] = a
-                self._published[a.key] = a
                 self._markers_dirty = True
-            self._pub_alert.publish(conversions.alert_to_msg(a))
+            self.publish_alert(a)
             if self._csv is not None:
                 try:
                     self._csv.append(row(a, event.change, now / 1e9))
@@ -449,6 +448,13 @@ class AlertGateway(Node):
                                                               event.envelope.send_time_ns))
 
     # --- the ROS graph ----------------------------------------------------------------
+    def publish_alert(self, a: AlertData) -> None:
+        """Publish a version of an event on v2x/alert. Every publication there goes through
+        here: the version is what _on_alert_seen defends against foreign changes."""
+        with self._lock:
+            self._published[a.key] = a
+        self._pub_alert.publish(conversions.alert_to_msg(a))
+
     def _on_alert_seen(self, msg: Alert) -> None:
         """A message on v2x/alert (ours, or someone else's): re-assert our version of an
         event when the message would replace it for a consumer (speed_policy takes a
