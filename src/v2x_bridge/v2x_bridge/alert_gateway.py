@@ -40,7 +40,13 @@ from v2x_protocol.receiver import (
 )
 from v2x_protocol.sender import InvalidTiming, Outbox, Sender, fill_identity
 from v2x_protocol.state import OutboxFile, SequenceStore
-from v2x_protocol.wire import MAX_TIME_NS, AlertData, HeartbeatData, InvalidMessage
+from v2x_protocol.wire import (
+    AUTH_NONE,
+    MAX_TIME_NS,
+    AlertData,
+    HeartbeatData,
+    InvalidMessage,
+)
 
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
@@ -69,6 +75,12 @@ _ALERT_OUT_REASONS = ((InvalidTiming, 'bad_time'), (OverflowError, 'bad_time'),
 
 def _alert_out_reason(exc: Exception) -> str:
     return next((r for t, r in _ALERT_OUT_REASONS if isinstance(exc, t)), 'invalid')
+
+
+def _alert_msg(a: AlertData, path: int, authenticated: bool) -> Alert:
+    msg = conversions.alert_to_msg(a)
+    msg.path, msg.authenticated = path, authenticated
+    return msg
 
 
 def _same_version(a: AlertData, b: AlertData) -> bool:
@@ -208,9 +220,9 @@ class AlertGateway(Node):
         self._last_auth_drop = -AUTH_WARN_S
         self._started = time.monotonic()
         self._live: dict[tuple[str, int], object] = {}
-        # the version of each event last published on v2x/alert, until it expires: what a
-        # foreign message on v2x/alert is checked against
-        self._published: dict[tuple[str, int], AlertData] = {}
+        # the version of each event last published on v2x/alert (with its path and whether
+        # it was authenticated), until it expires: what a foreign message is checked against
+        self._published: dict[tuple[str, int], tuple[AlertData, int, bool]] = {}
         self._graph_logged = (0, 0)  # (reasserted, foreign_alerts) at the last summary
         self._graph_log_at = -GRAPH_LOG_PERIOD_S
         self._last_foreign = ''
@@ -429,7 +441,7 @@ class AlertGateway(Node):
                 else:
                     self._live[a.key] = a
                 self._markers_dirty = True
-            self.publish_alert(a)
+            self.publish_alert(a, Alert.PATH_RADIO, event.envelope.auth != AUTH_NONE)
             if self._csv is not None:
                 try:
                     self._csv.append(row(a, event.change, now / 1e9))
@@ -448,12 +460,13 @@ class AlertGateway(Node):
                                                               event.envelope.send_time_ns))
 
     # --- the ROS graph ----------------------------------------------------------------
-    def publish_alert(self, a: AlertData) -> None:
-        """Publish a version of an event on v2x/alert. Every publication there goes through
-        here: the version is what _on_alert_seen defends against foreign changes."""
+    def publish_alert(self, a: AlertData, path: int, authenticated: bool) -> None:
+        """Publish a version of an event on v2x/alert (path: Alert.PATH_*). Every
+        publication there goes through here: the version is what _on_alert_seen defends
+        against foreign changes."""
         with self._lock:
-            self._published[a.key] = a
-        self._pub_alert.publish(conversions.alert_to_msg(a))
+            self._published[a.key] = (a, path, authenticated)
+        self._pub_alert.publish(_alert_msg(a, path, authenticated))
 
     def _on_alert_seen(self, msg: Alert) -> None:
         """A message on v2x/alert (ours, or someone else's): re-assert our version of an
@@ -461,7 +474,7 @@ class AlertGateway(Node):
         version with a stamp at least as new) with different content."""
         seen = conversions.alert_from_msg(msg)
         with self._lock:
-            own = self._published.get(seen.key)
+            own, path, authenticated = self._published.get(seen.key, (None, 0, False))
             if own is None:
                 self._counts['foreign_alerts'] += 1
                 self._last_foreign = (f'{seen.source_id}/{seen.sequence}: an event this '
@@ -471,12 +484,12 @@ class AlertGateway(Node):
                 return  # an older version, or ours again
             again = replace(own, stamp_ns=min(max(own.stamp_ns, seen.stamp_ns + REASSERT_STEP_NS),
                                               MAX_TIME_NS - 1))
-            self._published[seen.key] = again
+            self._published[seen.key] = (again, path, authenticated)
             self._counts['reasserted'] += 1
             what = 'a cancellation' if seen.cancelled else 'a different version'
             self._last_foreign = (f'{seen.source_id}/{seen.sequence}: {what} this gateway '
                                   'did not publish; its own version re-published')
-        self._pub_alert.publish(conversions.alert_to_msg(again))
+        self._pub_alert.publish(_alert_msg(again, path, authenticated))
 
     def _log_graph(self) -> None:
         """At most every GRAPH_LOG_PERIOD_S: one line on foreign v2x/alert messages."""
@@ -529,7 +542,7 @@ class AlertGateway(Node):
             for key in [k for k, a in self._live.items() if a.expires_ns <= now]:
                 del self._live[key]
                 self._markers_dirty = True
-            for key in [k for k, a in self._published.items() if a.expires_ns <= now]:
+            for key in [k for k, v in self._published.items() if v[0].expires_ns <= now]:
                 del self._published[key]
             peers = self._peers.snapshot(now)
         self._pub_peers.publish(conversions.peers_to_msg(peers))
