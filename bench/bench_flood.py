@@ -37,17 +37,18 @@ import tempfile
 import threading
 import time
 
+import _path  # noqa: F401  (tests/support: the test harness)
 from bench_bridge import percentile  # bench/ is on sys.path when run as a script
 from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 
 from v2x_bridge import hostile, net
 from v2x_common import qos
-from v2x_common.testing import RosHarness, random_domain_id, random_group
 from v2x_msgs.msg import Alert, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.sender import Sender
 from v2x_protocol.wire import AlertData, HeartbeatData
+from v2x_testing import RosHarness, random_domain_id, random_group
 
 SECRET = 'bench-flood-secret'
 PHASES = {'baseline': (), 'garbage': ('bad_magic', 'truncated', 'unknown_key'),

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 
+import _path  # noqa: F401  (tests/support: the test harness)
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 import rclpy
@@ -35,9 +36,9 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 
 from v2x_common import qos
-from v2x_common.testing import random_domain_id
 from v2x_common.timeutil import fill_stamp
 from v2x_msgs.msg import Alert
+from v2x_testing import random_domain_id
 
 RATE_HZ = 20.0
 FIX_HZ = 10.0

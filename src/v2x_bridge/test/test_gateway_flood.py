@@ -16,12 +16,12 @@ from rclpy.parameter import Parameter
 from v2x_bridge import hostile, net
 from v2x_bridge.alert_gateway import AlertGateway
 from v2x_common import qos
-from v2x_common.testing import RosHarness, random_group
 from v2x_msgs.msg import Alert, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.peers import MAX_PEERS
 from v2x_protocol.sender import Sender
 from v2x_protocol.wire import AlertData, HeartbeatData
+from v2x_testing import RosHarness, random_group
 
 SECRET = 'flood-test-secret'
 PER_KIND = 3000
