@@ -27,6 +27,7 @@ from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
 from v2x_common.params import Param, ParameterError, check, declare_parameters, in_range, one_of
+from v2x_common.take import queued
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.peers import FORGET_AFTER_S, PeerTable
@@ -58,6 +59,7 @@ GRAPH_LOG_PERIOD_S = 10.0  # at most one summary of foreign v2x/alert messages t
 # a re-asserted version is this much newer than the foreign one it undoes (consumers hold
 # stamps as float seconds: 1 ns would be lost)
 REASSERT_STEP_NS = 1_000_000
+SEEN_BATCH = 200  # messages of v2x/alert checked per wake-up of that subscription
 RX_WAIT_S = 0.2          # the receive thread checks for shutdown this often
 RX_BATCH = 256           # datagrams read per wake-up before the counters are merged
 DROP_LOG_PERIOD_S = 10.0  # at most one summary of dropped datagrams this often
@@ -242,7 +244,8 @@ class AlertGateway(Node):
                 f'receive buffer {self._rcvbuf} bytes (asked {2 * net.RCVBUF_BYTES}); '
                 'a flood fills it sooner: raise net.core.rmem_max')
         self._pub_alert = self.create_publisher(Alert, 'v2x/alert', qos.ALERT)
-        self.create_subscription(Alert, 'v2x/alert', self._on_alert_seen, qos.ALERT_READER)
+        self._seen_sub = self.create_subscription(Alert, 'v2x/alert', self._on_alert_seen,
+                                                  qos.ALERT_READER)
         self._pub_hb = self.create_publisher(Heartbeat, 'v2x/heartbeat', qos.HEARTBEAT)
         self._pub_peers = self.create_publisher(PeerArray, 'v2x/peers', qos.PEERS)
         self._pub_markers = self.create_publisher(MarkerArray, 'v2x/markers', qos.MARKERS)
@@ -446,9 +449,16 @@ class AlertGateway(Node):
         self._pub_alert.publish(_alert_msg(a, path, authenticated))
 
     def _on_alert_seen(self, msg: Alert) -> None:
-        """A message on v2x/alert (ours, or someone else's): re-assert our version of an
-        event when the message would replace it for a consumer (speed_policy takes a
-        version with a stamp at least as new) with different content."""
+        """Messages on v2x/alert (mostly our own): this one and those queued behind it
+        (a burst we delivered comes back as a burst)."""
+        self._check_seen(msg)
+        for more in queued(self._seen_sub, SEEN_BATCH - 1):
+            self._check_seen(more)
+
+    def _check_seen(self, msg: Alert) -> None:
+        """Re-assert our version of an event when a message would replace it for a
+        consumer (speed_policy takes a version with a stamp at least as new) with
+        different content."""
         seen = conversions.alert_from_msg(msg)
         with self._lock:
             own, path, authenticated = self._published.get(seen.key, (None, 0, False))

@@ -18,6 +18,7 @@ from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
 from v2x_common.params import ANY, Param, check, declare_parameters, in_range
+from v2x_common.take import queued
 from v2x_msgs.msg import Alert, PeerArray, PolicyState
 from v2x_policy import conversions
 from v2x_policy.policy import (
@@ -182,23 +183,8 @@ class SpeedPolicy(Node):
     def _on_alert(self, msg: Alert) -> None:
         """The callback: this alert, then those queued behind it (ALERT_BATCH at most)."""
         self._handle_alert(msg)
-        for _ in range(ALERT_BATCH - 1):
-            msg = self._take_alert()
-            if msg is None:
-                return
-            self._handle_alert(msg)
-
-    def _take_alert(self):
-        """The next alert queued in the reader, or None. rclpy has no public take(): this
-        is the call its executor makes (the same on Humble and Kilted); should it ever
-        fail, the executor delivers the rest one callback each."""
-        sub = self._alert_sub
-        try:
-            with sub.handle:
-                taken = sub.handle.take_message(sub.msg_type, sub.raw)
-        except (AttributeError, TypeError, RuntimeError):
-            return None
-        return None if taken is None else taken[0]
+        for more in queued(self._alert_sub, ALERT_BATCH - 1):
+            self._handle_alert(more)
 
     def _handle_alert(self, msg: Alert) -> None:
         self.counts['alerts_received'] += 1
