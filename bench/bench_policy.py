@@ -180,6 +180,15 @@ class Bench:
         self.alert_pub.publish(msg)
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB."""
+    with open(f'/proc/{pid}/status', encoding='ascii') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return float('nan')
+
+
 def row(name, values_s):
     ms = [v * 1000.0 for v in values_s]
     return (f'{name:<40} {percentile(ms, 50):8.2f} {percentile(ms, 99):8.2f} '
@@ -238,7 +247,7 @@ def main(argv=None) -> int:
                 bench.alert(sequence, cancelled=True)
                 bench.spin_until(lambda: bench.last_out_x == 1.0, 5.0)
                 bench.spin_for(0.06)
-            levels.append((held, reactions))
+            levels.append((held, reactions, rss_mb(policy.pid)))
         in_burst = []
         for _ in range(args.bursts):
             sequence += 1
@@ -254,14 +263,16 @@ def main(argv=None) -> int:
               f'loadavg {os.getloadavg()[0]:.1f}')
         print(f'{"latency":<40} {"p50 ms":>8} {"p99 ms":>8} {"max ms":>8} {"n":>6}')
         print(row('pass-through, no alert (baseline)', bench.passthrough))
-        for held, reactions in levels:
-            print(row(f'alert -> changed cmd_vel, {held} held', reactions))
+        for held, reactions, rss in levels:
+            print(row(f'alert -> changed cmd_vel, {held} held', reactions)
+                  + f'   (policy RSS {rss:.1f} MB)')
             if reactions and bench.passthrough:
                 extra = statistics.median(reactions) - statistics.median(bench.passthrough)
                 print(f'  reaction p50 minus pass-through p50: {extra * 1e3:.2f} ms')
         if in_burst:
             print(row(f'stop amid {args.burst} at {args.burst_rate:g}/s', in_burst)
-                  + f'   (held after: {bench.active_alerts})')
+                  + f'   (held after: {bench.active_alerts}, policy RSS '
+                  f'{rss_mb(policy.pid):.1f} MB)')
         if missed:
             print(f'{missed} alerts got no changed cmd_vel within 5 s')
         return 0 if not missed else 1
