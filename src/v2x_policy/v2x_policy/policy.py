@@ -62,10 +62,16 @@ class AlertData:
     latitude: float = math.nan
     longitude: float = math.nan
     distance_m: float = math.nan
+    # Signature verified, or produced on this station; False: DENM, unsigned radio.
+    authenticated: bool = True
 
     @property
-    def key(self) -> tuple[str, int]:
-        return self.source_id, self.sequence
+    def key(self) -> tuple:
+        """Unauthenticated alerts live in their own event-id space: they can never update
+        or cancel an authenticated alert of the same (source_id, sequence)."""
+        if self.authenticated:
+            return self.source_id, self.sequence
+        return self.source_id, self.sequence, 'unauthenticated'
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class PolicySettings:
     hold_time_s: float = 2.0
     fix_timeout_s: float = 2.0
     rsu_stale_action: str = 'keep'
+    allow_unauthenticated_stop: bool = False  # else an unauthenticated alert slows down
 
     def __post_init__(self):
         if not self.rules:
@@ -141,7 +148,7 @@ class _Grid:
         self.cell_deg = max(reach_m, 1.0) / M_PER_DEG
         self.columns = max(1, math.ceil(360.0 / self.cell_deg))
         self._cells: dict[tuple[int, int], set] = {}
-        self._cell_of: dict[tuple[str, int], tuple[int, int]] = {}
+        self._cell_of: dict[tuple, tuple[int, int]] = {}
 
     def _cell(self, lat: float, lon: float) -> tuple[int, int]:
         return (math.floor(lat / self.cell_deg),
@@ -187,15 +194,15 @@ class AlertTable:
     fix or the new one, since no rule reaches further."""
 
     def __init__(self):
-        self.entries: dict[tuple[str, int], Entry] = {}
+        self.entries: dict[tuple, Entry] = {}
         self.acting = 0  # entries not cancelled
         self.basis = None  # (fix, escalate) the ranks were computed for
-        self._expiry: list[tuple[float, tuple[str, int]]] = []
-        self._ranked: list[tuple[tuple, tuple[str, int]]] = []
-        self._rank: dict[tuple[str, int], tuple] = {}  # key -> rank of its candidate
-        self._decision: dict[tuple[str, int], Decision] = {}
+        self._expiry: list[tuple[float, tuple]] = []
+        self._ranked: list[tuple[tuple, tuple]] = []
+        self._rank: dict[tuple, tuple] = {}  # key -> rank of its candidate
+        self._decision: dict[tuple, Decision] = {}
         self._grid: _Grid | None = None  # positioned alerts: their rank depends on the fix
-        self._near: set[tuple[str, int]] = set()  # positioned alerts with a candidate
+        self._near: set[tuple] = set()  # positioned alerts with a candidate
 
     def put(self, entry: Entry, basis, settings: 'PolicySettings') -> None:
         """Hold entry (a new alert or a newer version of one)."""
@@ -216,7 +223,7 @@ class AlertTable:
         self._rerank_one(key, basis, settings)
         self._compact()
 
-    def remove(self, key: tuple[str, int]) -> None:
+    def remove(self, key: tuple) -> None:
         """Forget one alert."""
         entry = self.entries.pop(key, None)
         if entry is not None and not entry.alert.cancelled:
@@ -308,7 +315,7 @@ class State:
         return self.held if self.enabled else NO_ACTION
 
     @property
-    def alerts(self) -> Mapping[tuple[str, int], Entry]:
+    def alerts(self) -> Mapping[tuple, Entry]:
         """The alerts held, by (source_id, sequence) (read only)."""
         return self.table.entries
 
@@ -459,6 +466,9 @@ def _candidate(alert: AlertData, fix: Fix | None, settings: PolicySettings,
         action, name = rule.action, rule.name
         if escalate and action != ACTION_STOP:
             action, name = ACTION_STOP, f'{rule.name}+rsu_stale'
+        if action == ACTION_STOP and not (alert.authenticated
+                                          or settings.allow_unauthenticated_stop):
+            action, name = ACTION_SLOW_DOWN, f'{name}+unauthenticated'
         rank = (-action, distance if not math.isnan(distance) else math.inf, index)
         if best is None or rank < best[0]:
             best = (rank, Decision(action, name, alert.source_id, alert.sequence, distance))
