@@ -235,7 +235,7 @@ class AlertGateway(Node):
         # the version of each event last published on v2x/alert (with its path and whether
         # it was authenticated), until it expires: what a foreign message is checked against
         self._published: dict[tuple[str, int], tuple[AlertData, int, bool]] = {}
-        self._graph_logged = (0, 0)  # (reasserted, foreign_alerts) at the last summary
+        self._graph_logged = 0  # reasserted at the last summary
         self._graph_log_at = -GRAPH_LOG_PERIOD_S
         self._last_foreign = ''
         self._markers_dirty = True
@@ -508,9 +508,7 @@ class AlertGateway(Node):
         with self._lock:
             own, path, authenticated = self._published.get(seen.key, (None, 0, False))
             if own is None:
-                self._counts['foreign_alerts'] += 1
-                self._last_foreign = (f'{seen.source_id}/{seen.sequence}: an event this '
-                                      'gateway never delivered')
+                self._counts['foreign_alerts'] += 1  # not ours (denm_gateway's, or forged)
                 return
             if seen.stamp_ns < own.stamp_ns or _same_version(seen, own):
                 return  # an older version, or ours again
@@ -524,21 +522,21 @@ class AlertGateway(Node):
         self._pub_alert.publish(_alert_msg(again, path, authenticated))
 
     def _log_graph(self) -> None:
-        """At most every GRAPH_LOG_PERIOD_S: one line on foreign v2x/alert messages."""
+        """At most every GRAPH_LOG_PERIOD_S: one warning when changes were undone. Alerts of
+        events we never delivered are only counted (denm_gateway publishes its own)."""
         now = time.monotonic()
         if now - self._graph_log_at < GRAPH_LOG_PERIOD_S:
             return
         with self._lock:
-            counts = (self._counts['reasserted'], self._counts['foreign_alerts'])
-            last = self._last_foreign
-        if counts == self._graph_logged:
+            reasserted, last = self._counts['reasserted'], self._last_foreign
+        if reasserted == self._graph_logged:
             return
-        reasserted, foreign = (a - b for a, b in zip(counts, self._graph_logged, strict=True))
-        self._graph_log_at, self._graph_logged = now, counts
+        self._graph_log_at = now
         self.get_logger().warning(
-            f'v2x/alert carries messages this gateway did not publish (someone else on the '
-            f'ROS graph): {reasserted} changes undone by re-publishing, {foreign} alerts of '
-            f'unknown events; last: {last}')
+            f'v2x/alert carried {reasserted - self._graph_logged} changes to live events that '
+            f'this gateway did not publish (someone else on the ROS graph); undone by '
+            f're-publishing its own versions; last: {last}')
+        self._graph_logged = reasserted
 
     def _log_drops(self) -> None:
         """At most every DROP_LOG_PERIOD_S: one line summing the datagrams dropped since."""
