@@ -282,7 +282,7 @@ class AlertGateway(Node):
 
         self._reader = net.BatchReader(self._rx, RX_BATCH)
         self._rcvbuf = net.rcvbuf_bytes(self._rx)
-        if self._rcvbuf < net.RCVBUF_BYTES:
+        if self._rcvbuf < 2 * net.RCVBUF_BYTES:
             self.get_logger().info(
                 f'receive buffer {self._rcvbuf} bytes (asked {2 * net.RCVBUF_BYTES}); '
                 'a flood fills it sooner: raise net.core.rmem_max')
