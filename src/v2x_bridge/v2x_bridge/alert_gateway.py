@@ -29,6 +29,7 @@ from v2x_bridge import conversions, net
 from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
 from v2x_common.params import Param, ParameterError, check, declare_parameters, in_range, one_of
 from v2x_common.take import queued
@@ -721,7 +722,7 @@ class AlertGateway(Node):
 def main(args=None) -> int:
     """Run the gateway until interrupted; a bad parameter exits 2 naming it."""
     sys.setswitchinterval(GIL_SWITCH_S)
-    return run_node(NODE_NAME, AlertGateway, args)
+    return run_node(NODE_NAME, frozen_after(AlertGateway), args)
 
 
 if __name__ == '__main__':

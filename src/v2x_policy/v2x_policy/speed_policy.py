@@ -16,6 +16,7 @@ from std_srvs.srv import SetBool
 
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
 from v2x_common.params import ANY, Param, check, declare_parameters, in_range
 from v2x_common.take import queued
@@ -305,7 +306,7 @@ class SpeedPolicy(Node):
 
 def main(args=None) -> int:
     """Run speed_policy until shutdown; exit 2 when a parameter is invalid."""
-    return run_node(NODE_NAME, SpeedPolicy, args)
+    return run_node(NODE_NAME, frozen_after(SpeedPolicy), args)
 
 
 if __name__ == '__main__':
