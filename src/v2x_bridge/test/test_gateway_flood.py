@@ -16,6 +16,7 @@ from rclpy.parameter import Parameter
 from v2x_bridge import hostile, net
 from v2x_bridge.alert_gateway import AlertGateway
 from v2x_common import qos
+from v2x_common.diagnostics import WARN
 from v2x_msgs.msg import Alert, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.peers import MAX_PEERS
@@ -144,3 +145,5 @@ def test_twenty_thousand_heartbeat_ids_keep_peers_bounded(flooded):
     listed = {p.source_id for p in peers[-1].peers}
     assert 'rsu_real' in listed and len(listed) == MAX_PEERS
     assert gateway.counters()['peers'] == MAX_PEERS
+    level, message, _ = gateway._health()  # what /diagnostics says now
+    assert level == WARN and 'peer table full' in message, message

@@ -237,6 +237,9 @@ class AlertGateway(Node):
         # it was authenticated), until it expires: what a foreign message is checked against
         self._published: dict[tuple[str, int], tuple[AlertData, int, bool]] = {}
         self._graph_logged = 0  # reasserted at the last summary
+        # (kernel_drops, peers_refused, reasserted) last seen by _health, and when each moved
+        self._pressure_seen = (0, 0, 0)
+        self._pressure_at = [-AUTH_WARN_S] * 3
         self._graph_log_at = -GRAPH_LOG_PERIOD_S
         self._last_foreign = ''
         self._markers_dirty = True
@@ -695,6 +698,22 @@ class AlertGateway(Node):
                           f'{self.settings.max_clock_skew_s:g} s)')
         return None
 
+    def _pressure(self, c) -> str | None:
+        """A warning while the receive buffer overflowed, the peer table refused new source
+        ids or foreign changes were undone within the last AUTH_WARN_S (else None)."""
+        now = time.monotonic()
+        seen = (c['kernel_drops'], c['peers_refused'], c['reasserted'])
+        for i, (value, before) in enumerate(zip(seen, self._pressure_seen, strict=True)):
+            if value != before:
+                self._pressure_at[i] = now
+        self._pressure_seen = seen
+        messages = ('receive buffer overflowing: datagrams dropped by the kernel (flood?)',
+                    f'peer table full ({c["peers"]}): heartbeats of new source ids refused',
+                    'changes to live events on v2x/alert from someone else were undone')
+        recent = [m for m, at in zip(messages, self._pressure_at, strict=True)
+                  if now - at < AUTH_WARN_S]
+        return '; '.join(recent) if recent else None
+
     def _health(self):
         c = self.counters()
         protocol = self._protocol_health()
@@ -704,6 +723,9 @@ class AlertGateway(Node):
             return WARN, 'send, CSV or internal errors', c
         if time.monotonic() - self._last_auth_drop < AUTH_WARN_S:
             return WARN, 'rejecting datagrams that fail authentication (key mismatch?)', c
+        pressure = self._pressure(c)
+        if pressure is not None:
+            return WARN, pressure, c
         if protocol is not None:
             return protocol[0], protocol[1], c
         return OK, f'{self.settings.role} {self._station_id}', c
