@@ -15,9 +15,7 @@ from dataclasses import dataclass, fields, replace
 import json
 import os
 from pathlib import Path
-import re
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -52,6 +50,7 @@ from v2x_protocol.sender import (
     fill_identity,
 )
 from v2x_protocol.state import OutboxFile, SequenceStore
+from v2x_protocol.station import default_station_id, pseudonym
 from v2x_protocol.wire import (
     AUTH_NONE,
     MAX_TIME_NS,
@@ -67,18 +66,6 @@ HIGH_WATER_FILE = 'high_water.json'
 HIGH_WATER_SAVE_S = 10.0
 
 
-def default_station_id(role: str) -> str:
-    """An RSU's station id derived from the host name ('rsu_<host>'), so two RSUs never
-    share a default; a vehicle's is a random pseudonym (see pseudonym())."""
-    if role != 'rsu':
-        return pseudonym()
-    host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname().split('.')[0]) or 'host'
-    return f'rsu_{host}'[:64]
-
-
-def pseudonym() -> str:
-    """A vehicle's random station id, 'vehicle_<8 hex digits>'."""
-    return f'vehicle_{secrets.token_hex(4)}'
 MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 Hz)
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
@@ -721,11 +708,14 @@ class AlertGateway(Node):
             return protocol[0], protocol[1], c
         if c['send_errors'] or c['csv_errors'] or c['internal_errors']:
             return WARN, 'send, CSV or internal errors', c
+        warnings = []
         if time.monotonic() - self._last_auth_drop < AUTH_WARN_S:
-            return WARN, 'rejecting datagrams that fail authentication (key mismatch?)', c
+            warnings.append('rejecting datagrams that fail authentication (key mismatch?)')
         pressure = self._pressure(c)
         if pressure is not None:
-            return WARN, pressure, c
+            warnings.append(pressure)
+        if warnings:
+            return WARN, '; '.join(warnings), c
         if protocol is not None:
             return protocol[0], protocol[1], c
         return OK, f'{self.settings.role} {self._station_id}', c
