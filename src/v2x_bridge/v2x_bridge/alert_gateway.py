@@ -411,12 +411,13 @@ class AlertGateway(Node):
             if batch:
                 self.handle_datagrams(batch)
 
-    def handle_datagram(self, data: bytes) -> None:
+    def handle_datagram(self, data: bytes, path: int = Alert.PATH_RADIO) -> None:
         """Run one datagram through the pipeline (never raises); see handle_datagrams."""
-        self.handle_datagrams((data,))
+        self.handle_datagrams((data,), path)
 
-    def handle_datagrams(self, batch) -> None:
-        """Run datagrams through the pipeline and act on each outcome (never raises).
+    def handle_datagrams(self, batch, path: int = Alert.PATH_RADIO) -> None:
+        """Run datagrams that came by path (Alert.PATH_*) through the pipeline and act on
+        each outcome (never raises).
 
         A rejected datagram costs one counter increment here: no log call, no lock (the
         counts of the batch are merged once at its end); _on_second logs a summary at
@@ -432,7 +433,7 @@ class AlertGateway(Node):
                     rejected[event.reason] = rejected.get(event.reason, 0) + 1
                     last = event
                 else:
-                    self._act(event, now)
+                    self._act(event, now, path)
             except Exception as exc:  # noqa: BLE001 -- the receive thread must not die
                 with self._lock:
                     self._counts['internal_errors'] += 1
@@ -446,7 +447,7 @@ class AlertGateway(Node):
                 if any(r in rejected for r in AUTH_REASONS):
                     self._last_auth_drop = time.monotonic()
 
-    def _act(self, event, now: int) -> None:
+    def _act(self, event, now: int, path: int) -> None:
         """What an accepted datagram leads to: publish, log, count."""
         if isinstance(event, AlertDelivered):
             a = event.alert
@@ -457,7 +458,7 @@ class AlertGateway(Node):
                 else:
                     self._live[a.key] = a
                 self._markers_dirty = True
-            self.publish_alert(a, Alert.PATH_RADIO, event.envelope.auth != AUTH_NONE)
+            self.publish_alert(a, path, event.envelope.auth != AUTH_NONE)
             if self._csv is not None:
                 try:
                     self._csv.append(row(a, event.change, now / 1e9))
