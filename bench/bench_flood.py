@@ -41,8 +41,9 @@ import _path  # noqa: F401  (tests/support: the test harness)
 from bench_bridge import percentile  # bench/ is on sys.path when run as a script
 from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
+import v2x_hostile as hostile
 
-from v2x_bridge import hostile, net
+from v2x_bridge import net
 from v2x_common import qos
 from v2x_msgs.msg import Alert, PeerArray
 from v2x_protocol import keys

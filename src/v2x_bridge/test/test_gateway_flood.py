@@ -12,8 +12,9 @@ import time
 
 import pytest
 from rclpy.parameter import Parameter
+import v2x_hostile as hostile
 
-from v2x_bridge import hostile, net
+from v2x_bridge import net
 from v2x_bridge.alert_gateway import AlertGateway
 from v2x_common import qos
 from v2x_common.diagnostics import WARN

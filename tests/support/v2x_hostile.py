@@ -1,4 +1,5 @@
-"""Hostile datagrams a sender without the key can make (for bench/bench_flood.py and tests).
+"""Hostile datagrams a sender without the key can make (bench/bench_flood.py and tests;
+beside the test harness, never installed on a vehicle).
 
 Each kind stops at a different step of the receiver: ``bad_magic`` and ``truncated`` at
 the frame check, ``unknown_key`` at the key lookup, ``bad_signature`` only after an
