@@ -111,3 +111,4 @@ def test_forged_cancel_on_the_graph_is_undone(stack):
         'the forged cancel released the stop for good'
     assert policy.state.alerts[key].alert.stamp > forged.header.stamp.sec
     assert gateway.counters()['delivered'] == delivered  # nothing new went to CSV or markers
+    assert gateway.counters()['reasserted'] == reasserted + 1  # its own echo is no change
