@@ -50,6 +50,29 @@ def test_kernel_drops_are_counted():
         tx.close()
 
 
+def test_batch_reader_drains_in_bounded_batches():
+    """One wake-up reads what is queued, at most max_batch, in order; then waits."""
+    group, port = random_group()
+    rx = net.open_receiver(group, port, '127.0.0.1', timeout_s=0.0)
+    tx = net.open_sender(group, port, '127.0.0.1')
+    try:
+        reader = net.BatchReader(rx, max_batch=4)
+        sent = [bytes([i]) * 10 for i in range(10)]
+        for data in sent:
+            tx.send(data)
+        got = []
+        deadline = time.monotonic() + 5
+        while len(got) < 10 and time.monotonic() < deadline:
+            batch = reader.read(0.5)
+            assert len(batch) <= 4
+            got += batch
+        assert got == sent
+        assert reader.read(0.05) == []
+    finally:
+        rx.close()
+        tx.close()
+
+
 @pytest.fixture(scope='module')
 def flooded():
     """A vehicle gateway, a flood of every hostile kind, and one real alert sent mid-flood
