@@ -23,8 +23,9 @@ import time
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
-from v2x_bridge import conversions, net
+from v2x_bridge import conversions, federation, net
 from v2x_bridge.csvlog import RotatingCsv, row
+from v2x_bridge.federation import GatewayFederation
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.gcfreeze import frozen_after
@@ -182,7 +183,7 @@ PARAMETERS = (
           in_range(0.1, 86400.0)),
     Param('pseudonym_period_s', 0.0, "vehicle with station_id '': draw a new pseudonym this "
           'often (0 = once per start)', in_range(0.0, 86400.0)),
-)
+) + federation.PARAMETERS  # broker_* (issue 15): read by GatewayFederation
 
 
 def read_settings(node: Node) -> Settings:
@@ -199,6 +200,8 @@ def read_settings(node: Node) -> Settings:
         p.strip() for p in values['accept_key_files'].split(',') if p.strip())
     values['state_dir'] = os.path.expanduser(values['state_dir'])
     values['csv_log'] = os.path.expanduser(values['csv_log'])
+    for name in federation.NAMES:  # federation: GatewayFederation reads and checks them
+        del values[name]
     return Settings(**values)
 
 
@@ -302,6 +305,19 @@ class AlertGateway(Node):
                 self.create_timer(s.pseudonym_period_s, self._rotate_pseudonym)
         self.create_timer(1.0, self._on_second)
         self._diag = Diagnostics(self, status_fn=self._health)
+        # --- federation (issue 15): the broker path beside the radio path ---
+        self._ingest_lock = threading.Lock()  # UDP thread and paho's thread share the Receiver
+        self._peer_paths: dict[str, tuple[int, bool]] = {}  # source -> (path, authenticated)
+        try:
+            self._federation = GatewayFederation(
+                self, role=s.role, station_id=s.station_id, site=(s.origin_lat, s.origin_lon),
+                heartbeat_period_s=s.heartbeat_period_s, stale_after=s.stale_after,
+                deliver=lambda data: self.handle_datagram(data, Alert.PATH_BROKER))
+        except ParameterError:
+            self._rx.close()
+            self._tx.close()
+            raise
+        # --- end federation ---
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._receive_loop, name='v2x_rx', daemon=True)
         self._thread.start()
@@ -320,14 +336,17 @@ class AlertGateway(Node):
     # --- set-up ---------------------------------------------------------------------
     def _load_keys(self, s: Settings):
         signer = None
+        if s.insecure and s.auth_mode != 'none':
+            raise ParameterError('insecure', f'true together with auth_mode {s.auth_mode}: a '
+                                 'gateway either signs and checks, or runs insecure '
+                                 '(auth_mode none), not both')
         try:
             env_key = s.auth_mode == 'hmac' and os.environ.get(keys.ENV_KEY)
             if s.auth_mode != 'none' and (s.role == 'rsu' or s.key_file or env_key):
                 signer = keys.make_signer(s.auth_mode, s.key_file)
             if s.auth_mode == 'ed25519' and signer is not None and not s.trust_store:
                 # an RSU without a trust store hears only stations sharing its own key
-                keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)],
-                                       allow_none=s.insecure)
+                keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)])
             else:
                 keyring = keys.make_keyring(
                     s.auth_mode, key_file=s.key_file if s.auth_mode == 'hmac' else '',
@@ -340,7 +359,9 @@ class AlertGateway(Node):
 
     # --- sending --------------------------------------------------------------------
     def _send(self, payload) -> None:
-        self._transmit(self._sender.datagram(payload, time.time_ns()))
+        data = self._sender.datagram(payload, time.time_ns())
+        self._transmit(data)
+        self._federation.sent(payload, data)  # federation: also to the broker (RSU)
 
     def _transmit(self, data: bytes) -> None:
         try:
@@ -374,6 +395,7 @@ class AlertGateway(Node):
             return
         self._outbox.put(alert, now)
         self._transmit(data)
+        self._federation.sent(alert, data)  # federation: also to the broker (RSU)
         self._pub_sent.publish(conversions.alert_to_msg(alert))
 
     def _drop_alert_out(self, reason: str, exc: Exception, error: bool = False) -> None:
@@ -416,28 +438,35 @@ class AlertGateway(Node):
         self.handle_datagrams((data,), path)
 
     def handle_datagrams(self, batch, path: int = Alert.PATH_RADIO) -> None:
-        """Run datagrams that came by path (Alert.PATH_*) through the pipeline and act on
-        each outcome (never raises).
+        """Run datagrams that came by path (Alert.PATH_RADIO: multicast, the receive
+        thread; PATH_BROKER: federation, paho's thread) through the pipeline and act on
+        each outcome (never raises). One Receiver serves both paths, so an alert heard on
+        both is delivered once.
 
         A rejected datagram costs one counter increment here: no log call, no lock (the
         counts of the batch are merged once at its end); _on_second logs a summary at
         most every DROP_LOG_PERIOD_S. A delivered alert is published at once."""
         rejected: dict[str, int] = {}
         last = None
-        receive = self._receiver.receive
-        for data in batch:
-            now = time.time_ns()
-            try:
-                event = receive(data, now, time.monotonic_ns())
-                if type(event) is DatagramRejected:
-                    rejected[event.reason] = rejected.get(event.reason, 0) + 1
-                    last = event
-                else:
+        receive, fed = self._receiver.receive, self._federation
+        with self._ingest_lock:
+            for data in batch:
+                now = time.time_ns()
+                try:
+                    if fed.duplicate(data):  # federation: heard already by the other path
+                        continue
+                    event = receive(data, now, time.monotonic_ns())
+                    if type(event) is DatagramRejected:
+                        rejected[event.reason] = rejected.get(event.reason, 0) + 1
+                        last = event
+                        continue
+                    fed.accepted(data)
                     self._act(event, now, path)
-            except Exception as exc:  # noqa: BLE001 -- the receive thread must not die
-                with self._lock:
-                    self._counts['internal_errors'] += 1
-                    self._last_internal = f'receive path failed: {type(exc).__name__}: {exc}'
+                except Exception as exc:  # noqa: BLE001 -- the receive thread must not die
+                    with self._lock:
+                        self._counts['internal_errors'] += 1
+                        self._last_internal = (f'receive path failed: '
+                                               f'{type(exc).__name__}: {exc}')
         with self._lock:
             self._counts['received'] += len(batch)
             for reason, n in rejected.items():
@@ -471,6 +500,9 @@ class AlertGateway(Node):
             self._count('heartbeats')
             with self._lock:
                 accepted = self._peers.heard(event.heartbeat, now, event.clock_offset_s)
+                if accepted:
+                    self._peer_paths[event.heartbeat.source_id] = (
+                        path, event.envelope.auth != AUTH_NONE)
             if not accepted:
                 return  # the peer table is full of live peers (counted as peers_refused)
             self._pub_hb.publish(conversions.heartbeat_to_msg(event.heartbeat,
@@ -568,7 +600,14 @@ class AlertGateway(Node):
             for key in [k for k, v in self._published.items() if v[0].expires_ns <= now]:
                 del self._published[key]
             peers = self._peers.snapshot(now)
-        self._pub_peers.publish(conversions.peers_to_msg(peers))
+            if len(self._peer_paths) > len(peers):  # forgotten or evicted peers' paths go too
+                held = {p.source_id for p in peers}
+                self._peer_paths = {k: v for k, v in self._peer_paths.items() if k in held}
+            paths = dict(self._peer_paths)
+        peer_msg = conversions.peers_to_msg(peers)
+        for p in peer_msg.peers:
+            p.path, p.authenticated = paths.get(p.source_id, (Alert.PATH_RADIO, False))
+        self._pub_peers.publish(peer_msg)
         self._publish_markers()
         self._log_drops()
         self._log_graph()
@@ -622,6 +661,7 @@ class AlertGateway(Node):
         out['clock_steps'] = self._receiver.counters['clock_steps']
         out['events_held'] = self._receiver.active_events
         out['sessions_held'] = self._receiver.held_sessions
+        out.update(self._federation.counters())
         return out
 
     # --- protocol watch (identity conflicts, clocks, high-water mark, pseudonyms) -------
@@ -724,6 +764,7 @@ class AlertGateway(Node):
     def destroy_node(self):
         """Stop the receive thread and close the sockets."""
         self._stop.set()
+        self._federation.close()
         for sock in (self._rx, self._tx):
             sock.close()
         for thread in (self._thread, self._saver):
