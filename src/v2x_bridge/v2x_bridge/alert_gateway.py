@@ -171,6 +171,8 @@ class AlertGateway(Node):
     """The gateway node; parameters decide its role."""
 
     def __init__(self, **kwargs):
+        # What destroy_node uses exists before anything can fail (a bad parameter).
+        self._rx = self._tx = self._thread = self._saver = self._stop = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
         self._lock = threading.Lock()
@@ -537,10 +539,12 @@ class AlertGateway(Node):
         """Stop the receive thread and close the sockets."""
         if self._saver is not None:
             self._saver.stopping.set()  # before _stop: its loop's end is then no failure
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         for sock in (self._rx, self._tx):
-            sock.close()
-        if self._thread.is_alive():
+            if sock is not None:
+                sock.close()
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=2.0)
         if self._saver is not None:
             self._saver.stop(timeout=2.0)
