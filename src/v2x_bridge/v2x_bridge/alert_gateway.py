@@ -32,6 +32,7 @@ from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
 from v2x_common.params import Param, ParameterError, check, declare_parameters, in_range, one_of
 from v2x_common.take import queued
+from v2x_common.worker import Worker
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.peers import FORGET_AFTER_S, PeerTable
@@ -209,6 +210,9 @@ class AlertGateway(Node):
     """The gateway node; parameters decide its role."""
 
     def __init__(self, **kwargs):
+        # What destroy_node uses exists before anything can fail (a bad parameter).
+        self._rx = self._tx = self._thread = self._saver = self._stop = None
+        self._federation = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
         self._lock = threading.Lock()
@@ -325,8 +329,10 @@ class AlertGateway(Node):
         self._outbox_snapshot = None
         self._saver = None
         if s.role == 'rsu':
-            self._saver = threading.Thread(target=self._save_loop, name='v2x_save', daemon=True)
-            self._saver.start()
+            # Supervised: an unexpected error is logged at ERROR, counted and the saver
+            # restarted, never a saver silently dead while the outbox goes unsaved.
+            self._saver = Worker('v2x_save', self._save_loop, logger=self.get_logger(),
+                                 restart=True, wake=self._save_wanted.set).start()
         if self._sender is not None:
             self._send_heartbeat()
         self.get_logger().info(
@@ -763,13 +769,19 @@ class AlertGateway(Node):
 
     def destroy_node(self):
         """Stop the receive thread and close the sockets."""
-        self._stop.set()
-        self._federation.close()
+        if self._saver is not None:
+            self._saver.stopping.set()  # before _stop: its loop's end is then no failure
+        if self._stop is not None:
+            self._stop.set()
+        if self._federation is not None:
+            self._federation.close()
         for sock in (self._rx, self._tx):
-            sock.close()
-        for thread in (self._thread, self._saver):
-            if thread is not None and thread.is_alive():
-                thread.join(timeout=2.0)
+            if sock is not None:
+                sock.close()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        if self._saver is not None:
+            self._saver.stop(timeout=2.0)
         return super().destroy_node()
 
 
