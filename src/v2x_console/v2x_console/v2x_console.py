@@ -118,7 +118,7 @@ class ConsoleNode(Node):
         if p['role'] == 'rsu':  # the actions' publisher and client: an RSU's only
             self._pub_out = self.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
             self._clip_client = self.create_client(RequestClip, 'v2x/request_clip')
-        self.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT)
+        self.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT_READER)
         self.create_subscription(Alert, 'v2x/alert_sent', self._on_alert_sent, qos.ALERT_SENT)
         self.create_subscription(PeerArray, 'v2x/peers', self._on_peers, qos.PEERS)
         self.create_subscription(PolicyState, 'v2x/policy_state', self._on_policy,
