@@ -28,6 +28,7 @@ from v2x_federation.publish import OfflineQueue, Publication
 
 QOS = 1
 KEEPALIVE_S = 10
+INFLIGHT = 1000
 
 
 def _properties(pub: Publication, now_ns: int) -> Properties | None:
@@ -70,6 +71,9 @@ class BrokerLink:
         if will is not None:
             c.will_set(will.topic, will.payload, qos=QOS, retain=will.retain)
         c.reconnect_delay_set(min_delay=1, max_delay=5)
+        # paho's default of 20 unacknowledged QoS 1 messages queues an RSU's publishes
+        # behind slow PUBACKs once repeats add up (100 alerts/s x repeats): allow more
+        c.max_inflight_messages_set(INFLIGHT)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
