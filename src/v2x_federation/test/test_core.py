@@ -217,3 +217,14 @@ def test_config_parses_credentials_and_warns(tmp_path):
     cred.write_text('user rsu_1\n')
     with pytest.raises(ParameterError, match='username='):
         make_config('mqtts://b', str(cred), '', 'v2x', 16)
+
+
+def test_protocol_md_topic_example():
+    """The topic example of docs/protocol.md ("Federation over MQTT") is what the code makes."""
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[3] / 'docs' / 'protocol.md').read_text()
+    key = qk.quadkey_of(37.12345, 127.12345, 18)
+    for text in (topics.alert_topic('v2x', 'rsu_server_01', key, 'rsu_server_01', 1),
+                 topics.tile_filter('v2x', key[:14]),
+                 topics.event_level('det/cam#1', 7)):
+        assert text in doc, text
