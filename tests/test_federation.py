@@ -451,6 +451,27 @@ def test_clean_shutdown_marks_the_rsu_offline(stack):
     assert wait_for(lambda: _status(stack, 'rsu_1') == [b'offline'], 10)
 
 
+
+def test_broker_with_a_certificate_from_another_ca_is_refused(stack, tmp_path):
+    """TLS is verified: a gateway given another CA never connects to the broker (counted
+    as broker_connect_failures), so it cannot be fooled by a broker it does not trust."""
+    other = mq.make_ca(tmp_path / 'other_ca')
+    group = random_group()
+    cred = mq.credentials_file(tmp_path / 'veh_far.cred', 'veh_far', USERS['veh_far'])
+    params = _params(role='vehicle', station_id='veh_far', group=group[0], port=group[1],
+                     iface='127.0.0.1', key_file=str(stack.key), state_dir=str(tmp_path / 's'),
+                     broker_url=stack.a.url, broker_credentials_file=str(cred),
+                     broker_ca_file=str(other['ca']))
+    node = AlertGateway(context=stack.ros.context, namespace='wrong_ca',
+                        parameter_overrides=params)
+    try:
+        stack.ros.add(node)
+        assert stack.until(lambda: node.counters()['broker_connect_failures'] >= 1, 20)
+        assert node.counters()['broker_connects'] == 0
+    finally:
+        stack.ros.remove(node)
+
+
 @pytest.mark.parametrize('params,name', [
     ({'broker_url': 'http://broker'}, 'broker_url'),                 # not MQTT
     ({'broker_url': 'mqtts://u:pw@broker'}, 'broker_url'),           # secret on argv
