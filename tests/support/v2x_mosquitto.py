@@ -63,7 +63,7 @@ def make_acl(path: Path, prefix: str, publishers: list[str]) -> Path:
     lines = [f'pattern read {prefix}/#', '']
     for name in publishers:
         lines += [f'user {name}', f'topic write {prefix}/alert/{name}/#',
-                  f'topic write {prefix}/status/{name}', '']
+                  f'topic write {prefix}/status/{name}/#', '']
     Path(path).write_text('\n'.join(lines))
     return Path(path)
 
