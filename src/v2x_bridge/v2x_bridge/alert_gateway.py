@@ -277,14 +277,17 @@ class AlertGateway(Node):
     # --- set-up ---------------------------------------------------------------------
     def _load_keys(self, s: Settings):
         signer = None
+        if s.insecure and s.auth_mode != 'none':
+            raise ParameterError('insecure', f'true together with auth_mode {s.auth_mode}: a '
+                                 'gateway either signs and checks, or runs insecure '
+                                 '(auth_mode none), not both')
         try:
             env_key = s.auth_mode == 'hmac' and os.environ.get(keys.ENV_KEY)
             if s.auth_mode != 'none' and (s.role == 'rsu' or s.key_file or env_key):
                 signer = keys.make_signer(s.auth_mode, s.key_file)
             if s.auth_mode == 'ed25519' and signer is not None and not s.trust_store:
                 # an RSU without a trust store hears only stations sharing its own key
-                keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)],
-                                       allow_none=s.insecure)
+                keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)])
             else:
                 keyring = keys.make_keyring(
                     s.auth_mode, key_file=s.key_file if s.auth_mode == 'hmac' else '',
