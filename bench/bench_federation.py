@@ -190,9 +190,15 @@ def latency(info: dict, n: int, rate: float, tmp: str) -> dict[str, list[float]]
                 out[label] += setups[label][1].run(per, rate, warmup=20 if r < 3 else 0)
         return out
     finally:
-        for procs, ends in setups.values():
+        for label, (procs, ends) in setups.items():
             ends.close()
             _stop(procs)
+            if label != 'baseline':  # what the gateways dropped, if anything (their logs)
+                for p in procs:
+                    lines = [ln for ln in (p.stderr.read() or '').splitlines()
+                             if 'dropped' in ln or 'broker' in ln.lower()]
+                    for ln in lines[-4:]:
+                        print(f'  [{label}] {ln[:200]}')
 
 
 # --- fan-out ------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class BrokerLink:
                        'disconnects': 0, 'connect_failures': 0, 'publish_refused': 0,
                        'subscribe_refused': 0}
         self._failing = False  # logged once per run of failed attempts
+        self._stopping = False
         c = self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                        protocol=mqtt.MQTTv5)
         if config.username:
@@ -93,6 +94,8 @@ class BrokerLink:
 
     def stop(self, final: Publication | None = None, timeout: float = 2.0) -> None:
         """Publish final (e.g. the `offline` status) when connected, then disconnect."""
+        with self._state:
+            self._stopping = True
         if final is not None and self.connected:
             info = self._client.publish(final.topic, final.payload, qos=QOS,
                                         retain=final.retain)
@@ -232,7 +235,8 @@ class BrokerLink:
             was, self._connected = self._connected, False
             if was:
                 self.counts['disconnects'] += 1
-        if was:
+            stopping = self._stopping
+        if was and not stopping:
             self._log('warn', f'lost broker {self.config.url} ({reason_code}); queueing '
                               'and reconnecting')
 
