@@ -16,12 +16,14 @@ from v2x_recorder.clips import (
     Piece,
     clip_stem,
     concat_list,
+    due_at,
     gap_strings,
     is_due,
     make_request,
     make_sidecar,
     plan_clip,
     result_from_sidecar,
+    with_shortfall,
 )
 from v2x_recorder.pending import PendingStore, read_windows
 from v2x_recorder.segments import Segment
@@ -109,19 +111,54 @@ def test_concat_list_quotes_paths_and_writes_points():
         "file '/rec/b.mp4'", 'outpoint 4.000']
 
 
-def test_due_only_after_post_window_plus_one_segment():
-    """The cut waits for T0 + post + one segment (+ settle)."""
+def test_due_only_once_the_recorder_moved_past_the_window():
+    """The cut waits for a segment begun at or after T0 + post (settled), not for a clock."""
+    req = make_request('c', T0, 10, 10)  # ends T0 + 10
+    assert not is_due(req, T0 + 12.5, settle_s=1.0, newest_start=T0 + 8)
+    assert not is_due(req, T0 + 40.0, settle_s=1.0, newest_start=T0 + 9)  # still writing
+    assert not is_due(req, T0 + 12.5, settle_s=1.0, newest_start=T0 + 12)
+    assert is_due(req, T0 + 13.0, settle_s=1.0, newest_start=T0 + 12)
+    assert is_due(req, T0 + 10.0, settle_s=0.0, newest_start=T0 + 10)
+
+
+def test_due_at_the_deadline_without_footage():
+    """With no segment past the window (recorder down), the deadline cuts what exists."""
     req = make_request('c', T0, 10, 10)
-    assert not is_due(req, T0 + 10.9, segment_s=1.0, settle_s=0.0)
-    assert is_due(req, T0 + 11.0, segment_s=1.0, settle_s=0.0)
+    assert not is_due(req, T0 + 69.9, deadline_s=60.0)
+    assert is_due(req, T0 + 70.0, deadline_s=60.0)
+    assert is_due(req, T0 + 70.0, deadline_s=60.0, newest_start=T0)
+    assert due_at(req, 60.0) == T0 + 70.0
 
 
-def test_due_early_once_the_recorder_moved_past_the_window():
-    """A segment started after the window's end (settled) means the window is recorded."""
-    req = make_request('c', T0, 10, 10)  # ends T0 + 10; segment_s 10 would wait to T0 + 21
-    assert not is_due(req, T0 + 12.5, segment_s=10.0, settle_s=1.0, newest_start=T0 + 8)
-    assert not is_due(req, T0 + 12.5, segment_s=10.0, settle_s=1.0, newest_start=T0 + 12)
-    assert is_due(req, T0 + 13.0, segment_s=10.0, settle_s=1.0, newest_start=T0 + 12)
+@pytest.mark.parametrize('ring, gaps', [
+    # contiguous 1 s segments named to the whole second: nothing missing
+    ([seg(T0 - 3, 1), seg(T0 - 2, 1), seg(T0 - 1, 1), seg(T0, 1), seg(T0 + 1, 1.5),
+      seg(T0 + 2, 1)], []),
+    # the recorder started late: the head is missing
+    ([seg(T0 - 1, 1), seg(T0, 1), seg(T0 + 1, 1), seg(T0 + 2, 1)], [(T0 - 2, T0 - 1)]),
+    # the newest segment was flushed only to T0 + 1.5 and nothing came after: the tail
+    ([seg(T0 - 3, 2), seg(T0 - 1, 2), seg(T0 + 1, 0.5)], [(T0 + 1.5, T0 + 2)]),
+    # the same, but the next segment began (name T0 + 2): the footage runs on (jitter)
+    ([seg(T0 - 3, 2), seg(T0 - 1, 2), seg(T0 + 1, 0.9), seg(T0 + 2, None)], []),
+    # a restart left a hole in the middle
+    ([seg(T0 - 3, 2), seg(T0 + 1, 2)], [(T0 - 1, T0 + 1)]),
+    # an unreadable segment holds no footage
+    ([seg(T0 - 3, 2), seg(T0 - 1, None), seg(T0 + 1, 2)], [(T0 - 1, T0 + 1)]),
+    # a head shorter than a few frames is no gap
+    ([seg(T0 - 1.8, 4)], []),
+])
+def test_every_missing_span_is_a_gap(ring, gaps):
+    """Head, middle and tail without footage are gaps; naming jitter is not."""
+    plan = plan_clip(make_request('c', T0, 2, 2), ring)
+    assert list(plan.gaps) == gaps
+
+
+def test_a_clip_shorter_than_its_plan_lists_the_shortfall():
+    """A cut clip that came out shorter than planned lists the missing end as a gap."""
+    plan = plan_clip(make_request('c', T0, 2, 2), [seg(T0 - 3, 10)])
+    assert with_shortfall(plan, 3.8) is plan  # within tolerance
+    short = with_shortfall(plan, 3.0)
+    assert short.gaps == (pytest.approx((T0 + 1.0, T0 + 2.0)),)
 
 
 def test_sidecar_and_result_say_the_same():

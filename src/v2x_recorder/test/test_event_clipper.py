@@ -142,6 +142,7 @@ def test_no_footage_gives_sidecar_and_error_and_archive_stays_capped(ros, tmp_pa
             path.write_bytes(b'x' * 10)
             os.utime(path, (recent + i, recent + i))
     (archive / 'accident_9_writing.mp4.part').write_bytes(b'x')
+    (tmp_path / 'empty_rec').mkdir()
     node = start_clipper(ros, str(tmp_path / 'empty_rec'), tmp_path, archive_max_count=2)
     _, inbox, _, client = listen(ros)
     response = call(ros, client, time.time() - 3600, 'nothing')
@@ -217,22 +218,27 @@ def test_make_clip_waiting_directly_holds_the_footage(tmp_path, make_segments):
     make_segments(str(tmp_path / 'rec'), now - 6, count=6, seg_s=1)
     state = str(tmp_path / 'state')
     held = []
-    argv = [str(now - 1), '--pre', '3', '--post', '2', '--direct', '--segment-s', '1',
+    argv = [str(now - 1), '--pre', '3', '--post', '2', '--direct',
             '--recording-dir', str(tmp_path / 'rec'), '--archive-dir', str(tmp_path / 'a'),
             '--state-dir', state]
-    status = v2x_make_clip.main(argv, out=io.StringIO(),
-                                sleep=lambda s: held.extend(read_windows(state)))
+
+    def sleep(seconds):  # meanwhile the recorder moves on past the window
+        held.extend(read_windows(state))
+        (tmp_path / 'rec' / f'seg_{now + 1}.mp4').write_bytes(b'')
+        time.sleep(seconds)
+
+    status = v2x_make_clip.main(argv, out=io.StringIO(), sleep=sleep)
     assert status == v2x_make_clip.Exit.OK
-    assert held == [(now - 4, now + 1)]
+    assert set(held) == {(now - 4, now + 1)}
     assert read_windows(state) == []
 
 
 def test_make_clip_uses_the_service_when_the_node_runs(ros, live_recording, tmp_path):
-    """v2x_make_clip asks the running event_clipper and, with --wait, prints its Clip."""
+    """The docs' `v2x_make_clip now --wait`: the node's own windows, its Clip printed."""
     start_clipper(ros, live_recording.recording_dir, tmp_path)
     proc = subprocess.Popen(
-        ['v2x_make_clip', 'now', '--pre', '1', '--post', '1', '--clip-id', 'via-srv',
-         '--wait', '--segment-s', '1', '--recording-dir', '/nonexistent'],
+        ['v2x_make_clip', 'now', '--clip-id', 'via-srv', '--wait',
+         '--state-dir', str(tmp_path / 'nostate')],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert ros.spin_until(lambda: proc.poll() is not None, timeout=60)
     out, err = proc.communicate()
@@ -240,6 +246,11 @@ def test_make_clip_uses_the_service_when_the_node_runs(ros, live_recording, tmp_
     reply, clip = (json.loads(line) for line in out.strip().splitlines())
     assert reply['accepted'] and reply['path'].startswith(str(tmp_path / 'archive'))
     assert clip['path'] == reply['path'] and clip['error'] == ''
+    assert 4.5 <= clip['duration_s'] <= 6.5  # the node's 2 s + 3 s, not 300 s + 300 s
+    # Direct mode takes the same defaults from the file the node keeps in its state_dir.
+    assert v2x_make_clip.read_clipper_settings(str(tmp_path / 'state')) == {
+        'recording_dir': live_recording.recording_dir, 'archive_dir': str(tmp_path / 'archive'),
+        'pre_window_s': 2.0, 'post_window_s': 3.0, 'segment_s': 1.0, 'cut_deadline_s': 60.0}
 
 
 @pytest.mark.parametrize('arg, name', [

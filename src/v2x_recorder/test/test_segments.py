@@ -48,11 +48,11 @@ def test_scan_sorts_by_time_and_skips_strangers(tmp_path):
 
 
 def test_candidates_by_name_keep_the_segment_running_into_the_window():
-    """The last segment starting before the window is a candidate; older ones are not."""
+    """The last segment before the window and the first after it are candidates; no others."""
     ring = [seg(0), seg(10), seg(20), seg(30), seg(40)]
-    assert [s.start for s in candidates(ring, 15, 32)] == [10, 20, 30]
+    assert [s.start for s in candidates(ring, 15, 32)] == [10, 20, 30, 40]
     assert [s.start for s in candidates(ring, 50, 60)] == [40]
-    assert candidates(ring, -30, -10) == []
+    assert [s.start for s in candidates(ring, -30, -10)] == [0]
 
 
 def test_covering_needs_footage_inside_the_window():

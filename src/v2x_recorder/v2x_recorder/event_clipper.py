@@ -21,6 +21,7 @@ from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip
 from v2x_recorder import archive, clips, conversions, cutter, ffmpeg_tools, segments
+from v2x_recorder.jsonfile import write_json_atomic
 from v2x_recorder.params import (
     BadParameter,
     Param,
@@ -30,7 +31,7 @@ from v2x_recorder.params import (
     non_negative,
     positive,
 )
-from v2x_recorder.pending import PendingStore
+from v2x_recorder.pending import CLIPPER_SETTINGS_FILE, PendingStore
 from v2x_recorder.shell import run_node
 
 NODE_NAME = 'event_clipper'
@@ -53,8 +54,11 @@ PARAMS = (
           non_negative),
     Param('archive_max_age_s', 2_592_000.0, 'clips older than this are deleted (0 = keep)',
           non_negative),
-    Param('settle_s', 1.0, 'extra wait after the post-window plus one segment',
+    Param('settle_s', 1.0, 'wait after the recorder began the segment past T0 + post',
           non_negative),
+    Param('cut_deadline_s', clips.DEFAULT_DEADLINE_S, 'longest wait after T0 + post for its '
+          'footage (recorder down or behind); then what exists is cut, the rest are gaps',
+          positive),
     Param('ffmpeg_path', '', 'ffmpeg binary; empty = system ffmpeg, then imageio-ffmpeg'),
     Param('check_period_s', 0.5, 'how often pending clips are checked', positive),
 )
@@ -78,6 +82,7 @@ class ClipperSettings:
     archive_max_bytes: int
     archive_max_age_s: float
     settle_s: float
+    cut_deadline_s: float
     ffmpeg_path: str
     check_period_s: float
 
@@ -85,6 +90,10 @@ class ClipperSettings:
         """Cross-parameter checks; raises BadParameter."""
         if self.pre_window_s + self.post_window_s <= 0:
             raise BadParameter('post_window_s', 'pre_window_s + post_window_s must be > 0')
+        if self.cut_deadline_s < self.segment_s + self.settle_s:
+            raise BadParameter('cut_deadline_s', 'must be at least segment_s + settle_s '
+                               f'({self.segment_s + self.settle_s:g} s): the recorder needs '
+                               'that long to close the segment holding T0 + post')
 
     @property
     def archive_policy(self) -> archive.ArchivePolicy:
@@ -107,6 +116,7 @@ class EventClipper(Node):
         self.tools = ffmpeg_tools.find_ffmpeg(s.ffmpeg_path)
         make_dirs(archive_dir=s.archive_dir, state_dir=s.state_dir)
         self.store = PendingStore(s.state_dir)
+        self._write_settings_file()
         loaded, problems = self.store.load()
         for problem in problems:
             self.get_logger().warning(f'dropped a persisted clip request: {problem}')
@@ -126,6 +136,20 @@ class EventClipper(Node):
         self.get_logger().info(
             f'clipping {s.recording_dir} -> {s.archive_dir} (pre {s.pre_window_s:g} s, post '
             f'{s.post_window_s:g} s); {len(self.pending)} pending clip(s) resumed')
+
+    def _write_settings_file(self) -> None:
+        """Tell v2x_make_clip (direct mode) the windows and directories this node uses."""
+        s = self.settings
+        path = os.path.join(s.state_dir, CLIPPER_SETTINGS_FILE)
+        try:
+            write_json_atomic(path, {
+                'recording_dir': os.path.abspath(s.recording_dir),
+                'archive_dir': os.path.abspath(s.archive_dir),
+                'pre_window_s': s.pre_window_s, 'post_window_s': s.post_window_s,
+                'segment_s': s.segment_s, 'cut_deadline_s': s.cut_deadline_s})
+        except OSError as exc:
+            self.get_logger().warning(f'cannot write {path} (v2x_make_clip --direct will not '
+                                      f'know these windows): {exc}')
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -174,7 +198,7 @@ class EventClipper(Node):
             self.get_logger().error(f'clip {request.clip_id} refused: {problem}',
                                     throttle_duration_sec=5.0)
             return False, f'refused: {problem}'
-        due = clips.due_at(request, self.settings.segment_s, self.settings.settle_s)
+        due = clips.due_at(request, self.settings.cut_deadline_s)
         wait = max(0.0, due - time.time())
         self.get_logger().info(f'clip {request.clip_id} queued: T0 {request.t0:.3f}, window '
                                f'-{request.pre_s:g}/+{request.post_s:g} s, cut within '
@@ -203,8 +227,8 @@ class EventClipper(Node):
         newest = found[-1].start if found else None
         for request in waiting:
             clip_id = request.clip_id
-            if clips.is_due(request, now, self.settings.segment_s, self.settings.settle_s,
-                            newest):
+            if clips.is_due(request, now, self.settings.settle_s, newest,
+                            self.settings.cut_deadline_s):
                 self._running[clip_id] = self._worker.submit(
                     cutter.cut_clip, request, self.settings.recording_dir,
                     self.settings.archive_dir, self.tools)

@@ -12,6 +12,8 @@ from v2x_recorder.clips import BadClipRequest, ClipRequest
 from v2x_recorder.jsonfile import write_json_atomic
 
 PENDING_FILE = 'pending_clips.json'
+#: event_clipper's settings as it runs (windows, directories), for v2x_make_clip's defaults.
+CLIPPER_SETTINGS_FILE = 'event_clipper_settings.json'
 
 
 class PendingStore:
