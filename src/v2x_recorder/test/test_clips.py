@@ -198,8 +198,8 @@ def test_corrupt_pending_file_is_set_aside(tmp_path):
     assert read_windows(str(tmp_path)) == []
 
 
-def clip(stem, size, mtime):
-    return ArchivedClip(stem, (f'/a/{stem}.mp4',), size, mtime)
+def clip(stem, size, mtime, origin='cli'):
+    return ArchivedClip(stem, (f'/a/{stem}.mp4',), size, mtime, origin)
 
 
 @pytest.mark.parametrize('policy, expected', [
@@ -209,8 +209,26 @@ def clip(stem, size, mtime):
     (ArchivePolicy(max_count=0, max_bytes=0, max_age_s=0), []),
 ])
 def test_archive_retention_oldest_first(policy, expected):
-    """Count, byte and age caps each delete the oldest clips first."""
+    """Count, byte and age caps each delete the oldest (hand-made) clips first."""
     clips = [clip(f'c{i}', 100, 1000.0 + i * 100) for i in range(1, 5)]  # c1 oldest
+    doomed = plan_archive_deletions(clips, now=1500.0, policy=policy)
+    assert [c.stem for c, _ in doomed] == expected
+
+
+@pytest.mark.parametrize('policy, expected', [
+    # the caps take every hand-made clip, however new, before the oldest evidence
+    (ArchivePolicy(max_count=2, max_bytes=0, max_age_s=0), ['m2', 'm4']),
+    (ArchivePolicy(max_count=1, max_bytes=0, max_age_s=0), ['m2', 'm4', 'a1']),
+    (ArchivePolicy(max_count=0, max_bytes=150, max_age_s=0), ['m2', 'm4', 'a1']),
+    # the age limit spares evidence unless alert_max_age_s is set
+    (ArchivePolicy(max_count=0, max_bytes=0, max_age_s=250), ['m2']),
+    (ArchivePolicy(max_count=0, max_bytes=0, max_age_s=250, alert_max_age_s=250),
+     ['a1', 'm2']),
+])
+def test_archive_keeps_evidence_of_alerts_longest(policy, expected):
+    """Clips of real alerts go last; test clips made by hand never push one out."""
+    clips = [clip('a1', 100, 1100.0, 'alert'), clip('m2', 100, 1200.0, 'cli'),
+             clip('a3', 100, 1300.0, 'alert'), clip('m4', 100, 1400.0, 'service')]
     doomed = plan_archive_deletions(clips, now=1500.0, policy=policy)
     assert [c.stem for c, _ in doomed] == expected
 
@@ -220,6 +238,17 @@ def test_archive_never_deletes_protected_clips():
     clips = [clip('c1', 100, 1.0), clip('c2', 100, 2.0), clip('c3', 100, 3.0)]
     doomed = plan_archive_deletions(clips, 10.0, ArchivePolicy(1, 0, 0), protected={'c1'})
     assert [c.stem for c, _ in doomed] == ['c2', 'c3']
+
+
+def test_archive_reads_the_origin_from_the_sidecar(tmp_path):
+    """scan_archive tells evidence (origin alert, or unreadable) from hand-made clips."""
+    (tmp_path / 'accident_1_a.json').write_text('{"origin": "alert"}')
+    (tmp_path / 'accident_2_b.json').write_text('{"origin": "cli"}')
+    (tmp_path / 'accident_3_c.json').write_text('{garbled')
+    (tmp_path / 'accident_4_d.mp4').write_bytes(b'')
+    found = {c.stem: c.is_evidence for c in scan_archive(str(tmp_path))}
+    assert found == {'accident_1_a': True, 'accident_2_b': False, 'accident_3_c': True,
+                     'accident_4_d': True}
 
 
 def test_scan_archive_pairs_video_and_sidecar_and_skips_parts(tmp_path):

@@ -139,7 +139,7 @@ def test_no_footage_gives_sidecar_and_error_and_archive_stays_capped(ros, tmp_pa
     for i in range(3):  # older clips, oldest first
         for ext in ('.mp4', '.json'):
             path = archive / f'accident_{1000 + i}_old-{i}{ext}'
-            path.write_bytes(b'x' * 10)
+            path.write_text('{"origin": "cli"}')  # hand-made: these go first
             os.utime(path, (recent + i, recent + i))
     (archive / 'accident_9_writing.mp4.part').write_bytes(b'x')
     (tmp_path / 'empty_rec').mkdir()
@@ -302,3 +302,28 @@ def test_config_yaml_names_only_declared_parameters():
     with open(CONFIG) as f:
         doc = yaml.safe_load(f)
     assert set(doc['/**']['ros__parameters']) == {p.name for p in PARAMS}
+
+
+def test_bad_persisted_request_and_undeletable_clip_do_not_kill_the_node(ros, tmp_path):
+    """A malformed persisted request is set aside with its reason; a clip retention cannot
+    delete is logged and counted (WARN); the node runs on and serves the good request."""
+    state = tmp_path / 'state'
+    state.mkdir()
+    good = {'clip_id': 'good', 't0': time.time() - 600, 'pre_s': 1, 'post_s': 1}
+    (state / 'pending_clips.json').write_text(json.dumps(
+        {'version': 1, 'pending': [{'clip_id': 'bad', 't0': 'soon'}, good]}))
+    archive = tmp_path / 'archive'
+    (archive / 'accident_1000_stuck.mp4').mkdir(parents=True)  # unlink fails: EISDIR
+    (archive / 'accident_1000_stuck.mp4' / 'x').write_text('')
+    os.utime(archive / 'accident_1000_stuck.mp4', (1000, 1000))
+    node = start_clipper(ros, str(tmp_path / 'rec'), tmp_path, archive_max_count=1)
+    _, inbox, _, _ = listen(ros)
+    assert ros.spin_until(lambda: inbox, timeout=20)
+    assert inbox[0][1].clip_id == 'good'
+    (line,) = (state / 'pending_clips.json.rejected').read_text().splitlines()
+    rejected = json.loads(line)
+    assert rejected['record']['clip_id'] == 'bad' and 'malformed' in rejected['reason']
+    assert ros.spin_until(lambda: node.counts['archive_delete_errors'] >= 1, timeout=10)
+    level, message, values = node._health()
+    assert level == WARN and 'accident_1000_stuck' in message
+    assert values['set_aside'] == 1 and node.context.ok()

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import os
 import sys
 import time
+import traceback
 
 from rclpy.node import Node
 
 from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.recent import RecentEvents
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip
 from v2x_recorder import archive, clips, conversions, cutter, ffmpeg_tools, segments
@@ -52,8 +54,10 @@ PARAMS = (
           non_negative),
     Param('archive_max_bytes', 50_000_000_000, 'byte cap of the archive (0 = no limit)',
           non_negative),
-    Param('archive_max_age_s', 2_592_000.0, 'clips older than this are deleted (0 = keep)',
-          non_negative),
+    Param('archive_max_age_s', 2_592_000.0, 'hand-made clips (v2x_make_clip, the service) '
+          'older than this are deleted (0 = keep)', non_negative),
+    Param('archive_alert_max_age_s', 0.0, 'clips of real alerts older than this are deleted '
+          '(0 = keep until the count or byte cap needs room: they go last)', non_negative),
     Param('settle_s', 1.0, 'wait after the recorder began the segment past T0 + post',
           non_negative),
     Param('cut_deadline_s', clips.DEFAULT_DEADLINE_S, 'longest wait after T0 + post for its '
@@ -65,6 +69,8 @@ PARAMS = (
 
 #: How often archive retention runs besides after each clip.
 ARCHIVE_PERIOD_S = 60.0
+#: Diagnostics judge the problems of this last stretch, not the node's lifetime.
+HEALTH_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class ClipperSettings:
     archive_max_count: int
     archive_max_bytes: int
     archive_max_age_s: float
+    archive_alert_max_age_s: float
     settle_s: float
     cut_deadline_s: float
     ffmpeg_path: str
@@ -98,7 +105,7 @@ class ClipperSettings:
     @property
     def archive_policy(self) -> archive.ArchivePolicy:
         return archive.ArchivePolicy(self.archive_max_count, self.archive_max_bytes,
-                                     self.archive_max_age_s)
+                                     self.archive_max_age_s, self.archive_alert_max_age_s)
 
 
 class EventClipper(Node):
@@ -119,13 +126,18 @@ class EventClipper(Node):
         self._write_settings_file()
         loaded, problems = self.store.load()
         for problem in problems:
-            self.get_logger().warning(f'dropped a persisted clip request: {problem}')
+            self.get_logger().error(f'persisted clip request set aside: {problem}')
         self.pending: dict[str, clips.ClipRequest] = {r.clip_id: r for r in loaded}
         self._running: dict[str, Future] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='clip')
         self.counts = {'published': 0, 'failed': 0, 'no_footage': 0, 'with_gaps': 0,
                        'rejected': 0, 'duplicates': 0, 'archive_deleted': 0,
-                       'save_failed': 0}
+                       'archive_deleted_evidence': 0, 'archive_delete_errors': 0,
+                       'save_failed': 0, 'set_aside': len(problems), 'internal_errors': 0}
+        # Health judges the last HEALTH_WINDOW_S; the counts above are lifetime totals.
+        self.recent = {kind: RecentEvents(HEALTH_WINDOW_S)
+                       for kind in ('failed', 'save_failed', 'archive', 'internal')}
+        self.last_deleted = ''
         self._last_archive = 0.0
         self.pub = self.create_publisher(Clip, 'v2x/clip', qos.CLIP)
         self.sub = self.create_subscription(Alert, 'v2x/alert_sent', self._on_alert,
@@ -211,13 +223,23 @@ class EventClipper(Node):
             self.store.save(self.pending.values())
         except OSError as exc:
             self.counts['save_failed'] += 1
-            return f'cannot save pending clips to {self.store.path}: {exc}'
+            problem = f'cannot save pending clips to {self.store.path}: {exc}'
+            self.recent['save_failed'].add(problem)
+            return problem
         return ''
 
     # --- the work ----------------------------------------------------------------------
 
     def _tick(self) -> None:
-        now = time.time()
+        try:
+            self._check(time.time())
+        except Exception as exc:  # noqa: B902 -- a bug must not kill the node in a loop
+            self.counts['internal_errors'] += 1
+            self.recent['internal'].add(f'{type(exc).__name__}: {exc}')
+            self.get_logger().error(f'clip check failed: {exc!r}\n{traceback.format_exc()}',
+                                    throttle_duration_sec=10.0)
+
+    def _check(self, now: float) -> None:
         for clip_id, future in list(self._running.items()):
             if future.done():
                 del self._running[clip_id]
@@ -240,10 +262,12 @@ class EventClipper(Node):
             return
         exc = future.exception()
         if exc is not None:
-            if not isinstance(exc, (OSError, ValueError)):
-                raise exc
-            result = clips.ClipResult(request.clip_id, request.t0, '', '', 0.0, (),
-                                      f'cutting failed: {exc}')
+            # Whatever broke the cut (a bug, a bad request), the clip is answered with the
+            # error and its request set aside with the reason: never retried in a loop.
+            reason = f'cutting failed: {type(exc).__name__}: {exc}'
+            self.get_logger().error(f'clip {request.clip_id}: {reason}')
+            self._set_aside(request, reason)
+            result = clips.ClipResult(request.clip_id, request.t0, '', '', 0.0, (), reason)
         else:
             result = future.result()
         self.pub.publish(conversions.clip_to_msg(result))
@@ -251,6 +275,8 @@ class EventClipper(Node):
         if result.error:  # no footage: a sidecar listing no segments
             no_footage = result.sidecar.get('segments') == []
             self.counts['no_footage' if no_footage else 'failed'] += 1
+            if not no_footage:
+                self.recent['failed'].add(result.error)
         if result.gaps:
             self.counts['with_gaps'] += 1
         if result.error:
@@ -265,25 +291,54 @@ class EventClipper(Node):
             self.get_logger().error(problem, throttle_duration_sec=5.0)
         self._enforce_archive(time.time())
 
+    def _set_aside(self, request: clips.ClipRequest, reason: str) -> None:
+        try:
+            self.store.set_aside(request.to_json(), reason)
+        except OSError as exc:
+            self.get_logger().error(f'cannot set clip request {request.clip_id} aside: {exc}')
+        self.counts['set_aside'] += 1
+
     def _enforce_archive(self, now: float) -> None:
+        """Apply retention; each deletion is logged with its reason, evidence as a warning."""
         self._last_archive = now
         protected = {r.stem for r in self.pending.values()}
         found = archive.scan_archive(self.settings.archive_dir)
         for clip, reason in archive.plan_archive_deletions(
                 found, now, self.settings.archive_policy, protected):
-            archive.delete_clip(clip)
+            problems = archive.delete_clip(clip)
+            if problems:
+                self.counts['archive_delete_errors'] += 1
+                self.recent['archive'].add(f'cannot delete {clip.stem}: {problems[0]}')
+                self.get_logger().error(f'archive: cannot delete {clip.stem} ({reason}): '
+                                        + '; '.join(problems), throttle_duration_sec=10.0)
+                continue
             self.counts['archive_deleted'] += 1
-            self.get_logger().info(f'archive: deleted {clip.stem} ({reason})')
+            what = 'evidence of an alert' if clip.is_evidence else f'{clip.origin} clip'
+            self.last_deleted = f'{clip.stem} ({what}, {reason})'
+            if clip.is_evidence:
+                self.counts['archive_deleted_evidence'] += 1
+                self.get_logger().warning(
+                    f'archive: deleted {self.last_deleted}: the {reason} cap left no other '
+                    'clip to delete; raise archive_max_count / archive_max_bytes')
+            else:
+                self.get_logger().info(f'archive: deleted {self.last_deleted}')
 
     # --- health ------------------------------------------------------------------------
 
     def _health(self):
+        recent = {kind: events.count() for kind, events in self.recent.items()}
         values = dict(self.counts, pending=len(self.pending), cutting=len(self._running),
-                      ffmpeg=self.tools.ffmpeg)
-        if self.counts['failed']:
-            return WARN, f'{self.counts["failed"]} clip(s) failed', values
-        if self.counts['save_failed']:
-            return WARN, f'{self.counts["save_failed"]} save(s) of pending clips failed', values
+                      ffmpeg=self.tools.ffmpeg, last_deleted=self.last_deleted,
+                      health_window_s=HEALTH_WINDOW_S,
+                      **{f'recent_{kind}': n for kind, n in recent.items()})
+        window = f'in the last {HEALTH_WINDOW_S:g} s'
+        for kind, level, what in (('internal', ERROR, 'internal error(s)'),
+                                  ('save_failed', WARN, 'save(s) of pending clips failed'),
+                                  ('archive', WARN, 'archive deletion(s) failed'),
+                                  ('failed', WARN, 'clip(s) failed')):
+            if recent[kind]:
+                return level, f'{recent[kind]} {what} {window}: ' \
+                              f'{self.recent[kind].last}', values
         return OK, f'{len(self.pending)} pending clip(s)', values
 
     def destroy_node(self):

@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass
 import os
 import re
-import signal
+import shutil
 import subprocess
 import sys
 import threading
@@ -108,12 +108,13 @@ class RecorderSettings:
             x264_preset=self.x264_preset)
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def die_with_parent(command: list[str]) -> list[str]:
+    """command run through util-linux setpriv so that ffmpeg gets SIGTERM when the node dies
+    (even by SIGKILL); without setpriv, command unchanged (a node killed by SIGKILL then
+    leaves ffmpeg running until its output fails). No preexec_fn: that is unsafe in a
+    threaded process (the child can deadlock before exec)."""
+    setpriv = shutil.which('setpriv')
+    return [setpriv, '--pdeathsig', 'SIGTERM', '--', *command] if setpriv else command
 
 
 class SegmentRecorder(Node):
@@ -186,10 +187,12 @@ class SegmentRecorder(Node):
                                    f'{stats.last_reason})')
         self._stderr_tail.clear()
         try:
+            # Its own session: a Ctrl-C in the terminal reaches the node, which stops
+            # ffmpeg cleanly (closing the segment), not ffmpeg directly.
             self._proc = subprocess.Popen(
-                self._command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, text=True, errors='replace',
-                preexec_fn=_die_with_parent)
+                die_with_parent(self._command), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                errors='replace', start_new_session=True)
         except OSError as exc:
             self.get_logger().error(f'cannot start ffmpeg: {exc}')
             self._proc = None
