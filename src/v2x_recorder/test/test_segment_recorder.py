@@ -164,6 +164,9 @@ def test_camera_credentials_stay_out_of_diagnostics(ros, tmp_path):
     assert 'secret' not in repr(values) and 'secret' not in message
     line = f'{node.settings.source}: Connection refused'  # how ffmpeg quotes its input
     assert node.redact(line) == f'{values["source"]}: Connection refused'
+    # The cause and the fix, not only ffmpeg's words
+    assert 'refused the connection' in values['last_problem_fix']
+    assert 'check the host and port' in values['last_problem_fix']
 
 
 def test_camera_credentials_stay_out_of_the_log(tmp_path, recorder_process):
@@ -241,3 +244,46 @@ def test_killed_recorder_leaves_no_ffmpeg_behind(tmp_path, recorder_process):
         time.sleep(0.1)
     assert _gone(ffmpeg)
     rec.stop()
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 12 MB tmpfs (root only; skips with the reason otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip('mounting a small tmpfs needs root')
+    mnt = tmp_path / 'small'
+    mnt.mkdir()
+    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=12m', 'tmpfs', str(mnt)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f'cannot mount a tmpfs here: {proc.stderr.strip()}')
+    yield mnt
+    subprocess.run(['umount', '-l', str(mnt)], check=False)
+
+
+def test_full_disk_makes_room_and_keeps_recording(ros, small_fs, tmp_path):
+    """The recording filesystem fills up: the oldest footage goes, recording goes on, and
+    diagnostics say 'disk full' with the free space."""
+    rec = small_fs / 'rec'
+    node = recorder(ros, tmp_path, recording_dir=str(rec), video_size='640x480',
+                    min_free_bytes=2_000_000, restart_backoff_s=0.5)
+    assert ros.spin_until(lambda: len(segments.scan(str(rec))) >= 4, timeout=30)
+    first = segments.scan(str(rec))[0].name
+    with open(small_fs / 'filler', 'wb') as f:  # another program fills the disk
+        try:
+            while True:
+                f.write(b'\0' * 1_000_000)
+        except OSError:
+            pass
+    filled_at = time.time()
+    diags = []
+    assert ros.spin_until(lambda: node.deleted['disk'] >= 1, timeout=20)
+    diags.append(node._health())
+    assert ros.spin_until(  # new footage after the disk filled
+        lambda: len([s for s in segments.scan(str(rec)) if s.start > filled_at + 1]) >= 2,
+        timeout=30)
+    names = [s.name for s in segments.scan(str(rec))]
+    assert first not in names  # the oldest went
+    level, message, values = diags[0]
+    assert 'disk full' in message and 'MB free' in message, message
+    assert values['deleted_for_disk_space'] >= 1

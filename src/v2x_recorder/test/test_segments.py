@@ -120,3 +120,18 @@ def test_supervisor_kills_a_stalled_ffmpeg():
     assert sup.on_tick(6.1, alive=True, newest='seg_0.mp4') is Action.KILL
     assert sup.stats.stalls == 1
     assert sup.on_tick(7.2, alive=False, newest='seg_0.mp4') is Action.START
+
+
+def test_full_disk_deletes_oldest_unprotected_footage_first():
+    """Short of free space: the oldest unprotected segments go, then protected ones; the
+    newest (being written) never."""
+    ring = [seg(t, size=100) for t in (0, 10, 20, 30, 40)]
+    policy = RingPolicy(keep_s=1000, max_bytes=0)
+    doomed = plan_ring_deletions(ring, now=45, policy=policy, protected=[(0, 5)],
+                                 free_bytes=50, min_free_bytes=250)
+    assert [(s.start, why) for s, why in doomed] == [(10, 'disk'), (20, 'disk')]
+    doomed = plan_ring_deletions(ring, now=45, policy=policy, protected=[(0, 5)],
+                                 free_bytes=0, min_free_bytes=10_000)
+    assert [s.start for s, _ in doomed] == [0, 10, 20, 30]
+    assert plan_ring_deletions(ring, now=45, policy=policy, free_bytes=10_000,
+                               min_free_bytes=250) == []

@@ -149,14 +149,17 @@ class RingPolicy:
 
 def plan_ring_deletions(segments: Sequence[Segment], now: float, policy: RingPolicy,
                         protected: Sequence[tuple[float, float]] = (),
-                        reserve_bytes: int = 0) -> list[tuple[Segment, str]]:
-    """(segment, reason) to delete, oldest first; reason is 'age' or 'bytes'.
+                        reserve_bytes: int = 0, free_bytes: int | None = None,
+                        min_free_bytes: int = 0) -> list[tuple[Segment, str]]:
+    """(segment, reason) to delete, oldest first; reason is 'age', 'bytes' or 'disk'.
 
     The newest segment (being written) is never deleted. By age: every segment that ended
     (the next one started) more than keep_s ago, unless it overlaps a protected window (a
     pending clip). By bytes: oldest first until the rest plus reserve_bytes (room for the
     segment being written to grow) fits max_bytes, protected or not, since the cap is
-    never exceeded.
+    never exceeded. By disk: while the filesystem (free_bytes free) would have less than
+    min_free_bytes free, the oldest unprotected segments, then the oldest protected ones:
+    recording goes on.
     """
     if len(segments) < 2:
         return []
@@ -172,11 +175,21 @@ def plan_ring_deletions(segments: Sequence[Segment], now: float, policy: RingPol
             kept.append(seg)
     if policy.max_bytes > 0:
         total = sum(s.size for s in kept) + newest.size + reserve_bytes
-        for seg in kept:
+        for seg in list(kept):
             if total <= policy.max_bytes:
                 break
             doomed.append((seg, 'bytes'))
+            kept.remove(seg)
             total -= seg.size
+    if free_bytes is not None and min_free_bytes > 0:
+        free = free_bytes + sum(seg.size for seg, _ in doomed)
+        ends = {seg.path: segments[i + 1].start for i, seg in enumerate(finished)}
+        unprotected = [s for s in kept if not protected_overlap(s, ends[s.path], protected)]
+        for seg in unprotected + [s for s in kept if s not in unprotected]:
+            if free >= min_free_bytes:
+                break
+            doomed.append((seg, 'disk'))
+            free += seg.size
     return sorted(doomed, key=lambda d: d[0].start)
 
 
