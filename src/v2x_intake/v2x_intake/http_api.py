@@ -10,7 +10,6 @@ import copy
 import hmac
 import socket
 import sqlite3
-import threading
 from typing import Any, Callable
 
 from fastapi import Depends, FastAPI, Request
@@ -20,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 import uvicorn
 
+from v2x_common.worker import Worker
 from v2x_intake.core import MAX_EVENT_BYTES, Outcome
 from v2x_intake.schema import EVENT_SCHEMA, BadJson, IntakeError
 
@@ -131,18 +131,20 @@ def bind(host: str, port: int) -> socket.socket:
 class HttpServer:
     """uvicorn serving an app on a bound socket, in a thread beside the rclpy executor."""
 
-    def __init__(self, app: FastAPI, sock: socket.socket):
+    def __init__(self, app: FastAPI, sock: socket.socket, logger=None, on_death=None):
         self._sock = sock
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(app, log_level='warning', lifespan='off', access_log=False,
                                 timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={'sockets': [sock]},
-                                        name='event_intake_http', daemon=True)
+        # Supervised: uvicorn ending before stop() (it raises SystemExit on a start-up
+        # failure) is a dead worker, reported, and on_death decides (the node exits 1).
+        self.worker = Worker('event_intake_http', lambda: self._server.run(sockets=[sock]),
+                             logger=logger, on_death=on_death, wake=self._exit)
 
     def start(self) -> None:
         """Serve in the background."""
-        self._thread.start()
+        self.worker.start()
 
     @property
     def started(self) -> bool:
@@ -151,7 +153,8 @@ class HttpServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask uvicorn to exit, wait for it, close the socket."""
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self.worker.stop(timeout)
         self._sock.close()
+
+    def _exit(self) -> None:
+        self._server.should_exit = True

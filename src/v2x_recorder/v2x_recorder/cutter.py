@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import Callable
 
-from v2x_common.files import sha256_file
+from v2x_common.files import sha256_file, write_json_atomic
 from v2x_recorder import mp4, segments
 from v2x_recorder.clips import (
     ClipPlan,
@@ -30,7 +30,6 @@ from v2x_recorder.clips import (
     with_shortfall,
 )
 from v2x_recorder.ffmpeg_tools import FfmpegTools, probe_duration, segment_duration
-from v2x_recorder.jsonfile import write_json_atomic
 
 PART_SUFFIX = '.part'
 #: Planning is retried this often when a planned segment is deleted before it is opened.
@@ -74,7 +73,7 @@ def cut_clip(request: ClipRequest, recording_dir: str, archive_dir: str, tools: 
                 duration = _output_duration(video, tools)
                 plan = with_shortfall(plan, duration)
     sidecar = make_sidecar(plan, path, sha, duration, error, clock())
-    write_json_atomic(sidecar_path, sidecar)
+    write_json_atomic(sidecar_path, sidecar, indent=1)
     return result_from_sidecar(sidecar, sidecar_path)
 
 
