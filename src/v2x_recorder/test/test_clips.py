@@ -17,6 +17,7 @@ from v2x_recorder.clips import (
     clip_stem,
     concat_list,
     due_at,
+    first_start_after,
     gap_strings,
     is_due,
     make_request,
@@ -114,11 +115,16 @@ def test_concat_list_quotes_paths_and_writes_points():
 def test_due_only_once_the_recorder_moved_past_the_window():
     """The cut waits for a segment begun at or after T0 + post (settled), not for a clock."""
     req = make_request('c', T0, 10, 10)  # ends T0 + 10
-    assert not is_due(req, T0 + 12.5, settle_s=1.0, newest_start=T0 + 8)
-    assert not is_due(req, T0 + 40.0, settle_s=1.0, newest_start=T0 + 9)  # still writing
-    assert not is_due(req, T0 + 12.5, settle_s=1.0, newest_start=T0 + 12)
-    assert is_due(req, T0 + 13.0, settle_s=1.0, newest_start=T0 + 12)
-    assert is_due(req, T0 + 10.0, settle_s=0.0, newest_start=T0 + 10)
+    assert not is_due(req, T0 + 12.5, settle_s=1.0, next_start=None)
+    assert not is_due(req, T0 + 40.0, settle_s=1.0, next_start=T0 + 9)  # still writing
+    assert not is_due(req, T0 + 12.5, settle_s=1.0, next_start=T0 + 12)
+    assert is_due(req, T0 + 13.0, settle_s=1.0, next_start=T0 + 12)
+    assert is_due(req, T0 + 10.0, settle_s=0.0, next_start=T0 + 10)
+    # 1 s segments with a settle of 1 s: the segment past the window, not the newest one
+    starts = [T0 + 8, T0 + 9, T0 + 10, T0 + 11, T0 + 12]
+    assert first_start_after(starts, req.hi) == T0 + 10
+    assert is_due(req, T0 + 12.5, settle_s=1.0, next_start=first_start_after(starts, req.hi))
+    assert first_start_after(starts, T0 + 13) is None
 
 
 def test_due_at_the_deadline_without_footage():
@@ -126,7 +132,7 @@ def test_due_at_the_deadline_without_footage():
     req = make_request('c', T0, 10, 10)
     assert not is_due(req, T0 + 69.9, deadline_s=60.0)
     assert is_due(req, T0 + 70.0, deadline_s=60.0)
-    assert is_due(req, T0 + 70.0, deadline_s=60.0, newest_start=T0)
+    assert is_due(req, T0 + 70.0, deadline_s=60.0, next_start=T0)
     assert due_at(req, 60.0) == T0 + 70.0
 
 

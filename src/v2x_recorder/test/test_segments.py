@@ -123,15 +123,21 @@ def test_supervisor_kills_a_stalled_ffmpeg():
 
 
 def test_full_disk_deletes_oldest_unprotected_footage_first():
-    """Short of free space: the oldest unprotected segments go, then protected ones; the
-    newest (being written) never."""
+    """Short of free space: to keep min_free_bytes free, unprotected footage older than
+    recent_s goes; below the floor (room to record), the oldest unprotected, then protected
+    segments; the newest (being written) never."""
     ring = [seg(t, size=100) for t in (0, 10, 20, 30, 40)]
-    policy = RingPolicy(keep_s=1000, max_bytes=0)
-    doomed = plan_ring_deletions(ring, now=45, policy=policy, protected=[(0, 5)],
-                                 free_bytes=50, min_free_bytes=250)
+    policy = RingPolicy(keep_s=1000, max_bytes=0, recent_s=15)
+    # soft target: only unprotected footage that ended before now - recent_s (10, 20)
+    doomed = plan_ring_deletions(ring, now=46, policy=policy, protected=[(0, 5)],
+                                 free_bytes=50, min_free_bytes=10_000)
     assert [(s.start, why) for s, why in doomed] == [(10, 'disk'), (20, 'disk')]
+    # the floor: anything but the newest, unprotected first
     doomed = plan_ring_deletions(ring, now=45, policy=policy, protected=[(0, 5)],
-                                 free_bytes=0, min_free_bytes=10_000)
+                                 free_bytes=50, floor_bytes=350)
+    assert [s.start for s, _ in doomed] == [10, 20, 30]
+    doomed = plan_ring_deletions(ring, now=45, policy=policy, protected=[(0, 5)],
+                                 free_bytes=0, floor_bytes=10_000)
     assert [s.start for s, _ in doomed] == [0, 10, 20, 30]
     assert plan_ring_deletions(ring, now=45, policy=policy, free_bytes=10_000,
-                               min_free_bytes=250) == []
+                               min_free_bytes=250, floor_bytes=250) == []

@@ -10,6 +10,7 @@ tail) becomes a gap in the sidecar; the concat joins the footage either side of 
 the clip is shorter by the gaps, never by more.
 """
 
+import bisect
 from dataclasses import asdict, dataclass, field, replace
 import math
 import re
@@ -124,19 +125,26 @@ def clip_stem(t0: float, clip_id: str) -> str:
 
 
 def is_due(request: ClipRequest, now: float, settle_s: float = 1.0,
-           newest_start: float | None = None,
+           next_start: float | None = None,
            deadline_s: float = DEFAULT_DEADLINE_S) -> bool:
     """True once the footage of the window's end is recorded and closed, or at the deadline.
 
-    Recorded: a segment started at or after T0 + post (newest_start, from its name, which is
-    never later than its real start) settle_s ago, so the recorder closed the segment that
-    holds T0 + post. Deadline: deadline_s after T0 + post the recorder is down or behind,
-    and what exists is cut, the rest listed as gaps.
+    Recorded: the first segment that started at or after T0 + post (next_start, from its
+    name, which is never later than its real start; see first_start_after) started settle_s
+    ago, so the recorder closed the segment that holds T0 + post. Deadline: deadline_s after
+    T0 + post the recorder is down or behind, and what exists is cut, the rest listed as
+    gaps.
     """
     if now >= due_at(request, deadline_s):
         return True
-    return newest_start is not None and newest_start >= request.hi \
-        and now >= newest_start + settle_s
+    return next_start is not None and next_start >= request.hi \
+        and now >= next_start + settle_s
+
+
+def first_start_after(starts: Sequence[float], t: float) -> float | None:
+    """The first of the sorted segment starts at or after t (None when none)."""
+    i = bisect.bisect_left(starts, t)
+    return starts[i] if i < len(starts) else None
 
 
 def due_at(request: ClipRequest, deadline_s: float = DEFAULT_DEADLINE_S) -> float:

@@ -65,12 +65,12 @@ PARAMETERS = (
           gt(0.0)),
     Param('ffmpeg_path', '', 'ffmpeg binary; empty = system ffmpeg, then imageio-ffmpeg'),
     Param('check_period_s', 0.5, 'how often pending clips are checked', gt(0.0)),
+    Param('health_window_s', 60.0, 'diagnostics judge the problems of this last stretch '
+          '(seconds); lifetime totals stay in the values', gt(0.0)),
 )
 
 #: How often archive retention runs besides after each clip.
 ARCHIVE_PERIOD_S = 60.0
-#: Diagnostics judge the problems of this last stretch, not the node's lifetime.
-HEALTH_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class ClipperSettings:
     cut_deadline_s: float
     ffmpeg_path: str
     check_period_s: float
+    health_window_s: float
 
     def validate(self) -> None:
         """Cross-parameter checks; raises ParameterError."""
@@ -134,8 +135,8 @@ class EventClipper(Node):
                        'rejected': 0, 'duplicates': 0, 'archive_deleted': 0,
                        'archive_deleted_evidence': 0, 'archive_delete_errors': 0,
                        'save_failed': 0, 'set_aside': len(problems), 'internal_errors': 0}
-        # Health judges the last HEALTH_WINDOW_S; the counts above are lifetime totals.
-        self.recent = {kind: RecentEvents(HEALTH_WINDOW_S)
+        # Health judges the last health_window_s; the counts above are lifetime totals.
+        self.recent = {kind: RecentEvents(s.health_window_s)
                        for kind in ('failed', 'save_failed', 'archive', 'internal')}
         self.last_deleted = ''
         self._last_archive = 0.0
@@ -245,11 +246,12 @@ class EventClipper(Node):
                 del self._running[clip_id]
                 self._finish(self.pending.get(clip_id), future)
         waiting = [r for r in self.pending.values() if r.clip_id not in self._running]
-        found = segments.scan(self.settings.recording_dir) if waiting else []
-        newest = found[-1].start if found else None
+        starts = [seg.start for seg in segments.scan(self.settings.recording_dir)] \
+            if waiting else []
         for request in waiting:
             clip_id = request.clip_id
-            if clips.is_due(request, now, self.settings.settle_s, newest,
+            if clips.is_due(request, now, self.settings.settle_s,
+                            clips.first_start_after(starts, request.hi),
                             self.settings.cut_deadline_s):
                 self._running[clip_id] = self._worker.submit(
                     cutter.cut_clip, request, self.settings.recording_dir,
@@ -329,9 +331,9 @@ class EventClipper(Node):
         recent = {kind: events.count() for kind, events in self.recent.items()}
         values = dict(self.counts, pending=len(self.pending), cutting=len(self._running),
                       ffmpeg=self.tools.ffmpeg, last_deleted=self.last_deleted,
-                      health_window_s=HEALTH_WINDOW_S,
+                      health_window_s=self.settings.health_window_s,
                       **{f'recent_{kind}': n for kind, n in recent.items()})
-        window = f'in the last {HEALTH_WINDOW_S:g} s'
+        window = f'in the last {self.settings.health_window_s:g} s'
         for kind, level, what in (('internal', ERROR, 'internal error(s)'),
                                   ('save_failed', WARN, 'save(s) of pending clips failed'),
                                   ('archive', WARN, 'archive deletion(s) failed'),

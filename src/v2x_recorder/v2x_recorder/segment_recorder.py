@@ -37,7 +37,6 @@ from v2x_recorder import ffmpeg_tools, pending, segments
 from v2x_recorder.supervisor import Action, State, Supervisor
 
 NODE_NAME = 'segment_recorder'
-HEALTH_WINDOW_S = 60.0  # diagnostics judge the problems of this last stretch
 
 PARAMETERS = (
     Param('source', 'testsrc', 'testsrc (lavfi test pattern), a video file (played in real '
@@ -66,6 +65,8 @@ PARAMETERS = (
     Param('restart_backoff_s', 1.0, 'first wait before restarting ffmpeg (doubles)', gt(0.0)),
     Param('restart_backoff_max_s', 30.0, 'longest wait before restarting ffmpeg', gt(0.0)),
     Param('check_period_s', 0.5, 'how often the ring and ffmpeg are checked', gt(0.0)),
+    Param('health_window_s', 60.0, 'diagnostics judge the problems of this last stretch '
+          '(seconds); lifetime totals stay in the values', gt(0.0)),
 )
 
 _SIZE_RE = re.compile(r'^\d{2,5}x\d{2,5}$')
@@ -92,6 +93,7 @@ class RecorderSettings:
     restart_backoff_s: float
     restart_backoff_max_s: float
     check_period_s: float
+    health_window_s: float
 
     def validate(self) -> None:
         """Cross-parameter checks; raises ParameterError."""
@@ -142,14 +144,15 @@ class SegmentRecorder(Node):
         s = self.settings
         self.supervisor = Supervisor(s.segment_s, s.restart_backoff_s, s.restart_backoff_max_s)
         self.ring = segments.RingPolicy(keep_s=s.pre_window_s + s.margin_s,
-                                        max_bytes=s.max_bytes)
+                                        max_bytes=s.max_bytes, recent_s=s.pre_window_s)
         self._stderr_tail: deque[str] = deque(maxlen=20)
         self._last_exit = None
         self.deleted = {'age': 0, 'bytes': 0, 'disk': 0}
         self.free_bytes: int | None = None
         self.need_free_bytes = 0
-        self.recent_disk = RecentEvents(HEALTH_WINDOW_S)  # deletions to make room
-        self.recent_errors = RecentEvents(HEALTH_WINDOW_S)  # the tick's own failures
+        self.floor_bytes = 0
+        self.recent_disk = RecentEvents(s.health_window_s)  # deletions to make room
+        self.recent_errors = RecentEvents(s.health_window_s)  # the tick's own failures
         self.protected_lost = 0
         self.delete_errors = 0
         self._ring_bytes = 0
@@ -157,7 +160,7 @@ class SegmentRecorder(Node):
         self._newest = ''
         self.dir_problem = ''
         self.last_hint = ''  # cause and fix of the last ffmpeg failure, when known
-        self.recent_lost = RecentEvents(HEALTH_WINDOW_S)  # pending footage lost to caps
+        self.recent_lost = RecentEvents(s.health_window_s)  # pending footage lost to caps
         self._command = ffmpeg_tools.record_command(self.tools.ffmpeg, s.record_options())
         self.diag = Diagnostics(self, status_fn=self._health)
         self._timer = self.create_timer(s.check_period_s, self._tick)
@@ -282,9 +285,12 @@ class SegmentRecorder(Node):
         recent = max((seg.size for seg in finished[-3:]), default=0)
         reserve = int(recent * 1.25)
         self.free_bytes = self._free_bytes()
-        self.need_free_bytes = max(self.settings.min_free_bytes, 2 * reserve)
-        doomed = segments.plan_ring_deletions(found, now, self.ring, protected, reserve,
-                                              self.free_bytes, self.need_free_bytes)
+        # Room to go on recording: two segments as large as the recent ones
+        self.floor_bytes = max(2 * reserve, 65_536)
+        self.need_free_bytes = max(self.settings.min_free_bytes, self.floor_bytes)
+        doomed = segments.plan_ring_deletions(
+            found, now, self.ring, protected, reserve, self.free_bytes,
+            self.settings.min_free_bytes, self.floor_bytes)
         gone = set()
         for seg, reason in doomed:
             try:
@@ -358,7 +364,7 @@ class SegmentRecorder(Node):
             values.update(self._drainer.status())
             if self._drainer.dead:
                 return ERROR, f'ffmpeg stderr reader died: {self._drainer.last_error}', values
-        disk_full = self.free_bytes is not None and self.free_bytes < self.need_free_bytes
+        disk_full = self.free_bytes is not None and self.free_bytes < self.floor_bytes
         if self.dir_problem:
             return ERROR, self.dir_problem, values
         if sup.state is State.WAITING:
@@ -370,7 +376,7 @@ class SegmentRecorder(Node):
             return ERROR, f'disk full: {self._free_text()}; nothing left to delete', values
         if self.recent_disk.count():
             return WARN, f'disk full: deleted {self.recent_disk.count()} segment(s) in the ' \
-                         f'last {HEALTH_WINDOW_S:g} s to keep recording; ' \
+                         f'last {self.settings.health_window_s:g} s to keep recording; ' \
                          f'{self._free_text()}', values
         if self.recent_errors.count():
             return WARN, f'recorder check failed: {self.recent_errors.last}', values

@@ -141,34 +141,39 @@ def with_durations(segments: Iterable[Segment], read_duration) -> list[Segment]:
 
 @dataclass(frozen=True)
 class RingPolicy:
-    """How much the recorder keeps: footage within keep_s of now, at most max_bytes."""
+    """How much the recorder keeps: footage within keep_s of now, at most max_bytes; to keep
+    min_free_bytes free on the filesystem, footage older than recent_s goes too."""
 
     keep_s: float
     max_bytes: int  # 0: no byte cap
+    recent_s: float = 0.0  # footage a new alert's clip needs (pre_window_s)
 
 
 def plan_ring_deletions(segments: Sequence[Segment], now: float, policy: RingPolicy,
                         protected: Sequence[tuple[float, float]] = (),
                         reserve_bytes: int = 0, free_bytes: int | None = None,
-                        min_free_bytes: int = 0) -> list[tuple[Segment, str]]:
+                        min_free_bytes: int = 0,
+                        floor_bytes: int = 0) -> list[tuple[Segment, str]]:
     """(segment, reason) to delete, oldest first; reason is 'age', 'bytes' or 'disk'.
 
     The newest segment (being written) is never deleted. By age: every segment that ended
     (the next one started) more than keep_s ago, unless it overlaps a protected window (a
     pending clip). By bytes: oldest first until the rest plus reserve_bytes (room for the
     segment being written to grow) fits max_bytes, protected or not, since the cap is
-    never exceeded. By disk: while the filesystem (free_bytes free) would have less than
-    min_free_bytes free, the oldest unprotected segments, then the oldest protected ones:
-    recording goes on.
+    never exceeded. By disk (the filesystem has free_bytes free): while less than
+    min_free_bytes is free, unprotected segments that ended more than recent_s ago, oldest
+    first; while less than floor_bytes (room to go on recording) is free, the oldest
+    segments, unprotected first, then protected ones: recording goes on.
     """
     if len(segments) < 2:
         return []
     finished = list(segments[:-1])
     newest = segments[-1]
+    ends = {seg.path: segments[i + 1].start for i, seg in enumerate(finished)}
     doomed: list[tuple[Segment, str]] = []
     kept = []
-    for i, seg in enumerate(finished):
-        end = segments[i + 1].start
+    for seg in finished:
+        end = ends[seg.path]
         if end < now - policy.keep_s and not protected_overlap(seg, end, protected):
             doomed.append((seg, 'age'))
         else:
@@ -181,15 +186,20 @@ def plan_ring_deletions(segments: Sequence[Segment], now: float, policy: RingPol
             doomed.append((seg, 'bytes'))
             kept.remove(seg)
             total -= seg.size
-    if free_bytes is not None and min_free_bytes > 0:
+    if free_bytes is not None:
         free = free_bytes + sum(seg.size for seg, _ in doomed)
-        ends = {seg.path: segments[i + 1].start for i, seg in enumerate(finished)}
         unprotected = [s for s in kept if not protected_overlap(s, ends[s.path], protected)]
-        for seg in unprotected + [s for s in kept if s not in unprotected]:
-            if free >= min_free_bytes:
-                break
-            doomed.append((seg, 'disk'))
-            free += seg.size
+        old = [s for s in unprotected if ends[s.path] < now - policy.recent_s]
+        for target, order in ((min_free_bytes, old),
+                              (floor_bytes, unprotected + [s for s in kept
+                                                           if s not in unprotected])):
+            for seg in order:
+                if free >= target:
+                    break
+                if seg in kept:
+                    doomed.append((seg, 'disk'))
+                    kept.remove(seg)
+                    free += seg.size
     return sorted(doomed, key=lambda d: d[0].start)
 
 

@@ -146,9 +146,9 @@ def read_clipper_settings(state_dir: str) -> dict:
 
 def _recorded(args, request: clips.ClipRequest) -> bool:
     """True once the recorder closed the footage of T0 + post, or at the deadline."""
-    found = segments.scan(args.recording_dir)
-    return clips.is_due(request, time.time(), settle_s=0.0,
-                        newest_start=found[-1].start if found else None,
+    starts = [seg.start for seg in segments.scan(args.recording_dir)]
+    return clips.is_due(request, time.time(), settle_s=1.0,
+                        next_start=clips.first_start_after(starts, request.hi),
                         deadline_s=args.deadline)
 
 
