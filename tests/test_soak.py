@@ -146,21 +146,23 @@ def test_evidence_survives_kills_a_full_disk_and_restarts(ros, small_fs, tmp_pat
             (24.0, 'SIGKILL and restart the clipper', lambda: (clipper.kill(), clipper.start())),
             (30.0, 'free the filesystem', lambda: (small_fs / 'filler').unlink()),
         ]
-        down = []  # (from, to) when the clipper could not hear alert_sent
+        # When the clipper cannot hear v2x/alert_sent (VOLATILE): while it is down, and
+        # until DDS matched a restarted gateway's publisher, or a restarted clipper's
+        # subscription. Alerts sent then reach no clipper (a known limit, not tested here).
+        deaf = []
         start = time.monotonic()
         sequence = 0
         while time.monotonic() - start < FLOW_S:
             elapsed = time.monotonic() - start
             while faults and faults[0][0] <= elapsed:
                 _, what, action = faults.pop(0)
-                if 'clipper' in what:
-                    down.append(time.time())
+                if 'restart' in what:
+                    deaf.append(time.time())
                 action()
             sequence += 1
             alert_out.publish(collision(sequence))
             ros.spin_for(ALERT_EVERY_S)
-        down.append(down[0] + 8.0)  # a restarted clipper hears alerts within seconds
-        clipped = [m for t, m in sent if not down[0] <= t <= down[1]]
+        clipped = [m for t, m in sent if not any(d <= t <= d + 8.0 for d in deaf)]
         assert len(clipped) >= 10, f'too few alerts went out: {len(sent)}'
 
         def all_clipped():

@@ -52,8 +52,8 @@ PARAMETERS = (
     Param('max_bytes', 20_000_000_000, 'byte cap of the recording dir (0 = none); never '
           'exceeded, oldest segments go first', ge(0.0)),
     Param('min_free_bytes', 100_000_000, 'keep at least this much free on the recording '
-          'filesystem (and room for two segments), deleting the oldest footage first; '
-          '0 = only the room for two segments', ge(0.0)),
+          'filesystem by deleting footage older than pre_window_s (room for two segments '
+          'is always kept, deleting the oldest footage)', ge(0.0)),
     Param('local_stream', '', 'also stream the encoded video here for hazard_detector, e.g. '
           'udp://127.0.0.1:5600 (MPEG-TS); empty = off'),
     Param('video_size', '', 'WxH to encode at (testsrc default 320x240); empty = source size'),
