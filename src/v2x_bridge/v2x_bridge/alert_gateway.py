@@ -70,6 +70,7 @@ HIGH_WATER_SAVE_S = 10.0
 
 MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 Hz)
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
+RX_FAILED_ERROR_S = 60.0  # diagnostics ERROR this long after the receive worker failed
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
 GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)
 GRAPH_LOG_PERIOD_S = 10.0  # at most one summary of foreign v2x/alert messages this often
@@ -211,7 +212,7 @@ class AlertGateway(Node):
 
     def __init__(self, **kwargs):
         # What destroy_node uses exists before anything can fail (a bad parameter).
-        self._rx = self._tx = self._thread = self._saver = self._stop = None
+        self._rx = self._tx = self._rx_worker = self._saver = self._stop = None
         self._federation = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
@@ -323,8 +324,15 @@ class AlertGateway(Node):
             raise
         # --- end federation ---
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._receive_loop, name='v2x_rx', daemon=True)
-        self._thread.start()
+        # Supervised (issue 11): an error escaping the loop is logged at ERROR, counted,
+        # shown in diagnostics (ERROR for RX_FAILED_ERROR_S) and the loop restarted with
+        # backoff. Restarted rather than exiting the process: composed with speed_policy
+        # (vehicle_stack) an exit would take the cmd_vel filter down too, and the
+        # Receiver's replay/duplicate state and the outbox survive an in-process restart.
+        self._rx_failures_seen, self._rx_failed_at = 0, -RX_FAILED_ERROR_S
+        self._rx_worker = Worker('v2x_rx', self._receive_loop, logger=self.get_logger(),
+                                 restart=True)
+        self._rx_worker.start()  # after the assignment: the loop reads its stopping event
         self._save_wanted = threading.Event()
         self._outbox_snapshot = None
         self._saver = None
@@ -427,14 +435,14 @@ class AlertGateway(Node):
 
     # --- receiving ------------------------------------------------------------------
     def _receive_loop(self) -> None:
-        """Receive thread: wake on the socket, drain it in batches, until destroy_node."""
-        while not self._stop.is_set():
+        """Receive worker: wake on the socket, drain it in batches, until destroy_node."""
+        stopping = self._rx_worker.stopping
+        while not stopping.is_set():
             try:
                 batch = self._reader.read(RX_WAIT_S)
             except OSError:
-                if self._stop.is_set():
+                if stopping.wait(0.1):
                     return
-                time.sleep(0.1)
                 continue
             if batch:
                 self.handle_datagrams(batch)
@@ -748,8 +756,25 @@ class AlertGateway(Node):
                   if now - at < AUTH_WARN_S]
         return '; '.join(recent) if recent else None
 
+    def _rx_health(self, c: dict) -> str | None:
+        """The receive worker's values into c; a message while it is dead or failed in
+        the last RX_FAILED_ERROR_S (a restarting worker fails at most every 30 s)."""
+        w = self._rx_worker
+        if w is None:
+            return None
+        c.update(w.status())
+        now = time.monotonic()
+        if w.errors != self._rx_failures_seen:
+            self._rx_failures_seen, self._rx_failed_at = w.errors, now
+        if w.dead or now - self._rx_failed_at < RX_FAILED_ERROR_S:
+            return f'receive worker {w.state}, failed {w.errors} times: {w.last_error}'
+        return None
+
     def _health(self):
         c = self.counters()
+        rx_failed = self._rx_health(c)
+        if rx_failed is not None:
+            return ERROR, rx_failed, c
         protocol = self._protocol_health()
         if protocol is not None and protocol[0] == ERROR:
             return protocol[0], protocol[1], c
@@ -771,6 +796,8 @@ class AlertGateway(Node):
         """Stop the receive thread and close the sockets."""
         if self._saver is not None:
             self._saver.stopping.set()  # before _stop: its loop's end is then no failure
+        if self._rx_worker is not None:
+            self._rx_worker.stopping.set()  # before the sockets close: no failure then
         if self._stop is not None:
             self._stop.set()
         if self._federation is not None:
@@ -778,8 +805,8 @@ class AlertGateway(Node):
         for sock in (self._rx, self._tx):
             if sock is not None:
                 sock.close()
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        if self._rx_worker is not None:
+            self._rx_worker.stop(timeout=2.0)
         if self._saver is not None:
             self._saver.stop(timeout=2.0)
         return super().destroy_node()
