@@ -70,7 +70,6 @@ HIGH_WATER_SAVE_S = 10.0
 
 MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 Hz)
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
-RX_FAILED_ERROR_S = 60.0  # diagnostics ERROR this long after the receive worker failed
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
 GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)
 GRAPH_LOG_PERIOD_S = 10.0  # at most one summary of foreign v2x/alert messages this often
@@ -325,11 +324,10 @@ class AlertGateway(Node):
         # --- end federation ---
         self._stop = threading.Event()
         # Supervised (issue 11): an error escaping the loop is logged at ERROR, counted,
-        # shown in diagnostics (ERROR for RX_FAILED_ERROR_S) and the loop restarted with
+        # shown in diagnostics (ERROR for worker.FAILED_ERROR_S) and the loop restarted with
         # backoff. Restarted rather than exiting the process: composed with speed_policy
         # (vehicle_stack) an exit would take the cmd_vel filter down too, and the
         # Receiver's replay/duplicate state and the outbox survive an in-process restart.
-        self._rx_failures_seen, self._rx_failed_at = 0, -RX_FAILED_ERROR_S
         self._rx_worker = Worker('v2x_rx', self._receive_loop, logger=self.get_logger(),
                                  restart=True)
         self._rx_worker.start()  # after the assignment: the loop reads its stopping event
@@ -756,25 +754,13 @@ class AlertGateway(Node):
                   if now - at < AUTH_WARN_S]
         return '; '.join(recent) if recent else None
 
-    def _rx_health(self, c: dict) -> str | None:
-        """The receive worker's values into c; a message while it is dead or failed in
-        the last RX_FAILED_ERROR_S (a restarting worker fails at most every 30 s)."""
-        w = self._rx_worker
-        if w is None:
-            return None
-        c.update(w.status())
-        now = time.monotonic()
-        if w.errors != self._rx_failures_seen:
-            self._rx_failures_seen, self._rx_failed_at = w.errors, now
-        if w.dead or now - self._rx_failed_at < RX_FAILED_ERROR_S:
-            return f'receive worker {w.state}, failed {w.errors} times: {w.last_error}'
-        return None
-
     def _health(self):
         c = self.counters()
-        rx_failed = self._rx_health(c)
-        if rx_failed is not None:
-            return ERROR, rx_failed, c
+        rx = self._rx_worker
+        if rx is not None:
+            c.update(rx.status())
+            if rx.failed_within():
+                return ERROR, f'receive {rx.describe()}', c
         protocol = self._protocol_health()
         if protocol is not None and protocol[0] == ERROR:
             return protocol[0], protocol[1], c
