@@ -13,7 +13,7 @@ import yaml
 
 from v2x_bridge.alert_gateway import PARAMETERS, AlertGateway
 from v2x_common import qos
-from v2x_common.diagnostics import WARN
+from v2x_common.diagnostics import ERROR, WARN
 from v2x_common.params import ParameterError, defaults
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol.state import OutboxFile
@@ -101,6 +101,36 @@ def test_one_alert_exactly_one_delivery_and_update_cancel(pair):
     assert ros.spin_until(lambda: pair['veh'].counters()['repeats'] >= 8, 20)
     assert len(got['alert']) == 3
     assert not any(k.startswith('dropped_') for k in pair['veh'].counters())
+
+
+class _FailingReader:
+    """The real BatchReader, but its first read raises (a fault injected in the loop)."""
+
+    def __init__(self, real):
+        self.real, self.failed = real, False
+
+    def read(self, wait_s):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError('injected reader fault')
+        return self.real.read(wait_s)
+
+    def __getattr__(self, name):  # kernel_drops and the rest: the real reader's
+        return getattr(self.real, name)
+
+
+def test_receive_worker_failure_is_error_and_it_restarts(pair):
+    """An error escaping the receive loop is counted and shown as ERROR in diagnostics;
+    the supervised worker restarts the loop and the next alert is still delivered."""
+    ros, got, veh = pair['ros'], pair['got'], pair['veh']
+    veh._reader = _FailingReader(veh._reader)
+    assert ros.spin_until(lambda: veh._rx_worker.errors == 1, 20)
+    level, message, values = veh._health()
+    assert level == ERROR and 'receive worker' in message
+    assert 'injected reader fault' in message and values['v2x_rx_errors'] == 1
+    pair['pub'].publish(_collision(road='after_restart'))
+    assert ros.spin_until(lambda: any(a.road == 'after_restart' for a in got['alert']), 20)
+    assert veh._rx_worker.state == 'running'
 
 
 def _times(**kw):

@@ -211,7 +211,7 @@ class AlertGateway(Node):
 
     def __init__(self, **kwargs):
         # What destroy_node uses exists before anything can fail (a bad parameter).
-        self._rx = self._tx = self._thread = self._saver = self._stop = None
+        self._rx = self._tx = self._rx_worker = self._saver = self._stop = None
         self._federation = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
@@ -323,8 +323,14 @@ class AlertGateway(Node):
             raise
         # --- end federation ---
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._receive_loop, name='v2x_rx', daemon=True)
-        self._thread.start()
+        # Supervised (issue 11): an error escaping the loop is logged at ERROR, counted,
+        # shown in diagnostics (ERROR for worker.FAILED_ERROR_S) and the loop restarted with
+        # backoff. Restarted rather than exiting the process: composed with speed_policy
+        # (vehicle_stack) an exit would take the cmd_vel filter down too, and the
+        # Receiver's replay/duplicate state and the outbox survive an in-process restart.
+        self._rx_worker = Worker('v2x_rx', self._receive_loop, logger=self.get_logger(),
+                                 restart=True)
+        self._rx_worker.start()  # after the assignment: the loop reads its stopping event
         self._save_wanted = threading.Event()
         self._outbox_snapshot = None
         self._saver = None
@@ -427,14 +433,14 @@ class AlertGateway(Node):
 
     # --- receiving ------------------------------------------------------------------
     def _receive_loop(self) -> None:
-        """Receive thread: wake on the socket, drain it in batches, until destroy_node."""
-        while not self._stop.is_set():
+        """Receive worker: wake on the socket, drain it in batches, until destroy_node."""
+        stopping = self._rx_worker.stopping
+        while not stopping.is_set():
             try:
                 batch = self._reader.read(RX_WAIT_S)
             except OSError:
-                if self._stop.is_set():
+                if stopping.wait(0.1):
                     return
-                time.sleep(0.1)
                 continue
             if batch:
                 self.handle_datagrams(batch)
@@ -750,6 +756,11 @@ class AlertGateway(Node):
 
     def _health(self):
         c = self.counters()
+        rx = self._rx_worker
+        if rx is not None:
+            c.update(rx.status())
+            if rx.failed_within():
+                return ERROR, f'receive {rx.describe()}', c
         protocol = self._protocol_health()
         if protocol is not None and protocol[0] == ERROR:
             return protocol[0], protocol[1], c
@@ -771,6 +782,8 @@ class AlertGateway(Node):
         """Stop the receive thread and close the sockets."""
         if self._saver is not None:
             self._saver.stopping.set()  # before _stop: its loop's end is then no failure
+        if self._rx_worker is not None:
+            self._rx_worker.stopping.set()  # before the sockets close: no failure then
         if self._stop is not None:
             self._stop.set()
         if self._federation is not None:
@@ -778,8 +791,8 @@ class AlertGateway(Node):
         for sock in (self._rx, self._tx):
             if sock is not None:
                 sock.close()
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        if self._rx_worker is not None:
+            self._rx_worker.stop(timeout=2.0)
         if self._saver is not None:
             self._saver.stop(timeout=2.0)
         return super().destroy_node()

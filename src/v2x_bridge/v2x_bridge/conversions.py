@@ -9,7 +9,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from v2x_common.geo import EARTH_RADIUS_M
 from v2x_common.mappings import kind_to_str
-from v2x_common.timeutil import NS_PER_S
+from v2x_common.timeutil import NS_PER_S, to_ns
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray, PeerStatus
 from v2x_protocol.peers import PeerInfo
 from v2x_protocol.sender import InvalidTiming, check_validity
@@ -18,7 +18,7 @@ from v2x_protocol.wire import AlertData, HeartbeatData
 
 def time_to_ns(t: Time) -> int:
     """builtin_interfaces/Time -> integer ns."""
-    return t.sec * NS_PER_S + t.nanosec
+    return to_ns(t)
 
 
 def ns_to_time(ns: int) -> Time:

@@ -65,7 +65,18 @@ def test_restart_calls_the_target_again_after_a_crash():
     w = Worker('flaky', flaky, restart=True, backoff_s=0.01, logger=Log()).start()
     assert _wait(lambda: len(calls) == 3)
     assert w.errors == 2 and not w.dead
+    # a restarting worker never becomes DEAD: failed_within tells that it failed lately
+    assert w.failed_within(60.0) and not w.failed_within(0.0)
+    assert w.describe() == 'worker flaky running, failed 2 times: RuntimeError: once more'
     assert w.stop() and w.state == STOPPED
+
+
+def test_a_healthy_worker_has_not_failed():
+    """No failure, no failed_within; a dead worker has failed (whatever the window)."""
+    w = Worker('idle', lambda: None, may_finish=True)
+    assert not w.failed_within(60.0)
+    w.state = DEAD
+    assert w.failed_within(0.0)
 
 
 def test_returning_early_is_a_death_unless_it_may_finish():

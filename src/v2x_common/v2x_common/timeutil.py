@@ -11,6 +11,11 @@ def to_seconds(stamp) -> float:
     return stamp.sec + stamp.nanosec / NS_PER_S
 
 
+def to_ns(stamp) -> int:
+    """builtin_interfaces/Time (or anything with sec, nanosec) -> integer ns."""
+    return stamp.sec * NS_PER_S + stamp.nanosec
+
+
 def split_seconds(t: float) -> tuple[int, int]:
     """Float seconds -> (sec, nanosec) with 0 <= nanosec < 1e9, rounding to the nanosecond."""
     if not math.isfinite(t):

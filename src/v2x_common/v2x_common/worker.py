@@ -25,15 +25,21 @@ Contract:
   status 1 so that systemd restarts it, or reports it in diagnostics only.
 - :meth:`status` gives the diagnostics values (``<name>_state``, ``<name>_errors``,
   ``<name>_last_error``); :func:`dead` lists the dead ones for an ERROR status.
+  :meth:`failed_within` tells a restarting worker that failed lately (an ERROR for a
+  while, since a restarting worker never becomes DEAD); :meth:`describe` says it in words.
 
 Pure Python (threading only).
 """
 
 import threading
+import time
 from typing import Callable, Iterable
 
 NEW, RUNNING, FINISHED, STOPPED, DEAD = 'new', 'running', 'finished', 'stopped', 'dead'
 MAX_BACKOFF_S = 30.0
+#: How long a failure keeps failed_within() true by default: longer than MAX_BACKOFF_S,
+#: so a worker that fails on every restart stays ERROR in diagnostics.
+FAILED_ERROR_S = 60.0
 
 
 class Worker:
@@ -48,6 +54,7 @@ class Worker:
         self.state = NEW
         self.errors = 0
         self.last_error = ''
+        self.failed_at: float | None = None  # time.monotonic() of the latest failure
         self._target = target
         self._logger = logger
         self._restart = restart
@@ -84,6 +91,7 @@ class Worker:
                 self._target()
             except (Exception, SystemExit) as exc:  # noqa: BLE001 -- counted, never silent
                 self.errors += 1
+                self.failed_at = time.monotonic()
                 self.last_error = f'{type(exc).__name__}: {exc}'
                 problem = f'worker {self.name} failed: {self.last_error}'
             else:
@@ -93,6 +101,7 @@ class Worker:
                     self.state = FINISHED
                     return
                 problem = f'worker {self.name} ended unexpectedly'
+                self.failed_at = time.monotonic()
                 self.last_error = self.last_error or 'ended unexpectedly'
             if self.stopping.is_set():
                 break
@@ -118,6 +127,15 @@ class Worker:
         if self.state in (NEW, RUNNING) and not self._thread.is_alive():
             self.state = STOPPED
         return not self._thread.is_alive()
+
+    def failed_within(self, seconds: float = FAILED_ERROR_S) -> bool:
+        """True when dead, or when the latest failure is less than seconds old."""
+        return self.dead or (self.failed_at is not None
+                             and time.monotonic() - self.failed_at < seconds)
+
+    def describe(self) -> str:
+        """The worker's state and failures in words (a diagnostics message)."""
+        return f'worker {self.name} {self.state}, failed {self.errors} times: {self.last_error}'
 
     def status(self) -> dict:
         """Diagnostics values: state, errors and last error under the worker's name."""

@@ -10,6 +10,7 @@ from rclpy.parameter import Parameter
 import yaml
 
 from v2x_common import qos
+from v2x_common.diagnostics import ERROR
 from v2x_common.params import ParameterError, defaults
 from v2x_denm import codec, link, net
 from v2x_denm.denm_gateway import PARAMETERS, DenmGateway
@@ -122,6 +123,28 @@ def test_received_denm_published_unauthenticated_once(stack):
     stack['send_to_veh'](_far_denm(42, t0 + 10**6, cancelled=True))
     assert ros.spin_until(lambda: any(m.sequence == 42 and m.cancelled for m in got), 10)
     assert [m.cancelled for m in got if m.sequence == 42] == [False, True]
+
+
+def test_receive_worker_failure_is_error_and_it_restarts(stack):
+    """An error escaping the receive loop (SystemExit: no `except Exception` holds it) is
+    counted and shown as ERROR in diagnostics; the supervised worker restarts the loop
+    and the next DENM is still published."""
+    ros, got, veh = stack['ros'], stack['got'], stack['veh']
+
+    def failing(event):
+        del veh._handle  # once: the class's _handle again
+        raise SystemExit('injected receive fault')
+    veh._handle = failing
+    t0 = time.time_ns() // 10**6 * 10**6
+    stack['send_to_veh'](_far_denm(901, t0))
+    assert ros.spin_until(lambda: veh._rx_worker.errors == 1, 20)
+    level, message, values = veh._health()
+    assert level == ERROR and 'injected receive fault' in message
+    assert values['denm_rx_errors'] == 1
+    stack['send_to_veh'](_far_denm(902, t0))
+    assert ros.spin_until(lambda: any(m.sequence == 902 for m in got), 20)
+    assert veh._rx_worker.state == 'running'
+    veh._rx_worker.failed_at = None  # the later cases of this module see a healthy node
 
 
 def test_garbage_is_dropped_and_counted(stack):

@@ -22,9 +22,10 @@ import time
 from rclpy.node import Node
 
 from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
 from v2x_common.params import Param, ParameterError, check, declare_parameters, in_range
+from v2x_common.worker import Worker
 from v2x_denm import codec, conversions, frames, link, net
 from v2x_denm.receiver import DenmDelivered, DenmReceiver, DenmRejected, DenmRepeated
 from v2x_msgs.msg import Alert
@@ -157,12 +158,14 @@ class DenmGateway(Node):
         self.create_timer(min(s.repeat_interval_s / 20.0, 0.05), self._on_repeat_timer)
         self.create_timer(SUMMARY_PERIOD_S, self._log_summary)
         self._diag = Diagnostics(self, status_fn=self._health)
-        self._stop = threading.Event()
-        self._thread = None
+        # Supervised (issue 11): an error escaping the loop is logged at ERROR, counted,
+        # shown in diagnostics (ERROR for worker.FAILED_ERROR_S) and the loop restarted with
+        # backoff, keeping the receiver's duplicate state and the outbox's repeats going.
+        self._rx_worker = None
         if self._udp_rx is not None or (self._gn is not None and s.gn_accept):
-            self._thread = threading.Thread(target=self._receive_loop, name='denm_rx',
-                                            daemon=True)
-            self._thread.start()
+            self._rx_worker = Worker('denm_rx', self._receive_loop,
+                                     logger=self.get_logger(), restart=True)
+            self._rx_worker.start()  # after the assignment: the loop reads stopping
         self.get_logger().info(
             f'station {self.station.station_id} (type {s.station_type}); send: '
             f"udp={s.udp_send_to or 'off'} gn={(s.gn_iface if s.gn_send else '') or 'off'}; "
@@ -200,10 +203,9 @@ class DenmGateway(Node):
 
     def destroy_node(self):
         """Stop the receive thread and close the sockets."""
-        if getattr(self, '_stop', None) is not None:
-            self._stop.set()
-            if self._thread is not None:
-                self._thread.join(timeout=2.0)
+        rx = getattr(self, '_rx_worker', None)
+        if rx is not None:
+            rx.stop(timeout=2.0)  # before the sockets close: no failure then
         self._close_sockets()
         return super().destroy_node()
 
@@ -227,6 +229,11 @@ class DenmGateway(Node):
 
     def _health(self):
         c = self.counters()
+        rx = self._rx_worker
+        if rx is not None:
+            c.update(rx.status())
+            if rx.failed_within():
+                return ERROR, f'receive {rx.describe()}', c
         if c['send_errors'] or c['internal_errors']:
             return WARN, 'send or internal errors', c
         return OK, f'station {self.station.station_id}', c
@@ -301,7 +308,8 @@ class DenmGateway(Node):
         if self._gn is not None and self.settings.gn_accept:
             sel.register(self._gn, selectors.EVENT_READ, self._read_gn)
         try:
-            while not self._stop.is_set():
+            stopping = self._rx_worker.stopping
+            while not stopping.is_set():
                 for key, _ in sel.select(timeout=0.2):
                     try:
                         event = key.data()

@@ -13,6 +13,7 @@ from v2x_policy.rules import (
     DEFAULT_RULES,
     parse_rules,
 )
+from v2x_protocol import wire
 
 T0 = 1_800_000_000.0
 RULES = parse_rules(list(DEFAULT_RULE_NAMES), lambda n: DEFAULT_RULES[n])
@@ -22,8 +23,9 @@ LENIENT = PolicySettings(rules=RULES, allow_unauthenticated_stop=True)
 
 def _alert(authenticated: bool, cancelled=False, stamp=T0, kind=m.KIND_BLOCKAGE,
            source='denm:77') -> AlertData:
-    return AlertData(source_id=source, sequence=3, stamp=stamp, kind=kind,
-                     severity=m.SEVERITY_HIGH, suggest=m.SUGGEST_STOP, detection_time=T0,
+    return AlertData(source_id=source, sequence=3, stamp_ns=round(stamp * 1e9), kind=kind,
+                     severity=m.SEVERITY_HIGH, suggest=m.SUGGEST_STOP,
+                     detection_time_ns=round(T0 * 1e9),
                      validity_s=60.0, cancelled=cancelled, distance_m=100.0,
                      authenticated=authenticated)
 
@@ -59,4 +61,6 @@ def test_unauthenticated_cannot_cancel_authenticated():
 def test_conversion_of_trust(path, authenticated, trusted):
     """The message's path and authenticated flag decide what the core trusts."""
     msg = Alert(path=path, authenticated=authenticated)
-    assert alert_from_msg(msg).authenticated is trusted
+    got = alert_from_msg(msg)
+    assert got.authenticated is trusted and got.path == path
+    assert isinstance(got, wire.AlertData)  # one alert value: the protocol's

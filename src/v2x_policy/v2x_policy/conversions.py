@@ -4,21 +4,23 @@ import math
 
 from geometry_msgs.msg import Twist
 
-from v2x_common.timeutil import to_seconds
+from v2x_common.timeutil import to_ns
 from v2x_msgs.msg import Alert, Heartbeat, PolicyState
-from v2x_policy.policy import AlertData, Decision, Vector, speed_limit
+from v2x_policy.policy import Decision, Vector, speed_limit
+from v2x_protocol.wire import AlertData
 
 
 def alert_from_msg(msg: Alert) -> AlertData:
-    """The core's view of a received Alert."""
+    """The core's view of a received Alert (v2x_protocol's AlertData with path and trust;
+    the fields the policy does not read keep their defaults)."""
     return AlertData(
         source_id=msg.source_id,
         sequence=int(msg.sequence),
-        stamp=to_seconds(msg.header.stamp),
         kind=int(msg.kind),
         severity=int(msg.severity),
         suggest=int(msg.suggest),
-        detection_time=to_seconds(msg.detection_time),
+        stamp_ns=to_ns(msg.header.stamp),
+        detection_time_ns=to_ns(msg.detection_time),
         validity_s=float(msg.validity_s),
         cancelled=bool(msg.cancelled),
         latitude=float(msg.latitude),
@@ -26,6 +28,7 @@ def alert_from_msg(msg: Alert) -> AlertData:
         distance_m=float(msg.distance_m),
         # produced on this station's own graph counts as trusted (Alert.msg's comment)
         authenticated=bool(msg.authenticated) or msg.path == Alert.PATH_LOCAL,
+        path=int(msg.path),
     )
 
 

@@ -1,6 +1,8 @@
 """The decision core of speed_policy: alerts table, distance, hysteresis, most restrictive wins.
 
-Pure Python (no rclpy, no v2x_msgs); the clock comes in with every event. All state
+Pure Python (no rclpy, no v2x_msgs); alerts are v2x_protocol's AlertData (the wire's,
+with how this station got it: ``authenticated``, ``path``); the clock comes in with every
+event. All state
 transitions happen in :func:`step`: ``step(state, event, settings) -> (state, note)``.
 The resulting ``state.decision`` is what the filter applies to each command
 (:func:`filter_twist`).
@@ -12,10 +14,12 @@ distance depends on (a new or stale fix, an RSU going stale under rsu_stale_acti
 re-ranks the alerts whose rank depends on it. The table is updated in place: step
 consumes the state it is given (keep only the state it returns).
 
-Lifecycle of an alert (keyed by source_id and sequence): it acts from arrival until
-detection_time + validity_s or its cancellation; a newer version (header stamp) replaces
-it; a repeat or an older version is ignored; a cancellation stays as a tombstone until
-the expiry so that a late copy of an older version cannot revive the event.
+Lifecycle of an alert (keyed by ``AlertData.key``: source_id and sequence, an
+unauthenticated alert apart so that it never updates or cancels an authenticated one): it
+acts from arrival until detection_time + validity_s or its cancellation; a newer version
+(header stamp) replaces it; a repeat or an older version is ignored; a cancellation stays
+as a tombstone until the expiry so that a late copy of an older version cannot revive the
+event.
 
 Hysteresis: a stricter decision takes effect at once; a milder one only after the raw
 decision has stayed milder for hold_time_s, so the vehicle does not oscillate at a
@@ -29,12 +33,14 @@ from typing import Mapping
 
 from v2x_common.geo import EARTH_RADIUS_M
 from v2x_common.params import ParameterError
+from v2x_common.timeutil import NS_PER_S
 from v2x_policy.rules import (
     ACTION_NONE,
     ACTION_SLOW_DOWN,
     ACTION_STOP,
     Rule,
 )
+from v2x_protocol.wire import AlertData
 
 #: Alert.validity_s == 0 means DENM's default validity.
 DEFAULT_VALIDITY_S = 600.0
@@ -44,34 +50,6 @@ MAX_VALIDITY_S = 86400.0
 M_PER_DEG = math.radians(1.0) * EARTH_RADIUS_M
 #: ``rsu_stale_action``: keep acting on alerts until expiry, or stop while an RSU is stale.
 RSU_STALE_ACTIONS = ('keep', 'stop')
-
-
-@dataclass(frozen=True)
-class AlertData:
-    """What the policy needs of one v2x_msgs/Alert (times in float seconds, NaN = unknown)."""
-
-    source_id: str
-    sequence: int
-    stamp: float
-    kind: int
-    severity: int
-    suggest: int
-    detection_time: float = 0.0  # 0: not set (the arrival time is used)
-    validity_s: float = 0.0  # 0: DEFAULT_VALIDITY_S
-    cancelled: bool = False
-    latitude: float = math.nan
-    longitude: float = math.nan
-    distance_m: float = math.nan
-    # Signature verified, or produced on this station; False: DENM, unsigned radio.
-    authenticated: bool = True
-
-    @property
-    def key(self) -> tuple:
-        """Unauthenticated alerts live in their own event-id space: they can never update
-        or cancel an authenticated alert of the same (source_id, sequence)."""
-        if self.authenticated:
-            return self.source_id, self.sequence
-        return self.source_id, self.sequence, 'unauthenticated'
 
 
 @dataclass(frozen=True)
@@ -394,9 +372,8 @@ def distance_to(alert: AlertData, fix: Fix | None) -> float:
 
 def _accept_alert(state: State, alert: AlertData, now: float, settings) -> tuple[State, str]:
     """Put one received version of an alert into the table; the note says what it was."""
-    if not (math.isfinite(alert.stamp) and math.isfinite(alert.detection_time)
-            and math.isfinite(alert.validity_s) and alert.validity_s >= 0
-            and alert.stamp >= 0 and alert.detection_time >= 0):
+    if not (math.isfinite(alert.validity_s) and alert.validity_s >= 0
+            and alert.stamp_ns >= 0 and alert.detection_time_ns >= 0):
         return state, 'invalid'
     table = state.table
     existing = table.entries.get(alert.key)
@@ -404,9 +381,10 @@ def _accept_alert(state: State, alert: AlertData, now: float, settings) -> tuple
         old = existing.alert
         if alert == old:
             return state, 'repeat'
-        if alert.stamp < old.stamp or (alert.stamp == old.stamp and old.cancelled):
+        if alert.stamp_ns < old.stamp_ns or (alert.stamp_ns == old.stamp_ns
+                                               and old.cancelled):
             return state, 'older'
-    detected = alert.detection_time if alert.detection_time > 0 else now
+    detected = alert.detection_time_ns / NS_PER_S if alert.detection_time_ns > 0 else now
     validity = min(alert.validity_s or DEFAULT_VALIDITY_S, MAX_VALIDITY_S)
     expires_at = detected + validity
     if expires_at <= now:

@@ -69,6 +69,16 @@ def test_nan_position_survives():
     assert math.isnan(got.latitude) and math.isnan(got.longitude) and math.isnan(got.distance_m)
 
 
+def test_local_fields_stay_off_the_wire():
+    """authenticated and path (how this station got an alert) are not encoded: the bytes
+    are the same and a decoded alert has the defaults; an unauthenticated key is apart."""
+    local = _alert(authenticated=False, path=3)
+    assert _dg(local) == _dg(_alert())
+    got = wire.decode(_dg(local), RING).payload
+    assert (got.authenticated, got.path) == (True, 0) and got == _alert()
+    assert local.key != got.key and got.key == ('rsu_server_01', 1)
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=1300))
 def test_garbage_only_raises_wire_errors(data):

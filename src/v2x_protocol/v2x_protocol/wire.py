@@ -12,6 +12,7 @@ Errors are typed: WireError subclasses are the remote peer's fault (garbage, bad
 signature, replay); InvalidMessage is local misuse (a field that cannot be encoded).
 """
 
+import dataclasses
 from dataclasses import dataclass
 import math
 import struct
@@ -172,11 +173,22 @@ class AlertData:
     confidence: float = 1.0
     clip_requested: bool = False
     clip_id: str = ''
+    # Not on the wire (encode ignores them, decode leaves the defaults): how this station
+    # got the alert, as v2x_msgs/Alert says. authenticated: signature verified or produced
+    # here; False for DENM and unsigned radio. path: Alert.PATH_* (not part of equality).
+    authenticated: bool = True
+    path: int = dataclasses.field(default=0, compare=False)
 
     @property
-    def key(self) -> tuple[str, int]:
-        """The event's identity (DENM actionID)."""
-        return (self.source_id, self.sequence)
+    def key(self) -> tuple:
+        """The event's identity (DENM actionID): (source_id, sequence).
+
+        An unauthenticated alert lives in its own event-id space, (source_id, sequence,
+        'unauthenticated'), so it can never update or cancel an authenticated one.
+        """
+        if self.authenticated:
+            return (self.source_id, self.sequence)
+        return (self.source_id, self.sequence, 'unauthenticated')
 
     @property
     def expires_ns(self) -> int:
