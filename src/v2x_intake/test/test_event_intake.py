@@ -141,14 +141,22 @@ BAD_FILES = [
     ('unknown.json', event(type='meteor'), 'type', 'unknown value'),
     ('expired.json', event(ts=1737930000.0), 'ts', 'expired'),  # the seed's example
     ('missing.json', {k: v for k, v in event().items() if k != 'road'}, 'road', 'missing'),
+    ('array.json', [event()], '(whole file)', 'expected object'),  # was a TypeError
+    ('deep.json', json.dumps(event(x=[])).replace('[]', '[' * 700 + ']' * 700).encode(),
+     'x', 'nested more than'),  # was a RecursionError
+    ('link.json', None, '(whole file)', 'symbolic link'),  # was ignored silently
 ]
 
 
 def test_invalid_files_go_to_failed_with_reason(rig):
-    """Bad JSON, wrong types, unknown type, expired, missing field: failed/ + reason, no alert."""
+    """Bad JSON, wrong types, unknown type, expired, missing field, an array, deep nesting,
+    a symlink: each goes to failed/ with its reason, no alert."""
     rig.start(http_enabled=False)
     for name, content, _, _ in BAD_FILES:
-        rig.drop(name, content)
+        if content is None:
+            os.symlink(rig.events.parent / 'elsewhere.json', rig.events / name)
+        else:
+            rig.drop(name, content)
     rig.drop('sentinel.json', event(road='sentinel'))
     assert [a.road for a in rig.wait_alerts(1)] == ['sentinel']
     expected = sorted([n for n, *_ in BAD_FILES] + [f'{n}.error.txt' for n, *_ in BAD_FILES])
@@ -265,6 +273,10 @@ def test_http_intake(rig):
         assert garbage.status_code == 400 and garbage.json()['error'] == 'bad_json'
         huge = client.post('/events', content=b' ' * 70000, headers=rig.auth())
         assert huge.status_code == 413
+        for content in (b'[1, 2]', json.dumps(event(x=[])).replace(
+                '[]', '[' * 700 + ']' * 700).encode()):  # an array; nesting (was 503)
+            odd = client.post('/events', content=content, headers=rig.auth())
+            assert odd.status_code == 422, odd.text
         missing = client.post('/events', json=event())
         wrong = client.post('/events', json=event(), headers=rig.auth('not-the-token'))
         basic = client.post('/events', json=event(), headers={'Authorization': 'Basic eDp5'})

@@ -19,6 +19,7 @@ from v2x_intake.core import (
     load_token,
 )
 from v2x_intake.ledger import EXPIRED, PENDING, PUBLISHED, Ledger
+from v2x_intake.logbudget import LogBudget
 from v2x_intake.schema import IntakeEvent, parse_event
 
 NOW = 1_800_000_000.0
@@ -91,6 +92,11 @@ def test_valid_file_is_published_and_moved(env):
     (event_bytes(type='meteor'), 'type'),               # unknown type value
     (event_bytes(ts=NOW - 700), 'ts'),                  # expired
     (b'{"ts": 1}' + b' ' * 70000, ''),                  # too large
+    (b'[1, 2]', ''),                                    # an array (was a TypeError)
+    (b'[]', ''),                                        # an empty array
+    (event_bytes(x=[]).replace(b'[]', b'[' * 700 + b']' * 700), 'x'),  # was RecursionError
+    (event_bytes(x={}).replace(b'{}', b'{"a":' * 700 + b'1' + b'}' * 700), 'x'),
+    (b'[' * 5000 + b']' * 5000, ''),                    # deeper than json can parse
 ])
 def test_invalid_file_goes_to_failed_with_reason(env, data, field):
     """An invalid file lands in failed/ beside an .error.txt naming the field; nothing sent."""
@@ -300,3 +306,15 @@ def test_default_dirs_are_beside_events_dir():
     assert settings.processed_dir == '/opt/v2x/processed'
     assert settings.failed_dir == '/opt/v2x/failed'
     assert settings.ledger_path == '/opt/v2x/intake_state/event_intake.sqlite3'
+
+
+def test_log_budget_logs_a_burst_then_counts():
+    """The first `burst` lines of a window are logged, the rest counted and said once the
+    window is over, and a new window logs again."""
+    clock = Clock(0.0)
+    budget = LogBudget(burst=3, window_s=10.0, clock=clock)
+    assert [budget.allow() for _ in range(5)] == [True, True, True, False, False]
+    assert budget.take_suppressed() == 0  # window not over yet
+    clock.t = 10.0
+    assert budget.take_suppressed() == 2 and budget.take_suppressed() == 0
+    assert budget.allow() and budget.suppressed_total == 2

@@ -134,6 +134,24 @@ class IntakeEvent:
         return cls(**record)
 
 
+#: Deepest nesting of arrays/objects accepted: the seed's events are flat, and deeper
+#: documents exhaust Python's recursion limit in the validator and the ledger's encoder.
+MAX_DEPTH = 32
+
+
+def check_depth(doc: Any) -> None:
+    """Raise InvalidField naming the top-level field nested deeper than MAX_DEPTH."""
+    stack = [(doc, 0, '')]
+    while stack:
+        value, depth, top = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidField(top, f'nested more than {MAX_DEPTH} levels deep')
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, top or str(k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, top) for v in value)
+
+
 def _reject_constant(name: str):
     raise ValueError(f'{name} is not valid JSON')
 
@@ -195,11 +213,13 @@ def _opt_float(value) -> float | None:
     return None if value is None else float(value)
 
 
-def parse_event(data: bytes | str | Mapping[str, Any], now: float,
+def parse_event(data: Any, now: float,
                 default_validity_s: float = 600.0, max_clock_skew_s: float = 300.0
                 ) -> IntakeEvent:
-    """Validate one event against EVENT_SCHEMA and the clock; raise IntakeError."""
-    doc = data if isinstance(data, Mapping) else load_json(data)
+    """Validate one event (bytes, text or a parsed JSON value) against EVENT_SCHEMA and
+    the clock; raise IntakeError."""
+    doc = load_json(data) if isinstance(data, (bytes, bytearray, str)) else data
+    check_depth(doc)
     validate_document(doc)
     ts = float(doc['ts'])
     validity_s = float(doc.get('ttl_s', default_validity_s))
