@@ -247,6 +247,8 @@ class EventIntake(Node):
         values['held'] = self.intake.held
         values['backlog'] = self._files.backlog if self._files else 0
         values['subscribers'] = self._pub.get_subscription_count()
+        if self._http is not None:
+            values.update(self._http.stats)
         return values
 
     def _health(self):
