@@ -140,7 +140,7 @@ BAD_FILES = [
     ('types.json', event(ts='yesterday', lat='north'), 'ts', 'wrong type'),
     ('unknown.json', event(type='meteor'), 'type', 'unknown value'),
     ('expired.json', event(ts=1737930000.0), 'ts', 'expired'),  # the seed's example
-    ('missing.json', {k: v for k, v in event().items() if k != 'road'}, 'road', 'missing'),
+    ('nullroad.json', event(road=None), 'road', 'wrong type'),
     ('array.json', [event()], '(whole file)', 'expected object'),  # was a TypeError
     ('deep.json', json.dumps(event(x=[])).replace('[]', '[' * 700 + ']' * 700).encode(),
      'x', 'nested more than'),  # was a RecursionError
@@ -149,7 +149,7 @@ BAD_FILES = [
 
 
 def test_invalid_files_go_to_failed_with_reason(rig):
-    """Bad JSON, wrong types, unknown type, expired, missing field, an array, deep nesting,
+    """Bad JSON, wrong types, unknown type, expired, a null road, an array, deep nesting,
     a symlink: each goes to failed/ with its reason, no alert."""
     rig.start(http_enabled=False)
     for name, content, _, _ in BAD_FILES:
@@ -287,7 +287,8 @@ def test_http_intake(rig):
         assert health.status_code == 200 and health.json()['status'] == 'ok'
         spec = client.get('/openapi.json').json()
         body = spec['paths']['/events']['post']['requestBody']['content']['application/json']
-        assert set(body['schema']['required']) >= {'ts', 'type', 'severity', 'clip_hint'}
+        assert body['schema']['required'] == []  # the seed's watcher defaulted every field
+        assert body['schema']['properties']['road']['default'] == 'segment_A'
         assert 'HTTPBearer' in spec['components']['securitySchemes']
     rig.ros.spin_for(0.3)
     assert len(rig.alerts) == 1
