@@ -36,9 +36,10 @@ from v2x_intake.core import (
     SettingsError,
     load_token,
 )
-from v2x_intake.http_api import HttpServer, bind, create_app
+from v2x_intake.http_api import HttpServer, bind_or_explain, create_app
 from v2x_intake.ledger import Ledger
 from v2x_intake.logbudget import LogBudget
+from v2x_intake.paths import prepare_dir
 from v2x_intake.schema import IntakeError, IntakeEvent
 from v2x_intake.watch import DirectoryIntake
 from v2x_msgs.msg import Alert
@@ -89,13 +90,16 @@ class EventIntake(Node):
         # Bind first: a taken port fails the start before anything else runs.
         sock = None
         if self.settings.http_enabled:
-            sock = bind(self.settings.http_host, self.settings.http_port)
+            sock = bind_or_explain(self.settings.http_host, self.settings.http_port)
         try:
+            made = self._prepare_dirs()
             self._ledger = Ledger(self.settings.ledger_path)
-        except (OSError, sqlite3.Error):
+        except (OSError, sqlite3.Error, SettingsError):
             if sock is not None:
                 sock.close()
             raise
+        for line in made:
+            self.get_logger().info(line)
         self._pub = self.create_publisher(Alert, TOPIC, qos.ALERT_OUT)
         self._unacked = 0
         self._pace_paused_until = 0.0
@@ -111,8 +115,6 @@ class EventIntake(Node):
                                                    self._log_suppressed)
         self.http_port = None
         if self.settings.events_dir:
-            for directory in (self.settings.processed_dir, self.settings.failed_dir):
-                os.makedirs(directory, exist_ok=True)
             self._files = DirectoryIntake(self.settings.events_dir, self.intake.process_file,
                                           self._on_file, self._on_file_error,
                                           self.settings.settle_s)
@@ -129,6 +131,15 @@ class EventIntake(Node):
                if self._http else 'off')
             + f', ledger {self.settings.ledger_path} ({self.intake.held} held, '
             f'{pruned} pruned)')
+
+    def _prepare_dirs(self) -> list[str]:
+        """Every directory the node writes, made or checked; the lines saying what was made."""
+        s = self.settings
+        dirs = [('state_dir', os.path.dirname(s.ledger_path))]
+        if s.events_dir:
+            dirs += [('events_dir', s.events_dir), ('events_dir', s.processed_dir),
+                     ('events_dir', s.failed_dir)]
+        return [line for name, path in dirs if (line := prepare_dir(path, name))]
 
     def _read_settings(self) -> IntakeSettings:
         values = {}

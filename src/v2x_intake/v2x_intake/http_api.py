@@ -14,6 +14,7 @@ and asyncio's own log lines pass a LogBudget.
 """
 
 import copy
+import errno
 import hmac
 import html
 import json
@@ -33,7 +34,7 @@ from starlette.requests import ClientDisconnect
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from v2x_intake.core import MAX_EVENT_BYTES, Outcome
+from v2x_intake.core import MAX_EVENT_BYTES, Outcome, SettingsError
 from v2x_intake.logbudget import BudgetFilter
 from v2x_intake.schema import EVENT_SCHEMA, BadJson, IntakeError
 
@@ -173,6 +174,28 @@ def bind(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def bind_or_explain(host: str, port: int) -> socket.socket:
+    """bind(), with a refusal that names the address, the cause and the fix."""
+    try:
+        return bind(host, port)
+    except socket.gaierror as exc:
+        raise SettingsError('http_host', f'{host!r} is no address ({exc.strerror})') from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise SettingsError('http_port', f'{host}:{port} is already in use by another '
+                                f'program (see `ss -ltnp "sport = :{port}"`); stop it or '
+                                'choose another http_port (0 = any free port)') from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise SettingsError('http_host', f'{host} is no address of this host '
+                                '(`ip -br addr` lists them); 127.0.0.1 serves this host '
+                                'only') from None
+        if exc.errno == errno.EACCES:
+            raise SettingsError('http_port', f'port {port} is below 1024: only root may '
+                                'listen there; choose a port above 1023') from None
+        raise SettingsError('http_port', f'cannot listen on {host}:{port}: '
+                            f'{exc.strerror}') from None
 
 
 #: Seconds a client has to send a whole request (headers and body) after connecting or
