@@ -84,3 +84,23 @@ def test_rsu_writable_paths_are_what_the_launch_writes():
               os.path.join(events_parent, 'processed'), os.path.join(events_parent, 'failed')}
     assert needed <= writable, needed - writable
     assert writable - needed <= {'/var/log/v2x'}
+
+
+def test_alerts_csv_has_one_rotation_owner():
+    """logrotate does not touch alerts.csv*: the gateway's RotatingCsv (csv_max_bytes,
+    csv_keep) rotates it, and two rotations renamed the same alerts.csv.N files."""
+    text = open(os.path.join(DEPLOY, 'logrotate.v2x')).read()
+    stanzas = [line for line in text.splitlines()
+               if line.strip().endswith('{') and not line.lstrip().startswith('#')]
+    assert stanzas and not any('alerts.csv' in line or line.split()[0].endswith('/*')
+                               for line in stanzas), stanzas
+
+
+@pytest.mark.skipif(shutil.which('logrotate') is None,
+                    reason='logrotate not installed (package logrotate)')
+def test_logrotate_config_parses(tmp_path):
+    """`logrotate --debug` reads the file without an error."""
+    result = subprocess.run(['logrotate', '--debug', '--state', str(tmp_path / 'state'),
+                             os.path.join(DEPLOY, 'logrotate.v2x')], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and 'error' not in result.stderr.lower(), result.stderr

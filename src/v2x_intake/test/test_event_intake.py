@@ -41,6 +41,7 @@ class Rig:
         self.token = secrets.token_urlsafe(16)
         self.token_file = tmp_path / 'token'
         self.token_file.write_text(self.token + '\n')
+        self.token_file.chmod(0o600)
         # The listener keeps every sample (KEEP_ALL): what is counted is what the node sent,
         # not what a depth-50 reader history kept while the test thread was busy.
         self.alerts: list[Alert] = []

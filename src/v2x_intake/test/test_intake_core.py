@@ -277,6 +277,7 @@ def test_token_from_file_env_or_refusal(tmp_path):
     """The token comes from token_file, else $token_env; none at all is refused."""
     tok = tmp_path / 'tok'
     tok.write_text('s3cret\n')
+    tok.chmod(0o600)
     assert load_token(IntakeSettings(token_file=str(tok)), {'V2X_INTAKE_TOKEN': 'env'}) == \
         's3cret'
     assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': 'env'}) == 'env'
@@ -294,6 +295,7 @@ def test_token_file_not_utf8_names_it_without_its_content(tmp_path):
     and the message shows none of the file's bytes."""
     tok = tmp_path / 'tok'
     tok.write_bytes(b'sec\xffret-\xfe\xfd')
+    tok.chmod(0o600)
     with pytest.raises(SettingsError) as info:
         load_token(IntakeSettings(token_file=str(tok)), {})
     assert info.value.name == 'token_file' and 'UTF-8' in str(info.value)
@@ -318,3 +320,19 @@ def test_log_budget_logs_a_burst_then_counts():
     clock.t = 10.0
     assert budget.take_suppressed() == 2 and budget.take_suppressed() == 0
     assert budget.allow() and budget.suppressed_total == 2
+
+
+@pytest.mark.parametrize('mode', [0o644, 0o640, 0o604, 0o620])
+def test_token_file_readable_by_others_is_refused_with_the_chmod(tmp_path, mode):
+    """A token file group or others can read or write is refused, as ssh refuses such a
+    private key, with the chmod that fixes it (was: accepted without a word)."""
+    tok = tmp_path / 'tok'
+    tok.write_text('s3cret\n')
+    tok.chmod(mode)
+    with pytest.raises(SettingsError) as info:
+        load_token(IntakeSettings(token_file=str(tok)), {})
+    assert info.value.name == 'token_file'
+    assert f'(mode {mode:04o})' in str(info.value) and f'chmod 600 {tok}' in str(info.value)
+    assert 's3cret' not in str(info.value)
+    tok.chmod(0o400)
+    assert load_token(IntakeSettings(token_file=str(tok)), {}) == 's3cret'

@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import shutil
+import stat
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -107,12 +108,26 @@ class IntakeSettings:
             raise SettingsError('max_clock_skew_s', f'{self.max_clock_skew_s} must be >= 0')
 
 
+def check_private_file(path: str, parameter: str = 'token_file') -> None:
+    """Refuse a secret file that group or others may read or write, as ssh refuses such a
+    private key, saying the chmod that fixes it (the same rule as v2x_protocol's keys)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError as exc:
+        raise SettingsError(parameter, f'cannot read it: {exc.strerror}') from None
+    if mode & 0o077:
+        raise SettingsError(parameter, f'{path} is accessible by group or others (mode '
+                            f'{mode:04o}): a secret must be private to the service user; '
+                            f'run: chmod 600 {path}')
+
+
 def load_token(settings: IntakeSettings, environ: Mapping[str, str]) -> str | None:
     """The HTTP bearer token from token_file, else from $token_env; None = no auth."""
     if not settings.http_enabled:
         return None
     token = None
     if settings.token_file:
+        check_private_file(settings.token_file)
         try:
             with open(settings.token_file, encoding='utf-8') as f:
                 token = f.read().strip()
