@@ -36,7 +36,7 @@ def test_directory_of_nobody_is_refused(tmp_path, uid, words):
     with pytest.raises(SettingsError) as info:
         prepare_dir(str(target), 'events_dir')
     text = str(info.value)
-    assert text.startswith('parameter events_dir: ') and words in text
+    assert info.value.name == 'events_dir' and words in text
     assert f'sudo chown root {target}' in text
 
 
