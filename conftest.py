@@ -1,10 +1,15 @@
 """Fixtures shared by every package's tests and tests/ (real rclpy, own domain per test)."""
 
 import os
+from pathlib import Path
+import sys
 
 import pytest
 
-from v2x_common.testing import NetnsPair, NetnsUnavailable, RosHarness, random_group
+# The test harness lives beside the tests, not in a runtime package: vehicles never
+# install it. Every test module (src/*/test, tests/) and bench/ imports it as v2x_testing.
+sys.path.insert(0, str(Path(__file__).resolve().parent / 'tests' / 'support'))
+from v2x_testing import NetnsPair, NetnsUnavailable, RosHarness, random_group  # noqa: E402
 
 
 @pytest.fixture

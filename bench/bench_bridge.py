@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 
+import _path  # noqa: F401  (tests/support: the test harness)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -36,12 +37,12 @@ from rclpy.parameter import Parameter
 from v2x_bridge import net
 from v2x_bridge.alert_gateway import AlertGateway
 from v2x_common import qos
-from v2x_common.testing import RosHarness, random_domain_id, random_group
 from v2x_common.timeutil import NS_PER_S
 from v2x_msgs.msg import Alert
 from v2x_protocol import keys, wire
 from v2x_protocol.receiver import AlertDelivered, Receiver
 from v2x_protocol.sender import Sender
+from v2x_testing import RosHarness, random_domain_id, random_group
 
 SECRET = 'bench-secret'
 VALIDITY_S = float(os.environ.get('BENCH_VALIDITY_S', '2.0'))

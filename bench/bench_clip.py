@@ -18,12 +18,13 @@ import sys
 import tempfile
 import time
 
+import _path  # noqa: F401  (tests/support: the test harness)
 import psutil
 
-from v2x_common.testing import random_domain_id
 from v2x_recorder import cutter, segments
 from v2x_recorder.clips import make_request
 from v2x_recorder.ffmpeg_tools import SEGMENT_MOVFLAGS, find_ffmpeg
+from v2x_testing import random_domain_id
 
 
 def make_footage(ffmpeg: str, directory: str, start: int, count: int, seg_s: int,

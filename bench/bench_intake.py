@@ -22,14 +22,15 @@ import tempfile
 import threading
 import time
 
+import _path  # noqa: F401  (tests/support: the test harness)
 import httpx
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from v2x_common import qos
-from v2x_common.testing import RosHarness
 from v2x_intake.event_intake import EventIntake
 from v2x_msgs.msg import Alert
+from v2x_testing import RosHarness
 
 KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)

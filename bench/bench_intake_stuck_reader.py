@@ -21,11 +21,12 @@ import sys
 import tempfile
 import time
 
+import _path  # noqa: F401  (tests/support: the test harness)
 from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 
-from v2x_common.testing import RosHarness
 from v2x_intake.event_intake import EventIntake
+from v2x_testing import RosHarness
 
 READER = """
 import rclpy, time

@@ -19,15 +19,16 @@ import subprocess
 import sys
 import time
 
+import _path  # noqa: F401  (tests/support: the test harness)
 from geometry_msgs.msg import Twist
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
 from v2x_common import qos
-from v2x_common.testing import random_domain_id
 from v2x_common.timeutil import fill_stamp
 from v2x_msgs.msg import Alert
+from v2x_testing import random_domain_id
 
 RATE_HZ = 20.0
 

@@ -12,7 +12,9 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
+from v2x_bridge.alert_gateway import PARAMETERS
 from v2x_common import mappings as m
+from v2x_common.params import defaults
 from v2x_policy.policy import AlertData, AlertReceived, PeersReceived, PolicySettings, State, step
 from v2x_policy.rules import DEFAULT_RULE_NAMES, DEFAULT_RULES, parse_rules
 
@@ -78,11 +80,8 @@ def test_architecture_md_vehicle_csv_path_is_the_launch_default():
     config = yaml.safe_load((WS / 'launch' / 'config' / 'alert_gateway_vehicle.yaml')
                             .read_text())
     assert config['/**']['ros__parameters']['csv_log'] == path
-    from v2x_bridge.alert_gateway import PARAMETERS
-    declared = PARAMETERS['csv_log']
-    default = declared[0] if isinstance(declared, tuple) else getattr(declared, 'default',
-                                                                        declared)
-    assert default == '', f"ARCHITECTURE.md:{n} says the node's own default is off"
+    assert defaults(PARAMETERS)['csv_log'] == '', \
+        f"ARCHITECTURE.md:{n} says the node's own default is off"
 
 
 def test_architecture_md_names_only_files_that_exist():

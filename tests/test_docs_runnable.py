@@ -27,7 +27,7 @@ import subprocess
 
 import pytest
 
-from v2x_common.testing import random_domain_id
+from v2x_testing import random_domain_id
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_GLOBS = ('README.md', 'docs/*.md', 'deploy/README.md', 'src/*/README.md')

@@ -34,6 +34,9 @@ CASES = {
         'key_file': '/k', 'namespace': 'car1', 'cmd_vel_in': '/teleop/cmd_vel',
         # csv_log:="''" on a shell: real ros2 launch refuses csv_log:= (empty)
         'cmd_vel_out': '/base/cmd_vel', 'csv_log': "''"}),
+    'vehicle_composed': ('vehicle.launch.xml', {
+        'key_file': '/etc/v2x/hmac.key', 'compose': 'true', 'namespace': 'car1',
+        'cmd_vel_in': '/teleop/cmd_vel'}),
 }
 
 
@@ -78,6 +81,7 @@ NODE_CONFIG = {  # the per-node YAML whose keys each node's own tests check are 
     'event_clipper': ['event_clipper.yaml'],
     'speed_policy': ['speed_policy.yaml'],
 }
+COMPOSED = {'vehicle_stack': ['alert_gateway', 'speed_policy']}  # executable -> its nodes
 
 
 def _flat(params, prefix=''):
@@ -104,17 +108,25 @@ def test_profile_keys_are_node_parameters(profile):
         assert not unknown, f'{profile}: {node} has no parameter(s) {sorted(unknown)}'
 
 
-@pytest.mark.parametrize('launch', ['rsu.launch.xml', 'vehicle.launch.xml'])
-def test_launch_params_are_in_node_config(launch, monkeypatch):
-    """Each name/value param of the launch files is a key of that node's config YAML."""
+@pytest.mark.parametrize('launch, args', [('rsu.launch.xml', {}), ('vehicle.launch.xml', {}),
+                                          ('vehicle.launch.xml', {'compose': 'true'})])
+def test_launch_params_are_in_node_config(launch, args, monkeypatch):
+    """Each name/value param of the launch files is a key of that node's config YAML (of
+    one of the composed nodes' for vehicle_stack), and the composed nodes' configs share no
+    key (their parameter files and values apply to both)."""
     monkeypatch.setenv('V2X_KEY_FILE', '/k')
-    for spec in v2x_launch.Launcher({}).load(WS / 'launch' / launch):
-        assert spec.name in NODE_CONFIG, spec.name
-        cfg_files = [p for p in spec.param_files if p.startswith(str(WS / 'launch/config'))]
-        cfg = yaml.safe_load(Path(cfg_files[0]).read_text())['/**']['ros__parameters']
+    for spec in v2x_launch.Launcher(args).load(WS / 'launch' / launch):
+        assert (spec.name in NODE_CONFIG) != (spec.exec in COMPOSED), spec.label
+        node_files = {f for files in NODE_CONFIG.values() for f in files}
+        cfg_files = [p for p in spec.param_files if p.startswith(str(WS / 'launch/config'))
+                     and Path(p).name in node_files]
+        keys = [set(yaml.safe_load(Path(f).read_text())['/**']['ros__parameters'])
+                for f in cfg_files]
+        assert len(keys) == len(COMPOSED.get(spec.exec, [spec.name])), spec.label
+        assert len(set.union(*keys)) == sum(len(k) for k in keys), 'shared parameter names'
         for values in spec.param_dicts:
             for name in values:
-                assert name in cfg, f'{launch}: {spec.name} has no parameter {name!r}'
+                assert name in set.union(*keys), f'{launch}: {spec.label} has no {name!r}'
 
 
 def test_both_launch_files_start_every_node(ros, tmp_path, mcast):

@@ -5,8 +5,8 @@ import sys
 import textwrap
 
 from v2x_common import qos
-from v2x_common.testing import _TEST_DOMAINS
 from v2x_msgs.msg import Alert
+from v2x_testing import _TEST_DOMAINS
 
 PUBLISHER = textwrap.dedent("""
     import time, rclpy

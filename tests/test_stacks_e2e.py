@@ -19,8 +19,8 @@ from geometry_msgs.msg import Twist
 import pytest
 
 from v2x_common import qos
-from v2x_common.testing import random_domain_id
 from v2x_msgs.msg import Alert, PolicyState
+from v2x_testing import random_domain_id
 
 WS = Path(__file__).resolve().parents[1]
 RUNNER = WS / 'scripts/v2x_launch.py'

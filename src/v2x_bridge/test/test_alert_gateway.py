@@ -11,9 +11,10 @@ from rclpy.parameter import Parameter
 from visualization_msgs.msg import Marker, MarkerArray
 import yaml
 
-from v2x_bridge.alert_gateway import PARAMETERS, AlertGateway, SettingsError
+from v2x_bridge.alert_gateway import PARAMETERS, AlertGateway
 from v2x_common import qos
 from v2x_common.diagnostics import WARN
+from v2x_common.params import ParameterError, defaults
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol.state import OutboxFile
 
@@ -228,7 +229,7 @@ def test_wrong_key_counts_rejections(ros, mcast, tmp_path, monkeypatch):
 def test_bad_parameter_names_it(ros, overrides, name, monkeypatch):
     """A bad parameter value stops start-up with an error naming the parameter."""
     monkeypatch.setenv('V2X_KEY', 'k')
-    with pytest.raises(SettingsError, match=name):
+    with pytest.raises(ParameterError, match=name):
         AlertGateway(context=ros.context, parameter_overrides=_params(**overrides))
 
 
@@ -248,9 +249,9 @@ def test_config_yaml_keys_are_declared(name):
     """Every key of the launch config is a parameter the node declares, and all are there."""
     data = yaml.safe_load((CONFIG / name).read_text())
     params = data['/**']['ros__parameters']
-    assert set(params) == set(PARAMETERS)
+    assert set(params) == set(defaults(PARAMETERS))
     for key, value in params.items():
-        default = PARAMETERS[key][0]
+        default = defaults(PARAMETERS)[key]
         assert isinstance(value, type(default)) or (
             isinstance(default, float) and isinstance(value, (int, float))), key
 

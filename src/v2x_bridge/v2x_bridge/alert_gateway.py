@@ -13,8 +13,6 @@ import sys
 import threading
 import time
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
@@ -23,6 +21,7 @@ from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
+from v2x_common.params import Param, ParameterError, check, declare_parameters, in_range, one_of
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.peers import PeerTable
@@ -59,10 +58,6 @@ def _alert_out_reason(exc: Exception) -> str:
     return next((r for t, r in _ALERT_OUT_REASONS if isinstance(exc, t)), 'invalid')
 
 
-class SettingsError(ValueError):
-    """A parameter with a bad value; the message names it."""
-
-
 @dataclass(frozen=True)
 class Settings:
     """Every parameter, read once at start-up."""
@@ -92,76 +87,59 @@ class Settings:
     default_validity_s: float
 
 
-def _positive(lo: float = 0.0, hi: float = 1e9) -> FloatingPointRange:
-    return FloatingPointRange(from_value=lo, to_value=hi, step=0.0)
+def _station_id(value: str) -> str | None:
+    if len(value.encode()) > 64 or value.strip() != value:
+        return 'at most 64 bytes, no surrounding spaces'
+    return None
 
 
-# name -> (default, description, extra descriptor fields)
-PARAMETERS = {
-    'role': ('rsu', "'rsu' (sends alerts and receives peers) or 'vehicle' (receives)", {}),
-    'station_id': ('', 'this station; empty = rsu_server_01 / vehicle_01 by role', {}),
-    'group': (net.DEFAULT_GROUP, 'IPv4 multicast group', {}),
-    'port': (net.DEFAULT_PORT, 'UDP port',
-             {'integer_range': [IntegerRange(from_value=1, to_value=65535, step=1)]}),
-    'iface': ('', "interface address or name ('' = kernel's choice)", {}),
-    'ttl': (1, 'multicast TTL', {'integer_range': [IntegerRange(from_value=0, to_value=255,
-                                                                 step=1)]}),
-    'loopback': (True, 'also deliver our multicast to this host (one-machine demo)', {}),
-    'auth_mode': ('hmac', 'hmac | ed25519 | none (none needs insecure: true)', {}),
-    'key_file': ('', 'HMAC secret file (else env V2X_KEY) or Ed25519 private key (PEM)', {}),
-    'accept_key_files': ('', 'comma-separated extra HMAC secret files accepted (rotation)', {}),
-    'trust_store': ('', 'ed25519: file of trusted public keys (v2x_keygen prints entries)', {}),
-    'insecure': (False, 'accept and send unsigned datagrams', {}),
-    'repeat_interval_s': (1.0, 'resend period of each live alert',
-                          {'floating_point_range': [_positive(0.01, 3600.0)]}),
-    'heartbeat_period_s': (10.0, 'heartbeat period',
-                           {'floating_point_range': [_positive(0.05, 3600.0)]}),
-    'stale_after': (3, 'a peer is stale after this many missed heartbeat periods',
-                    {'integer_range': [IntegerRange(from_value=1, to_value=1000, step=1)]}),
-    'max_clock_skew_s': (30.0, 'accepted |send time - our clock|',
-                         {'floating_point_range': [_positive(0.001, 86400.0)]}),
-    'state_dir': ('~/.local/state/v2x', 'where the assigned sequence is persisted', {}),
-    'csv_log': ('', "CSV log of delivered alerts ('' = off)", {}),
-    'csv_max_bytes': (10_000_000, 'rotate the CSV log beyond this size',
-                      {'integer_range': [IntegerRange(from_value=256, to_value=2**40,
-                                                      step=1)]}),
-    'csv_keep': (5, 'rotated CSV files kept',
-                 {'integer_range': [IntegerRange(from_value=0, to_value=1000, step=1)]}),
-    'origin_lat': (0.0, 'latitude of the map frame origin (markers)',
-                   {'floating_point_range': [_positive(-90.0, 90.0)]}),
-    'origin_lon': (0.0, 'longitude of the map frame origin (markers)',
-                   {'floating_point_range': [_positive(-180.0, 180.0)]}),
-    'default_validity_s': (600.0, 'validity given to alerts that come with 0',
-                           {'floating_point_range': [_positive(0.1, 86400.0)]}),
-}
+PARAMETERS = (
+    Param('role', 'rsu', "'rsu' (sends alerts and receives peers) or 'vehicle' (receives)",
+          one_of(*ROLES)),
+    Param('station_id', '', 'this station; empty = rsu_server_01 / vehicle_01 by role',
+          check('at most 64 bytes', _station_id)),
+    Param('group', net.DEFAULT_GROUP, 'IPv4 multicast group'),
+    Param('port', net.DEFAULT_PORT, 'UDP port', in_range(1, 65535)),
+    Param('iface', '', "interface address or name ('' = kernel's choice)"),
+    Param('ttl', 1, 'multicast TTL', in_range(0, 255)),
+    Param('loopback', True, 'also deliver our multicast to this host (one-machine demo)'),
+    Param('auth_mode', 'hmac', 'hmac | ed25519 | none (none needs insecure: true)',
+          one_of('hmac', 'ed25519', 'none')),
+    Param('key_file', '', 'HMAC secret file (else env V2X_KEY) or Ed25519 private key (PEM)'),
+    Param('accept_key_files', '', 'comma-separated extra HMAC secret files accepted (rotation)'),
+    Param('trust_store', '', 'ed25519: file of trusted public keys (v2x_keygen prints entries)'),
+    Param('insecure', False, 'accept and send unsigned datagrams'),
+    Param('repeat_interval_s', 1.0, 'resend period of each live alert',
+          in_range(0.01, 3600.0)),
+    Param('heartbeat_period_s', 10.0, 'heartbeat period', in_range(0.05, 3600.0)),
+    Param('stale_after', 3, 'a peer is stale after this many missed heartbeat periods',
+          in_range(1, 1000)),
+    Param('max_clock_skew_s', 30.0, 'accepted |send time - our clock|',
+          in_range(0.001, 86400.0)),
+    Param('state_dir', '~/.local/state/v2x', 'where the assigned sequence is persisted'),
+    Param('csv_log', '', "CSV log of delivered alerts ('' = off)"),
+    Param('csv_max_bytes', 10_000_000, 'rotate the CSV log beyond this size',
+          in_range(256, 2**40)),
+    Param('csv_keep', 5, 'rotated CSV files kept', in_range(0, 1000)),
+    Param('origin_lat', 0.0, 'latitude of the map frame origin (markers)',
+          in_range(-90.0, 90.0)),
+    Param('origin_lon', 0.0, 'longitude of the map frame origin (markers)',
+          in_range(-180.0, 180.0)),
+    Param('default_validity_s', 600.0, 'validity given to alerts that come with 0',
+          in_range(0.1, 86400.0)),
+)
 
 
 def read_settings(node: Node) -> Settings:
-    """Declare every parameter, read them once, validate; raises SettingsError."""
-    values = {}
-    for name, (default, description, extra) in PARAMETERS.items():
-        descriptor = ParameterDescriptor(description=description, read_only=True, **extra)
-        try:
-            values[name] = node.declare_parameter(name, default, descriptor).value
-        except (InvalidParameterValueException, InvalidParameterTypeException,
-                TypeError) as exc:
-            raise SettingsError(f'parameter {name!r}: {exc}') from None
-    role = values['role']
-    if role not in ROLES:
-        raise SettingsError(f"parameter 'role': {role!r} is not 'rsu' or 'vehicle'")
-    values['station_id'] = values['station_id'] or DEFAULT_STATION[role]
-    if len(values['station_id'].encode()) > 64 or values['station_id'].strip() != \
-            values['station_id']:
-        raise SettingsError("parameter 'station_id': at most 64 bytes, no surrounding spaces")
-    if values['auth_mode'] not in ('hmac', 'ed25519', 'none'):
-        raise SettingsError(f"parameter 'auth_mode': {values['auth_mode']!r} is not hmac, "
-                            'ed25519 or none')
+    """Declare every parameter, read them once, validate; raises ParameterError."""
+    values = declare_parameters(node, PARAMETERS)
+    values['station_id'] = values['station_id'] or DEFAULT_STATION[values['role']]
     if values['auth_mode'] == 'none' and not values['insecure']:
-        raise SettingsError("parameter 'auth_mode': 'none' needs 'insecure: true'")
+        raise ParameterError('auth_mode', "'none' needs 'insecure: true'")
     try:
         net.check_group(values['group'], values['port'])
     except ValueError as exc:
-        raise SettingsError(f"parameter 'group': {exc}") from None
+        raise ParameterError('group', str(exc)) from None
     values['accept_key_files'] = tuple(
         p.strip() for p in values['accept_key_files'].split(',') if p.strip())
     values['state_dir'] = os.path.expanduser(values['state_dir'])
@@ -193,25 +171,24 @@ class AlertGateway(Node):
             self._csv = (RotatingCsv(s.csv_log, s.csv_max_bytes, s.csv_keep) if s.csv_log
                          else None)
         except OSError as exc:
-            raise SettingsError(f"parameter 'csv_log': {exc}") from None
+            raise ParameterError('csv_log', str(exc)) from None
         if s.role == 'rsu':
             if self._sender is None:
-                raise SettingsError("parameter 'key_file': an RSU needs a signing key "
-                                    '(or insecure: true)')
+                raise ParameterError('key_file', 'an RSU needs a signing key (or insecure: true)')
             try:
                 self._sequences = SequenceStore(Path(s.state_dir))
             except (OSError, ValueError) as exc:
-                raise SettingsError(f"parameter 'state_dir': {exc}") from None
+                raise ParameterError('state_dir', str(exc)) from None
             self._outbox_file = OutboxFile(s.state_dir)
         try:
             self._rx = net.open_receiver(s.group, s.port, s.iface)
         except (OSError, ValueError) as exc:
-            raise SettingsError(f"parameters 'group'/'port'/'iface': {exc}") from None
+            raise ParameterError('iface', f'group/port/iface: {exc}') from None
         try:
             self._tx = net.open_sender(s.group, s.port, s.iface, s.ttl, s.loopback)
         except (OSError, ValueError) as exc:
             self._rx.close()
-            raise SettingsError(f"parameters 'iface'/'ttl': {exc}") from None
+            raise ParameterError('iface', f'iface/ttl: {exc}') from None
 
         self._pub_alert = self.create_publisher(Alert, 'v2x/alert', qos.ALERT)
         self._pub_hb = self.create_publisher(Heartbeat, 'v2x/heartbeat', qos.HEARTBEAT)
@@ -271,7 +248,7 @@ class AlertGateway(Node):
             if text.startswith('no HMAC key'):  # keys' wording names the CLIs' --hmac-key
                 text = (f'no HMAC key: give key_file:=FILE (launch) or -p key_file:=FILE, '
                         f'or set {keys.ENV_KEY}; or insecure:=true on purpose (testing only)')
-            raise SettingsError(f'parameter {name!r}: {text}') from None
+            raise ParameterError(name, text) from None
         return signer, keyring
 
     # --- sending --------------------------------------------------------------------
@@ -467,7 +444,7 @@ class AlertGateway(Node):
 def main(args=None) -> int:
     """Run the gateway until interrupted; a bad parameter exits 2 naming it."""
     sys.setswitchinterval(GIL_SWITCH_S)
-    return run_node(NODE_NAME, AlertGateway, args, {SettingsError: 2})
+    return run_node(NODE_NAME, AlertGateway, args)
 
 
 if __name__ == '__main__':

@@ -7,14 +7,13 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from v2x_common.geo import EARTH_RADIUS_M
 from v2x_common.mappings import kind_to_str
 from v2x_common.timeutil import NS_PER_S
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray, PeerStatus
 from v2x_protocol.peers import PeerInfo
 from v2x_protocol.sender import InvalidTiming, check_validity
 from v2x_protocol.wire import AlertData, HeartbeatData
-
-EARTH_RADIUS_M = 6_371_000.0
 
 
 def time_to_ns(t: Time) -> int:

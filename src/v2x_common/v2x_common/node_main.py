@@ -1,46 +1,137 @@
-"""The one main() of every node: init, build, spin, quiet shutdown, start-up errors as codes.
+"""The one main() of every node: init, build, spin, quiet shutdown, errors as exit codes.
 
-    def main(args=None):
-        sys.exit(run_node('speed_policy', SpeedPolicy, args, {SettingsError: 2}))
+    def main(args=None) -> int:
+        return run_node('speed_policy', SpeedPolicy, args)
 
-A start-up error listed in ``startup_errors`` (exception type -> exit status) is printed
-as ``<node>: <message>`` on stderr and ends the process with that status, so a bad
-parameter stops the node at start-up with a message naming it. Ctrl-C and an external
-shutdown end quietly with 0. The node is always destroyed (closing its sockets, stopping
-its children) and the context shut down. Works on Humble (no ``with rclpy.init()``).
+    # several nodes in one process, one executor (composition):
+    run_nodes([('alert_gateway', AlertGateway), ('speed_policy', SpeedPolicy)], args)
+
+Exit codes (systemd's Restart=on-failure restarts on any but 0; 2 and 3 are worth an
+``RestartPreventExitStatus=2 3``, since a restart does not fix them):
+
+- 0 ``EXIT_OK``: stopped by Ctrl-C, SIGTERM, an external shutdown or the stop predicate.
+- 1 ``EXIT_INTERNAL``: an internal error (an uncaught exception prints its traceback; a
+  node that sets ``node.exit_code = EXIT_INTERNAL`` ends main() with it, e.g. when a
+  supervised worker died) or a start-up failure listed in ``startup_errors``.
+- 2 ``EXIT_BAD_CONFIG``: a bad parameter or configuration (``ParameterError``, or rclpy's
+  ParameterException), printed on stderr as ``<node>: parameter '<name>': <problem>``.
+- 3 ``EXIT_MISSING_TOOL``: a program the node runs is missing (the recorder maps its
+  FfmpegNotFound to it through ``startup_errors``).
+
+Options: ``own_signals`` installs our SIGINT/SIGTERM handlers instead of rclpy's, so the
+context outlives destroy_node (a node that must publish or wait for acknowledgements while
+it stops); ``stop_when(nodes)`` ends the spin with 0 once it returns true (checked every
+``poll_s``). The nodes are always destroyed (closing sockets, stopping workers and
+children), in reverse order, and the context shut down. Works on Humble (no ``with
+rclpy.init()``).
 """
 
+import enum
+import signal
 import sys
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
-EXIT_OK = 0
+from v2x_common.params import ParameterError
+
+
+class ExitCode(enum.IntEnum):
+    """Exit statuses of every node's main()."""
+
+    OK = 0
+    INTERNAL = 1
+    BAD_CONFIG = 2
+    MISSING_TOOL = 3
+
+
+EXIT_OK = ExitCode.OK
+EXIT_INTERNAL = ExitCode.INTERNAL
+EXIT_BAD_CONFIG = ExitCode.BAD_CONFIG
+EXIT_MISSING_TOOL = ExitCode.MISSING_TOOL
+
+
+POLL_S = 0.2
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run_node(name: str, factory: Callable[[], object], args=None,
-             startup_errors: Mapping[type, int] | None = None) -> int:
+             startup_errors: Mapping[type, int] | None = None, *, own_signals: bool = False,
+             stop_when: Callable[[list], bool] | None = None) -> int:
     """rclpy.init, build the node with factory(), spin it; returns the exit status."""
-    errors = tuple((startup_errors or {}).items())
-    rclpy.init(args=args)
-    node = None
+    return run_nodes([(name, factory)], args, startup_errors, own_signals=own_signals,
+                     stop_when=stop_when)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, ParameterError):
+        return str(exc)
+    if isinstance(exc, ParameterException):  # rclpy's own; its text names the parameter
+        return f'parameter: {exc}'
+    return f'cannot start: {exc}'  # a node's startup_errors
+
+
+def run_nodes(nodes: Sequence[tuple[str, Callable[[], object]]], args=None,
+              startup_errors: Mapping[type, int] | None = None, *, own_signals: bool = False,
+              stop_when: Callable[[list], bool] | None = None) -> int:
+    """Build each (name, factory) in order into one executor and spin them together.
+
+    A start-up error names the node that raised it. A node's ``exit_code`` attribute, once
+    not None, ends the spin with that status (the first such node wins).
+    """
+    errors = [(ParameterError, EXIT_BAD_CONFIG), (ParameterException, EXIT_BAD_CONFIG),
+              *(startup_errors or {}).items()]
+    if own_signals:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
+    else:
+        rclpy.init(args=args)
+    built = []
     status = EXIT_OK
+    current = nodes[0][0] if nodes else ''
+    executor = None
     try:
-        node = factory()
-        rclpy.spin(node)
+        for name, factory in nodes:
+            current = name
+            built.append(factory())
+        executor = SingleThreadedExecutor()
+        for node in built:
+            executor.add_node(node)
+        current = ', '.join(name for name, _ in nodes)
+        status = _spin(executor, built, stop_when)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:
         for kind, code in errors:
             if isinstance(exc, kind):
-                print(f'{name}: {exc}', file=sys.stderr)
+                print(f'{current}: {_message(exc)}', file=sys.stderr)
                 status = code
                 break
         else:
             raise
     finally:
-        if node is not None:
+        if executor is not None:
+            executor.shutdown(timeout_sec=0)
+        for node in reversed(built):
             node.destroy_node()
         rclpy.try_shutdown()
-    return status
+    return int(status)
+
+
+def _spin(executor, nodes: list, stop_when) -> int:
+    while rclpy.ok():
+        executor.spin_once(timeout_sec=POLL_S)
+        for node in nodes:
+            code = getattr(node, 'exit_code', None)
+            if code is not None:
+                return code
+        if stop_when is not None and stop_when(nodes):
+            return EXIT_OK
+    return EXIT_OK

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
+from v2x_common.files import write_json_atomic
 from v2x_common.timeutil import to_seconds
 from v2x_detector.conversions import ImageError, Site, bgr_to_image, event_to_alert, image_to_bgr
-from v2x_detector.pipeline import seed_event, write_json_atomic
+from v2x_detector.hazard_detector import open_sequences
+from v2x_detector.pipeline import seed_event
 from v2x_detector.rules import CANCEL, NEW, HazardEvent
-from v2x_detector.sequence import MAX_SEQUENCE, SequenceStore
 from v2x_msgs.msg import Alert
 
 
@@ -107,7 +108,8 @@ def test_event_to_alert():
 def test_seed_json_event(tmp_path):
     """The seed's JSON fields with our event id; written atomically (no temporary left)."""
     record = seed_event(event(), 9, 'rsu_detector_01', math.nan, 11.5, 'r1', 600.75)
-    path = write_json_atomic(str(tmp_path), 'e.json', record)
+    path = tmp_path / 'e.json'
+    write_json_atomic(path, record)
     loaded = json.loads(open(path).read())
     assert loaded['type'] == 'collision' and loaded['severity'] == 'medium'
     assert loaded['ts'] == 1700000000.5 and loaded['clip_hint'] is True
@@ -117,15 +119,14 @@ def test_seed_json_event(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ['e.json']
 
 
-def test_sequence_persists_and_wraps(tmp_path):
-    """Sequences continue after a restart, never hand out 0, and a corrupt file is an error."""
-    store = SequenceStore(str(tmp_path), 'rsu/01')
-    assert [store.next(), store.next()] == [1, 2]
-    assert SequenceStore(str(tmp_path), 'rsu/01').next() == 3
-    assert SequenceStore(str(tmp_path), 'other').next() == 1
-    store = SequenceStore(str(tmp_path), 'rsu/01')
-    store.last = MAX_SEQUENCE
-    assert store.next() == 1
-    (tmp_path / 'sequence_bad.json').write_text('{"last": "x"}')
+def test_sequence_continues_an_older_versions_count(tmp_path):
+    """The protocol's SequenceStore takes over the count of sequence_<source_id>.json (the
+    detector's file before the stores became one); a corrupt old file is an error."""
+    (tmp_path / 'sequence_rsu_01.json').write_text('{"last": 41}')
+    store = open_sequences(str(tmp_path), 'rsu/01')
+    assert [store.next('rsu/01'), store.next('other')] == [42, 1]
+    assert open_sequences(str(tmp_path), 'rsu/01').next('rsu/01') == 43
+    (tmp_path / 'bad').mkdir()
+    (tmp_path / 'bad' / 'sequence_x.json').write_text('{"last": "x"}')
     with pytest.raises(ValueError, match='corrupt'):
-        SequenceStore(str(tmp_path), 'bad')
+        open_sequences(str(tmp_path / 'bad'), 'x')

@@ -18,12 +18,13 @@ from sensor_msgs.msg import Image
 import yaml
 
 from v2x_common import qos
+from v2x_common.params import ParameterError
 from v2x_common.timeutil import to_seconds
 from v2x_detector import assets
-from v2x_detector.hazard_detector import HazardDetector, SettingsError, parameter_defaults
-from v2x_detector.sequence import SequenceStore
+from v2x_detector.hazard_detector import HazardDetector, parameter_defaults
 from v2x_detector.sources import read_frames
 from v2x_msgs.msg import Alert
+from v2x_protocol.state import SequenceStore
 
 WS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 YAML = os.path.join(WS, 'launch', 'config', 'hazard_detector.yaml')
@@ -101,14 +102,13 @@ def test_scenario_gives_exactly_one_collision_alert(ros, scenario_dir, tmp_path,
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / 'json').iterdir())]
     assert sorted((r['type'], r['event_id'], r['phase']) for r in records) == [
         ('collision', 'rsu_detector_test-1', phase) for phase in ('cancel', 'new', 'update')]
-    assert SequenceStore(str(tmp_path / 'state'), 'rsu_detector_test').last == 1
+    assert SequenceStore(tmp_path / 'state').peek('rsu_detector_test') == 1
 
 
 def test_restart_continues_the_sequence(ros, scenario_dir, tmp_path):
     """With 41 sequences used before a restart, the next alert is number 42."""
-    store = SequenceStore(str(tmp_path / 'state'), 'rsu_detector_01')
-    store.last = 40
-    store.next()
+    (tmp_path / 'state').mkdir()
+    (tmp_path / 'state' / SequenceStore.FILE).write_text('{"rsu_detector_01": 41}')
     _, got = run_file(ros, scenario_dir / f'seg_{EPOCH}.mp4', tmp_path, backend='onnx',
                       **LIFECYCLE)
     assert {a.sequence for a in got['alerts']} == {42}
@@ -220,7 +220,7 @@ def test_bad_parameter_is_named(ros, tmp_path, values, name):
     if values.get('model') == 'junk':
         values['model'] = str(tmp_path / 'junk.onnx')
         (tmp_path / 'junk.onnx').write_bytes(b'\0not a model')
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(ParameterError) as err:
         HazardDetector(context=ros.context, parameter_overrides=overrides(**values))
     assert err.value.name == name
 
@@ -232,7 +232,7 @@ def test_cli_exits_nonzero_on_a_bad_parameter(tmp_path):
          '-p', 'backend:=tensorflow', '-p', f'state_dir:={tmp_path}'],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert 'parameter backend' in result.stderr
+    assert "hazard_detector: parameter 'backend': " in result.stderr
 
 
 def test_cli_runs_a_file_to_its_end(tmp_path):

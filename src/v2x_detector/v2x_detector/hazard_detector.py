@@ -9,26 +9,38 @@ serves parameters, the image subscription and diagnostics.
 """
 
 from dataclasses import dataclass, fields
+import functools
+import json
 import math
 import os
+import re
 import sys
 import threading
 import time
 
 import cv2
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-import rclpy
-from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.files import write_json_atomic
 from v2x_common.mappings import kind_to_str, severity_to_str
+from v2x_common.node_main import run_node
+from v2x_common.params import (
+    DOUBLE_ARRAY,
+    Param,
+    ParameterError,
+    check,
+    declare_parameters,
+    defaults,
+    ge,
+    not_empty,
+    one_of,
+)
 from v2x_common.redact import redact_url
 from v2x_common.timeutil import is_zero, to_seconds
+from v2x_common.worker import Worker, exit_node
 from v2x_detector import assets
 from v2x_detector.conversions import (
     ImageError,
@@ -46,27 +58,40 @@ from v2x_detector.pipeline import (
     annotate,
     load_backend,
     seed_event,
-    write_json_atomic,
 )
 from v2x_detector.rules import CANCEL, NEW, HazardRules, RuleConfig
-from v2x_detector.sequence import SequenceStore
 from v2x_detector.sources import Frame, LatestSlot, VideoSource, is_stream
 from v2x_msgs.msg import Alert
+from v2x_protocol.state import SequenceStore
 
 NODE_NAME = 'hazard_detector'
 DEFAULT_CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
 INTAKE_DIR = '/opt/v2x/events'  # event_intake's directory: never ours (ARCHITECTURE.md)
 
 
-class SettingsError(ValueError):
-    """A parameter value the node cannot start with."""
-
-    def __init__(self, name: str, reason: str):
-        self.name = name
-        super().__init__(f'parameter {name}: {reason}')
+def _device(value: str) -> str | None:
+    return None if value == 'cpu' or value.startswith('cuda') else \
+        f'{value!r}: expected cpu or cuda:N'
 
 
-#: name -> (default, description) of the node's own parameters (rules' ones come from RuleConfig)
+def _imgsz(value: int) -> str | None:
+    return None if 32 <= value <= 4096 and not value % 32 else \
+        f'{value}: a multiple of 32 in 32..4096'
+
+
+def _json_dir(value: str) -> str | None:
+    if value and os.path.realpath(value) == os.path.realpath(INTAKE_DIR):
+        return f"{INTAKE_DIR} is event_intake's directory"
+    return None
+
+
+def _open_unit(value: float) -> str | None:
+    return None if 0.0 < value < 1.0 else f'{value}: must lie in (0, 1)'
+
+
+_SOURCE_ID = check('1..64 characters',
+                   lambda v: None if 0 < len(v) <= 64 else 'must be 1..64 characters')
+#: name -> (default, description[, checks]) of the node's own parameters
 NODE_PARAMETERS = {
     'source': ('', "video file, 'sample:bikes.mp4', rtsp:// or udp:// URL; "
                    'empty: the topic image_raw'),
@@ -74,26 +99,31 @@ NODE_PARAMETERS = {
     'loop': (False, 'restart a file at its end (demo; ignored for streams and topics)'),
     'start_time': (0.0, "epoch seconds of a file's first frame; 0: from seg_<epoch> or now"),
     'exit_at_end': (False, 'stop the node when a file ends'),
-    'backend': ('ultralytics', 'ultralytics (YOLO + ByteTrack) or onnx (onnxruntime alone)'),
+    'backend': ('ultralytics', 'ultralytics (YOLO + ByteTrack) or onnx (onnxruntime alone)',
+                one_of(*BACKENDS)),
     'model': ('', 'model file (.onnx, .pt, .engine); empty: the pinned YOLOv8n ONNX'),
     'model_sha256': ('', 'expected sha256 of model (checked when set; the default is pinned)'),
-    'device': ('cpu', 'cpu or cuda:N'),
-    'imgsz': (640, 'network input size in pixels (a fixed-shape ONNX takes only its own)'),
-    'conf': (0.25, 'minimum detection confidence'),
-    'iou': (0.7, 'NMS IoU threshold'),
+    'device': ('cpu', 'cpu or cuda:N', check('cpu or cuda:N', _device)),
+    'imgsz': (640, 'network input size in pixels (a fixed-shape ONNX takes only its own)',
+              check('a multiple of 32 in 32..4096', _imgsz)),
+    'conf': (0.25, 'minimum detection confidence', check('in (0, 1)', _open_unit)),
+    'iou': (0.7, 'NMS IoU threshold', check('in (0, 1)', _open_unit)),
     'classes': (list(DEFAULT_CLASSES), 'class names to detect; empty: all'),
     'tracker': ('bytetrack.yaml', 'ultralytics tracker configuration'),
     'fire_classifier': ('', 'module:function(bgr_crop) -> probability confirming fire blobs'),
-    'source_id': ('rsu_detector_01', 'our station id in every Alert'),
-    'state_dir': ('/var/lib/v2x/hazard_detector', 'where the alert sequence is persisted'),
-    'json_dir': ('', "also write each alert as the seed's JSON event here; empty: off"),
+    'source_id': ('rsu_detector_01', 'our station id in every Alert', _SOURCE_ID),
+    'state_dir': ('/var/lib/v2x/hazard_detector', 'where the alert sequence is persisted',
+                  not_empty),
+    'json_dir': ('', "also write each alert as the seed's JSON event here; empty: off",
+                 check("not event_intake's directory", _json_dir)),
     'latitude': (math.nan, 'camera site latitude, WGS84 degrees'),
     'longitude': (math.nan, 'camera site longitude, WGS84 degrees'),
     'road': ('', 'road segment id'),
-    'validity_s': (0.0, 'each alert version stays valid this long after its stamp; 0: 600 s'),
+    'validity_s': (0.0, 'each alert version stays valid this long after its stamp; 0: 600 s',
+                   ge(0.0)),
     'frame_id': ('camera', 'frame_id of alerts and annotated images'),
     'publish_image': (True, 'publish annotated frames on v2x/detections/image'),
-    'image_every': (1, 'publish every n-th annotated frame'),
+    'image_every': (1, 'publish every n-th annotated frame', ge(1)),
 }
 
 _RULE_DESCRIPTIONS = {
@@ -124,25 +154,21 @@ _RULE_DESCRIPTIONS = {
 }
 
 
-def _descriptor(description: str, value) -> ParameterDescriptor:
-    kinds = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
-    if isinstance(value, (list, tuple)):
-        is_str = bool(value) and isinstance(value[0], str)
-        kind = (ParameterType.PARAMETER_STRING_ARRAY if is_str
-                else ParameterType.PARAMETER_DOUBLE_ARRAY)
-    else:
-        kind = kinds[type(value)]
-    return ParameterDescriptor(description=description, type=kind)
+def _rule_row(f) -> Param:
+    value = list(f.default) if isinstance(f.default, tuple) else f.default
+    return Param(f.name, value, _RULE_DESCRIPTIONS[f.name],
+                 type=DOUBLE_ARRAY if value == [] else '')
+
+
+#: Every parameter: the node's own, then the rules' (defaults from RuleConfig; its
+#: problems() checks the combinations).
+PARAMETERS = tuple(Param(name, *row) for name, row in NODE_PARAMETERS.items()) + \
+    tuple(_rule_row(f) for f in fields(RuleConfig))
 
 
 def parameter_defaults() -> dict:
     """Every parameter the node declares, with its default (node's own, then the rules')."""
-    out = {name: default for name, (default, _) in NODE_PARAMETERS.items()}
-    for f in fields(RuleConfig):
-        value = f.default
-        out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
+    return defaults(PARAMETERS)
 
 
 @dataclass(frozen=True)
@@ -172,42 +198,17 @@ class Settings:
     rules: RuleConfig
 
 
-def _value(node: Node, name: str):
-    try:
-        return node.get_parameter(name).value
-    except ParameterUninitializedException:  # an empty array declared by type only
-        return None
-
-
 def read_settings(node: Node) -> Settings:
-    """Parameters -> Settings; raises SettingsError naming the first bad one."""
-    p = {name: _value(node, name) for name in parameter_defaults()}
-    if p['backend'] not in BACKENDS:
-        raise SettingsError('backend', f'{p["backend"]!r} is not one of {", ".join(BACKENDS)}')
-    if not (p['device'] == 'cpu' or p['device'].startswith('cuda')):
-        raise SettingsError('device', f'{p["device"]!r}: expected cpu or cuda:N')
-    if not 32 <= p['imgsz'] <= 4096 or p['imgsz'] % 32:
-        raise SettingsError('imgsz', f'{p["imgsz"]}: a multiple of 32 in 32..4096')
-    for name in ('conf', 'iou'):
-        if not 0.0 < p[name] < 1.0:
-            raise SettingsError(name, f'{p[name]}: must lie in (0, 1)')
-    if not p['source_id'] or len(p['source_id']) > 64:
-        raise SettingsError('source_id', 'must be 1..64 characters')
-    if not p['state_dir']:
-        raise SettingsError('state_dir', 'must not be empty')
-    if p['json_dir'] and os.path.realpath(p['json_dir']) == os.path.realpath(INTAKE_DIR):
-        raise SettingsError('json_dir', f"{INTAKE_DIR} is event_intake's directory")
-    if p['image_every'] < 1:
-        raise SettingsError('image_every', 'must be >= 1')
-    if p['validity_s'] < 0 or not math.isfinite(p['validity_s']):
-        raise SettingsError('validity_s', 'must be a finite value >= 0')
+    """Declare the parameters, read them once -> Settings; raises ParameterError naming the
+    first bad one."""
+    p = declare_parameters(node, PARAMETERS)
     rule_values = {}
     for f in fields(RuleConfig):
         value = p[f.name]
         rule_values[f.name] = tuple(value or ()) if isinstance(f.default, tuple) else value
     rules = RuleConfig(**rule_values)
     for name, reason in rules.problems():
-        raise SettingsError(name, reason)
+        raise ParameterError(name, reason)
     site = Site(p['source_id'], p['latitude'], p['longitude'], p['road'], p['validity_s'],
                 p['frame_id'])
     return Settings(
@@ -220,43 +221,51 @@ def read_settings(node: Node) -> Settings:
         image_every=p['image_every'], rules=rules)
 
 
+def open_sequences(state_dir: str, source_id: str) -> SequenceStore:
+    """The protocol's SequenceStore in state_dir (block 1: each number is stored before it
+    is used). The count of an older version's sequence_<source_id>.json carries over."""
+    path = os.path.join(state_dir, SequenceStore.FILE)
+    legacy = os.path.join(state_dir, 'sequence_%s.json' % (
+        re.sub(r'[^A-Za-z0-9_.-]', '_', source_id) or 'default'))
+    if not os.path.exists(path) and os.path.exists(legacy):
+        try:
+            with open(legacy, encoding='utf-8') as f:
+                last = int(json.load(f)['last'])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f'{legacy} is corrupt: {exc}') from None
+        write_json_atomic(path, {source_id: last})
+    return SequenceStore(state_dir, block=1)
+
+
 class HazardDetector(Node):
     """The node: frames -> Pipeline -> Alerts and annotated images."""
 
     def __init__(self, **kwargs):
-        self._stop = threading.Event()
+        self.exit_code = None  # set when the worker dies: node_main exits 1 (systemd restarts)
         self.video = self.slot = self._worker = None  # destroy_node works after a failed start
         super().__init__(NODE_NAME, **kwargs)
-        for name, value in parameter_defaults().items():
-            description = NODE_PARAMETERS.get(name, (None, _RULE_DESCRIPTIONS.get(name, '')))[1]
-            if isinstance(value, list) and not value:
-                descriptor = ParameterDescriptor(description=description,
-                                                 type=ParameterType.PARAMETER_DOUBLE_ARRAY)
-                self.declare_parameter(name, Parameter.Type.DOUBLE_ARRAY, descriptor)
-            else:
-                self.declare_parameter(name, value, _descriptor(description, value))
         self.settings = s = read_settings(self)
         try:
             classifier = load_classifier(s.fire_classifier)
         except ValueError as exc:
-            raise SettingsError('fire_classifier', str(exc)) from None
+            raise ParameterError('fire_classifier', str(exc)) from None
         try:
             self.model = assets.resolve_model(s.model, s.model_sha256)
         except assets.AssetError as exc:
-            raise SettingsError('model' if s.model else 'model_sha256', str(exc)) from None
+            raise ParameterError('model' if s.model else 'model_sha256', str(exc)) from None
         try:
             backend = load_backend(s.backend, self.model.path, s.imgsz, s.conf, s.iou, s.device,
                                    s.classes, s.tracker)
         except BackendError as exc:
-            raise SettingsError(str(exc).split(' ', 1)[0], str(exc)) from None
+            raise ParameterError(str(exc).split(' ', 1)[0], str(exc)) from None
         except ValueError as exc:
-            raise SettingsError('classes', str(exc)) from None
+            raise ParameterError('classes', str(exc)) from None
         except ImportError as exc:
-            raise SettingsError('backend', f'{s.backend} is not installed: {exc}') from None
+            raise ParameterError('backend', f'{s.backend} is not installed: {exc}') from None
         try:
-            self.sequences = SequenceStore(s.state_dir, s.site.source_id)
+            self.sequences = open_sequences(s.state_dir, s.site.source_id)
         except (OSError, ValueError) as exc:
-            raise SettingsError('state_dir', str(exc)) from None
+            raise ParameterError('state_dir', str(exc)) from None
         self.rules = HazardRules(s.rules)
         self.pipeline = Pipeline(backend, self.rules, FireColour(), classifier)
         self.alert_pub = self.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
@@ -274,15 +283,20 @@ class HazardDetector(Node):
             try:
                 source = assets.resolve_source(s.source)
             except assets.AssetError as exc:
-                raise SettingsError('source', str(exc)) from None
+                raise ParameterError('source', str(exc)) from None
             if not is_stream(source) and not os.path.isfile(source.removeprefix('file://')):
-                raise SettingsError('source', f'no such file {source!r}')
+                raise ParameterError('source', f'no such file {source!r}')
             self.video = VideoSource(source, self.slot, realtime=s.realtime, loop=s.loop,
                                      start_time=s.start_time)
         else:
             self.create_subscription(Image, 'image_raw', self._on_image, qos.SENSOR_DATA)
         self.diag = Diagnostics(self, status_fn=self._health)
-        self._worker = threading.Thread(target=self._work, name='detector', daemon=True)
+        # A worker that dies (an unexpected exception escaping _work) ends the node with
+        # status 1 and shows as ERROR meanwhile: never a node that looks alive but detects
+        # nothing. It may finish: a file source read to its end.
+        self._worker = Worker('detector', self._work, logger=self.get_logger(),
+                              may_finish=True, wake=self.slot.close,
+                              on_death=functools.partial(exit_node, self))
         self._worker.start()
         if self.video is not None:
             self.video.start()
@@ -304,7 +318,7 @@ class HazardDetector(Node):
     # ------------------------------------------------------------------ work
     def _work(self) -> None:
         started = None
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             frame = self.slot.get(timeout=0.2)
             if frame is None:
                 if self.video is not None and self.video.finished.is_set():
@@ -348,7 +362,8 @@ class HazardDetector(Node):
 
     def _publish_event(self, event) -> None:
         if event.phase == NEW:
-            sequence = self._sequence_of[event.incident] = self.sequences.next()
+            sequence = self._sequence_of[event.incident] = \
+                self.sequences.next(self.settings.site.source_id)
             self.counts['alerts'] += 1
             self.get_logger().info(
                 f'alert {sequence}: {kind_to_str(event.kind)}, severity '
@@ -369,7 +384,7 @@ class HazardDetector(Node):
                                 site.road, validity_for(event, site.validity_s))
             name = f'{site.source_id}-{sequence}-{event.phase}-{int(event.stamp * 1000)}.json'
             try:
-                write_json_atomic(self.settings.json_dir, name, record)
+                write_json_atomic(os.path.join(self.settings.json_dir, name), record)
             except OSError as exc:
                 self.counts['json_errors'] += 1
                 self.get_logger().warning(f'JSON event not written: {exc}',
@@ -379,7 +394,9 @@ class HazardDetector(Node):
     def _health(self):
         values = dict(self.counts, fps=self._fps, active=self.rules.active,
                       dropped_frames=self.slot.dropped, backend=self.settings.backend,
-                      model_sha256=self.model.sha256 or 'unchecked')
+                      model_sha256=self.model.sha256 or 'unchecked', **self._worker.status())
+        if self._worker.dead:
+            return ERROR, f'detector worker died: {self._worker.last_error}', values
         if self.video is not None:
             values.update(source_errors=self.video.errors, last_error=self.video.last_error)
             if self.video.errors and not self.video.frames:
@@ -392,38 +409,23 @@ class HazardDetector(Node):
 
     def destroy_node(self) -> None:
         """Stop the reader and the worker, then the node."""
-        self._stop.set()
         if self.video is not None:
             self.video.stop()
         if self.slot is not None:
             self.slot.close()
-        if self._worker is not None and self._worker.is_alive():
-            self._worker.join(10.0)
+        if self._worker is not None:
+            self._worker.stop(10.0)
         super().destroy_node()
+
+
+def _at_end(nodes) -> bool:
+    node = nodes[0]
+    return node.settings.exit_at_end and node.video is not None and node.finished.is_set()
 
 
 def main(args=None) -> int:
     """Run the node; a bad parameter exits with status 2 and a message naming it."""
-    rclpy.init(args=args)
-    node = None
-    code = 0
-    try:
-        node = HazardDetector()
-        if node.settings.exit_at_end and node.video is not None:
-            while rclpy.ok() and not node.finished.is_set():
-                rclpy.spin_once(node, timeout_sec=0.2)
-        else:
-            rclpy.spin(node)
-    except SettingsError as exc:
-        print(f'{NODE_NAME}: {exc}', file=sys.stderr)
-        code = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_node(NODE_NAME, HazardDetector, args, stop_when=_at_end)
 
 
 if __name__ == '__main__':

@@ -4,9 +4,6 @@ Used by the node and by bench/bench_detector.py (which also runs it where there 
 """
 
 from dataclasses import dataclass
-import json
-import os
-import tempfile
 from typing import Protocol
 
 import cv2
@@ -114,17 +111,6 @@ def seed_event(event: HazardEvent, sequence: int, source_id: str, latitude: floa
     }
     record['ttl_s'] = validity_s
     return record
-
-
-def write_json_atomic(directory: str, name: str, record: dict) -> str:
-    """Write record to directory/name via a hidden temporary file and a rename."""
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp_', suffix='.json')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        json.dump(record, f, sort_keys=True)
-    path = os.path.join(directory, name)
-    os.replace(tmp, path)
-    return path
 
 
 BACKENDS = ('ultralytics', 'onnx')

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from v2x_common.params import ParameterError
 from v2x_intake.core import (
     EventDuplicate,
     EventHeld,
@@ -14,7 +15,6 @@ from v2x_intake.core import (
     FileVanished,
     Intake,
     IntakeSettings,
-    SettingsError,
     is_candidate,
     load_token,
 )
@@ -268,7 +268,7 @@ def test_candidate_names(name, ok):
 ])
 def test_bad_settings_name_the_parameter(changes, name):
     """validate() refuses a bad value and names its parameter."""
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ParameterError) as info:
         IntakeSettings(**changes).validate()
     assert info.value.name == name
 
@@ -281,22 +281,22 @@ def test_token_from_file_env_or_refusal(tmp_path):
     assert load_token(IntakeSettings(token_file=str(tok)), {'V2X_INTAKE_TOKEN': 'env'}) == \
         's3cret'
     assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': 'env'}) == 'env'
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ParameterError) as info:
         load_token(IntakeSettings(), {})
     assert info.value.name == 'token_file' and 'V2X_INTAKE_TOKEN' in str(info.value)
-    with pytest.raises(SettingsError):
+    with pytest.raises(ParameterError):
         load_token(IntakeSettings(token_file=str(tmp_path / 'missing')), {})
     assert load_token(IntakeSettings(http_insecure=True), {}) is None
     assert load_token(IntakeSettings(http_enabled=False), {}) is None
 
 
 def test_token_file_not_utf8_names_it_without_its_content(tmp_path):
-    """A token file that is not UTF-8 is a SettingsError naming token_file (no traceback),
+    """A token file that is not UTF-8 is a ParameterError naming token_file (no traceback),
     and the message shows none of the file's bytes."""
     tok = tmp_path / 'tok'
     tok.write_bytes(b'sec\xffret-\xfe\xfd')
     tok.chmod(0o600)
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ParameterError) as info:
         load_token(IntakeSettings(token_file=str(tok)), {})
     assert info.value.name == 'token_file' and 'UTF-8' in str(info.value)
     assert not any(part in str(info.value) for part in ('sec', 'ret', 'xff', '0xff'))
@@ -329,7 +329,7 @@ def test_token_file_readable_by_others_is_refused_with_the_chmod(tmp_path, mode)
     tok = tmp_path / 'tok'
     tok.write_text('s3cret\n')
     tok.chmod(mode)
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ParameterError) as info:
         load_token(IntakeSettings(token_file=str(tok)), {})
     assert info.value.name == 'token_file'
     assert f'(mode {mode:04o})' in str(info.value) and f'chmod 600 {tok}' in str(info.value)

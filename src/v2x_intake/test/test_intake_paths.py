@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from v2x_intake.core import SettingsError
+from v2x_common.params import ParameterError
 from v2x_intake.http_api import bind_or_explain
 from v2x_intake.paths import prepare_dir
 
@@ -33,7 +33,7 @@ def test_directory_of_nobody_is_refused(tmp_path, uid, words):
     target = tmp_path / 'archive'
     target.mkdir()
     os.chown(target, uid, -1)
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ParameterError) as info:
         prepare_dir(str(target), 'events_dir')
     text = str(info.value)
     assert info.value.name == 'events_dir' and words in text
@@ -43,7 +43,7 @@ def test_directory_of_nobody_is_refused(tmp_path, uid, words):
 def test_a_file_where_a_directory_belongs_is_refused(tmp_path):
     """A regular file in the way is named."""
     (tmp_path / 'events').write_text('')
-    with pytest.raises(SettingsError, match='is not a directory'):
+    with pytest.raises(ParameterError, match='is not a directory'):
         prepare_dir(str(tmp_path / 'events' / 'sub'), 'events_dir')
 
 
@@ -55,7 +55,7 @@ def test_port_in_use_is_named():
     holder.listen(1)
     port = holder.getsockname()[1]
     try:
-        with pytest.raises(SettingsError) as info:
+        with pytest.raises(ParameterError) as info:
             bind_or_explain('127.0.0.1', port)
     finally:
         holder.close()
@@ -66,7 +66,7 @@ def test_port_in_use_is_named():
 
 def test_address_not_on_this_host_is_named():
     """http_host set to an address of another machine: named as not on this host."""
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ParameterError) as info:
         bind_or_explain('10.9.9.9', 0)
     assert info.value.name == 'http_host'
     assert '10.9.9.9 is no address of this host' in str(info.value)

@@ -46,7 +46,7 @@ def test_unexpected_error_on_one_file_is_reported_and_the_worker_goes_on(tmp_pat
         assert os.path.basename(path) == 'bad.json'
         assert isinstance(exc, FileWorkerError) and type(bug).__name__ in str(exc)
         assert intake.errors == 1 and (events / 'bad.json').exists()
-        assert intake._thread.is_alive()
+        assert intake.worker.alive
     finally:
         intake.stop()
 

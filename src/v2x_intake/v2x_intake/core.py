@@ -22,6 +22,15 @@ import time
 from typing import Any, Callable, Mapping
 import uuid
 
+from v2x_common.params import (
+    Param,
+    ParameterError,
+    check_value,
+    defaults,
+    ge,
+    gt,
+    in_range,
+)
 from v2x_common.timeutil import iso
 from v2x_intake.ledger import EXPIRED, PENDING, PUBLISHED, Ledger
 from v2x_intake.schema import (
@@ -44,31 +53,52 @@ STAT_KEYS = ('accepted_file', 'accepted_http', 'published', 'duplicate', 'failed
              'expired_unsent', 'file_errors', 'ack_timeouts')
 
 
-class SettingsError(ValueError):
-    """A parameter with a value the node cannot run with; ``name`` is the parameter."""
-
-    def __init__(self, name: str, reason: str):
-        self.name = name
-        super().__init__(f'parameter {name}: {reason}')
+#: event_intake's parameters (one table: the node declares it, IntakeSettings' defaults
+#: and validate() come from it).
+PARAMETERS = (
+    Param('events_dir', '/opt/v2x/events', 'directory watched for dropped *.json events '
+          '("" = no directory intake); processed/ and failed/ are made beside it'),
+    Param('http_enabled', True, 'serve POST /events, GET /healthz and /openapi.json'),
+    Param('http_host', '127.0.0.1', 'address the HTTP intake listens on'),
+    Param('http_port', 8088, 'TCP port of the HTTP intake (0 = any free port)',
+          in_range(0, 65535)),
+    Param('token_file', '', 'file holding the HTTP bearer token (preferred over token_env)'),
+    Param('token_env', 'V2X_INTAKE_TOKEN', 'environment variable holding the HTTP bearer '
+          'token'),
+    Param('http_insecure', False, 'accept HTTP posts without a token when none is '
+          'configured'),
+    Param('state_dir', '', 'directory of the exactly-once ledger ("" = intake_state/ beside '
+          'events_dir)'),
+    Param('default_validity_s', 600.0, 'validity_s of events without ttl_s', gt(0.0)),
+    Param('max_clock_skew_s', 300.0, 'reject events whose ts is further in the future than '
+          'this', ge(0.0)),
+    Param('settle_s', 2.0, 'a file found at start-up that does not parse yet is retried '
+          'after this many seconds without changes', gt(0.0)),
+    Param('hold_without_subscriber', True, 'keep events in the ledger until v2x/alert_out '
+          'has a subscriber (a VOLATILE topic drops them otherwise)'),
+    Param('ledger_retention_s', 7 * 24 * 3600.0, 'how long accepted keys are remembered '
+          '(idempotency window)', gt(0.0)),
+)
+_D = defaults(PARAMETERS)
 
 
 @dataclass(frozen=True)
 class IntakeSettings:
-    """Every parameter of event_intake, read once at start-up."""
+    """Every parameter of event_intake, read once at start-up (defaults: PARAMETERS)."""
 
-    events_dir: str = '/opt/v2x/events'
-    http_enabled: bool = True
-    http_host: str = '127.0.0.1'
-    http_port: int = 8088
-    token_file: str = ''
-    token_env: str = 'V2X_INTAKE_TOKEN'
-    http_insecure: bool = False
-    state_dir: str = ''
-    default_validity_s: float = 600.0
-    max_clock_skew_s: float = 300.0
-    settle_s: float = 2.0
-    hold_without_subscriber: bool = True
-    ledger_retention_s: float = 7 * 24 * 3600.0
+    events_dir: str = _D['events_dir']
+    http_enabled: bool = _D['http_enabled']
+    http_host: str = _D['http_host']
+    http_port: int = _D['http_port']
+    token_file: str = _D['token_file']
+    token_env: str = _D['token_env']
+    http_insecure: bool = _D['http_insecure']
+    state_dir: str = _D['state_dir']
+    default_validity_s: float = _D['default_validity_s']
+    max_clock_skew_s: float = _D['max_clock_skew_s']
+    settle_s: float = _D['settle_s']
+    hold_without_subscriber: bool = _D['hold_without_subscriber']
+    ledger_retention_s: float = _D['ledger_retention_s']
 
     def _beside_events_dir(self, name: str) -> str:
         return os.path.join(os.path.dirname(os.path.abspath(self.events_dir)), name)
@@ -90,22 +120,17 @@ class IntakeSettings:
         return os.path.join(state_dir, LEDGER_NAME)
 
     def validate(self) -> None:
-        """Raise SettingsError naming the first bad parameter."""
+        """Raise ParameterError naming the first bad parameter (rows' checks, then the
+        combinations)."""
+        for row in PARAMETERS:
+            check_value(row, getattr(self, row.name))
         if not self.events_dir and not self.http_enabled:
-            raise SettingsError('events_dir', "'' (directory intake off) and http_enabled "
-                                'false leave nothing to do')
+            raise ParameterError('events_dir', "'' (directory intake off) and http_enabled "
+                                 'false leave nothing to do')
         if not self.events_dir and not self.state_dir:
-            raise SettingsError('state_dir', "must be given when events_dir is ''")
-        if self.http_enabled and not 0 <= self.http_port <= 65535:
-            raise SettingsError('http_port', f'{self.http_port} is not a TCP port (0 = any)')
+            raise ParameterError('state_dir', "must be given when events_dir is ''")
         if self.http_enabled and not self.http_host:
-            raise SettingsError('http_host', 'must not be empty')
-        for name in ('default_validity_s', 'settle_s', 'ledger_retention_s'):
-            value = getattr(self, name)
-            if not value > 0:
-                raise SettingsError(name, f'{value} must be > 0')
-        if not self.max_clock_skew_s >= 0:
-            raise SettingsError('max_clock_skew_s', f'{self.max_clock_skew_s} must be >= 0')
+            raise ParameterError('http_host', 'must not be empty')
 
 
 def check_private_file(path: str, parameter: str = 'token_file') -> None:
@@ -114,9 +139,9 @@ def check_private_file(path: str, parameter: str = 'token_file') -> None:
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError as exc:
-        raise SettingsError(parameter, f'cannot read it: {exc.strerror}') from None
+        raise ParameterError(parameter, f'cannot read it: {exc.strerror}') from None
     if mode & 0o077:
-        raise SettingsError(parameter, f'{path} is accessible by group or others (mode '
+        raise ParameterError(parameter, f'{path} is accessible by group or others (mode '
                             f'{mode:04o}): a secret must be private to the service user; '
                             f'run: chmod 600 {path}')
 
@@ -132,16 +157,16 @@ def load_token(settings: IntakeSettings, environ: Mapping[str, str]) -> str | No
             with open(settings.token_file, encoding='utf-8') as f:
                 token = f.read().strip()
         except OSError as exc:
-            raise SettingsError('token_file', f'cannot read it: {exc.strerror}') from None
+            raise ParameterError('token_file', f'cannot read it: {exc.strerror}') from None
         except UnicodeDecodeError as exc:  # say where, never what: the bytes are the secret
-            raise SettingsError('token_file', f'not UTF-8 text (bad byte at offset '
+            raise ParameterError('token_file', f'not UTF-8 text (bad byte at offset '
                                 f'{exc.start})') from None
         if not token:
-            raise SettingsError('token_file', 'the file is empty')
+            raise ParameterError('token_file', 'the file is empty')
     elif settings.token_env:
         token = environ.get(settings.token_env, '').strip() or None
     if token is None and not settings.http_insecure:
-        raise SettingsError('token_file', 'no HTTP bearer token: give token_file, or set $'
+        raise ParameterError('token_file', 'no HTTP bearer token: give token_file, or set $'
                             f'{settings.token_env or "V2X_INTAKE_TOKEN"} (token_env), or set '
                             'http_insecure true to accept unauthenticated posts')
     return token

@@ -8,24 +8,23 @@ SQLite ledger (see intake_ledger for the crash windows). The executor only runs 
 held events (no subscriber yet), ledger pruning and diagnostics.
 """
 
+import functools
 import os
-import signal
 import sqlite3
 import sys
 import time
 
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
-import rclpy
 from rclpy.duration import Duration
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 
 from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.node_main import EXIT_INTERNAL, run_node
+from v2x_common.params import ParameterError, declare_parameters
+from v2x_common.worker import dead, exit_node
 from v2x_intake.convert import event_to_alert
 from v2x_intake.core import (
+    PARAMETERS,
     EventDuplicate,
     EventHeld,
     FileDeferred,
@@ -33,7 +32,6 @@ from v2x_intake.core import (
     FileVanished,
     Intake,
     IntakeSettings,
-    SettingsError,
     load_token,
 )
 from v2x_intake.http_api import HttpServer, bind_or_explain, create_app
@@ -52,29 +50,7 @@ PACE_TIMEOUT_S = 2.0  # in a burst, after the rows are marked published
 PACE_PAUSE_S = 10.0  # after a pacing wait timed out (a reader that never acknowledges)
 REJECTIONS_PER_WINDOW = 20
 REJECTION_WINDOW_S = 10.0
-_DEFAULTS = IntakeSettings()
-
-# name -> (description, extra descriptor fields); defaults come from IntakeSettings.
-_PARAMETERS = {
-    'events_dir': ('directory watched for dropped *.json events ("" = no directory intake); '
-                   'processed/ and failed/ are made beside it', {}),
-    'http_enabled': ('serve POST /events, GET /healthz and /openapi.json', {}),
-    'http_host': ('address the HTTP intake listens on', {}),
-    'http_port': ('TCP port of the HTTP intake (0 = any free port)',
-                  {'integer_range': [IntegerRange(from_value=0, to_value=65535, step=1)]}),
-    'token_file': ('file holding the HTTP bearer token (preferred over token_env)', {}),
-    'token_env': ('environment variable holding the HTTP bearer token', {}),
-    'http_insecure': ('accept HTTP posts without a token when none is configured', {}),
-    'state_dir': ('directory of the exactly-once ledger ("" = intake_state/ beside '
-                  'events_dir)', {}),
-    'default_validity_s': ('validity_s of events without ttl_s', {}),
-    'max_clock_skew_s': ('reject events whose ts is further in the future than this', {}),
-    'settle_s': ('a file found at start-up that does not parse yet is retried after this '
-                 'many seconds without changes', {}),
-    'hold_without_subscriber': ('keep events in the ledger until v2x/alert_out has a '
-                                'subscriber (a VOLATILE topic drops them otherwise)', {}),
-    'ledger_retention_s': ('how long accepted keys are remembered (idempotency window)', {}),
-}
+_CANNOT_START = {OSError: EXIT_INTERNAL, sqlite3.Error: EXIT_INTERNAL}  # ledger, port
 
 
 class EventIntake(Node):
@@ -84,7 +60,8 @@ class EventIntake(Node):
         super().__init__(NODE_NAME, **kwargs)
         # destroy_node must work whatever point a failed start-up reached.
         self._files = self._http = self._ledger = self._pub = None
-        self.settings = self._read_settings()
+        self.exit_code = None  # set when the HTTP server dies: node_main exits 1
+        self.settings = IntakeSettings(**declare_parameters(self, PARAMETERS))
         self.settings.validate()
         token = load_token(self.settings, os.environ)
         # Bind first: a taken port fails the start before anything else runs.
@@ -94,7 +71,7 @@ class EventIntake(Node):
         try:
             made = self._prepare_dirs()
             self._ledger = Ledger(self.settings.ledger_path)
-        except (OSError, sqlite3.Error, SettingsError):
+        except (OSError, sqlite3.Error, ParameterError):
             if sock is not None:
                 sock.close()
             raise
@@ -117,11 +94,12 @@ class EventIntake(Node):
         if self.settings.events_dir:
             self._files = DirectoryIntake(self.settings.events_dir, self.intake.process_file,
                                           self._on_file, self._on_file_error,
-                                          self.settings.settle_s)
+                                          self.settings.settle_s, logger=self.get_logger())
             self._files.start()
         if sock is not None:
             app = create_app(self._submit_http, token, self._health_values)
-            self._http = HttpServer(app, sock)
+            self._http = HttpServer(app, sock, logger=self.get_logger(),
+                                    on_death=functools.partial(exit_node, self))
             self.http_port = self._http.port
             self._http.start()
         self.get_logger().info(
@@ -140,23 +118,6 @@ class EventIntake(Node):
             dirs += [('events_dir', s.events_dir), ('events_dir', s.processed_dir),
                      ('events_dir', s.failed_dir)]
         return [line for name, path in dirs if (line := prepare_dir(path, name))]
-
-    def _read_settings(self) -> IntakeSettings:
-        values = {}
-        for name, (description, extra) in _PARAMETERS.items():
-            default = getattr(_DEFAULTS, name)
-            # Seconds may be given as 600 or 600.0: floats take either and are converted.
-            number = isinstance(default, float)
-            # Read once at start-up: changing one later would do nothing, so say so.
-            descriptor = ParameterDescriptor(description=description, read_only=True,
-                                             dynamic_typing=number, **extra)
-            value = self.declare_parameter(name, default, descriptor).value
-            if number:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise SettingsError(name, f'{value!r} is not a number')
-                value = float(value)
-            values[name] = value
-        return IntakeSettings(**values)
 
     @property
     def http_ready(self) -> bool:
@@ -262,9 +223,17 @@ class EventIntake(Node):
             values.update(self._http.stats)
         return values
 
+    def _workers(self) -> list:
+        return [x.worker for x in (self._files, self._http) if x is not None]
+
     def _health(self):
         values = self._health_values()
         values['last_error'] = self.intake.last_error
+        for worker in self._workers():
+            values.update(worker.status())
+        gone = dead(self._workers())
+        if gone:
+            return ERROR, f'worker {gone[0].name} died: {gone[0].last_error}', values
         if self.intake.held:
             return WARN, f'{self.intake.held} event(s) held: no subscriber on {TOPIC}', values
         if values.get('file_errors'):
@@ -290,34 +259,12 @@ class EventIntake(Node):
         return super().destroy_node()
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def main(args=None):
-    """Run the node until Ctrl-C, SIGTERM or shutdown."""
+def main(args=None) -> int:
+    """Run the node until Ctrl-C, SIGTERM or shutdown; exit 2 on a bad parameter."""
     # Our own SIGINT/SIGTERM handling: the context must outlive destroy_node, which stops
     # the intakes and waits for the last alerts to be acknowledged before shutdown.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    node = None
-    try:
-        node = EventIntake()
-        rclpy.spin(node)
-    except (SettingsError, ParameterException) as exc:
-        print(f'{NODE_NAME}: {exc}', file=sys.stderr)
-        sys.exit(2)
-    except (OSError, sqlite3.Error) as exc:
-        print(f'{NODE_NAME}: cannot start: {exc}', file=sys.stderr)
-        sys.exit(1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(NODE_NAME, EventIntake, args, _CANNOT_START, own_signals=True)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

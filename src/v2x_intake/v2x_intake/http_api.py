@@ -21,7 +21,6 @@ import json
 import logging
 import socket
 import sqlite3
-import threading
 from typing import Any, Callable
 
 from fastapi import Depends, FastAPI, Request
@@ -34,7 +33,9 @@ from starlette.requests import ClientDisconnect
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from v2x_intake.core import MAX_EVENT_BYTES, Outcome, SettingsError
+from v2x_common.params import ParameterError
+from v2x_common.worker import Worker
+from v2x_intake.core import MAX_EVENT_BYTES, Outcome
 from v2x_intake.logbudget import BudgetFilter
 from v2x_intake.schema import EVENT_SCHEMA, BadJson, IntakeError
 
@@ -181,20 +182,20 @@ def bind_or_explain(host: str, port: int) -> socket.socket:
     try:
         return bind(host, port)
     except socket.gaierror as exc:
-        raise SettingsError('http_host', f'{host!r} is no address ({exc.strerror})') from None
+        raise ParameterError('http_host', f'{host!r} is no address ({exc.strerror})') from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise SettingsError('http_port', f'{host}:{port} is already in use by another '
+            raise ParameterError('http_port', f'{host}:{port} is already in use by another '
                                 f'program (see `ss -ltnp "sport = :{port}"`); stop it or '
                                 'choose another http_port (0 = any free port)') from None
         if exc.errno == errno.EADDRNOTAVAIL:
-            raise SettingsError('http_host', f'{host} is no address of this host '
+            raise ParameterError('http_host', f'{host} is no address of this host '
                                 '(`ip -br addr` lists them); 127.0.0.1 serves this host '
                                 'only') from None
         if exc.errno == errno.EACCES:
-            raise SettingsError('http_port', f'port {port} is below 1024: only root may '
+            raise ParameterError('http_port', f'port {port} is below 1024: only root may '
                                 'listen there; choose a port above 1023') from None
-        raise SettingsError('http_port', f'cannot listen on {host}:{port}: '
+        raise ParameterError('http_port', f'cannot listen on {host}:{port}: '
                             f'{exc.strerror}') from None
 
 
@@ -257,7 +258,7 @@ class _GuardedH11(H11Protocol):
 class HttpServer:
     """uvicorn serving an app on a bound socket, in a thread beside the rclpy executor."""
 
-    def __init__(self, app: FastAPI, sock: socket.socket):
+    def __init__(self, app: FastAPI, sock: socket.socket, logger=None, on_death=None):
         self._sock = sock
         self.port = sock.getsockname()[1]
         #: connections closed for the cap, requests cut for slowness
@@ -268,14 +269,16 @@ class HttpServer:
                                 timeout_keep_alive=KEEP_ALIVE_S,
                                 limit_concurrency=MAX_CONNECTIONS + 1)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={'sockets': [sock]},
-                                        name='event_intake_http', daemon=True)
+        # Supervised: uvicorn ending before stop() (it raises SystemExit on a start-up
+        # failure) is a dead worker, reported, and on_death decides (the node exits 1).
+        self.worker = Worker('event_intake_http', lambda: self._server.run(sockets=[sock]),
+                             logger=logger, on_death=on_death, wake=self._exit)
         for name in ('uvicorn', 'uvicorn.error', 'asyncio'):
             logging.getLogger(name).addFilter(_LIBRARY_LOG_BUDGET)
 
     def start(self) -> None:
         """Serve in the background."""
-        self._thread.start()
+        self.worker.start()
 
     @property
     def started(self) -> bool:
@@ -284,7 +287,8 @@ class HttpServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask uvicorn to exit, wait for it, close the socket."""
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self.worker.stop(timeout)
         self._sock.close()
+
+    def _exit(self) -> None:
+        self._server.should_exit = True

@@ -1,7 +1,7 @@
 """The directories event_intake writes: made when missing, and said so; refused, with the
 command that fixes it, when this process cannot write them or they belong to nobody.
 
-Pure Python (no rclpy); errors are SettingsError naming the parameter.
+Pure Python (no rclpy); errors are ParameterError naming the parameter.
 """
 
 import grp
@@ -9,7 +9,7 @@ import os
 import pwd
 import stat
 
-from v2x_intake.core import SettingsError
+from v2x_common.params import ParameterError
 
 #: Owners no service should write as: a uid without an account (a disk from another
 #: machine, a deleted user) and the overflow user nobody.
@@ -43,7 +43,7 @@ def _me() -> str:
 
 def prepare_dir(path: str, parameter: str) -> str | None:
     """Make path a directory this process can write; a line saying what was created, or
-    None when it was there. Raises SettingsError naming parameter and the fix."""
+    None when it was there. Raises ParameterError naming parameter and the fix."""
     path = os.path.abspath(path)
     missing = []
     existing = path
@@ -51,12 +51,12 @@ def prepare_dir(path: str, parameter: str) -> str | None:
         missing.append(existing)
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise SettingsError(parameter, f'{existing} is not a directory')
+        raise ParameterError(parameter, f'{existing} is not a directory')
     if missing:
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
-            raise SettingsError(parameter, f'cannot create {path}: {exc.strerror} ({existing} '
+            raise ParameterError(parameter, f'cannot create {path}: {exc.strerror} ({existing} '
                                 f'has {describe(existing)}; this process runs as {_me()}); '
                                 f'create it: sudo install -d -o {_me()} {path}') from None
         made = ', '.join(reversed(missing))
@@ -70,10 +70,10 @@ def prepare_dir(path: str, parameter: str) -> str | None:
     if owner is None or st.st_uid == _NOBODY:
         who = f'uid {st.st_uid}, which is no user of this host' if owner is None else \
             f'{owner} (the overflow user)'
-        raise SettingsError(parameter, f'{path} belongs to {who}: refusing to write there; '
+        raise ParameterError(parameter, f'{path} belongs to {who}: refusing to write there; '
                             f'give it to the service user: sudo chown {_me()} {path}')
     if not os.access(path, os.W_OK | os.X_OK):
-        raise SettingsError(parameter, f'{path} has {describe(path)} and this process runs '
+        raise ParameterError(parameter, f'{path} has {describe(path)} and this process runs '
                             f'as {_me()}: it cannot write there; sudo chown {_me()} {path} '
                             '(or run the node as its owner)')
     return None

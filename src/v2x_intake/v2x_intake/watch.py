@@ -17,7 +17,6 @@ import logging
 import os
 import queue
 import sqlite3
-import threading
 import time
 from typing import Callable
 
@@ -29,6 +28,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from v2x_common.worker import Worker
 from v2x_intake.core import FileDeferred, FileOutcome, is_candidate
 
 _STOP = object()
@@ -92,7 +92,8 @@ class DirectoryIntake:
 
     def __init__(self, events_dir: str, process: Callable[[str, bool], FileOutcome],
                  on_outcome: Callable[[str, FileOutcome], None],
-                 on_error: Callable[[str, Exception], None], settle_s: float = 2.0):
+                 on_error: Callable[[str, Exception], None], settle_s: float = 2.0,
+                 logger=None):
         self.directory = os.path.realpath(events_dir)
         self._process = process
         self._on_outcome = on_outcome
@@ -102,8 +103,10 @@ class DirectoryIntake:
         self._deferred: list[tuple[float, str]] = []
         self._attempts: dict[str, int] = {}  # path -> failed attempts in a row
         self._observer = None
-        self._thread = None
-        self._stopping = threading.Event()
+        # Supervised: an exception outside the per-file handling is counted, logged and
+        # the worker restarted (worker.status() goes into diagnostics).
+        self.worker = Worker('event_intake_files', self._run, logger=logger, restart=True,
+                             wake=lambda: self._queue.put(_STOP))
         self.queued = 0
         self.errors = 0  # files on_error was called for
         self.retries = 0  # retries scheduled after a transient error
@@ -115,9 +118,7 @@ class DirectoryIntake:
         self._observer.schedule(_Handler(self.directory, self._enqueue), self.directory,
                                 recursive=False)
         self._observer.start()
-        self._thread = threading.Thread(target=self._run, name='event_intake_files',
-                                        daemon=True)
-        self._thread.start()
+        self.worker.start()
         for name in self._scan():
             self._enqueue(os.path.join(self.directory, name), False)
 
@@ -149,7 +150,7 @@ class DirectoryIntake:
             except queue.Empty:
                 _, path = heapq.heappop(self._deferred)
                 item = (path, False)
-            if item is _STOP or self._stopping.is_set():
+            if item is _STOP or self.worker.stopping.is_set():
                 return
             path, settled = item
             try:
@@ -193,8 +194,5 @@ class DirectoryIntake:
             self._observer.stop()
             self._observer.join(timeout)
             self._observer = None
-        if self._thread is not None:
-            self._stopping.set()
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
-            self._thread = None
+        if self.worker.state != 'new':
+            self.worker.stop(timeout)

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 import pytest
 
 from v2x_common import mappings as m
+from v2x_common.params import ParameterError
 from v2x_policy.policy import (
     DEFAULT_VALIDITY_S,
     AlertData,
@@ -27,7 +28,6 @@ from v2x_policy.rules import (
     ACTION_STOP,
     DEFAULT_RULE_NAMES,
     DEFAULT_RULES,
-    SettingsError,
     parse_rules,
 )
 
@@ -301,7 +301,7 @@ def test_stricter_raw_decision_always_applies_at_once(events):
     ({'rules': ()}, 'rules'),
 ])
 def test_bad_policy_settings_name_the_parameter(changes, parameter):
-    """Out-of-range policy settings raise SettingsError naming the parameter."""
-    with pytest.raises(SettingsError) as info:
+    """Out-of-range policy settings raise ParameterError naming the parameter."""
+    with pytest.raises(ParameterError) as info:
         PolicySettings(**{'rules': RULES, **changes})
-    assert info.value.parameter == parameter
+    assert info.value.name == parameter

@@ -3,8 +3,9 @@ import math
 import pytest
 
 from v2x_common import mappings
+from v2x_common.params import ParameterError
 from v2x_policy import rules
-from v2x_policy.rules import DEFAULT_RULES, SettingsError, parse_rule, parse_rules
+from v2x_policy.rules import DEFAULT_RULES, parse_rule, parse_rules
 
 
 def _fields(**changes):
@@ -85,10 +86,10 @@ def test_optional_fields_take_defaults_and_strings_stand_for_lists():
     (_fields(when_unknown='maybe'), 'r.when_unknown', 'maybe'),
 ])
 def test_bad_rule_entries_name_the_parameter(fields, parameter, words):
-    """Each bad rule entry raises SettingsError naming '<rule>.<field>' and the problem."""
-    with pytest.raises(SettingsError) as info:
+    """Each bad rule entry raises ParameterError naming '<rule>.<field>' and the problem."""
+    with pytest.raises(ParameterError) as info:
         parse_rule('r', fields)
-    assert info.value.parameter == parameter
+    assert info.value.name == parameter
     assert parameter in str(info.value) and words in str(info.value)
 
 
@@ -100,7 +101,7 @@ def test_bad_rule_entries_name_the_parameter(fields, parameter, words):
     ('slow_hazard', 'list'),  # a string, not a list
 ])
 def test_bad_rule_lists_name_rules(names, words):
-    """A bad 'rules' list raises SettingsError naming 'rules'."""
-    with pytest.raises(SettingsError) as info:
+    """A bad 'rules' list raises ParameterError naming 'rules'."""
+    with pytest.raises(ParameterError) as info:
         parse_rules(names, lambda n: DEFAULT_RULES['slow_hazard'])
-    assert info.value.parameter == 'rules' and words in str(info.value)
+    assert info.value.name == 'rules' and words in str(info.value)

@@ -15,11 +15,11 @@ from std_srvs.srv import SetBool
 import yaml
 
 from v2x_common import qos
-from v2x_common.testing import random_domain_id
+from v2x_common.params import ParameterError
 from v2x_common.timeutil import fill_stamp
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray, PeerStatus, PolicyState
-from v2x_policy.rules import SettingsError
 from v2x_policy.speed_policy import SpeedPolicy
+from v2x_testing import random_domain_id
 
 CONFIG = Path(__file__).resolve().parents[3] / 'launch' / 'config' / 'speed_policy.yaml'
 DEG_M = math.radians(1.0) * 6_371_008.8
@@ -407,7 +407,7 @@ def test_every_config_key_is_a_declared_parameter(ros):
 def test_bad_parameters_stop_the_node_naming_the_entry(ros, overrides, entry):
     """A bad rule or setting refuses to start with an error naming the parameter."""
     params = [Parameter(k, value=v) for k, v in overrides.items()]
-    with pytest.raises((SettingsError, ParameterException)) as info:
+    with pytest.raises((ParameterError, ParameterException)) as info:
         SpeedPolicy(context=ros.context, parameter_overrides=params)
     assert entry in str(info.value)
 

@@ -19,20 +19,19 @@ from dataclasses import dataclass, field, replace
 import math
 from typing import Mapping
 
+from v2x_common.geo import EARTH_RADIUS_M
+from v2x_common.params import ParameterError
 from v2x_policy.rules import (
     ACTION_NONE,
     ACTION_SLOW_DOWN,
     ACTION_STOP,
     Rule,
-    SettingsError,
 )
 
 #: Alert.validity_s == 0 means DENM's default validity.
 DEFAULT_VALIDITY_S = 600.0
 #: The longest validity honoured (DENM's maximum, one day); longer is cut to this.
 MAX_VALIDITY_S = 86400.0
-#: Mean Earth radius (IUGG), for the great-circle distance.
-EARTH_RADIUS_M = 6_371_008.8
 #: ``rsu_stale_action``: keep acting on alerts until expiry, or stop while an RSU is stale.
 RSU_STALE_ACTIONS = ('keep', 'stop')
 
@@ -72,20 +71,20 @@ class PolicySettings:
 
     def __post_init__(self):
         if not self.rules:
-            raise SettingsError('rules', 'is empty: the policy would never act')
+            raise ParameterError('rules', 'is empty: the policy would never act')
         _check_range('slowdown_ratio', self.slowdown_ratio, 0.0, 1.0)
         _check_range('slowdown_max_speed', self.slowdown_max_speed, 0.0, math.inf)
         _check_range('hold_time_s', self.hold_time_s, 0.0, math.inf)
         _check_range('fix_timeout_s', self.fix_timeout_s, 0.0, math.inf)
         if self.rsu_stale_action not in RSU_STALE_ACTIONS:
-            raise SettingsError('rsu_stale_action',
+            raise ParameterError('rsu_stale_action',
                                 f'unknown value {self.rsu_stale_action!r}; expected one of '
                                 f'{", ".join(RSU_STALE_ACTIONS)}')
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
     if not isinstance(value, (int, float)) or not low <= value <= high:
-        raise SettingsError(name, f'must be within [{low}, {high}], got {value!r}')
+        raise ParameterError(name, f'must be within [{low}, {high}], got {value!r}')
 
 
 @dataclass(frozen=True)

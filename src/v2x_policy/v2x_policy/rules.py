@@ -3,7 +3,7 @@
 Pure Python (no rclpy, no v2x_msgs). The node reads Nav2-style parameters
 (``rules: [slow_hazard, stop_blockage]``, then ``<name>.kinds``, ``<name>.max_distance_m``,
 ...) into plain values and calls :func:`parse_rules`; every error is a
-:class:`SettingsError` that names the parameter at fault.
+:class:`v2x_common.params.ParameterError` that names the parameter at fault.
 """
 
 from dataclasses import dataclass
@@ -12,6 +12,7 @@ import re
 from typing import Callable, Mapping, Sequence
 
 from v2x_common import mappings
+from v2x_common.params import ParameterError
 
 # The PolicyState.ACTION_* constants (test_rules.py checks them against the message).
 ACTION_NONE = 0
@@ -49,15 +50,6 @@ DEFAULT_RULES: Mapping[str, Mapping[str, object]] = {
 }
 
 _RULE_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
-
-
-class SettingsError(ValueError):
-    """A parameter value the node cannot start with (the operator's configuration is wrong)."""
-
-    def __init__(self, parameter: str, problem: str):
-        self.parameter = parameter
-        self.problem = problem
-        super().__init__(f"parameter '{parameter}': {problem}")
 
 
 @dataclass(frozen=True)
@@ -98,9 +90,9 @@ def _string_list(parameter: str, value) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise SettingsError(parameter, f'expected a list of strings, got {value!r}')
+        raise ParameterError(parameter, f'expected a list of strings, got {value!r}')
     if not value:
-        raise SettingsError(parameter, f"is empty; list values or '{ANY}'")
+        raise ParameterError(parameter, f"is empty; list values or '{ANY}'")
     return [v.strip().lower() for v in value]
 
 
@@ -112,16 +104,16 @@ def _code_set(parameter: str, value, lookup: Callable[[str], int]) -> frozenset 
         try:
             codes.add(lookup(text))
         except mappings.UnknownValue as exc:
-            raise SettingsError(parameter, f"{exc} or '{ANY}'") from None
+            raise ParameterError(parameter, f"{exc} or '{ANY}'") from None
     return frozenset(codes)
 
 
 def _distance(parameter: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SettingsError(parameter, f'expected a distance in metres, got {value!r}')
+        raise ParameterError(parameter, f'expected a distance in metres, got {value!r}')
     value = float(value)
     if math.isnan(value) or value < 0:
-        raise SettingsError(parameter, f'must be a distance >= 0 m, got {value!r}')
+        raise ParameterError(parameter, f'must be a distance >= 0 m, got {value!r}')
     return value
 
 
@@ -130,19 +122,19 @@ def _choice(parameter: str, value, allowed: Sequence[str]) -> str:
     if text == 'slowdown':
         text = 'slow_down'
     if text not in allowed:
-        raise SettingsError(parameter, f'unknown value {value!r}; expected one of '
+        raise ParameterError(parameter, f'unknown value {value!r}; expected one of '
                                        f'{", ".join(allowed)}')
     return text
 
 
 def parse_rule(name: str, fields: Mapping[str, object]) -> Rule:
-    """A Rule from its parameter values (None: not set); raises SettingsError naming the entry."""
+    """A Rule from its parameter values (None: not set); raises ParameterError naming the entry."""
     values = {}
     for field in FIELDS:
         value = fields.get(field)
         if value is None:
             if field not in OPTIONAL_FIELDS:
-                raise SettingsError(f'{name}.{field}',
+                raise ParameterError(f'{name}.{field}',
                                     f"rule '{name}' is listed in 'rules' but "
                                     f"'{name}.{field}' is not set")
             value = OPTIONAL_FIELDS[field]
@@ -151,7 +143,7 @@ def parse_rule(name: str, fields: Mapping[str, object]) -> Rule:
     try:
         min_severity = mappings.severity_from_str(values['min_severity'])
     except mappings.UnknownValue as exc:
-        raise SettingsError(severity_param, str(exc)) from None
+        raise ParameterError(severity_param, str(exc)) from None
     return Rule(
         name=name,
         kinds=_code_set(f'{name}.kinds', values['kinds'], mappings.kind_from_str),
@@ -166,17 +158,17 @@ def parse_rule(name: str, fields: Mapping[str, object]) -> Rule:
 def check_rule_names(names) -> tuple[str, ...]:
     """The 'rules' list, checked: non-empty, unique, each usable as a parameter prefix."""
     if isinstance(names, str) or not isinstance(names, (list, tuple)):
-        raise SettingsError('rules', f'expected a list of rule names, got {names!r}')
+        raise ParameterError('rules', f'expected a list of rule names, got {names!r}')
     if not names:
-        raise SettingsError('rules', 'is empty: the policy would never act; list at least one '
+        raise ParameterError('rules', 'is empty: the policy would never act; list at least one '
                                      'rule')
     seen = set()
     for name in names:
         if not isinstance(name, str) or not _RULE_NAME.match(name):
-            raise SettingsError('rules', f'rule name {name!r} must start with a letter and hold '
+            raise ParameterError('rules', f'rule name {name!r} must start with a letter and hold '
                                          'only letters, digits and _')
         if name in seen:
-            raise SettingsError('rules', f'rule {name!r} is listed twice')
+            raise ParameterError('rules', f'rule {name!r} is listed twice')
         seen.add(name)
     return tuple(names)
 

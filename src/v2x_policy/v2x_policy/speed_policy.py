@@ -10,8 +10,6 @@ import sys
 import time
 
 from geometry_msgs.msg import Twist, TwistStamped
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 from std_srvs.srv import SetBool
@@ -19,6 +17,7 @@ from std_srvs.srv import SetBool
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
+from v2x_common.params import ANY, Param, check, declare_parameters, in_range
 from v2x_msgs.msg import Alert, PeerArray, PolicyState
 from v2x_policy import conversions
 from v2x_policy.policy import (
@@ -39,7 +38,6 @@ from v2x_policy.rules import (
     DEFAULT_RULE_NAMES,
     DEFAULT_RULES,
     FIELDS,
-    SettingsError,
     parse_rules,
 )
 
@@ -60,18 +58,37 @@ _RULE_FIELD_HELP = {
 }
 
 
-#: Floating-point parameters: name, default, lowest, highest, description.
-_NUMBER_PARAMETERS = (
-    ('slowdown_ratio', 0.5, 0.0, 1.0, 'slow down: linear and angular velocity scaled by this'),
-    ('slowdown_max_speed', 1.0, 0.0, 1000.0, 'slow down: linear speed capped at this (m/s)'),
-    ('hold_time_s', 2.0, 0.0, 3600.0, 'a milder decision takes effect only after this long (s)'),
-    ('fix_timeout_s', 2.0, 0.0, 3600.0, 'a fix older than this is not used for distances (s)'),
-    ('cmd_timeout_s', 0.5, 0.001, 3600.0, 'cmd_vel_in silent this long: one zero command (s)'),
+def _stale_action(value: str) -> str | None:
+    if value.strip().lower() in RSU_STALE_ACTIONS:
+        return None
+    return f'unknown value {value!r}; expected one of {", ".join(RSU_STALE_ACTIONS)}'
+
+
+PARAMETERS = (
+    Param('stamped', False, 'cmd_vel_in/cmd_vel are TwistStamped'),
+    Param('slowdown_ratio', 0.5, 'slow down: linear and angular velocity scaled by this',
+          in_range(0.0, 1.0)),
+    Param('slowdown_max_speed', 1.0, 'slow down: linear speed capped at this (m/s)',
+          in_range(0.0, 1000.0)),
+    Param('hold_time_s', 2.0, 'a milder decision takes effect only after this long (s)',
+          in_range(0.0, 3600.0)),
+    Param('fix_timeout_s', 2.0, 'a fix older than this is not used for distances (s)',
+          in_range(0.0, 3600.0)),
+    Param('cmd_timeout_s', 0.5, 'cmd_vel_in silent this long: one zero command (s)',
+          in_range(0.001, 3600.0)),
+    Param('rsu_stale_action', 'keep', 'an RSU stale in v2x/peers while an alert acts: keep '
+          '(act until expiry) or stop', check(' or '.join(RSU_STALE_ACTIONS), _stale_action)),
+    Param('rules', list(DEFAULT_RULE_NAMES), 'rule names; each has <name>.kinds, '
+          '.max_distance_m, .min_severity, .suggest, .action, .when_unknown'),
 )
 
 
-def _range(low: float, high: float) -> list:
-    return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+def rule_parameters(rule: str) -> tuple[Param, ...]:
+    """The rows of one rule's fields (dynamically typed: parse_rules checks them, and a
+    missing entry reads as None and is reported by name)."""
+    defaults = DEFAULT_RULES.get(rule, {})
+    return tuple(Param(f'{rule}.{field}', defaults.get(field), _RULE_FIELD_HELP[field],
+                       type=ANY) for field in FIELDS)
 
 
 class SpeedPolicy(Node):
@@ -116,42 +133,19 @@ class SpeedPolicy(Node):
 
     # -- parameters --------------------------------------------------------------------
 
-    def _declare(self, name: str, default, description: str, **descriptor):
-        # Read once at start-up: read_only so that a later `param set` is refused, not ignored.
-        param = self.declare_parameter(name, default, ParameterDescriptor(
-            description=description, read_only=True, **descriptor))
-        return param.value
-
     def _read_parameters(self) -> tuple[PolicySettings, bool, float]:
-        stamped = self._declare('stamped', False, 'cmd_vel_in/cmd_vel are TwistStamped')
-        numbers = {name: self._declare(name, default, description,
-                                       floating_point_range=_range(low, high))
-                   for name, default, low, high, description in _NUMBER_PARAMETERS}
-        rsu_stale = self._declare('rsu_stale_action', 'keep',
-                                  'an RSU stale in v2x/peers while an alert acts: keep '
-                                  '(act until expiry) or stop',
-                                  additional_constraints=' or '.join(RSU_STALE_ACTIONS))
-        names = self._declare('rules', list(DEFAULT_RULE_NAMES),
-                              'rule names; each has <name>.kinds, .max_distance_m, '
-                              '.min_severity, .suggest, .action, .when_unknown')
-        if not isinstance(names, list):
-            raise SettingsError('rules', f'expected a list of rule names, got {names!r}')
+        values = declare_parameters(self, PARAMETERS)
 
         def fields_of(rule: str) -> dict:
-            defaults = DEFAULT_RULES.get(rule, {})
-            values = {}
-            for field in FIELDS:
-                # Dynamic typing: a missing entry reads as None and is reported by name.
-                value = self._declare(f'{rule}.{field}', defaults.get(field),
-                                      _RULE_FIELD_HELP[field], dynamic_typing=True)
-                values[field] = list(value) if isinstance(value, (list, tuple)) else value
-            return values
+            return {name.split('.', 1)[1]: value for name, value in
+                    declare_parameters(self, rule_parameters(rule)).items()}
 
-        rules = parse_rules(names, fields_of)
-        cmd_timeout = numbers.pop('cmd_timeout_s')
-        settings = PolicySettings(rules=rules, rsu_stale_action=str(rsu_stale).strip().lower(),
-                                  **numbers)
-        return settings, bool(stamped), float(cmd_timeout)
+        rules = parse_rules(values['rules'], fields_of)
+        settings = PolicySettings(
+            rules=rules, rsu_stale_action=values['rsu_stale_action'].strip().lower(),
+            **{name: values[name] for name in ('slowdown_ratio', 'slowdown_max_speed',
+                                               'hold_time_s', 'fix_timeout_s')})
+        return settings, values['stamped'], values['cmd_timeout_s']
 
     # -- decisions ---------------------------------------------------------------------
 
@@ -304,7 +298,7 @@ class SpeedPolicy(Node):
 
 def main(args=None) -> int:
     """Run speed_policy until shutdown; exit 2 when a parameter is invalid."""
-    return run_node(NODE_NAME, SpeedPolicy, args, {SettingsError: 2, ParameterException: 2})
+    return run_node(NODE_NAME, SpeedPolicy, args)
 
 
 if __name__ == '__main__':

@@ -1,15 +1,16 @@
 """The persisted sequence counter per source id (state_dir/sequence.json).
 
 The file holds, per source id, a reserved ceiling: sequences up to it may have been handed
-out. It is raised in blocks of `block` (written atomically: temp file + rename) before any
-sequence above the old ceiling is used, so a restart continues above everything ever sent
-(leaving a gap of at most `block`) and a file write happens once per block, not per alert.
+out. It is raised in blocks of `block` (written atomically and durably with
+v2x_common.files.write_json_atomic) before any sequence above the old ceiling is used, so
+a restart continues above everything ever sent (leaving a gap of at most `block`) and a
+file write happens once per block, not per alert.
 """
 
 import json
-import os
 from pathlib import Path
 
+from v2x_common.files import write_json_atomic
 from v2x_protocol.wire import AlertData
 
 
@@ -43,9 +44,7 @@ class SequenceStore:
         ceiling = self._ceiling.get(source_id, 0)
         if seq > ceiling or seq == 1:
             self._ceiling[source_id] = min(seq + self.block - 1, 0xFFFFFFFF)
-            tmp = self.path.with_name(self.path.name + '.tmp')
-            tmp.write_text(json.dumps(self._ceiling, sort_keys=True), encoding='utf-8')
-            os.replace(tmp, self.path)
+            write_json_atomic(self.path, self._ceiling)
         self._last[source_id] = seq
         return seq
 
@@ -63,10 +62,8 @@ class OutboxFile:
         self.path = Path(state_dir) / self.FILE
 
     def save(self, alerts: list[AlertData]) -> None:
-        """Write the alerts atomically."""
-        tmp = self.path.with_name(self.path.name + '.tmp')
-        tmp.write_text(json.dumps([vars(a) for a in alerts]), encoding='utf-8')
-        os.replace(tmp, self.path)
+        """Write the alerts atomically and durably."""
+        write_json_atomic(self.path, [vars(a) for a in alerts])
 
     def load(self, now_ns: int) -> list[AlertData]:
         """The alerts still valid at now_ns ([] when there is no usable file)."""

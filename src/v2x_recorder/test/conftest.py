@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from v2x_common.testing import random_domain_id
 from v2x_recorder import ffmpeg_tools, segments
+from v2x_testing import random_domain_id
 
 # The recorder's encode, as fast as ffmpeg goes (no -re), for footage "recorded" in the past.
 _FAST_SEGMENTS = (

@@ -15,7 +15,7 @@ from v2x_common.timeutil import fill_stamp, to_seconds
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip
 from v2x_recorder import mp4, v2x_make_clip
-from v2x_recorder.event_clipper import PARAMS, EventClipper
+from v2x_recorder.event_clipper import PARAMETERS, EventClipper
 from v2x_recorder.ffmpeg_tools import probe_duration
 from v2x_recorder.pending import PendingStore, read_windows
 
@@ -290,4 +290,4 @@ def test_config_yaml_names_only_declared_parameters():
     """Every key of launch/config/event_clipper.yaml is a parameter the node declares."""
     with open(CONFIG) as f:
         doc = yaml.safe_load(f)
-    assert set(doc['/**']['ros__parameters']) == {p.name for p in PARAMS}
+    assert set(doc['/**']['ros__parameters']) == {p.name for p in PARAMETERS}

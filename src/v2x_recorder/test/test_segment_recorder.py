@@ -12,11 +12,11 @@ from rclpy.parameter import Parameter
 import yaml
 
 from v2x_common import qos
-from v2x_common.testing import random_group
 from v2x_recorder import cutter, mp4, segments
 from v2x_recorder.clips import make_request
 from v2x_recorder.pending import PendingStore
-from v2x_recorder.segment_recorder import PARAMS, SegmentRecorder
+from v2x_recorder.segment_recorder import PARAMETERS, SegmentRecorder
+from v2x_testing import random_group
 
 CONFIG = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'launch', 'config',
                       'segment_recorder.yaml')
@@ -208,4 +208,4 @@ def test_config_yaml_names_only_declared_parameters():
     with open(CONFIG) as f:
         doc = yaml.safe_load(f)
     keys = set(doc['/**']['ros__parameters'])
-    assert keys == {p.name for p in PARAMS}
+    assert keys == {p.name for p in PARAMETERS}

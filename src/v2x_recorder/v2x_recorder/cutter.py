@@ -12,7 +12,7 @@ import tempfile
 import time
 from typing import Callable
 
-from v2x_common.files import sha256_file
+from v2x_common.files import sha256_file, write_json_atomic
 from v2x_recorder import mp4, segments
 from v2x_recorder.clips import (
     ClipPlan,
@@ -24,7 +24,6 @@ from v2x_recorder.clips import (
     result_from_sidecar,
 )
 from v2x_recorder.ffmpeg_tools import FfmpegTools, probe_duration, segment_duration
-from v2x_recorder.jsonfile import write_json_atomic
 
 PART_SUFFIX = '.part'
 
@@ -55,7 +54,7 @@ def cut_clip(request: ClipRequest, recording_dir: str, archive_dir: str, tools: 
             path, sha = video, sha256_file(video)
             duration = _output_duration(video, tools)
     sidecar = make_sidecar(plan, path, sha, duration, error, clock())
-    write_json_atomic(sidecar_path, sidecar)
+    write_json_atomic(sidecar_path, sidecar, indent=1)
     return result_from_sidecar(sidecar, sidecar_path)
 
 

@@ -18,45 +18,45 @@ from rclpy.node import Node
 
 from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.node_main import EXIT_MISSING_TOOL, run_node
+from v2x_common.params import (
+    Param,
+    ParameterError,
+    declare_parameters,
+    directory,
+    ge,
+    gt,
+    make_dirs,
+)
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip
 from v2x_recorder import archive, clips, conversions, cutter, ffmpeg_tools, segments
-from v2x_recorder.params import (
-    BadParameter,
-    Param,
-    declare_and_read,
-    directory,
-    make_dirs,
-    non_negative,
-    positive,
-)
 from v2x_recorder.pending import PendingStore
-from v2x_recorder.shell import run_node
 
 NODE_NAME = 'event_clipper'
 
-PARAMS = (
+PARAMETERS = (
     Param('recording_dir', '/var/rec', "segment_recorder's seg_<epoch>.mp4 directory",
           directory),
     Param('archive_dir', '/var/archive', 'where accident_<T0>_<clip_id>.mp4/.json go',
           directory),
     Param('state_dir', '/var/lib/v2x/recorder', 'where pending clips are persisted (shared '
           'with segment_recorder)', directory),
-    Param('segment_s', 10.0, "the recorder's segment length in seconds", positive),
-    Param('pre_window_s', 300.0, 'default seconds before T0 in a clip', non_negative),
-    Param('post_window_s', 300.0, 'default seconds after T0 in a clip', non_negative),
+    Param('segment_s', 10.0, "the recorder's segment length in seconds", gt(0.0)),
+    Param('pre_window_s', 300.0, 'default seconds before T0 in a clip', ge(0.0)),
+    Param('post_window_s', 300.0, 'default seconds after T0 in a clip', ge(0.0)),
     Param('clip_every_alert', False, 'clip every alert on v2x/alert_sent, not only those '
           'with clip_requested'),
     Param('archive_max_count', 1000, 'most clips kept in the archive (0 = no limit)',
-          non_negative),
+          ge(0.0)),
     Param('archive_max_bytes', 50_000_000_000, 'byte cap of the archive (0 = no limit)',
-          non_negative),
+          ge(0.0)),
     Param('archive_max_age_s', 2_592_000.0, 'clips older than this are deleted (0 = keep)',
-          non_negative),
+          ge(0.0)),
     Param('settle_s', 1.0, 'extra wait after the post-window plus one segment',
-          non_negative),
+          ge(0.0)),
     Param('ffmpeg_path', '', 'ffmpeg binary; empty = system ffmpeg, then imageio-ffmpeg'),
-    Param('check_period_s', 0.5, 'how often pending clips are checked', positive),
+    Param('check_period_s', 0.5, 'how often pending clips are checked', gt(0.0)),
 )
 
 #: How often archive retention runs besides after each clip.
@@ -82,9 +82,9 @@ class ClipperSettings:
     check_period_s: float
 
     def validate(self) -> None:
-        """Cross-parameter checks; raises BadParameter."""
+        """Cross-parameter checks; raises ParameterError."""
         if self.pre_window_s + self.post_window_s <= 0:
-            raise BadParameter('post_window_s', 'pre_window_s + post_window_s must be > 0')
+            raise ParameterError('post_window_s', 'pre_window_s + post_window_s must be > 0')
 
     @property
     def archive_policy(self) -> archive.ArchivePolicy:
@@ -101,7 +101,7 @@ class EventClipper(Node):
         self._worker: ThreadPoolExecutor | None = None
         self.diag: Diagnostics | None = None
         super().__init__(NODE_NAME, **kwargs)
-        self.settings = ClipperSettings(**declare_and_read(self, PARAMS))
+        self.settings = ClipperSettings(**declare_parameters(self, PARAMETERS))
         self.settings.validate()
         s = self.settings
         self.tools = ffmpeg_tools.find_ffmpeg(s.ffmpeg_path)
@@ -275,8 +275,9 @@ class EventClipper(Node):
 
 def main(args=None):
     """Run event_clipper until shut down; exits non-zero on a bad start-up."""
-    sys.exit(run_node(NODE_NAME, EventClipper, args))
+    return run_node(NODE_NAME, EventClipper, args,
+                    {ffmpeg_tools.FfmpegNotFound: EXIT_MISSING_TOOL})
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

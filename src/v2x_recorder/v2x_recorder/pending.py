@@ -2,14 +2,15 @@
 which footage must not be deleted yet (pure Python file I/O, no rclpy).
 
 The file is ``<state_dir>/pending_clips.json``: {"version": 1, "pending": [request...]}.
-It is replaced atomically (jsonfile.write_json_atomic), so a reader never sees half a file.
+It is replaced atomically and durably (v2x_common.files.write_json_atomic), so a reader
+never sees half a file.
 """
 
 import json
 import os
 
+from v2x_common.files import write_json_atomic
 from v2x_recorder.clips import BadClipRequest, ClipRequest
-from v2x_recorder.jsonfile import write_json_atomic
 
 PENDING_FILE = 'pending_clips.json'
 
@@ -36,7 +37,8 @@ class PendingStore:
 
     def save(self, requests) -> None:
         """Write the requests atomically."""
-        write_json_atomic(self.path, {'version': 1, 'pending': [r.to_json() for r in requests]})
+        write_json_atomic(self.path, {'version': 1, 'pending': [r.to_json() for r in requests]},
+                          indent=1)
 
 
 def _parse(data) -> tuple[list[ClipRequest], list[str]]:

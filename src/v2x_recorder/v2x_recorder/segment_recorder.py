@@ -7,58 +7,59 @@ exceeded (oldest first). ffmpeg is restarted with backoff when it exits or stall
 
 from collections import deque
 from dataclasses import dataclass
+import functools
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from rclpy.node import Node
 
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
-from v2x_common.redact import redact_url
-from v2x_recorder import ffmpeg_tools, pending, segments
-from v2x_recorder.params import (
-    BadParameter,
+from v2x_common.node_main import EXIT_MISSING_TOOL, run_node
+from v2x_common.params import (
     Param,
-    declare_and_read,
+    ParameterError,
+    declare_parameters,
     directory,
+    ge,
+    gt,
     make_dirs,
-    non_negative,
     not_empty,
-    positive,
 )
-from v2x_recorder.shell import run_node
+from v2x_common.redact import redact_url
+from v2x_common.worker import Worker
+from v2x_recorder import ffmpeg_tools, pending, segments
 from v2x_recorder.supervisor import Action, State, Supervisor
 
 NODE_NAME = 'segment_recorder'
 
-PARAMS = (
+PARAMETERS = (
     Param('source', 'testsrc', 'testsrc (lavfi test pattern), a video file (played in real '
           'time, looped), rtsp://... (stream copy) or /dev/videoN (encoded)', not_empty),
     Param('recording_dir', '/var/rec', 'where seg_<epoch>.mp4 segments are written',
           directory),
     Param('state_dir', '/var/lib/v2x/recorder', "event_clipper's state dir: its pending "
           'clips protect their footage from the ring', directory),
-    Param('segment_s', 10.0, 'segment length in seconds', positive),
-    Param('pre_window_s', 300.0, 'footage kept before now for clips (seconds)', non_negative),
+    Param('segment_s', 10.0, 'segment length in seconds', gt(0.0)),
+    Param('pre_window_s', 300.0, 'footage kept before now for clips (seconds)', ge(0.0)),
     Param('margin_s', 60.0, 'extra seconds kept beyond pre_window_s (late alerts)',
-          non_negative),
+          ge(0.0)),
     Param('max_bytes', 20_000_000_000, 'byte cap of the recording dir (0 = none); never '
-          'exceeded, oldest segments go first', non_negative),
+          'exceeded, oldest segments go first', ge(0.0)),
     Param('local_stream', '', 'also stream the encoded video here for hazard_detector, e.g. '
           'udp://127.0.0.1:5600 (MPEG-TS); empty = off'),
     Param('video_size', '', 'WxH to encode at (testsrc default 320x240); empty = source size'),
     Param('framerate', 0.0, 'frames per second to encode at; 0 = the source rate',
-          non_negative),
-    Param('keyframe_s', 1.0, 'keyframe interval when encoding (clip cut precision)', positive),
+          ge(0.0)),
+    Param('keyframe_s', 1.0, 'keyframe interval when encoding (clip cut precision)', gt(0.0)),
     Param('x264_preset', 'ultrafast', 'libx264 preset when encoding', not_empty),
     Param('ffmpeg_path', '', 'ffmpeg binary; empty = system ffmpeg, then imageio-ffmpeg'),
-    Param('restart_backoff_s', 1.0, 'first wait before restarting ffmpeg (doubles)', positive),
-    Param('restart_backoff_max_s', 30.0, 'longest wait before restarting ffmpeg', positive),
-    Param('check_period_s', 0.5, 'how often the ring and ffmpeg are checked', positive),
+    Param('restart_backoff_s', 1.0, 'first wait before restarting ffmpeg (doubles)', gt(0.0)),
+    Param('restart_backoff_max_s', 30.0, 'longest wait before restarting ffmpeg', gt(0.0)),
+    Param('check_period_s', 0.5, 'how often the ring and ffmpeg are checked', gt(0.0)),
 )
 
 _SIZE_RE = re.compile(r'^\d{2,5}x\d{2,5}$')
@@ -86,19 +87,19 @@ class RecorderSettings:
     check_period_s: float
 
     def validate(self) -> None:
-        """Cross-parameter checks; raises BadParameter."""
+        """Cross-parameter checks; raises ParameterError."""
         kind = ffmpeg_tools.source_kind(self.source)
         if kind == ffmpeg_tools.SOURCE_FILE and not os.path.isfile(self.source):
-            raise BadParameter('source', f'{self.source!r} is no file, URL, device or testsrc')
+            raise ParameterError('source', f'{self.source!r} is no file, URL, device or testsrc')
         if self.video_size and not _SIZE_RE.match(self.video_size):
-            raise BadParameter('video_size', f'must look like 640x480, got {self.video_size!r}')
+            raise ParameterError('video_size', f'must look like 640x480, got {self.video_size!r}')
         if self.local_stream and '://' not in self.local_stream:
-            raise BadParameter('local_stream', f'must be a URL such as udp://127.0.0.1:5600, '
+            raise ParameterError('local_stream', f'must be a URL such as udp://127.0.0.1:5600, '
                                f'got {self.local_stream!r}')
         if self.keyframe_s > self.segment_s:
-            raise BadParameter('keyframe_s', 'must not exceed segment_s')
+            raise ParameterError('keyframe_s', 'must not exceed segment_s')
         if self.restart_backoff_max_s < self.restart_backoff_s:
-            raise BadParameter('restart_backoff_max_s', 'must be >= restart_backoff_s')
+            raise ParameterError('restart_backoff_max_s', 'must be >= restart_backoff_s')
 
     def record_options(self) -> ffmpeg_tools.RecordOptions:
         return ffmpeg_tools.RecordOptions(
@@ -123,9 +124,10 @@ class SegmentRecorder(Node):
         # What destroy_node uses exists before anything can fail: a node whose start-up
         # failed (a bad parameter) is still destroyed.
         self._proc: subprocess.Popen | None = None
+        self._drainer: Worker | None = None  # reads the running ffmpeg's stderr
         self.diag: Diagnostics | None = None
         super().__init__(NODE_NAME, **kwargs)
-        self.settings = RecorderSettings(**declare_and_read(self, PARAMS))
+        self.settings = RecorderSettings(**declare_parameters(self, PARAMETERS))
         self.settings.validate()
         self.tools = ffmpeg_tools.find_ffmpeg(self.settings.ffmpeg_path)
         make_dirs(recording_dir=self.settings.recording_dir)
@@ -194,7 +196,10 @@ class SegmentRecorder(Node):
             self.get_logger().error(f'cannot start ffmpeg: {exc}')
             self._proc = None
             return
-        threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
+        # Supervised: a drain that fails is counted and shown as ERROR (a full stderr pipe
+        # would stall ffmpeg, which the supervisor then restarts with a new drain).
+        self._drainer = Worker('ffmpeg_stderr', functools.partial(self._drain, self._proc),
+                               logger=self.get_logger(), may_finish=True).start()
 
     def _drain(self, proc: subprocess.Popen) -> None:
         for line in proc.stderr:
@@ -272,6 +277,10 @@ class SegmentRecorder(Node):
             'pending_footage_lost': self.protected_lost,
             'delete_errors': self.delete_errors,
         }
+        if self._drainer is not None:
+            values.update(self._drainer.status())
+            if self._drainer.dead:
+                return ERROR, f'ffmpeg stderr reader died: {self._drainer.last_error}', values
         if sup.state is State.WAITING:
             wait = max(0.0, sup.restart_at - now)
             return ERROR, f'ffmpeg not running ({sup.stats.last_reason}); restart in ' \
@@ -293,8 +302,9 @@ class SegmentRecorder(Node):
 
 def main(args=None):
     """Run segment_recorder until shut down; exits non-zero on a bad start-up."""
-    sys.exit(run_node(NODE_NAME, SegmentRecorder, args))
+    return run_node(NODE_NAME, SegmentRecorder, args,
+                    {ffmpeg_tools.FfmpegNotFound: EXIT_MISSING_TOOL})
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
