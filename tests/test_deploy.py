@@ -104,3 +104,14 @@ def test_logrotate_config_parses(tmp_path):
                              os.path.join(DEPLOY, 'logrotate.v2x')], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and 'error' not in result.stderr.lower(), result.stderr
+
+
+def test_vehicle_writable_paths_are_what_the_launch_writes():
+    """The vehicle launch writes its state_dir and the csv_log's directory: both are the
+    unit's StateDirectory / LogsDirectory (ProtectSystem=strict makes the rest read-only)."""
+    service = _service('vehicle')
+    writable = {'/var/lib/' + service['StateDirectory'], '/var/log/' + service['LogsDirectory']}
+    writable |= set(service.get('ReadWritePaths', '').split())
+    args = {a.get('name'): a.get('default') for a in
+            ET.parse(os.path.join(ROOT, 'launch', 'vehicle.launch.xml')).getroot().iter('arg')}
+    assert {args['state_dir'], os.path.dirname(args['csv_log'])} <= writable
