@@ -109,8 +109,11 @@ def test_real_process_publishes_and_stops_cleanly(ros, tmp_path):
     token = 'process-test-token'
     proc = run_intake(tmp_path, env={'V2X_INTAKE_TOKEN': token})
     try:
-        line = _wait_for_line(proc, 'watching')
+        seen = []
+        line = _wait_for_line(proc, 'watching', seen=seen)
         port = int(re.search(r'127\.0\.0\.1:(\d+)', line).group(1))
+        # the directories it made are said, not made silently
+        assert any(f'created {tmp_path / "events"}' in x for x in seen), ''.join(seen)
         base = f'http://127.0.0.1:{port}'
         assert ros.spin_until(lambda: _healthy(base), 30)
         doc = {'ts': time.time(), 'type': 'blockage', 'severity': 'medium', 'lat': 1.0,
