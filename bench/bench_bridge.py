@@ -44,7 +44,7 @@ from v2x_protocol.receiver import AlertDelivered, Receiver
 from v2x_protocol.sender import Sender
 from v2x_testing import RosHarness, random_domain_id, random_group
 
-SECRET = 'bench-secret'
+SECRET = 'bench-secret-0123456789abcdef'
 VALIDITY_S = float(os.environ.get('BENCH_VALIDITY_S', '2.0'))
 
 

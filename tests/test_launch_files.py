@@ -134,6 +134,7 @@ def test_both_launch_files_start_every_node(ros, tmp_path, mcast):
     each node appears in the ROS graph, and Ctrl-C stops them all cleanly."""
     key = tmp_path / 'hmac.key'
     key.write_text('launch-test-key-0123456789\n')
+    key.chmod(0o600)
     common = [f'key_file:={key}', 'iface:=127.0.0.1', f'group:={mcast["group"]}',
               f'port:={mcast["port"]}', f'profile:={WS}/launch/config/demo.yaml',
               f'state_dir:={tmp_path}/state']

@@ -27,7 +27,7 @@ RECEIVER = textwrap.dedent("""
     from v2x_protocol import keys
     from v2x_protocol.receiver import AlertDelivered, AlertRepeated, Receiver
     group, port, iface, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-    rx = Receiver(keys.Keyring([keys.HmacKey(b'netns-secret')]))
+    rx = Receiver(keys.Keyring([keys.HmacKey(b'netns-secret-0123456789')]))
     sock = net.open_receiver(group, port, iface)
     print('ready', flush=True)
     end = time.monotonic() + seconds
@@ -57,7 +57,7 @@ def test_every_alert_exactly_once_despite_loss(netns_pair, mcast, tmp_path):
                            group, str(port), netns_pair.addr_b, str(listen_s)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert rx.stdout.readline().strip() == 'ready', rx.stderr.read()
-    env = {**os.environ, 'V2X_KEY': 'netns-secret'}
+    env = {**os.environ, 'V2X_KEY': 'netns-secret-0123456789'}
     senders = []
     for seq in range(1, ALERTS + 1):
         senders.append(subprocess.Popen(

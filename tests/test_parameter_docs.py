@@ -25,6 +25,7 @@ DOCS = {
     'docs/recorder.md': [('## segment_recorder', 'segment_recorder'),
                          ('## event_clipper', 'event_clipper')],
     'src/v2x_bridge/README.md': [('', 'alert_gateway')],
+    'docs/denm.md': [('', 'denm_gateway')],
 }
 
 
@@ -38,6 +39,8 @@ def node_table(node: str) -> dict:
         from v2x_policy.speed_policy import PARAMETERS
     elif node == 'hazard_detector':
         from v2x_detector.hazard_detector import PARAMETERS
+    elif node == 'denm_gateway':
+        from v2x_denm.denm_gateway import PARAMETERS
     elif node == 'segment_recorder':
         from v2x_recorder.segment_recorder import PARAMETERS
     else:

@@ -68,6 +68,7 @@ def inject(domain, *flags, netns=None):
 def stacks_args(tmp_path, mcast):
     key = tmp_path / 'hmac.key'
     key.write_text('e2e-test-key-0123456789\n')
+    key.chmod(0o600)
     common = {'key_file': str(key), 'group': mcast['group'], 'port': str(mcast['port']),
               'profile': str(WS / 'launch/config/demo.yaml')}
     rsu = {**common, 'enable_detector': 'false', 'enable_recorder': 'false',
@@ -109,7 +110,8 @@ def test_injected_alert_reaches_cmd_vel(ros, tmp_path, stacks_args):
         assert ros.spin_until(lambda: states and states[-1].action
                               == PolicyState.ACTION_SLOW_DOWN, timeout=10)
         assert states[-1].sequence == seq
-        inject(rsu_domain, '--cancel', '--sequence', str(seq), '--source-id', 'rsu_server_01')
+        inject(rsu_domain, '--cancel', '--sequence', str(seq), '--source-id',
+               alerts[0].source_id)
         assert ros.spin_until(lambda: cmd[-1] == SPEED, timeout=30), 'never released'
         assert ros.spin_until(lambda: [a.cancelled for a in alerts] == [False, True], 10)
         csv = tmp_path / 'alerts.csv'

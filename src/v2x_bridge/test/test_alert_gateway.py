@@ -18,6 +18,7 @@ from v2x_common.params import ParameterError, defaults
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol.state import OutboxFile
 
+STRONG = 'test-key-0123456789abcdef'  # >= 16 bytes: short secrets are refused
 CONFIG = Path(__file__).resolve().parents[3] / 'launch' / 'config'
 
 
@@ -28,7 +29,7 @@ def _params(**kw):
 @pytest.fixture
 def pair(ros, mcast, tmp_path, monkeypatch):
     """An RSU gateway (namespace rsu) and a vehicle gateway (namespace veh) on one link."""
-    monkeypatch.setenv('V2X_KEY', 'test-secret')
+    monkeypatch.setenv('V2X_KEY', 'test-secret-0123456789')
     common = dict(group=mcast['group'], port=mcast['port'], iface=mcast['iface'],
                   repeat_interval_s=0.2, heartbeat_period_s=0.3)
 
@@ -38,8 +39,9 @@ def pair(ros, mcast, tmp_path, monkeypatch):
         ros.add(node)
         return node
 
-    rsu = make('rsu', 'rsu', state_dir=str(tmp_path / 'state'))
-    veh = make('vehicle', 'veh', csv_log=str(tmp_path / 'alerts.csv'), csv_max_bytes=600,
+    rsu = make('rsu', 'rsu', state_dir=str(tmp_path / 'state'), station_id='rsu_server_01')
+    veh = make('vehicle', 'veh', station_id='vehicle_01',
+               csv_log=str(tmp_path / 'alerts.csv'), csv_max_bytes=600,
                csv_keep=2, origin_lat=37.0, origin_lon=127.0)
     got = {'alert': [], 'sent': [], 'hb': [], 'peers': [], 'markers': []}
     helper = ros.node('probe')
@@ -196,10 +198,10 @@ def test_wrong_key_counts_rejections(ros, mcast, tmp_path, monkeypatch):
     """A vehicle with another key delivers nothing and counts bad datagrams by reason."""
     common = _params(group=mcast['group'], port=mcast['port'], iface=mcast['iface'],
                      repeat_interval_s=0.2, heartbeat_period_s=0.3)
-    monkeypatch.setenv('V2X_KEY', 'rsu-secret')
+    monkeypatch.setenv('V2X_KEY', 'rsu-secret-0123456789')
     rsu = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=(
-        common + _params(role='rsu', state_dir=str(tmp_path)))))
-    monkeypatch.setenv('V2X_KEY', 'another-secret')
+        common + _params(role='rsu', state_dir=str(tmp_path), station_id='rsu_server_01'))))
+    monkeypatch.setenv('V2X_KEY', 'another-secret-0123456789')
     veh = ros.add(AlertGateway(context=ros.context, namespace='veh',
                                parameter_overrides=common + _params(role='vehicle')))
     helper = ros.node('probe')
@@ -228,7 +230,7 @@ def test_wrong_key_counts_rejections(ros, mcast, tmp_path, monkeypatch):
 ])
 def test_bad_parameter_names_it(ros, overrides, name, monkeypatch):
     """A bad parameter value stops start-up with an error naming the parameter."""
-    monkeypatch.setenv('V2X_KEY', 'k')
+    monkeypatch.setenv('V2X_KEY', STRONG)
     with pytest.raises(ParameterError, match=name):
         AlertGateway(context=ros.context, parameter_overrides=_params(**overrides))
 
@@ -270,6 +272,7 @@ def test_ed25519_gateways_and_diagnostics(ros, mcast, tmp_path, monkeypatch):
                      repeat_interval_s=0.2, heartbeat_period_s=0.3)
     rsu = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=(
         common + _params(role='rsu', auth_mode='ed25519', state_dir=str(tmp_path),
+                         station_id='rsu_server_01',
                          key_file=str(tmp_path / 'rsu_server_01.key')))))  # no trust store
     ros.add(AlertGateway(context=ros.context, namespace='veh', parameter_overrides=(
         common + _params(role='vehicle', auth_mode='ed25519', trust_store=str(store),
@@ -299,13 +302,13 @@ def test_hostile_datagrams_are_counted_and_the_gateway_lives_on(ros, mcast, monk
     from v2x_protocol import keys, wire
     from v2x_protocol.sender import Sender
 
-    monkeypatch.setenv('V2X_KEY', 'k')
+    monkeypatch.setenv('V2X_KEY', STRONG)
     veh = ros.add(AlertGateway(context=ros.context, parameter_overrides=_params(
         role='vehicle', group=mcast['group'], port=mcast['port'], iface=mcast['iface'],
         max_clock_skew_s=5.0)))
     got = []
     ros.node('probe').create_subscription(Alert, 'v2x/alert', got.append, qos.ALERT)
-    tx = Sender(keys.HmacKey(b'k'))
+    tx = Sender(keys.HmacKey(STRONG.encode()))
     now = time.time_ns()
 
     def alert(seq, detection_ns=now):
@@ -343,7 +346,7 @@ def test_executable_starts_from_config_and_stops_cleanly(name, role, ros, mcast,
          str(CONFIG / name), '-p', f'group:={mcast["group"]}', '-p', f'port:={mcast["port"]}',
          '-p', 'iface:=127.0.0.1', '-p', f'state_dir:={tmp_path}',
          '-p', f'csv_log:={tmp_path / "alerts.csv"}'],
-        env={**os.environ, 'V2X_KEY': 'k'}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, 'V2X_KEY': STRONG}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     line = proc.stdout.readline()
     assert f'{role} ' in line and f'{mcast["group"]}:{mcast["port"]}' in line, line
@@ -369,7 +372,8 @@ def test_restarted_rsu_continues_sequence_and_is_heard(pair):
     ros.remove(old)
     veh = pair['veh']
     new = ros.add(AlertGateway(context=ros.context, namespace='rsu', parameter_overrides=_params(
-        role='rsu', group=veh.settings.group, port=veh.settings.port, iface='127.0.0.1',
+        role='rsu', station_id='rsu_server_01', group=veh.settings.group,
+        port=veh.settings.port, iface='127.0.0.1',
         repeat_interval_s=0.2, state_dir=str(pair['tmp'] / 'state'))))
     assert ros.spin_until(lambda: pair['pub'].get_subscription_count() > 0, 20)
     # the first alert is still repeated by the new process (outbox kept in state_dir)

@@ -14,6 +14,7 @@ from v2x_common import qos
 from v2x_msgs.msg import Alert
 from v2x_protocol import keys
 
+STRONG = 'test-key-0123456789abcdef'  # >= 16 bytes: short secrets are refused
 RECV = re.compile(r'^\[RECV\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z seq=(\d+) '
                   r'src=rsu_server_01 type=collision sev=high dist=500\.0m suggest=slow_down$')
 
@@ -50,7 +51,7 @@ def _server(mcast, tmp_path, *args, env, timeout=60):
 
 def test_server_client_pair_prints_seed_line(mcast, tmp_path):
     """Three sends of one alert print exactly one seed-shaped [RECV] line; CSV written."""
-    env = _env(V2X_KEY='mysecret')
+    env = _env(V2X_KEY=STRONG)
     client = _start_client(mcast, '--log', str(tmp_path / 'alerts.csv'), '--timeout-s', '30',
                            '--count', '2', env=env)
     sent = _server(mcast, tmp_path, '--count', '3', '--interval', '0.2', env=env)
@@ -67,18 +68,18 @@ def test_server_client_pair_prints_seed_line(mcast, tmp_path):
 
 def test_wrong_key_delivers_nothing(mcast, tmp_path):
     """A client with another key prints no [RECV] for them and counts the rejections."""
-    client = _start_client(mcast, '--hmac-key', 'right', '--count', '1', '--timeout-s', '120',
-                           env=_env())
+    client = _start_client(mcast, '--hmac-key', 'right-secret-0123456789', '--count', '1',
+                           '--timeout-s', '120', env=_env())
     try:
         sent = _server(mcast, tmp_path, '--count', '3', '--interval', '0.1',
-                       env=_env(V2X_KEY='wrong'))
+                       env=_env(V2X_KEY='wrong-secret-0123456789'))
         assert sent.returncode == 0, sent.stderr
         # A marker alert with the right key, sent after the server exited: the client
         # reads its socket in order, so once it has the marker (--count 1: it then exits
         # and prints its counters) it has judged all three wrong-key datagrams, however
         # slowly it was scheduled. No timeout or signal races the count.
         marker = _server(mcast, tmp_path, '--count', '1', '--sequence', '77', '--hmac-key',
-                         'right', env=_env())
+                         'right-secret-0123456789', env=_env())
         assert marker.returncode == 0, marker.stderr
         out, err = client.communicate(timeout=60)
     finally:
@@ -97,7 +98,7 @@ def test_wrong_key_delivers_nothing(mcast, tmp_path):
 def test_server_refuses_non_finite_or_out_of_range_flags(mcast, tmp_path, flag, value):
     """nan / inf / out-of-range --ttl-s, --interval, --count: exit 2 with an argparse-style
     message naming the flag, no traceback, nothing sent."""
-    proc = _server(mcast, tmp_path, '--repeat', flag, value, env=_env(V2X_KEY='k'))
+    proc = _server(mcast, tmp_path, '--repeat', flag, value, env=_env(V2X_KEY=STRONG))
     assert proc.returncode == 2, proc.stderr
     assert f'error: argument {flag}' in proc.stderr and 'Traceback' not in proc.stderr
     assert '[SEND]' not in proc.stdout
@@ -107,7 +108,7 @@ def test_repeat_runs_until_ttl_then_exits_zero(mcast, tmp_path):
     """--repeat resends every interval until --ttl-s ends, then exits 0."""
     start = time.monotonic()
     sent = _server(mcast, tmp_path, '--repeat', '--ttl-s', '1.0', '--interval', '0.3',
-                   env=_env(V2X_KEY='k'))
+                   env=_env(V2X_KEY=STRONG))
     assert sent.returncode == 0
     assert 3 <= sent.stdout.count('[SEND]') <= 5
     assert time.monotonic() - start >= 0.9
@@ -159,7 +160,7 @@ def test_client_ros2_publishes_alert(ros, mcast, tmp_path):
     got = []
     probe = ros.node('probe')
     probe.create_subscription(Alert, '/v2x/alert', got.append, qos.ALERT)
-    env = _env(V2X_KEY='k')
+    env = _env(V2X_KEY=STRONG)
     client = _start_client(mcast, '--ros2', '--timeout-s', '90', env=env)
     assert ros.spin_until(lambda: probe.count_publishers('/v2x/alert') > 0, 30)
     assert _server(mcast, tmp_path, '--count', '1', '--sequence', '5', env=env).returncode == 0
@@ -172,11 +173,12 @@ def test_client_ros2_publishes_alert(ros, mcast, tmp_path):
 
 def test_inject_flags_through_gateway_to_client(ros, mcast, tmp_path, monkeypatch):
     """v2x_inject -> RSU gateway -> multicast -> v2x_alert_client prints the seed line."""
-    monkeypatch.setenv('V2X_KEY', 'k')
+    monkeypatch.setenv('V2X_KEY', STRONG)
     ros.add(AlertGateway(context=ros.context, parameter_overrides=[
         Parameter('group', value=mcast['group']), Parameter('port', value=mcast['port']),
         Parameter('iface', value=mcast['iface']),
-        Parameter('state_dir', value=str(tmp_path))]))
+        Parameter('state_dir', value=str(tmp_path)),
+        Parameter('station_id', value='rsu_server_01')]))
     client = _start_client(mcast, '--count', '1', '--timeout-s', '60', env=dict(os.environ))
     inject = subprocess.Popen(_tool('v2x_inject', '--type', 'collision', '--severity', 'high',
                                     '--distance-m', '500', '--suggest', 'slow_down', '--road',

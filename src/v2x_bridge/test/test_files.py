@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from v2x_bridge.csvlog import COLUMNS, RotatingCsv, row
+from v2x_bridge.cli import describe
+from v2x_bridge.csvlog import COLUMNS, RotatingCsv, cell, row
 from v2x_protocol import keys, wire
 from v2x_protocol.sender import MAX_VALIDITY_S, InvalidTiming, Outbox, fill_identity
 from v2x_protocol.state import SequenceStore
@@ -117,10 +118,11 @@ def test_csv_rotation_keeps_n_files(tmp_path):
 def test_hmac_key_sources(tmp_path):
     """Literal, file (newline stripped) and $V2X_KEY give the same key id."""
     f = tmp_path / 'k'
-    f.write_text('mysecret\n')
-    ids = {keys.hmac_from_sources('mysecret').key_id,
+    f.write_text('files-secret-0123456789\n')
+    f.chmod(0o600)
+    ids = {keys.hmac_from_sources('files-secret-0123456789').key_id,
            keys.hmac_from_sources(key_file=str(f)).key_id,
-           keys.hmac_from_sources(env={'V2X_KEY': 'mysecret'}).key_id}
+           keys.hmac_from_sources(env={'V2X_KEY': 'files-secret-0123456789'}).key_id}
     assert len(ids) == 1
     assert keys.hmac_from_sources(env={}) is None
 
@@ -135,7 +137,7 @@ def test_no_key_message_says_how(tmp_path):
 
 def test_secret_not_in_repr():
     """repr() of a key shows its id, never the secret."""
-    assert 'mysecret' not in repr(keys.HmacKey(b'mysecret'))
+    assert 'repr-secret-0123456789' not in repr(keys.HmacKey(b'repr-secret-0123456789'))
 
 
 @pytest.mark.parametrize('content,match', [
@@ -155,7 +157,7 @@ def test_state_file_write_is_atomic(tmp_path):
     """No temp file is left behind after assignments."""
     store = SequenceStore(tmp_path)
     store.next('a')
-    assert os.listdir(tmp_path) == [SequenceStore.FILE]
+    assert sorted(os.listdir(tmp_path)) == [SequenceStore.FILE, SequenceStore.LOCK]
 
 
 def test_update_keeps_event_times_from_previous_version():
@@ -205,3 +207,41 @@ def test_outbox_file_round_trip_skips_expired(tmp_path):
     assert len(back) == 1 and back[0].key == live.key and back[0].road == live.road
     (tmp_path / OutboxFile.FILE).write_text('[{"bogus": 1}, 5]')
     assert OutboxFile(tmp_path).load(T) == []
+
+
+@pytest.mark.parametrize('text,written', [
+    ('=HYPERLINK("http://x","click")', '\'=HYPERLINK("http://x","click")'),
+    ('+1', "'+1"), ('-1', "'-1"), ('@SUM(A1)', "'@SUM(A1)"),
+    ('\tx', "'\\x09x"), ('\rx', "'\\x0dx"),
+    ('segment_A', 'segment_A'), ('a=b', 'a=b'),
+])
+def test_csv_cells_are_never_formulas(text, written):
+    """A text cell starting with = + - @ TAB or CR gets a leading apostrophe; control
+    characters are shown, never written (decode refuses them anyway: defence in depth)."""
+    assert cell(text) == written
+
+
+def test_printed_and_logged_text_cannot_move_the_cursor(tmp_path):
+    """describe() and the CSV row show ESC / NUL / CR as \\xNN, so a forged source id can
+    neither erase the [RECV] line nor cut the id short."""
+    a = _alert(source_id='rsu\x1b[2K\r[RECV] fake\x00evil', sequence=1, road='=1+1',
+               stamp_ns=T, detection_time_ns=T, validity_s=10.0)
+    line = describe(a)
+    assert '\x1b' not in line and '\r' not in line and '\x00' not in line
+    assert 'src=rsu\\x1b[2K\\x0d[RECV] fake\\x00evil' in line
+    log = RotatingCsv(tmp_path / 'a.csv')
+    log.append(row(a, 'new', T / S))
+    rows = list(csv.reader((tmp_path / 'a.csv').open()))
+    assert rows[1][1] == 'rsu\\x1b[2K\\x0d[RECV] fake\\x00evil' and rows[1][8] == "'=1+1"
+
+
+def test_keygen_makes_a_proper_hmac_key(tmp_path, capsys):
+    """v2x_keygen --hmac: 32 random bytes as hex, mode 0600, loadable; never overwritten."""
+    from v2x_bridge import v2x_keygen
+    assert v2x_keygen.main(['--hmac', '--out-dir', str(tmp_path)]) == 0
+    path = tmp_path / 'hmac.key'
+    assert oct(path.stat().st_mode & 0o777) == '0o600'
+    assert len(keys.read_secret_file(path)) == 64
+    assert keys.hmac_from_sources(key_file=str(path)) is not None
+    assert v2x_keygen.main(['--hmac', '--out-dir', str(tmp_path)]) == 1
+    assert 'exists' in capsys.readouterr().err

@@ -7,8 +7,12 @@ repeat_interval_s until expiry -> the new alert on v2x/alert_sent.
 """
 
 from dataclasses import dataclass
+import json
 import os
 from pathlib import Path
+import re
+import secrets
+import socket
 import sys
 import threading
 import time
@@ -19,7 +23,7 @@ from visualization_msgs.msg import MarkerArray
 from v2x_bridge import conversions, net
 from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
 from v2x_common.params import Param, ParameterError, check, declare_parameters, in_range, one_of
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
@@ -32,13 +36,36 @@ from v2x_protocol.receiver import (
     HeartbeatReceived,
     Receiver,
 )
-from v2x_protocol.sender import InvalidTiming, Outbox, Sender, fill_identity
+from v2x_protocol.sender import (
+    InvalidTiming,
+    Outbox,
+    OutOfRangeInput,
+    Sender,
+    UnknownEvent,
+    fill_identity,
+)
 from v2x_protocol.state import OutboxFile, SequenceStore
 from v2x_protocol.wire import HeartbeatData, InvalidMessage
 
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
-DEFAULT_STATION = {'rsu': 'rsu_server_01', 'vehicle': 'vehicle_01'}
+ID_CONFLICT_ERROR_S = 60.0  # diagnostics ERROR this long after an id conflict was heard
+HIGH_WATER_FILE = 'high_water.json'
+HIGH_WATER_SAVE_S = 10.0
+
+
+def default_station_id(role: str) -> str:
+    """An RSU's station id derived from the host name ('rsu_<host>'), so two RSUs never
+    share a default; a vehicle's is a random pseudonym (see pseudonym())."""
+    if role != 'rsu':
+        return pseudonym()
+    host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname().split('.')[0]) or 'host'
+    return f'rsu_{host}'[:64]
+
+
+def pseudonym() -> str:
+    """A vehicle's random station id, 'vehicle_<8 hex digits>'."""
+    return f'vehicle_{secrets.token_hex(4)}'
 MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 Hz)
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
@@ -51,7 +78,8 @@ class AlreadyExpired(InvalidMessage):
 
 # why an alert on v2x/alert_out was dropped: counter dropped_alert_out_<reason>
 _ALERT_OUT_REASONS = ((InvalidTiming, 'bad_time'), (OverflowError, 'bad_time'),
-                      (AlreadyExpired, 'expired'), (OSError, 'state_error'))
+                      (AlreadyExpired, 'expired'), (OSError, 'state_error'),
+                      (UnknownEvent, 'unknown_event'), (OutOfRangeInput, 'out_of_range'))
 
 
 def _alert_out_reason(exc: Exception) -> str:
@@ -85,6 +113,7 @@ class Settings:
     origin_lat: float
     origin_lon: float
     default_validity_s: float
+    pseudonym_period_s: float = 0.0
 
 
 def _station_id(value: str) -> str | None:
@@ -96,7 +125,8 @@ def _station_id(value: str) -> str | None:
 PARAMETERS = (
     Param('role', 'rsu', "'rsu' (sends alerts and receives peers) or 'vehicle' (receives)",
           one_of(*ROLES)),
-    Param('station_id', '', 'this station; empty = rsu_server_01 / vehicle_01 by role',
+    Param('station_id', '', 'this station; empty = rsu_<hostname> (RSU) or a random '
+          'pseudonym vehicle_<hex> (vehicle)',
           check('at most 64 bytes', _station_id)),
     Param('group', net.DEFAULT_GROUP, 'IPv4 multicast group'),
     Param('port', net.DEFAULT_PORT, 'UDP port', in_range(1, 65535)),
@@ -127,13 +157,15 @@ PARAMETERS = (
           in_range(-180.0, 180.0)),
     Param('default_validity_s', 600.0, 'validity given to alerts that come with 0',
           in_range(0.1, 86400.0)),
+    Param('pseudonym_period_s', 0.0, "vehicle with station_id '': draw a new pseudonym this "
+          'often (0 = once per start)', in_range(0.0, 86400.0)),
 )
 
 
 def read_settings(node: Node) -> Settings:
     """Declare every parameter, read them once, validate; raises ParameterError."""
     values = declare_parameters(node, PARAMETERS)
-    values['station_id'] = values['station_id'] or DEFAULT_STATION[values['role']]
+    values['station_id'] = values['station_id'] or default_station_id(values['role'])
     if values['auth_mode'] == 'none' and not values['insecure']:
         raise ParameterError('auth_mode', "'none' needs 'insecure: true'")
     try:
@@ -163,9 +195,24 @@ class AlertGateway(Node):
         self._live: dict[tuple[str, int], object] = {}
         self._markers_dirty = True
         self._signer, keyring = self._load_keys(s)
-        self._sender = Sender(self._signer) if (self._signer or s.insecure) else None
+        try:  # the station's origin and sequences (shared with the CLI tools)
+            self._sequences = SequenceStore(Path(s.state_dir))
+        except (OSError, ValueError) as exc:
+            raise ParameterError('state_dir', str(exc)) from None
+        # a vehicle without a station_id uses random pseudonyms (and no persisted origin)
+        self._pseudonymous = s.role == 'vehicle' and not self.get_parameter('station_id').value
+        self._station_id = s.station_id
+        self._sender = (Sender(self._signer, origin=self._origin())
+                        if (self._signer or s.insecure) else None)
         own = () if self._sender is None else (self._sender.session,)
-        self._receiver = Receiver(keyring, s.max_clock_skew_s, own_sessions=own)
+        self._receiver = Receiver(keyring, s.max_clock_skew_s, own_sessions=own,
+                                  high_water=self._load_high_water())
+        if self._sender is not None:
+            self._receiver.own_ids[self._station_id] = (self._sender.origin,
+                                                        self._sender.session)
+        self._id_conflict_at = -ID_CONFLICT_ERROR_S
+        self._clock_steps_seen = 0
+        self._high_water_saved = time.monotonic()
         self._peers = PeerTable(s.stale_after)
         try:
             self._csv = (RotatingCsv(s.csv_log, s.csv_max_bytes, s.csv_keep) if s.csv_log
@@ -175,10 +222,6 @@ class AlertGateway(Node):
         if s.role == 'rsu':
             if self._sender is None:
                 raise ParameterError('key_file', 'an RSU needs a signing key (or insecure: true)')
-            try:
-                self._sequences = SequenceStore(Path(s.state_dir))
-            except (OSError, ValueError) as exc:
-                raise ParameterError('state_dir', str(exc)) from None
             self._outbox_file = OutboxFile(s.state_dir)
         try:
             self._rx = net.open_receiver(s.group, s.port, s.iface)
@@ -209,6 +252,8 @@ class AlertGateway(Node):
             self.create_timer(min(s.repeat_interval_s / 20.0, 0.05), self._on_repeat_timer)
         if self._sender is not None:
             self.create_timer(s.heartbeat_period_s, self._send_heartbeat)
+            if self._pseudonymous and s.pseudonym_period_s > 0:
+                self.create_timer(s.pseudonym_period_s, self._rotate_pseudonym)
         self.create_timer(1.0, self._on_second)
         self._diag = Diagnostics(self, status_fn=self._health)
         self._stop = threading.Event()
@@ -223,7 +268,7 @@ class AlertGateway(Node):
         if self._sender is not None:
             self._send_heartbeat()
         self.get_logger().info(
-            f'{s.role} {s.station_id} on {s.group}:{s.port} iface={s.iface or "default"} '
+            f'{s.role} {self._station_id} on {s.group}:{s.port} iface={s.iface or "default"} '
             f'auth={s.auth_mode}' + (' INSECURE' if s.insecure else ''))
 
     # --- set-up ---------------------------------------------------------------------
@@ -306,7 +351,7 @@ class AlertGateway(Node):
         s = self.settings
         level, message, _ = self._health()
         active = len(self._outbox) if s.role == 'rsu' else len(self._live)
-        hb = HeartbeatData(s.station_id, ROLES[s.role], 0 if level == OK else 1, message,
+        hb = HeartbeatData(self._station_id, ROLES[s.role], 0 if level == OK else 1, message,
                            active, time.monotonic() - self._started, s.heartbeat_period_s)
         self._send(hb)
 
@@ -332,7 +377,7 @@ class AlertGateway(Node):
     def handle_datagram(self, data: bytes) -> None:
         """Run one datagram through the pipeline and act on the outcome (never raises)."""
         now = time.time_ns()
-        event = self._receiver.receive(data, now)
+        event = self._receiver.receive(data, now, time.monotonic_ns())
         if isinstance(event, AlertDelivered):
             a = event.alert
             with self._lock:
@@ -368,6 +413,7 @@ class AlertGateway(Node):
     # --- periodic -------------------------------------------------------------------
     def _on_second(self) -> None:
         now = time.time_ns()
+        self._watch_protocol()
         if self.settings.role == 'rsu' and self._outbox.take_changed():
             # the file is written by a helper thread: JSON of many alerts takes a while
             with self._lock:
@@ -420,15 +466,86 @@ class AlertGateway(Node):
             out.update({f'dropped_{k}': v for k, v in self._dropped.items()})
             out['live_alerts'] = len(self._live)
             out['outbox'] = len(self._outbox)
+        out['id_conflicts'] = self._receiver.counters['id_conflicts']
+        out['clock_steps'] = self._receiver.counters['clock_steps']
+        out['events_held'] = self._receiver.active_events
+        out['sessions_held'] = self._receiver.held_sessions
         return out
+
+    # --- protocol watch (identity conflicts, clocks, high-water mark, pseudonyms) -------
+    def _origin(self) -> int:
+        return secrets.randbits(64) if self._pseudonymous else self._sequences.origin
+
+    def _rotate_pseudonym(self) -> None:
+        """A new pseudonym, origin and session: nothing on the air links it to the old."""
+        self._receiver.own_ids.pop(self._station_id, None)
+        self._station_id = pseudonym()
+        self._sender = Sender(self._signer, origin=self._origin())
+        self._receiver.own_sessions.add(self._sender.session)
+        self._receiver.own_ids[self._station_id] = (self._sender.origin, self._sender.session)
+        self.get_logger().info(f'new pseudonym {self._station_id}')
+        self._send_heartbeat()
+
+    def _load_high_water(self) -> dict:
+        try:
+            text = (Path(self.settings.state_dir) / HIGH_WATER_FILE).read_text('utf-8')
+            return Receiver.high_water_from_state(json.loads(text))
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _watch_protocol(self) -> None:
+        """Once a second: log id conflicts (ERROR) and clock steps, save the high-water
+        marks now and then."""
+        rx = self._receiver
+        for conflict in rx.take_conflicts():
+            self._id_conflict_at = time.monotonic()
+            self.get_logger().error(conflict.describe())
+        if rx.counters['clock_steps'] != self._clock_steps_seen:
+            self._clock_steps_seen = rx.counters['clock_steps']
+            self.get_logger().warning(f'the wall clock stepped by {rx.clock_step_s:+.3f} s; '
+                                      'replay and event state kept (monotonic)')
+        if rx.high_water_changed and \
+                time.monotonic() - self._high_water_saved >= HIGH_WATER_SAVE_S:
+            rx.high_water_changed = False
+            self._high_water_saved = time.monotonic()
+            marks = rx.high_water_state()
+            try:
+                tmp = Path(self.settings.state_dir) / (HIGH_WATER_FILE + '.tmp')
+                tmp.write_text(json.dumps(marks), encoding='utf-8')
+                os.replace(tmp, tmp.with_name(HIGH_WATER_FILE))
+            except OSError as exc:
+                self.get_logger().warning(f'cannot save the high-water marks: {exc}',
+                                          throttle_duration_sec=60.0)
+
+    def _protocol_health(self):
+        """(level, message) for id conflicts and peer clock offsets, or None."""
+        if time.monotonic() - self._id_conflict_at < ID_CONFLICT_ERROR_S:
+            return ERROR, 'two stations use one station id (see the log); give each its own'
+        rx = self._receiver
+        if rx.active_events >= 0.9 * rx.max_events:
+            return WARN, (f'event table {rx.active_events} of {rx.max_events}: new events are '
+                          'dropped (state_full) while it is full; held ones are never evicted')
+        offsets = {k: v for k, (v, _) in rx.clock_offsets.copy().items()}
+        limit = self.settings.max_clock_skew_s / 2
+        worst = max(offsets.items(), key=lambda kv: abs(kv[1]), default=None)
+        if worst is not None and abs(worst[1]) > limit:
+            return WARN, (f'peer {worst[0]!r} clock offset {worst[1]:+.1f} s (over '
+                          f'{limit:g} s; the skew window drops it at '
+                          f'{self.settings.max_clock_skew_s:g} s)')
+        return None
 
     def _health(self):
         c = self.counters()
+        protocol = self._protocol_health()
+        if protocol is not None and protocol[0] == ERROR:
+            return protocol[0], protocol[1], c
         if c['send_errors'] or c['csv_errors'] or c['internal_errors']:
             return WARN, 'send, CSV or internal errors', c
         if time.monotonic() - self._last_auth_drop < AUTH_WARN_S:
             return WARN, 'rejecting datagrams that fail authentication (key mismatch?)', c
-        return OK, f'{self.settings.role} {self.settings.station_id}', c
+        if protocol is not None:
+            return protocol[0], protocol[1], c
+        return OK, f'{self.settings.role} {self._station_id}', c
 
     def destroy_node(self):
         """Stop the receive thread and close the sockets."""

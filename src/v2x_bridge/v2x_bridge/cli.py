@@ -18,7 +18,7 @@ from v2x_common.mappings import (
     suggest_from_str,
     suggest_to_str,
 )
-from v2x_protocol import keys
+from v2x_protocol import keys, ranges
 from v2x_protocol.wire import AlertData
 
 #: Alert fields that may be given by name ('collision', 'high', 'slow_down').
@@ -92,12 +92,14 @@ def add_key_flags(p: argparse.ArgumentParser) -> None:
                    help='send/accept unsigned datagrams (testing only)')
 
 
-NO_KEY_HELP = (f'no key given: use --hmac-key SECRET, --key-file FILE or set {keys.ENV_KEY}'
-               ' (the same on both sides); or pass --insecure to run without authentication')
+NO_KEY_HELP = (f'no key given: use --key-file FILE, set {keys.ENV_KEY} or --hmac-key SECRET'
+               ' (the same on both sides; ' + keys.MAKE_SECRET_HELP + '); or pass '
+               '--insecure to run without authentication')
 
 
 def describe(a: AlertData) -> str:
-    """'seq=1 src=rsu_server_01 type=collision sev=high dist=500.0m suggest=slow_down'."""
+    """'seq=1 src=rsu_server_01 type=collision sev=high dist=500.0m suggest=slow_down'
+    (text fields printed so that nothing in them can move the terminal's cursor)."""
     dist = f'{a.distance_m:.1f}m' if math.isfinite(a.distance_m) else 'unknown'
-    return (f'seq={a.sequence} src={a.source_id} type={kind_to_str(a.kind)} '
+    return (f'seq={a.sequence} src={ranges.printable(a.source_id)} type={kind_to_str(a.kind)} '
             f'sev={severity_to_str(a.severity)} dist={dist} suggest={suggest_to_str(a.suggest)}')

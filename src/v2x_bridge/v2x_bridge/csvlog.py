@@ -2,7 +2,8 @@
 
 Columns (ARCHITECTURE.md): received_at, source_id, sequence, event, kind, severity,
 suggest, distance_m, road, latitude, longitude, detection_time, validity_s; kind,
-severity and suggest as the seed's strings. Each file starts with the header row.
+severity and suggest as the seed's strings. Each file starts with the header row. Text
+cells are written so that no spreadsheet evaluates them (cell()).
 """
 
 import csv
@@ -13,10 +14,22 @@ from pathlib import Path
 
 from v2x_common.mappings import kind_to_str, severity_to_str, suggest_to_str
 from v2x_common.timeutil import iso
+from v2x_protocol import ranges
 from v2x_protocol.wire import AlertData
 
 COLUMNS = ('received_at', 'source_id', 'sequence', 'event', 'kind', 'severity', 'suggest',
            'distance_m', 'road', 'latitude', 'longitude', 'detection_time', 'validity_s')
+
+
+_FORMULA_START = ('=', '+', '-', '@', '\t', '\r')
+
+
+def cell(text: str) -> str:
+    """A text cell no spreadsheet evaluates: control characters shown as \\xNN, and a
+    leading = + - @ TAB or CR neutralised with a leading apostrophe (OWASP's advice)."""
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    return ranges.printable(text)
 
 
 def _num(value: float, fmt: str) -> str:
@@ -25,9 +38,9 @@ def _num(value: float, fmt: str) -> str:
 
 def row(alert: AlertData, change: str, received_s: float) -> list[str]:
     """One CSV row for a delivered alert."""
-    return [iso(received_s), alert.source_id, str(alert.sequence), change,
+    return [iso(received_s), cell(alert.source_id), str(alert.sequence), change,
             kind_to_str(alert.kind), severity_to_str(alert.severity),
-            suggest_to_str(alert.suggest), _num(alert.distance_m, '.1f'), alert.road,
+            suggest_to_str(alert.suggest), _num(alert.distance_m, '.1f'), cell(alert.road),
             _num(alert.latitude, '.7f'), _num(alert.longitude, '.7f'),
             iso(alert.detection_time_ns / 1e9), _num(alert.validity_s, '.1f')]
 

@@ -19,6 +19,7 @@ from v2x_bridge.cli import ExitCode
 from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_common.timeutil import iso
 from v2x_protocol import keys
+from v2x_protocol.ranges import printable
 from v2x_protocol.receiver import AlertDelivered, AlertRepeated, DatagramRejected, Receiver
 
 
@@ -72,6 +73,9 @@ def _keyring(args, env):
         mode = 'hmac'
     else:
         mode = 'none'
+    if args.insecure and mode != 'none':
+        raise keys.KeyConfigError('--insecure together with a key: a receiver either checks '
+                                  'signatures or runs insecure, not both')
     return keys.make_keyring(mode, key_file=args.key_file, hmac_key=args.hmac_key,
                              accept_key_files=args.accept_key_file,
                              trust_store=args.trust_store, insecure=args.insecure, env=env)
@@ -85,7 +89,8 @@ def main(argv=None, env=None) -> int:
         keyring = _keyring(args, env)
     except keys.KeyConfigError as exc:
         text = str(exc)
-        msg = cli.NO_KEY_HELP if ('no HMAC key' in text or 'insecure' in text) else text
+        msg = cli.NO_KEY_HELP if ('no HMAC key' in text or 'needs the insecure' in text) \
+            else text
         print(f'v2x_alert_client: {msg}', file=sys.stderr)
         return ExitCode.USAGE
     try:
@@ -100,6 +105,7 @@ def main(argv=None, env=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     deadline = time.monotonic() + args.timeout_s if args.timeout_s > 0 else None
     delivered, repeats, rejected = 0, 0, Counter()
+    steps = 0
     print(f'[LISTEN] {args.group}:{args.port} iface={args.iface or "default"} '
           f'auth={"insecure" if keyring.allow_none else "on"} keys={len(keyring)}', flush=True)
     try:
@@ -110,28 +116,41 @@ def main(argv=None, env=None) -> int:
                 data = sock.recv(2048)
             except TimeoutError:
                 continue
-            now = time.time_ns()
-            event = receiver.receive(data, now)
-            if isinstance(event, AlertDelivered):
-                delivered += 1
-                suffix = '' if event.change == 'new' else f' {event.change}'
-                print(f'[RECV] {iso(now / 1e9)} {cli.describe(event.alert)}{suffix}',
-                      flush=True)
-                if log is not None:
-                    try:
-                        log.append(row(event.alert, event.change, now / 1e9))
-                    except OSError as exc:
-                        print(f'v2x_alert_client: CSV log: {exc}', file=sys.stderr)
-                if ros is not None:
-                    ros.publish(event.alert)
-                if args.count and delivered >= args.count:
-                    break
-            elif isinstance(event, AlertRepeated):
-                repeats += 1
-            elif isinstance(event, DatagramRejected):
-                if not rejected:
-                    print(f'[DROP] {event.reason}: {event.detail}', file=sys.stderr, flush=True)
-                rejected[event.reason] += 1
+            try:
+                now = time.time_ns()
+                event = receiver.receive(data, now, time.monotonic_ns())
+                for conflict in receiver.take_conflicts():
+                    print(f'[CONFLICT] {conflict.describe()}', file=sys.stderr, flush=True)
+                if receiver.counters['clock_steps'] != steps:
+                    steps = receiver.counters['clock_steps']
+                    print(f'[CLOCK] the wall clock stepped by {receiver.clock_step_s:+.3f} s '
+                          '(replay and event state kept)', file=sys.stderr, flush=True)
+                if isinstance(event, AlertDelivered):
+                    delivered += 1
+                    suffix = '' if event.change == 'new' else f' {event.change}'
+                    print(f'[RECV] {iso(now / 1e9)} {cli.describe(event.alert)}{suffix}',
+                          flush=True)
+                    if log is not None:
+                        try:
+                            log.append(row(event.alert, event.change, now / 1e9))
+                        except OSError as exc:
+                            print(f'v2x_alert_client: CSV log: {exc}', file=sys.stderr)
+                    if ros is not None:
+                        ros.publish(event.alert)
+                    if args.count and delivered >= args.count:
+                        break
+                elif isinstance(event, AlertRepeated):
+                    repeats += 1
+                elif isinstance(event, DatagramRejected):
+                    if not rejected:
+                        print(f'[DROP] {event.reason}: {printable(event.detail)}', file=sys.stderr,
+                              flush=True)
+                    rejected[event.reason] += 1
+            except Exception as exc:  # noqa: BLE001 -- one datagram must not end the client
+                if not rejected['internal_error']:
+                    print(f'[DROP] internal_error: {type(exc).__name__}: {exc}',
+                          file=sys.stderr, flush=True)
+                rejected['internal_error'] += 1
     except KeyboardInterrupt:
         pass
     finally:
@@ -140,8 +159,8 @@ def main(argv=None, env=None) -> int:
             ros.close()
     reasons = ' '.join(f'{k}={v}' for k, v in sorted(rejected.items()))
     print(f'[STATS] delivered={delivered} repeats={repeats} '
-          f'rejected={sum(rejected.values())}' + (f' ({reasons})' if reasons else ''),
-          flush=True)
+          f'rejected={sum(rejected.values())}' + (f' ({reasons})' if reasons else '')
+          + f' id_conflicts={receiver.counters["id_conflicts"]}', flush=True)
     return ExitCode.OK
 
 

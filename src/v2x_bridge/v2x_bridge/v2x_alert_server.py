@@ -17,12 +17,13 @@ import time
 from v2x_bridge import cli, net
 from v2x_bridge.cli import ExitCode
 from v2x_common.timeutil import iso
-from v2x_protocol import keys
+from v2x_protocol import keys, ranges, wire
 from v2x_protocol.sender import MAX_VALIDITY_S, Sender, fill_identity
-from v2x_protocol.state import SequenceStore
+from v2x_protocol.state import OutboxFile, SentEvents, SequenceStore
 from v2x_protocol.wire import AlertData, InvalidMessage
 
-DEFAULT_STATE = '~/.local/state/v2x_alert_server'
+#: shared with the gateway's default state_dir: one sequence store (and origin) per host
+DEFAULT_STATE = '~/.local/state/v2x'
 MAX_INTERVAL_S = 86400.0  # threading.Event.wait takes no inf; a day is plenty
 
 
@@ -35,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--count', type=int, default=1, help='sends without --repeat (default 1)')
     p.add_argument('--source-id', default='rsu_server_01', help='station id')
     p.add_argument('--state-dir', default=DEFAULT_STATE,
-                   help='where the next sequence is kept (default %(default)s)')
+                   help='the station state (sequences, origin, sent events) shared with a '
+                   'gateway using the same directory (default %(default)s)')
     p.add_argument('--mcast-ttl', type=int, default=1, help='multicast TTL (default 1)')
     cli.add_alert_flags(p, ttl_default=10.0)
     cli.add_link_flags(p)
@@ -43,6 +45,67 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--auth', choices=('hmac', 'ed25519'), default=None,
                    help='default: ed25519 for a PEM --key-file, else hmac')
     return p
+
+
+def _signer(args, env):
+    """The signing key (None with --insecure and no key); raises KeyConfigError."""
+    has_key = bool(args.hmac_key or args.key_file or env.get(keys.ENV_KEY))
+    if args.insecure:
+        if has_key:
+            raise keys.KeyConfigError('--insecure together with a key: send signed or '
+                                      'unsigned, not both')
+        return None
+    auth = args.auth or ('ed25519' if args.key_file and keys.is_pem_private_key(args.key_file)
+                         else 'hmac')
+    return keys.make_signer(auth, args.key_file, args.hmac_key, env)
+
+
+class ConflictWatch:
+    """Listens between sends for another station (another origin) using our source id."""
+
+    def __init__(self, sock, signer, source_id: str, origin: int, session: int):
+        self.sock = sock
+        if signer is None:
+            self.keyring = keys.Keyring(allow_none=True)
+        elif signer.auth == wire.AUTH_HMAC:
+            self.keyring = keys.Keyring([signer])
+        else:
+            self.keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)])
+        self.source_id, self.origin, self.session = source_id, origin, session
+        self.warned: set[int] = set()
+
+    def listen(self, stop: threading.Event, seconds: float) -> None:
+        """Read datagrams for up to seconds (or until stop); warn once per other origin."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            self.sock.settimeout(max(0.001, min(0.2, deadline - time.monotonic())))
+            try:
+                data = self.sock.recv(2048)
+            except (TimeoutError, OSError):
+                continue
+            try:
+                dg = wire.decode(data, self.keyring)
+            except wire.WireError:
+                continue
+            except Exception:  # noqa: BLE001 -- a datagram must never end the tool
+                continue
+            env = dg.envelope
+            if dg.payload.source_id == self.source_id and env.origin != self.origin and \
+                    env.origin not in self.warned:
+                self.warned.add(env.origin)
+                print(f'v2x_alert_server: WARNING: another live station uses source id '
+                      f'{self.source_id!r}: origin {env.origin:016x} session '
+                      f'{env.session:016x} (this one: origin {self.origin:016x} session '
+                      f'{self.session:016x}); give each station its own --source-id / '
+                      'station_id', file=sys.stderr, flush=True)
+
+
+def _known_event(state_dir: str, key, now: int) -> AlertData | None:
+    """The live event key sent from this state directory (CLI record or gateway outbox)."""
+    found = SentEvents(state_dir).lookup(key, now)
+    if found is None:
+        found = next((a for a in OutboxFile(state_dir).load(now) if a.key == key), None)
+    return found
 
 
 def main(argv=None, env=None) -> int:
@@ -61,30 +124,46 @@ def main(argv=None, env=None) -> int:
         print('v2x_alert_server: --cancel needs --sequence N of the event to cancel',
               file=sys.stderr)
         return ExitCode.USAGE
-    auth = args.auth or ('ed25519' if args.key_file and keys.is_pem_private_key(args.key_file)
-                         else 'hmac')
+    base = AlertData(args.source_id, args.sequence, args.kind, args.severity, args.suggest,
+                     0, 0, args.ttl_s, args.cancel, args.lat, args.lon, args.road,
+                     args.distance_m, args.confidence, args.clip)
     try:
-        if args.insecure and not (args.hmac_key or args.key_file or env.get(keys.ENV_KEY)):
-            signer = None
-        else:
-            signer = keys.make_signer(auth, args.key_file, args.hmac_key, env)
+        ranges.check_text('source_id', args.source_id, required=True,
+                          max_bytes=ranges.MAX_STATION_ID_BYTES)
+        ranges.check_alert_fields(base, filled=False)
+    except ranges.FieldError as exc:
+        print(f'v2x_alert_server: argument --{exc.field.replace("_", "-")}: {exc}',
+              file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        signer = _signer(args, env)
     except keys.KeyConfigError as exc:
         msg = cli.NO_KEY_HELP if 'no HMAC key' in str(exc) else str(exc)
         print(f'v2x_alert_server: {msg}', file=sys.stderr)
         return ExitCode.USAGE
+    state_dir = os.path.expanduser(args.state_dir)
     try:
-        sock = net.open_sender(args.group, args.port, args.iface, args.mcast_ttl)
-        store = SequenceStore(os.path.expanduser(args.state_dir), block=1)
+        store = SequenceStore(state_dir, block=1)
     except (OSError, ValueError) as exc:
         print(f'v2x_alert_server: {exc}', file=sys.stderr)
         return ExitCode.ERROR
     now = time.time_ns()
-    base = AlertData(args.source_id, args.sequence, args.kind, args.severity, args.suggest,
-                     0, 0, args.ttl_s, args.cancel, args.lat, args.lon, args.road,
-                     args.distance_m, args.confidence, args.clip)
-    alert = fill_identity(base, station_id=args.source_id, now_ns=now,
-                          default_validity_s=args.ttl_s, next_sequence=store.next)
-    sender = Sender(signer)
+    try:
+        alert = fill_identity(base, station_id=args.source_id, now_ns=now,
+                              default_validity_s=args.ttl_s, next_sequence=store.next,
+                              previous=lambda key: _known_event(state_dir, key, now))
+    except InvalidMessage as exc:
+        print(f'v2x_alert_server: {exc} (state directory {state_dir})', file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        sock = net.open_sender(args.group, args.port, args.iface, args.mcast_ttl)
+        listen = net.open_receiver(args.group, args.port, args.iface)
+    except (OSError, ValueError) as exc:
+        print(f'v2x_alert_server: {exc}', file=sys.stderr)
+        return ExitCode.ERROR
+    sender = Sender(signer, origin=store.origin)
+    watch = ConflictWatch(listen, signer, alert.source_id, store.origin, sender.session)
+    events = SentEvents(state_dir)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sent, errors = 0, 0
@@ -105,18 +184,25 @@ def main(argv=None, env=None) -> int:
                 if errors == 1:
                     print(f'v2x_alert_server: send failed: {exc.strerror}', file=sys.stderr)
             else:
+                if sent == errors:  # the first datagram out: remember the event
+                    try:
+                        events.record(alert, t)
+                    except OSError as exc:
+                        print(f'v2x_alert_server: cannot record the event: {exc}',
+                              file=sys.stderr)
                 print(f'[SEND] {iso(t / 1e9)} {cli.describe(alert)}'
                       + (' cancel' if alert.cancelled else ''), flush=True)
             sent += 1
             if not args.repeat and sent >= args.count:
                 break
-            stop.wait(args.interval)
+            watch.listen(stop, args.interval)
     except KeyboardInterrupt:
         pass
     finally:
         sock.close()
-    print(f'[DONE] sent={sent - errors} errors={errors} session={sender.session:016x}',
-          flush=True)
+        listen.close()
+    print(f'[DONE] sent={sent - errors} errors={errors} origin={store.origin:016x} '
+          f'session={sender.session:016x}', flush=True)
     return ExitCode.ERROR if sent and errors == sent else ExitCode.OK
 
 

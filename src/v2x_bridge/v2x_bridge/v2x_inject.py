@@ -4,7 +4,10 @@ From the seed server's flags (--type --severity --distance-m --suggest --road --
 --ttl-s, plus --clip --cancel --sequence --source-id), or from a YAML mapping of Alert
 fields (--yaml "{kind: 1, severity: 3, road: A}"; kind/severity/suggest may be names).
 Waits up to --wait-s for a subscriber, publishes, waits for it to be acknowledged, prints
-what it sent and exits 0 (3 when nobody subscribed in time).
+what it sent and exits 0 (3 when nobody subscribed in time). Fields outside the protocol's
+range table are refused (exit 2, naming the field). A cancellation waits up to --confirm-s
+for the gateway to send it (v2x/alert_sent) and exits 1 when it does not: the gateway
+holds no live event with that sequence.
 """
 
 import argparse
@@ -20,6 +23,8 @@ from v2x_bridge.conversions import alert_from_msg
 from v2x_common import qos
 from v2x_common.mappings import UnknownValue
 from v2x_msgs.msg import Alert
+from v2x_protocol.sender import check_input
+from v2x_protocol.wire import InvalidMessage
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--source-id', default='', help="default '' (the gateway's own id)")
     p.add_argument('--wait-s', type=float, default=10.0,
                    help='wait this long for a subscriber (default 10)')
+    p.add_argument('--confirm-s', type=float, default=5.0,
+                   help='a cancellation: wait this long for the gateway to send it '
+                   '(default 5)')
     cli.add_alert_flags(p, ttl_default=0.0)
     return p
 
@@ -107,6 +115,25 @@ def summary(m: Alert, topic: str) -> str:
             f'clip={m.clip_requested} cancelled={m.cancelled}')
 
 
+def build(args) -> Alert:
+    """The Alert to publish, checked against the range table; raises ValueError naming the
+    field (what the gateway would refuse is refused here)."""
+    if args.yaml:
+        msg = set_fields(Alert(), yaml.safe_load(args.yaml) or {})
+    else:
+        msg = from_flags(args)
+    try:
+        check_input(alert_from_msg(msg, strict=True))
+    except InvalidMessage as exc:
+        raise ValueError(str(exc)) from None
+    return msg
+
+
+def _sent_topic(topic: str) -> str:
+    base = topic[:-len('alert_out')] if topic.endswith('alert_out') else topic + '_'
+    return base + 'alert_sent'
+
+
 def main(argv=None, env=None) -> int:
     """Publish the alert; see --help."""
     args = parser().parse_args(argv)
@@ -114,16 +141,19 @@ def main(argv=None, env=None) -> int:
         print('v2x_inject: --cancel needs --sequence N of the event to cancel', file=sys.stderr)
         return ExitCode.USAGE
     try:
-        if args.yaml:
-            msg = set_fields(Alert(), yaml.safe_load(args.yaml) or {})
-        else:
-            msg = from_flags(args)
+        msg = build(args)
     except (ValueError, UnknownValue, yaml.YAMLError) as exc:
         print(f'v2x_inject: {exc}', file=sys.stderr)
         return ExitCode.USAGE
     rclpy.init()
     node = rclpy.create_node('v2x_inject')
+    confirmed = []
     try:
+        if msg.cancelled:
+            node.create_subscription(
+                Alert, _sent_topic(args.topic),
+                lambda m: confirmed.append(m) if (m.cancelled and m.sequence == msg.sequence)
+                else None, qos.ALERT_SENT)
         pub = node.create_publisher(Alert, args.topic, qos.ALERT_OUT)
         deadline = time.monotonic() + args.wait_s
         while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
@@ -134,6 +164,17 @@ def main(argv=None, env=None) -> int:
             return ExitCode.NO_SUBSCRIBER
         pub.publish(msg)
         pub.wait_for_all_acked()
+        if msg.cancelled:
+            deadline = time.monotonic() + args.confirm_s
+            while not confirmed and time.monotonic() < deadline:
+                rclpy.spin_once(node, timeout_sec=0.05)
+            if not confirmed:
+                print(f'v2x_inject: the gateway did not send the cancellation of sequence '
+                      f'{msg.sequence} within {args.confirm_s:g} s: it holds no live event '
+                      'with that sequence (its log says dropped alert_out_unknown_event)',
+                      file=sys.stderr)
+                return ExitCode.ERROR
+            msg = confirmed[0]  # what was sent: the event's own fields
         print(summary(msg, pub.topic_name), flush=True)
         return ExitCode.OK
     except KeyboardInterrupt:

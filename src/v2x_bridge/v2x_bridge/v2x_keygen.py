@@ -1,13 +1,17 @@
-"""v2x_keygen: make an Ed25519 key pair for a station and its trust-store entry.
+"""v2x_keygen: make an Ed25519 key pair for a station and its trust-store entry, or an HMAC secret.
 
 Writes <out-dir>/<station>.key (PEM PKCS#8 private key, mode 0600: the RSU's key_file)
-and <out-dir>/<station>.pub (the trust-store line), prints the line, and with
---trust-store appends it to that file (the vehicle's trust_store).
+and <out-dir>/<station>.pub (the trust-store line, listing --speaks-for ids), prints the
+line, and with --trust-store appends it to that file (the vehicle's trust_store).
+With --hmac it writes <out-dir>/hmac.key instead: 32 random bytes as 64 hex digits and a
+newline, mode 0600 (the shared HMAC secret for key_file / --key-file; copy it to every
+station over a safe channel).
 """
 
 import argparse
 import os
 from pathlib import Path
+import secrets
 import sys
 
 from cryptography.hazmat.primitives import serialization
@@ -24,13 +28,44 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--out-dir', default='.', help='where the key files go (default .)')
     p.add_argument('--trust-store', default='', help='append the entry to this file')
     p.add_argument('--force', action='store_true', help='overwrite existing key files')
+    p.add_argument('--speaks-for', default='',
+                   help='comma-separated source ids this key may also sign for (the '
+                   'detectors and intakes an RSU forwards for)')
+    p.add_argument('--hmac', action='store_true',
+                   help='make an HMAC secret file (hmac.key) instead of an Ed25519 pair')
     return p
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write data to a new file of mode 0600 (replacing an old one)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, 'wb') as f:
+        f.write(data)
+
+
+def _make_hmac(out: Path, force: bool) -> int:
+    path = out / 'hmac.key'
+    if path.exists() and not force:
+        print(f'v2x_keygen: {path} exists (use --force to replace it)', file=sys.stderr)
+        return ExitCode.ERROR
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_private(path, (secrets.token_hex(32) + '\n').encode())
+    except OSError as exc:
+        print(f'v2x_keygen: {exc}', file=sys.stderr)
+        return ExitCode.ERROR
+    print(f'HMAC secret: {path}  (mode 0600; give it as key_file / --key-file on every '
+          'station; never commit it)')
+    return ExitCode.OK
 
 
 def main(argv=None, env=None) -> int:
     """Make the key pair; see --help."""
     args = parser().parse_args(argv)
     out = Path(args.out_dir)
+    if args.hmac:
+        return _make_hmac(out, args.force)
     key_path, pub_path = out / f'{args.station_id}.key', out / f'{args.station_id}.pub'
     if key_path.exists() and not args.force:
         print(f'v2x_keygen: {key_path} exists (use --force to replace it)', file=sys.stderr)
@@ -39,7 +74,8 @@ def main(argv=None, env=None) -> int:
     public_raw = private.public_key().public_bytes(serialization.Encoding.Raw,
                                                    serialization.PublicFormat.Raw)
     try:
-        entry = keys.trust_entry(args.station_id, public_raw)
+        speaks_for = [s.strip() for s in args.speaks_for.split(',') if s.strip()]
+        entry = keys.trust_entry(args.station_id, public_raw, speaks_for)
     except keys.KeyConfigError as exc:
         print(f'v2x_keygen: {exc}', file=sys.stderr)
         return ExitCode.USAGE
@@ -47,10 +83,7 @@ def main(argv=None, env=None) -> int:
                                 serialization.NoEncryption())
     try:
         out.mkdir(parents=True, exist_ok=True)
-        key_path.unlink(missing_ok=True)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as f:
-            f.write(pem)
+        _write_private(key_path, pem)
         pub_path.write_text(entry + '\n', encoding='utf-8')
         if args.trust_store:
             with open(args.trust_store, 'a', encoding='utf-8') as f:

@@ -29,6 +29,13 @@ def served_schema(ros, tmp_path):
     return schemathesis.openapi.from_url(f'http://127.0.0.1:{node.http_port}/openapi.json')
 
 
+def _fits_the_wire(text: str) -> bool:
+    try:
+        return len(text.encode('utf-8')) <= 255
+    except UnicodeEncodeError:
+        return False
+
+
 def test_served_api_conforms(served_schema):
     """Generated requests to every operation: no 5xx, documented codes and bodies, bad data 4xx."""
     operations = [result.ok() for result in served_schema.get_all_operations()]
@@ -46,6 +53,11 @@ def test_served_api_conforms(served_schema):
                 # expired (422, rightly). Make numeric ts current; schemathesis re-checks
                 # whether the case is still schema-valid or not.
                 body['ts'] = time.time()
+            if isinstance(body, dict) and isinstance(body.get('road'), str) and \
+                    not _fits_the_wire(body['road']):
+                # nor "at most 255 bytes of UTF-8" (maxLength counts characters, and a lone
+                # surrogate is no UTF-8): the range table refuses those roads (422, rightly)
+                body['road'] = 'segment_A'
             case.call_and_validate(headers=headers)
 
         check()

@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import shutil
-import stat
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -42,6 +41,7 @@ from v2x_intake.schema import (
     load_json,
     parse_event,
 )
+from v2x_protocol import keys
 
 #: Largest event accepted (file or HTTP body); the seed's events are ~150 bytes.
 MAX_EVENT_BYTES = 64 * 1024
@@ -133,26 +133,16 @@ class IntakeSettings:
             raise ParameterError('http_host', 'must not be empty')
 
 
-def check_private_file(path: str, parameter: str = 'token_file') -> None:
-    """Refuse a secret file that group or others may read or write, as ssh refuses such a
-    private key, saying the chmod that fixes it (the same rule as v2x_protocol's keys)."""
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError as exc:
-        raise ParameterError(parameter, f'cannot read it: {exc.strerror}') from None
-    if mode & 0o077:
-        raise ParameterError(parameter, f'{path} is accessible by group or others (mode '
-                            f'{mode:04o}): a secret must be private to the service user; '
-                            f'run: chmod 600 {path}')
-
-
 def load_token(settings: IntakeSettings, environ: Mapping[str, str]) -> str | None:
     """The HTTP bearer token from token_file, else from $token_env; None = no auth."""
     if not settings.http_enabled:
         return None
     token = None
     if settings.token_file:
-        check_private_file(settings.token_file)
+        try:  # the protocol's rule for secret files: owner only, with the chmod that fixes it
+            keys.check_private_file(settings.token_file, 'token file')
+        except keys.KeyConfigError as exc:
+            raise ParameterError('token_file', str(exc)) from None
         try:
             with open(settings.token_file, encoding='utf-8') as f:
                 token = f.read().strip()

@@ -28,10 +28,16 @@ from jsonschema import Draft202012Validator
 
 from v2x_common import mappings
 from v2x_common.timeutil import iso
+from v2x_protocol import ranges
+from v2x_protocol.wire import AlertData
 
 # Time.sec of builtin_interfaces is an int32: later stamps do not fit the message.
 _MAX_TS = 2_147_483_647
-_MAX_TTL_S = 7 * 24 * 3600
+# the protocol's range table decides (ranges.py): accepted here means sent by the gateway
+_MAX_TTL_S = ranges.MAX_VALIDITY_S
+# intake's field names for the range table's
+_FIELD_NAMES = {'latitude': 'lat', 'longitude': 'lon', 'validity_s': 'ttl_s', 'kind': 'type',
+                'detection_time': 'ts', 'stamp': 'ts'}
 
 #: What the seed's watcher put in place of a missing field (evt.get(name, default)),
 #: and what the fields it never read mean when absent. ts is absent = now.
@@ -58,7 +64,10 @@ EVENT_SCHEMA: dict[str, Any] = {
                 'description': 'WGS84 latitude in degrees; null when unknown'},
         'lon': {'type': ['number', 'null'], 'minimum': -180, 'maximum': 180,
                 'description': 'WGS84 longitude in degrees; null when unknown'},
-        'road': {'type': 'string', 'maxLength': 128, 'description': 'road segment id'},
+        'road': {'type': 'string', 'maxLength': ranges.MAX_TEXT_BYTES,
+                 'pattern': ranges.PRINTABLE_PATTERN,
+                 'description': 'road segment id: at most 255 bytes of UTF-8, no control '
+                                'characters (checked with the protocol range table)'},
         'distance_m': {'type': ['number', 'null'], 'minimum': 0, 'maximum': 1e6,
                        'description': "the sender's distance figure in metres; null = unknown"},
         'clip_hint': {'type': 'boolean', 'description': 'cut an evidence clip around ts'},
@@ -263,7 +272,7 @@ def parse_event(data: Any, now: float,
         raise Expired('ts', f'expired: ts {iso(ts)} is {age_text(now - ts)} old, valid for '
                             f'{validity_s:g} s ({ttl}); now {iso(now)}. Leave ts out for '
                             '"now", or write the time of detection')
-    return IntakeEvent(
+    event = IntakeEvent(
         ts=ts,
         kind=mappings.kind_from_str(doc['type']),
         severity=mappings.severity_from_str(doc['severity']),
@@ -278,3 +287,24 @@ def parse_event(data: Any, now: float,
         event_id=doc.get('event_id'),
         extra={k: v for k, v in doc.items() if k not in _KNOWN},
     )
+    check_ranges(event)
+    return event
+
+
+def check_ranges(event: IntakeEvent) -> None:
+    """The protocol's range table (the same verdicts as the gateway, the CLI tools and the
+    receiver); raises InvalidField naming the intake field."""
+    nan = math.nan
+    alert = AlertData(
+        source_id='', sequence=0, kind=event.kind, severity=event.severity,
+        suggest=event.suggest, stamp_ns=0, detection_time_ns=int(event.ts * 1e9),
+        validity_s=event.validity_s,
+        latitude=nan if event.latitude is None else event.latitude,
+        longitude=nan if event.longitude is None else event.longitude, road=event.road,
+        distance_m=nan if event.distance_m is None else event.distance_m,
+        confidence=event.confidence)
+    try:
+        ranges.check_alert_fields(alert, filled=False)
+    except ranges.FieldError as exc:
+        name = _FIELD_NAMES.get(exc.field, exc.field)
+        raise InvalidField(name, str(exc).split(': ', 1)[1]) from None

@@ -24,6 +24,8 @@ def alert_from_msg(msg: Alert) -> AlertData:
         latitude=float(msg.latitude),
         longitude=float(msg.longitude),
         distance_m=float(msg.distance_m),
+        # produced on this station's own graph counts as trusted (Alert.msg's comment)
+        authenticated=bool(msg.authenticated) or msg.path == Alert.PATH_LOCAL,
     )
 
 

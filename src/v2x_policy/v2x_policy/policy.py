@@ -52,10 +52,16 @@ class AlertData:
     latitude: float = math.nan
     longitude: float = math.nan
     distance_m: float = math.nan
+    # Signature verified, or produced on this station; False: DENM, unsigned radio.
+    authenticated: bool = True
 
     @property
-    def key(self) -> tuple[str, int]:
-        return self.source_id, self.sequence
+    def key(self) -> tuple:
+        """Unauthenticated alerts live in their own event-id space: they can never update
+        or cancel an authenticated alert of the same (source_id, sequence)."""
+        if self.authenticated:
+            return self.source_id, self.sequence
+        return self.source_id, self.sequence, 'unauthenticated'
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class PolicySettings:
     hold_time_s: float = 2.0
     fix_timeout_s: float = 2.0
     rsu_stale_action: str = 'keep'
+    allow_unauthenticated_stop: bool = False  # else an unauthenticated alert slows down
 
     def __post_init__(self):
         if not self.rules:
@@ -281,6 +288,9 @@ def raw_decision(state: State, settings: PolicySettings, now: float) -> Decision
             action, name = rule.action, rule.name
             if escalate and action != ACTION_STOP:
                 action, name = ACTION_STOP, f'{rule.name}+rsu_stale'
+            if action == ACTION_STOP and not (alert.authenticated
+                                              or settings.allow_unauthenticated_stop):
+                action, name = ACTION_SLOW_DOWN, f'{name}+unauthenticated'
             rank = (-action, distance if not math.isnan(distance) else math.inf, index)
             if best_rank is None or rank < best_rank:
                 best = Decision(action, name, alert.source_id, alert.sequence, distance)

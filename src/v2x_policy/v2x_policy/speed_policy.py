@@ -78,6 +78,8 @@ PARAMETERS = (
           in_range(0.001, 3600.0)),
     Param('rsu_stale_action', 'keep', 'an RSU stale in v2x/peers while an alert acts: keep '
           '(act until expiry) or stop', check(' or '.join(RSU_STALE_ACTIONS), _stale_action)),
+    Param('allow_unauthenticated_stop', False, 'let unauthenticated alerts (DENM, '
+          'unsigned) stop the vehicle; by default they can only slow it down'),
     Param('rules', list(DEFAULT_RULE_NAMES), 'rule names; each has <name>.kinds, '
           '.max_distance_m, .min_severity, .suggest, .action, .when_unknown'),
 )
@@ -143,6 +145,7 @@ class SpeedPolicy(Node):
         rules = parse_rules(values['rules'], fields_of)
         settings = PolicySettings(
             rules=rules, rsu_stale_action=values['rsu_stale_action'].strip().lower(),
+            allow_unauthenticated_stop=values['allow_unauthenticated_stop'],
             **{name: values[name] for name in ('slowdown_ratio', 'slowdown_max_speed',
                                                'hold_time_s', 'fix_timeout_s')})
         return settings, values['stamped'], values['cmd_timeout_s']

@@ -17,7 +17,7 @@ from v2x_protocol.sender import Sender
 
 S = 1_000_000_000
 T = 1_800_000_000 * S
-KEY = keys.HmacKey(b'mysecret')
+KEY = keys.HmacKey(b'test-secret-0123456789abcdef')
 
 
 def _alert(**kw):
@@ -143,12 +143,13 @@ def test_own_session_is_skipped():
 
 def test_key_rotation_accepts_old_and_new_keys():
     """A receiver holding two keys accepts either; a third is unknown."""
-    old, new = keys.HmacKey(b'old-secret'), keys.HmacKey(b'new-secret')
+    old, new = keys.HmacKey(b'old-secret-0123456789'), keys.HmacKey(b'new-secret-0123456789')
     rx = Receiver(keys.Keyring([old, new]))
     assert isinstance(rx.receive(Sender(old).datagram(_alert(), T), T), AlertDelivered)
     assert isinstance(rx.receive(Sender(new).datagram(_alert(sequence=2), T), T),
                       AlertDelivered)
-    third = rx.receive(Sender(keys.HmacKey(b'x')).datagram(_alert(sequence=3), T), T)
+    third_key = keys.HmacKey(b'x-secret-0123456789abc')
+    third = rx.receive(Sender(third_key).datagram(_alert(sequence=3), T), T)
     assert third.reason == 'unknown_key'
 
 
@@ -171,22 +172,31 @@ def test_unsigned_only_when_insecure():
                       AlertDelivered)
 
 
-def test_state_is_bounded():
-    """Sessions and events beyond the caps are evicted oldest first."""
+def test_state_is_bounded_and_never_evicts_events():
+    """Sessions beyond the cap are forgotten oldest first; events are never evicted: a new
+    event beyond the cap is dropped as state_full, a held one stays a repeat."""
     rx = Receiver(keys.Keyring([KEY]), max_sessions=10, max_events=10)
     senders = [Sender(KEY) for _ in range(50)]
     for i, sender in enumerate(senders):
-        assert isinstance(rx.receive(sender.datagram(_alert(sequence=i + 1), T), T),
-                          AlertDelivered)
-    assert rx.active_events == 10 and len(rx._sessions) == 10
-    # the survivors are exactly the newest ten, in arrival order
-    assert list(rx._events) == [('rsu_server_01', seq) for seq in range(41, 51)]
-    assert [k[3] for k in rx._sessions] == [s.session for s in senders[40:]]
-    # and it shows: a surviving event is a repeat, an evicted one is new again
-    assert isinstance(rx.receive(Sender(KEY).datagram(_alert(sequence=50), T), T),
-                      AlertRepeated)
+        got = rx.receive(sender.datagram(_alert(sequence=i + 1), T), T)
+        if i < 10:
+            assert isinstance(got, AlertDelivered)
+        else:
+            assert isinstance(got, DatagramRejected) and got.reason == 'state_full'
+    assert rx.active_events == 10 and rx.held_sessions <= 10
+    # a held event repeated by a new session is a repeat, never new again
     assert isinstance(rx.receive(Sender(KEY).datagram(_alert(sequence=1), T), T),
-                      AlertDelivered)
+                      AlertRepeated)
+
+
+def test_per_source_quota():
+    """One source id cannot take the whole event table: its quota is refused first."""
+    rx = Receiver(keys.Keyring([KEY]), max_events=100, max_events_per_source=5)
+    tx = Sender(KEY)
+    got = [rx.receive(tx.datagram(_alert(sequence=i), T), T) for i in range(1, 8)]
+    assert [getattr(e, 'reason', 'ok') for e in got] == ['ok'] * 5 + ['state_full'] * 2
+    other = rx.receive(tx.datagram(_alert(source_id='rsu_b'), T), T)
+    assert isinstance(other, AlertDelivered)
 
 
 @pytest.mark.parametrize('prev,incoming,expected', [

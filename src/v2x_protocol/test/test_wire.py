@@ -7,27 +7,32 @@ import pytest
 
 from v2x_protocol import keys, wire
 
-KEY = keys.HmacKey(b'mysecret')
+KEY = keys.HmacKey(b'test-secret-0123456789abcdef')
 RING = keys.Keyring([KEY])
 T = 1_800_000_000_000_000_000
 
 f32s = st.floats(width=32, allow_nan=False, allow_infinity=False)
-texts = st.text(max_size=60)
+#: printable text (no C0/C1/DEL: the range table refuses those)
+texts = st.text(st.characters(blacklist_categories=('Cs', 'Cc')), max_size=60)
+ids = st.text(st.characters(blacklist_categories=('Cs', 'Cc')), min_size=1, max_size=40)
+unit = st.floats(0.0, 1.0, width=32)
 alerts = st.builds(
     wire.AlertData,
-    source_id=st.text(min_size=1, max_size=40),
-    sequence=st.integers(0, 2**32 - 1),
-    kind=st.integers(0, 255), severity=st.integers(0, 255), suggest=st.integers(0, 255),
+    source_id=ids,
+    sequence=st.integers(1, 2**32 - 1),
+    kind=st.integers(0, 3), severity=st.integers(1, 3), suggest=st.integers(0, 2),
     stamp_ns=st.integers(0, wire.MAX_TIME_NS - 1),
     detection_time_ns=st.integers(0, wire.MAX_TIME_NS - 1),
-    validity_s=st.floats(min_value=0, max_value=1e9, width=32),
+    validity_s=st.floats(min_value=0.5, max_value=86400.0, width=32),
     cancelled=st.booleans(),
-    latitude=st.floats(allow_nan=False), longitude=st.floats(allow_nan=False),
-    road=texts, distance_m=f32s, confidence=f32s, clip_requested=st.booleans(), clip_id=texts)
+    latitude=st.floats(-90, 90), longitude=st.floats(-180, 180),
+    road=texts, distance_m=st.floats(0.0, 1e6, width=32), confidence=unit,
+    clip_requested=st.booleans(), clip_id=texts)
 heartbeats = st.builds(
-    wire.HeartbeatData, source_id=st.text(min_size=1, max_size=40), role=st.integers(0, 255),
-    status=st.integers(0, 255), status_message=texts, active_alerts=st.integers(0, 65535),
-    uptime_s=f32s, period_s=st.floats(min_value=0.5, max_value=1024.0, width=32))
+    wire.HeartbeatData, source_id=ids, role=st.integers(1, 2),
+    status=st.integers(0, 2), status_message=texts, active_alerts=st.integers(0, 65535),
+    uptime_s=st.floats(0.0, 1e9, width=32), period_s=st.floats(min_value=0.5, max_value=1024.0,
+                                                             width=32))
 
 
 def _alert(**kw):
@@ -85,15 +90,16 @@ def test_any_bit_flip_is_rejected(index, bit):
 
 
 GOOD = _dg()
+HEADER = '>2sBBBBH8sQQQq'
 
 
 def _with_header(**fields):
     """GOOD with header fields replaced (tag left as it was)."""
     names = ['magic', 'version', 'type', 'auth', 'reserved', 'body_len', 'key_id',
-             'session', 'counter', 'send']
-    values = dict(zip(names, struct.unpack_from('>2sBBBBH8sQQq', GOOD), strict=True))
+             'origin', 'session', 'counter', 'send']
+    values = dict(zip(names, struct.unpack_from(HEADER, GOOD), strict=True))
     values.update(fields)
-    return struct.pack('>2sBBBBH8sQQq', *values.values()) + GOOD[40:]
+    return struct.pack(HEADER, *values.values()) + GOOD[wire.HEADER_LEN:]
 
 
 HOSTILE = [
@@ -109,8 +115,9 @@ HOSTILE = [
     (GOOD + bytes(1200), wire.OversizedDatagram),
     # not ours
     (b'GET / HTTP/1.1\r\n\r\n' + bytes(40), wire.MalformedDatagram),
-    # a future version
-    (_with_header(version=2), wire.UnsupportedVersion),
+    # the previous and a future version
+    (_with_header(version=1), wire.UnsupportedVersion),
+    (_with_header(version=3), wire.UnsupportedVersion),
     # unknown message type
     (_with_header(type=9), wire.MalformedDatagram),
     # unknown auth mode
@@ -118,13 +125,15 @@ HOSTILE = [
     # reserved byte set
     (_with_header(reserved=1), wire.MalformedDatagram),
     # auth downgraded to none without insecure
-    (_with_header(auth=0)[:-32], wire.Unauthenticated),
+    (_with_header(auth=0, key_id=bytes(8))[:-32], wire.Unauthenticated),
+    # auth none with a key id is against the spec, even in insecure mode
+    (_with_header(auth=0)[:-32], wire.MalformedDatagram),
     # key id of a key we do not hold
     (_with_header(key_id=b'\x01' * 8), wire.UnknownKey),
     # counter changed after signing
     (_with_header(counter=2), wire.BadSignature),
     # wrong key, same key id cannot be forged: signed by another secret under our id
-    (GOOD[:-32] + keys.HmacKey(b'other').sign(GOOD[:-32]), wire.BadSignature),
+    (GOOD[:-32] + keys.HmacKey(b'other-secret-0123456789').sign(GOOD[:-32]), wire.BadSignature),
     # the tag zeroed
     (GOOD[:-32] + bytes(32), wire.BadSignature),
 ]
@@ -139,7 +148,7 @@ def test_hostile_datagrams_raise_typed_errors(data, error):
 
 def test_wrong_key_is_unknown_key():
     """A datagram signed with another secret has another key id: unknown_key."""
-    other = _dg(signer=keys.HmacKey(b'not-my-secret'))
+    other = _dg(signer=keys.HmacKey(b'not-my-secret-0123456789'))
     with pytest.raises(wire.UnknownKey):
         wire.decode(other, RING)
 
@@ -152,9 +161,12 @@ def _time_patch(offset):
     return patch
 
 
+def _signed(body):
+    header = struct.pack(HEADER, b'VX', 2, 1, 1, 0, len(body), KEY.key_id, 7, 1, 1, T)
+    return header + body + KEY.sign(header + body)
+
+
 @pytest.mark.parametrize('body_patch,what', [
-    (_time_patch(8), 'negative stamp'),
-    (_time_patch(16), 'negative detection_time'),
     (lambda b: b[:-1], 'body one byte short'),
     (lambda b: b + b'x', 'trailing byte'),
     (lambda b: b'\x00' + b[b[0] + 1:], 'empty source id'),
@@ -162,22 +174,33 @@ def _time_patch(offset):
 ])
 def test_signed_but_malformed_body_is_malformed(body_patch, what):
     """A correctly signed datagram whose body does not parse is malformed, not a crash."""
-    body = wire.encode_alert_body(_alert())
-    body = body_patch(body)
-    header = struct.pack('>2sBBBBH8sQQq', b'VX', 1, 1, 1, 0, len(body), KEY.key_id, 1, 1, T)
-    data = header + body + KEY.sign(header + body)
+    body = body_patch(wire.encode_alert_body(_alert()))
     with pytest.raises(wire.MalformedDatagram):
-        wire.decode(data, RING)
+        wire.decode(_signed(body), RING)
+
+
+@pytest.mark.parametrize('body_patch,error', [
+    # negative times: outside 0..2^31 s
+    (_time_patch(8), wire.OutOfRange),
+    (_time_patch(16), wire.OutOfRange),
+    # ESC / NUL in source_id: control characters
+    (lambda b: b'\x02\x1b[' + b[b[0] + 1:], wire.ControlChars),
+    (lambda b: b'\x03a\x00b' + b[b[0] + 1:], wire.ControlChars),
+    # a C1 control (U+009B, CSI) in UTF-8
+    (lambda b: b'\x03a\xc2\x9b' + b[b[0] + 1:], wire.ControlChars),
+])
+def test_signed_body_outside_the_range_table(body_patch, error):
+    """A correctly signed body with a value outside the range table: its own reason."""
+    with pytest.raises(error):
+        wire.decode(_signed(body_patch(wire.encode_alert_body(_alert()))), RING)
 
 
 def test_unknown_flags_are_malformed():
     """Flag bits this version does not define are rejected."""
     body = bytearray(wire.encode_alert_body(_alert()))
     body[1 + len('rsu_server_01') + 7] |= 0x80
-    header = struct.pack('>2sBBBBH8sQQq', b'VX', 1, 1, 1, 0, len(body), KEY.key_id, 1, 1, T)
-    data = header + bytes(body) + KEY.sign(header + bytes(body))
     with pytest.raises(wire.MalformedDatagram, match='flags'):
-        wire.decode(data, RING)
+        wire.decode(_signed(bytes(body)), RING)
 
 
 @pytest.mark.parametrize('alert,match', [
@@ -185,7 +208,15 @@ def test_unknown_flags_are_malformed():
     (_alert(road='x' * 256), 'road'),
     (_alert(sequence=2**32), 'sequence'),
     (_alert(kind=256), 'kind'),
+    (_alert(kind=4), 'kind'),
     (_alert(distance_m=1e39), 'distance_m'),
+    (_alert(distance_m=-500.0), 'distance_m'),
+    (_alert(latitude=137.0), 'latitude'),
+    (_alert(longitude=500.0), 'longitude'),
+    (_alert(confidence=5.0), 'confidence'),
+    (_alert(validity_s=math.inf), 'validity_s'),
+    (_alert(road='€' * 128), 'road'),
+    (_alert(source_id='a\x1bb'), 'source_id'),
 ])
 def test_local_misuse_raises_invalid_message(alert, match):
     """Fields that cannot be encoded raise InvalidMessage (our fault, not the peer's)."""

@@ -1,8 +1,10 @@
 """Keys: HMAC secrets, Ed25519 key files, the trust store, and the receiver's keyring.
 
-Key ids are derived from the keys (first 8 bytes of SHA-256 of the HMAC secret, or of the
-raw 32-byte Ed25519 public key), so `--hmac-key mysecret` gives the same id everywhere.
-Secrets never appear in repr() or messages.
+HMAC (protocol v2): the MAC key and the on-air key id are derived from the secret with
+HKDF-SHA256 under separate labels, so the key id is no fingerprint of the secret; a secret
+must be at least MIN_SECRET_BYTES long (`v2x_keygen --hmac` makes one). Ed25519 key ids
+are the first 8 bytes of SHA-256 of the raw public key. Key files must not be readable by
+group or others (check_private_file). Secrets never appear in repr() or messages.
 """
 
 import base64
@@ -10,13 +12,15 @@ import hashlib
 import hmac
 import os
 from pathlib import Path
+import stat
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from v2x_protocol.wire import (
     AUTH_ED25519,
@@ -28,6 +32,13 @@ from v2x_protocol.wire import (
 )
 
 ENV_KEY = 'V2X_KEY'
+MIN_SECRET_BYTES = 16
+#: HKDF-SHA256 labels (info) of protocol v2; no salt
+LABEL_MAC = b'v2x v2 hmac-sha256 key'
+LABEL_KEY_ID = b'v2x v2 key id'
+MAKE_SECRET_HELP = ('make one with `v2x_keygen --hmac --out-dir DIR` (32 random bytes as '
+                    '64 hex digits, file mode 0600) and give the file as --key-file / '
+                    'key_file, or its content as $V2X_KEY')
 
 
 class KeyConfigError(ValueError):
@@ -35,20 +46,34 @@ class KeyConfigError(ValueError):
 
 
 def key_id_of(material: bytes) -> bytes:
-    """The 8-byte key id: SHA-256(material)[:8]."""
+    """The 8-byte key id of an Ed25519 public key: SHA-256(raw public key)[:8]."""
     return hashlib.sha256(material).digest()[:KEY_ID_LEN]
 
 
+def hkdf(secret: bytes, label: bytes, length: int) -> bytes:
+    """HKDF-SHA256 (RFC 5869) of secret with no salt and info=label."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=label).derive(secret)
+
+
+def check_secret(secret: bytes, where: str = 'HMAC key') -> None:
+    """Refuse a secret that is too short or is a PEM key file's text."""
+    if secret.lstrip().startswith(b'-----BEGIN'):
+        raise KeyConfigError(f'{where} is a PEM key (Ed25519?), not an HMAC secret: use '
+                             'auth_mode ed25519 for it, or ' + MAKE_SECRET_HELP)
+    if len(secret) < MIN_SECRET_BYTES:
+        raise KeyConfigError(f'{where} is {len(secret)} bytes; an HMAC secret needs at least '
+                             f'{MIN_SECRET_BYTES}: ' + MAKE_SECRET_HELP)
+
+
 class HmacKey:
-    """An HMAC-SHA256 secret: signs and verifies."""
+    """An HMAC-SHA256 secret: signs and verifies with its HKDF-derived MAC key."""
 
     auth = AUTH_HMAC
 
-    def __init__(self, secret: bytes):
-        if not secret:
-            raise KeyConfigError('empty HMAC key')
-        self._secret = bytes(secret)
-        self.key_id = key_id_of(self._secret)
+    def __init__(self, secret: bytes, where: str = 'HMAC key'):
+        check_secret(bytes(secret), where)
+        self._secret = hkdf(bytes(secret), LABEL_MAC, 32)
+        self.key_id = hkdf(bytes(secret), LABEL_KEY_ID, KEY_ID_LEN)
 
     def __repr__(self) -> str:
         return f'HmacKey(key_id={self.key_id.hex()})'
@@ -81,18 +106,65 @@ class Ed25519Signer:
         return self._key.sign(data)
 
 
+_P = 2**255 - 19
+_D = (-121665 * pow(121666, _P - 2, _P)) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _edwards_add(a, b):
+    (x1, y1), (x2, y2) = a, b
+    t = _D * x1 * x2 * y1 * y2 % _P
+    return ((x1 * y2 + y1 * x2) * pow(1 + t, _P - 2, _P) % _P,
+            (y1 * y2 + x1 * x2) * pow(1 - t, _P - 2, _P) % _P)
+
+
+def public_key_problem(raw: bytes) -> str:
+    """Why an Ed25519 public key must not be trusted ('' when it is fine): not 32 bytes,
+    a non-canonical encoding, not a curve point, or a point of small order (with which
+    anyone could forge a signature that verifies)."""
+    if len(raw) != 32:
+        return f'{len(raw)} bytes, not 32'
+    n = int.from_bytes(raw, 'little')
+    y, sign = n & ((1 << 255) - 1), n >> 255
+    if y >= _P:
+        return 'non-canonical encoding (y >= p)'
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    if v * x * x % _P != u:
+        x = x * _SQRT_M1 % _P
+        if v * x * x % _P != u:
+            return 'not a point on the curve'
+    if x == 0 and sign:
+        return 'non-canonical encoding (x = 0 with the sign bit set)'
+    if x & 1 != sign:
+        x = _P - x
+    point = (x, y)
+    for _ in range(3):
+        point = _edwards_add(point, point)
+    if point == (0, 1):
+        return 'a point of small order (anyone could forge signatures for it)'
+    return ''
+
+
 class Ed25519Verifier:
-    """A trusted Ed25519 public key (one trust-store entry)."""
+    """A trusted Ed25519 public key (one trust-store entry) and the source ids it may
+    speak for (its name and the ids listed after the key; empty = any, for tests)."""
 
     auth = AUTH_ED25519
 
-    def __init__(self, public_raw: bytes, name: str = ''):
-        if len(public_raw) != 32:
-            raise KeyConfigError(f'Ed25519 public key must be 32 bytes, got {len(public_raw)}')
+    def __init__(self, public_raw: bytes, name: str = '', source_ids=()):
+        problem = public_key_problem(public_raw)
+        if problem:
+            raise KeyConfigError(f'Ed25519 public key {name or ""} refused: {problem}')
         self._key = Ed25519PublicKey.from_public_bytes(public_raw)
         self.public_raw = public_raw
         self.name = name
+        self.source_ids = frozenset(([name] if name else []) + list(source_ids))
         self.key_id = key_id_of(public_raw)
+
+    def may_speak_for(self, source_id: str) -> bool:
+        """True when this signer may sign datagrams of source_id."""
+        return not self.source_ids or source_id in self.source_ids
 
     def verify(self, data: bytes, tag: bytes) -> bool:
         """True when tag is a valid signature of data."""
@@ -136,28 +208,48 @@ class Keyring:
 
 # --- files ------------------------------------------------------------------------------
 
+def check_private_file(path: str | Path, what: str = 'key file') -> None:
+    """Refuse a secret file that group or others may read or write (as ssh does), saying
+    the chmod that fixes it. Raises KeyConfigError (also when it cannot be stat'ed)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise KeyConfigError(f'cannot read {what} {path}: {exc.strerror}') from None
+    if mode & 0o077:
+        raise KeyConfigError(f'{what} {path} is accessible by group or others (mode '
+                             f'{stat.S_IMODE(mode):04o}); run: chmod 600 {path}')
+
+
 def read_secret_file(path: str | Path) -> bytes:
-    """An HMAC secret from a file (trailing newline stripped)."""
+    """An HMAC secret from a file: its bytes less one trailing LF or CRLF (nothing else is
+    trimmed). Refuses a file group/others can read, a short secret, and a PEM key."""
+    check_private_file(path)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise KeyConfigError(f'cannot read key file {path}: {exc.strerror}') from None
-    data = data.rstrip(b'\r\n')
-    if not data:
-        raise KeyConfigError(f'key file {path} is empty')
+    if data.endswith(b'\r\n'):
+        data = data[:-2]
+    elif data.endswith(b'\n'):
+        data = data[:-1]
+    check_secret(data, f'key file {path}')
     return data
 
 
 def load_private_key(path: str | Path) -> Ed25519Signer:
-    """An Ed25519 private key from a PEM (PKCS#8) file written by v2x_keygen."""
+    """An Ed25519 private key from an unencrypted PEM PKCS#8 file (v2x_keygen writes one)."""
+    check_private_file(path)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise KeyConfigError(f'cannot read key file {path}: {exc.strerror}') from None
+    if not data.lstrip().startswith(b'-----BEGIN'):
+        raise KeyConfigError(f'{path} is not a PEM private key (an HMAC secret? use '
+                             'auth_mode hmac for it)')
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except ValueError:
-        raise KeyConfigError(f'{path} is not a PEM private key') from None
+    except (ValueError, TypeError):
+        raise KeyConfigError(f'{path} is not an unencrypted PEM private key') from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyConfigError(f'{path} is not an Ed25519 private key')
     return Ed25519Signer(key)
@@ -172,15 +264,18 @@ def is_pem_private_key(path: str | Path) -> bool:
     return head.startswith(b'-----BEGIN') and b'PRIVATE KEY' in head
 
 
-def trust_entry(name: str, public_raw: bytes) -> str:
-    """One trust-store line: '<name> ed25519 <base64 public key>'."""
-    if not name or any(c.isspace() for c in name):
-        raise KeyConfigError(f'trust-store name {name!r} must be one word')
-    return f'{name} ed25519 {base64.b64encode(public_raw).decode()}'
+def trust_entry(name: str, public_raw: bytes, speaks_for=()) -> str:
+    """One trust-store line: '<name> ed25519 <base64 public key> [<source_id> ...]'."""
+    for word in (name, *speaks_for):
+        if not word or any(c.isspace() or c == '#' for c in word):
+            raise KeyConfigError(f'trust-store name/source id {word!r} must be one word')
+    extra = ''.join(f' {w}' for w in speaks_for if w != name)
+    return f'{name} ed25519 {base64.b64encode(public_raw).decode()}{extra}'
 
 
 def load_trust_store(path: str | Path) -> list[Ed25519Verifier]:
-    """Trusted keys from a text file of '<name> ed25519 <base64>' lines ('#' comments)."""
+    """Trusted keys from a text file of '<name> ed25519 <base64> [<source_id> ...]' lines
+    ('#' comments). The key may sign for its name and the source ids listed after it."""
     try:
         text = Path(path).read_text(encoding='utf-8')
     except OSError as exc:
@@ -191,13 +286,17 @@ def load_trust_store(path: str | Path) -> list[Ed25519Verifier]:
         if not line:
             continue
         parts = line.split()
-        if len(parts) != 3 or parts[1] != 'ed25519':
-            raise KeyConfigError(f'{path}:{lineno}: expected "<name> ed25519 <base64 key>"')
+        if len(parts) < 3 or parts[1] != 'ed25519':
+            raise KeyConfigError(f'{path}:{lineno}: expected "<name> ed25519 <base64 key> '
+                                 '[<source_id> ...]"')
         try:
             raw = base64.b64decode(parts[2], validate=True)
         except ValueError:
             raise KeyConfigError(f'{path}:{lineno}: key is not base64') from None
-        keys.append(Ed25519Verifier(raw, parts[0]))
+        try:
+            keys.append(Ed25519Verifier(raw, parts[0], parts[3:]))
+        except KeyConfigError as exc:
+            raise KeyConfigError(f'{path}:{lineno}: {exc}') from None
     if not keys:
         raise KeyConfigError(f'trust store {path} holds no keys')
     return keys
@@ -207,11 +306,11 @@ def hmac_from_sources(key: str | None = None, key_file: str | None = None,
                       env=os.environ) -> HmacKey | None:
     """The HMAC key from a literal, a file, or $V2X_KEY, in that order; None when none."""
     if key:
-        return HmacKey(key.encode('utf-8'))
+        return HmacKey(key.encode('utf-8'), 'the --hmac-key secret')
     if key_file:
-        return HmacKey(read_secret_file(key_file))
+        return HmacKey(read_secret_file(key_file), f'key file {key_file}')
     if env.get(ENV_KEY):
-        return HmacKey(env[ENV_KEY].encode('utf-8'))
+        return HmacKey(env[ENV_KEY].encode('utf-8'), f'${ENV_KEY}')
     return None
 
 
@@ -240,13 +339,20 @@ def make_keyring(auth_mode: str, *, key_file: str = '', hmac_key: str = '',
     if auth_mode == 'none':
         if not insecure:
             raise KeyConfigError("auth mode 'none' needs the insecure flag set explicitly")
+        if hmac_key or key_file or accept_key_files or trust_store:
+            raise KeyConfigError('insecure (auth none) together with a key: a receiver '
+                                 'either checks signatures or runs insecure, not both')
         return Keyring(allow_none=True)
+    if insecure:
+        raise KeyConfigError(f'insecure together with auth mode {auth_mode!r}: a receiver '
+                             'either checks signatures or runs insecure, not both')
     hmac_keys = []
     if auth_mode == 'hmac' or hmac_key:
         first = hmac_from_sources(hmac_key, key_file if auth_mode == 'hmac' else '', env)
         if first is not None:
             hmac_keys.append(first)
-    hmac_keys += [HmacKey(read_secret_file(p)) for p in accept_key_files if p]
+    hmac_keys += [HmacKey(read_secret_file(p), f'key file {p}') for p in accept_key_files
+                  if p]
     ed_keys = []
     if auth_mode == 'ed25519':
         if not trust_store:
@@ -258,4 +364,4 @@ def make_keyring(auth_mode: str, *, key_file: str = '', hmac_key: str = '',
     if not hmac_keys and not ed_keys:
         raise KeyConfigError(f'no HMAC key: give --hmac-key / key_file, or set {ENV_KEY}; '
                              'or run insecure (auth none) on purpose')
-    return Keyring(hmac_keys, ed_keys, allow_none=insecure)
+    return Keyring(hmac_keys, ed_keys)

@@ -9,37 +9,60 @@ from dataclasses import dataclass, replace
 import math
 import secrets
 
-from v2x_protocol import wire
+from v2x_protocol import ranges, wire
 from v2x_protocol.wire import AlertData, HeartbeatData
 
-#: the largest validity_s accepted for sending: detection_time + validity_s stays well
-#: inside an int64 of ns (builtin_interfaces/Time spans 2^31 s)
-MAX_VALIDITY_S = float(2**31)
+#: the largest validity_s accepted (ranges.MAX_VALIDITY_S, DENM's one day)
+MAX_VALIDITY_S = ranges.MAX_VALIDITY_S
 
 
 class InvalidTiming(wire.InvalidMessage):
     """A validity or time the integer-ns arithmetic cannot take (inf, nan, out of range)."""
 
 
+class UnknownEvent(wire.InvalidMessage):
+    """An update or cancellation naming an event this station does not hold."""
+
+
+class OutOfRangeInput(wire.InvalidMessage):
+    """An alert field outside the range table (ranges.py); the message names the field."""
+
+
 def check_validity(validity_s: float) -> None:
     """Raise InvalidTiming unless 0 <= validity_s <= MAX_VALIDITY_S (0 = the default)."""
-    if not (math.isfinite(validity_s) and 0.0 <= validity_s <= MAX_VALIDITY_S):
-        raise InvalidTiming(f'validity_s {validity_s!r} is not in '
-                            f'0..{MAX_VALIDITY_S:.0f} (0 = the default)')
+    try:
+        ranges.check_validity(validity_s, allow_zero=True)
+    except ranges.FieldError as exc:
+        raise InvalidTiming(str(exc)) from None
+
+
+def check_input(alert: AlertData) -> None:
+    """An alert taken in to be sent (zeros still to be filled): the range table's verdict,
+    as OutOfRangeInput (or InvalidTiming for validity_s) naming the field."""
+    try:
+        ranges.check_alert_fields(alert, filled=False)
+    except ranges.FieldError as exc:
+        cls = InvalidTiming if exc.field == 'validity_s' else OutOfRangeInput
+        raise cls(str(exc)) from None
 
 
 class Sender:
-    """Frames and signs datagrams for one session. signer None means auth 'none'."""
+    """Frames and signs datagrams for one session. signer None means auth 'none'.
 
-    def __init__(self, signer=None, session: int | None = None):
+    origin: the station instance (SequenceStore.origin) whose events these are; session:
+    random per start.
+    """
+
+    def __init__(self, signer=None, session: int | None = None, origin: int = 0):
         self.signer = signer
         self.session = secrets.randbits(64) if session is None else session
+        self.origin = origin
         self.counter = 0
 
     def datagram(self, payload: AlertData | HeartbeatData, now_ns: int) -> bytes:
         """The next datagram of this session (raises wire.InvalidMessage on bad input)."""
         data = wire.encode(payload, signer=self.signer, session=self.session,
-                           counter=self.counter + 1, send_time_ns=now_ns)
+                           counter=self.counter + 1, send_time_ns=now_ns, origin=self.origin)
         self.counter += 1
         return data
 
@@ -51,16 +74,25 @@ def fill_identity(alert: AlertData, *, station_id: str, now_ns: int,
     next_sequence(source_id) -> int is called only when alert.sequence is 0. previous(key)
     -> AlertData | None gives the version being repeated, so an update or cancellation that
     leaves detection_time / validity_s at 0 keeps the event's own (not a fresh 600 s).
+    A cancellation carries the event's own fields (kind, severity, place, ...) from
+    previous; when previous is given and does not know the event, UnknownEvent is raised.
     Raises InvalidMessage for a cancellation without a sequence (it would name no event),
-    and for a validity_s or default_validity_s that check_validity refuses.
+    and for any field the range table (ranges.py) refuses, naming it.
     """
-    check_validity(alert.validity_s)
     check_validity(default_validity_s)
+    check_input(alert)
     source_id = alert.source_id or station_id
     if alert.cancelled and not alert.sequence:
         raise wire.InvalidMessage('a cancellation needs the sequence of the event it cancels')
+    before = previous((source_id, alert.sequence)) if (previous and alert.sequence) else None
+    if alert.cancelled and previous is not None and before is None:
+        raise UnknownEvent(f'cannot cancel {source_id}#{alert.sequence}: no such live event '
+                           'was sent by this station (never sent, or already expired)')
+    if alert.cancelled and before is not None:
+        alert = replace(before, cancelled=True, stamp_ns=alert.stamp_ns,
+                        validity_s=alert.validity_s or before.validity_s,
+                        detection_time_ns=alert.detection_time_ns or before.detection_time_ns)
     sequence = alert.sequence or next_sequence(source_id)
-    before = previous((source_id, sequence)) if (previous and alert.sequence) else None
     detection_ns = alert.detection_time_ns or (before.detection_time_ns if before else now_ns)
     if alert.validity_s > 0:
         validity_s = alert.validity_s

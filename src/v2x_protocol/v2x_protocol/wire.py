@@ -2,8 +2,9 @@
 
 Layout (big-endian; docs/protocol.md is the normative description with test vectors)::
 
-    header (40 bytes)  magic 'VX' | version | type | auth | reserved | body_len
-                       | key_id (8) | session (u64) | counter (u64) | send_time_ns (i64)
+    header (48 bytes)  magic 'VX' | version 2 | type | auth | reserved | body_len
+                       | key_id (8) | origin (u64) | session (u64) | counter (u64)
+                       | send_time_ns (i64)
     body               alert or heartbeat fields
     tag                0 (none), 32 (HMAC-SHA256) or 64 (Ed25519) bytes over header+body
 
@@ -15,8 +16,10 @@ from dataclasses import dataclass
 import math
 import struct
 
+from v2x_protocol import ranges
+
 MAGIC = b'VX'
-VERSION = 1
+VERSION = 2
 MAX_DATAGRAM = 1200
 
 TYPE_ALERT = 1
@@ -33,12 +36,12 @@ FLAG_CLIP_REQUESTED = 0x02
 _KNOWN_FLAGS = FLAG_CANCELLED | FLAG_CLIP_REQUESTED
 
 KEY_ID_LEN = 8
-MAX_TEXT = 255
-MAX_TIME_NS = (1 << 31) * 1_000_000_000  # builtin_interfaces/Time.sec is an int32
+MAX_TEXT = ranges.MAX_TEXT_BYTES
+MAX_TIME_NS = ranges.MAX_TIME_NS  # builtin_interfaces/Time.sec is an int32
 FLT_MAX = 3.4028234663852886e38
 
-_HEADER = struct.Struct('>2sBBBBH8sQQq')
-HEADER_LEN = _HEADER.size  # 40
+_HEADER = struct.Struct('>2sBBBBH8sQQQq')
+HEADER_LEN = _HEADER.size  # 48
 _ALERT_FIXED = struct.Struct('>IBBBBqqfddff')
 _HEARTBEAT_FIXED = struct.Struct('>BBHff')
 _F32 = struct.Struct('>f')
@@ -107,9 +110,40 @@ class Expired(WireError):
 
 
 class Replayed(WireError):
-    """A (session, counter) the receiver has already accepted."""
+    """A (session, counter) the receiver has already accepted, or one 64 or more behind the
+    highest counter of its session (the window cannot tell)."""
 
     reason = 'replayed'
+
+
+class CounterJump(WireError):
+    """A counter more than MAX_COUNTER_JUMP above the highest of its session."""
+
+    reason = 'counter_jump'
+
+
+class OutOfRange(WireError):
+    """A field outside the range table (ranges.py), e.g. latitude 137."""
+
+    reason = 'out_of_range'
+
+
+class ControlChars(OutOfRange):
+    """A text field holding a control character (C0, C1, DEL: NUL, ESC, CR, LF...)."""
+
+    reason = 'control_chars'
+
+
+class ForgedSource(WireError):
+    """An Ed25519 signer speaking for a source_id its trust-store line does not list."""
+
+    reason = 'forged_source'
+
+
+class InternalError(WireError):
+    """An unexpected exception while handling a datagram (a bug): counted, never raised."""
+
+    reason = 'internal_error'
 
 
 class InvalidMessage(ValueError):
@@ -146,7 +180,7 @@ class AlertData:
 
     @property
     def expires_ns(self) -> int:
-        """detection_time + validity_s, in ns."""
+        """detection_time + validity_s in ns: validity_s * 1e9 as a double, truncated."""
         return self.detection_time_ns + int(self.validity_s * 1e9)
 
 
@@ -165,7 +199,11 @@ class HeartbeatData:
 
 @dataclass(frozen=True)
 class Envelope:
-    """The header fields of a verified datagram."""
+    """The header fields of a verified datagram.
+
+    origin: the sending station instance (random, persisted with its sequence store); an
+    event is (source_id, origin, sequence). session: random per sender start.
+    """
 
     msg_type: int
     auth: int
@@ -173,6 +211,7 @@ class Envelope:
     session: int
     counter: int
     send_time_ns: int
+    origin: int = 0
 
 
 @dataclass(frozen=True)
@@ -186,9 +225,11 @@ class Datagram:
 # --- encoding ---------------------------------------------------------------------------
 
 def _text(value: str, field: str) -> bytes:
-    raw = value.encode('utf-8')
-    if len(raw) > MAX_TEXT:
-        raise InvalidMessage(f'{field} is {len(raw)} bytes of UTF-8; at most {MAX_TEXT}')
+    try:
+        ranges.check_text(field, value)
+        raw = value.encode('utf-8')
+    except (ranges.FieldError, UnicodeEncodeError) as exc:
+        raise InvalidMessage(str(exc)) from None
     return bytes([len(raw)]) + raw
 
 
@@ -233,8 +274,19 @@ def encode_heartbeat_body(h: HeartbeatData) -> bytes:
 
 
 def encode(payload: AlertData | HeartbeatData, *, signer, session: int, counter: int,
-           send_time_ns: int) -> bytes:
-    """A whole datagram. signer: None for auth 'none', else an object with auth, key_id, sign()."""
+           send_time_ns: int, origin: int = 0) -> bytes:
+    """A whole datagram. signer: None for auth 'none', else an object with auth, key_id, sign().
+
+    The payload must be inside the range table (ranges.py): a sender never puts on the air
+    what a receiver drops (InvalidMessage names the field).
+    """
+    try:
+        if isinstance(payload, AlertData):
+            ranges.check_alert_fields(payload)
+        elif isinstance(payload, HeartbeatData):
+            ranges.check_heartbeat_fields(payload)
+    except ranges.FieldError as exc:
+        raise InvalidMessage(str(exc)) from None
     if isinstance(payload, AlertData):
         msg_type, body = TYPE_ALERT, encode_alert_body(payload)
     elif isinstance(payload, HeartbeatData):
@@ -244,7 +296,7 @@ def encode(payload: AlertData | HeartbeatData, *, signer, session: int, counter:
     auth = AUTH_NONE if signer is None else signer.auth
     key_id = bytes(KEY_ID_LEN) if signer is None else signer.key_id
     header = _HEADER.pack(MAGIC, VERSION, msg_type, auth, 0, len(body), key_id,
-                          session, counter, send_time_ns)
+                          origin, session, counter, send_time_ns)
     signed = header + body
     tag = b'' if signer is None else signer.sign(signed)
     datagram = signed + tag
@@ -261,7 +313,7 @@ def parse_header(data: bytes) -> tuple[Envelope, int]:
         raise OversizedDatagram(f'{len(data)} bytes > {MAX_DATAGRAM}')
     if len(data) < HEADER_LEN:
         raise MalformedDatagram(f'{len(data)} bytes is shorter than the header')
-    (magic, version, msg_type, auth, reserved, body_len, key_id, session, counter,
+    (magic, version, msg_type, auth, reserved, body_len, key_id, origin, session, counter,
      send_time_ns) = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise MalformedDatagram(f'bad magic {magic!r}')
@@ -273,11 +325,14 @@ def parse_header(data: bytes) -> tuple[Envelope, int]:
         raise MalformedDatagram(f'unknown auth mode {auth}')
     if reserved != 0:
         raise MalformedDatagram('reserved byte is not 0')
+    if auth == AUTH_NONE and key_id != bytes(KEY_ID_LEN):
+        raise MalformedDatagram('auth 0 (none) with a non-zero key id')
     expected = HEADER_LEN + body_len + TAG_LEN[auth]
     if len(data) != expected:
         raise MalformedDatagram(f'length {len(data)} != header {HEADER_LEN} + body {body_len}'
                                 f' + tag {TAG_LEN[auth]}')
-    return Envelope(msg_type, auth, key_id, session, counter, send_time_ns), body_len
+    return Envelope(msg_type, auth, key_id, session, counter, send_time_ns,
+                    origin), body_len
 
 
 def _read_text(body: bytes, offset: int, field: str) -> tuple[str, int]:
@@ -319,14 +374,21 @@ def decode_alert_body(body: bytes) -> AlertData:
      lat, lon, distance_m, confidence) = values
     if flags & ~_KNOWN_FLAGS:
         raise MalformedDatagram(f'unknown flags 0x{flags:02x}')
-    if not (math.isfinite(validity_s) and validity_s >= 0):
-        raise MalformedDatagram(f'validity_s {validity_s!r}')
-    for name, ns in (('stamp', stamp_ns), ('detection_time', detection_ns)):
-        if not 0 <= ns < MAX_TIME_NS:
-            raise MalformedDatagram(f'{name} {ns} ns outside 0..2^31 s (builtin_interfaces/Time)')
-    return AlertData(source_id, sequence, kind, severity, suggest, stamp_ns, detection_ns,
-                     validity_s, bool(flags & FLAG_CANCELLED), lat, lon, road, distance_m,
-                     confidence, bool(flags & FLAG_CLIP_REQUESTED), clip_id)
+    alert = AlertData(source_id, sequence, kind, severity, suggest, stamp_ns, detection_ns,
+                      validity_s, bool(flags & FLAG_CANCELLED), lat, lon, road, distance_m,
+                      confidence, bool(flags & FLAG_CLIP_REQUESTED), clip_id)
+    _in_range(ranges.check_alert_fields, alert)
+    return alert
+
+
+def _in_range(check, payload) -> None:
+    """Map the range table's verdict to the receiver's drop reasons."""
+    try:
+        check(payload)
+    except ranges.ControlCharacter as exc:
+        raise ControlChars(str(exc)) from None
+    except ranges.FieldError as exc:
+        raise OutOfRange(str(exc)) from None
 
 
 def decode_heartbeat_body(body: bytes) -> HeartbeatData:
@@ -334,16 +396,18 @@ def decode_heartbeat_body(body: bytes) -> HeartbeatData:
     source_id, values, (message,) = _read_body(body, _HEARTBEAT_FIXED, ('status_message',),
                                                'heartbeat')
     role, status, active, uptime_s, period_s = values
-    if not (math.isfinite(period_s) and period_s > 0):
-        raise MalformedDatagram(f'heartbeat period_s {period_s!r}')
-    return HeartbeatData(source_id, role, status, message, active, uptime_s, period_s)
+    hb = HeartbeatData(source_id, role, status, message, active, uptime_s, period_s)
+    _in_range(ranges.check_heartbeat_fields, hb)
+    return hb
 
 
 def decode(data: bytes, keyring, header: tuple[Envelope, int] | None = None) -> Datagram:
     """Steps 1-2 of the receiver: frame and version, then authentication, then the body.
 
-    keyring.verifier(auth, key_id) returns an object with verify(signed, tag) -> bool, or
-    raises Unauthenticated / UnknownKey. The body is parsed only after the tag verifies.
+    keyring.verifier(auth, key_id) returns an object with verify(signed, tag) -> bool (and
+    optionally may_speak_for(source_id) -> bool), or raises Unauthenticated / UnknownKey.
+    The body is parsed only after the tag verifies; then its source_id must be one the
+    signer may speak for (ForgedSource).
     header: parse_header(data) when the caller has it already.
     """
     envelope, body_len = parse_header(data) if header is None else header
@@ -357,6 +421,10 @@ def decode(data: bytes, keyring, header: tuple[Envelope, int] | None = None) -> 
         payload = decode_alert_body(body)
     else:
         payload = decode_heartbeat_body(body)
+    may_speak_for = getattr(verifier, 'may_speak_for', None)
+    if may_speak_for is not None and not may_speak_for(payload.source_id):
+        raise ForgedSource(f'key {verifier.name or envelope.key_id.hex()} may not sign for '
+                           f'source_id {ranges.printable(payload.source_id)!r}')
     return Datagram(envelope, payload)
 
 
