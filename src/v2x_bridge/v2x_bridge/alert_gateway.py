@@ -10,9 +10,7 @@ from dataclasses import dataclass
 import json
 import os
 from pathlib import Path
-import re
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -45,6 +43,7 @@ from v2x_protocol.sender import (
     fill_identity,
 )
 from v2x_protocol.state import OutboxFile, SequenceStore
+from v2x_protocol.station import default_station_id, pseudonym
 from v2x_protocol.wire import HeartbeatData, InvalidMessage
 
 NODE_NAME = 'alert_gateway'
@@ -54,18 +53,6 @@ HIGH_WATER_FILE = 'high_water.json'
 HIGH_WATER_SAVE_S = 10.0
 
 
-def default_station_id(role: str) -> str:
-    """An RSU's station id derived from the host name ('rsu_<host>'), so two RSUs never
-    share a default; a vehicle's is a random pseudonym (see pseudonym())."""
-    if role != 'rsu':
-        return pseudonym()
-    host = re.sub(r'[^A-Za-z0-9_-]', '_', socket.gethostname().split('.')[0]) or 'host'
-    return f'rsu_{host}'[:64]
-
-
-def pseudonym() -> str:
-    """A vehicle's random station id, 'vehicle_<8 hex digits>'."""
-    return f'vehicle_{secrets.token_hex(4)}'
 MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 Hz)
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent

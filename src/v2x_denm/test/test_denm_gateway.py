@@ -65,7 +65,7 @@ def stack():
     veh_port = _free_udp_port()
     rsu = ros.add(DenmGateway(context=ros.context, namespace='rsu', parameter_overrides=_params(
         udp_send_to=f'127.0.0.1:{sink.getsockname()[1]}', station_id=1234,
-        repeat_interval_s=0.2)))
+        source_id='rsu_server_01', repeat_interval_s=0.2)))
     veh = ros.add(DenmGateway(context=ros.context, namespace='veh', parameter_overrides=_params(
         udp_listen=f'127.0.0.1:{veh_port}', udp_accept=True, station_id=99)))
     probe = ros.node('probe')
@@ -161,7 +161,7 @@ def test_geonetworking_face_end_to_end(stack, veth):
     try:
         ros.add(DenmGateway(context=ros.context, namespace='gna', parameter_overrides=_params(
             gn_iface=a_dev, udp_send_to=f'127.0.0.1:{sink.getsockname()[1]}',
-            station_id=555, repeat_interval_s=0.2)))
+            station_id=555, source_id='rsu_server_01', repeat_interval_s=0.2)))
         ros.add(DenmGateway(context=ros.context, namespace='gnb', parameter_overrides=_params(
             gn_iface=b_dev, gn_accept=True, gn_send=False, station_id=556)))
         probe = ros.node('gn_probe')
@@ -217,7 +217,7 @@ def test_launch_files_start_it_only_when_enabled():
     keys = set(yaml.safe_load(CONFIG.read_text())['/**']['ros__parameters'])
     for launch, args, expect in (
             ('rsu.launch.xml', {'denm_udp_send_to': '127.0.0.1:4400'},
-             {'udp_send_to': '127.0.0.1:4400', 'source_id': 'rsu_server_01'}),
+             {'udp_send_to': '127.0.0.1:4400', 'source_id': ''}),
             ('vehicle.launch.xml', {'denm_udp_listen': '127.0.0.1:4401',
                                     'denm_udp_accept': 'true'},
              {'udp_listen': '127.0.0.1:4401', 'udp_accept': True})):

@@ -29,6 +29,7 @@ from v2x_denm import codec, conversions, frames, link, net
 from v2x_denm.receiver import DenmDelivered, DenmReceiver, DenmRejected, DenmRepeated
 from v2x_msgs.msg import Alert
 from v2x_protocol.sender import Outbox
+from v2x_protocol.station import default_station_id
 
 NODE_NAME = 'denm_gateway'
 SUMMARY_PERIOD_S = 10.0
@@ -79,8 +80,8 @@ HOSTPORT = check("host:port or ''", _hostport)
 PARAMETERS = (
     Param('station_id', 0, 'numeric ITS StationID of this station (0 = derived from '
           'source_id: first 4 bytes of its SHA-256)', in_range(0, codec.MAX_STATION_ID)),
-    Param('source_id', 'rsu_server_01', "alerts with this source_id (or '') are this "
-          "station's own events (the alert_gateway's station_id)"),
+    Param('source_id', '', "alerts with this source_id (or '') are this station's own "
+          "events: the alert_gateway's station_id ('' = rsu_<hostname>, as the gateway)"),
     Param('station_type', codec.STATION_TYPE_RSU, 'ITS StationType (15 = roadSideUnit)',
           in_range(0, 255)),
     Param('udp_send_to', '', "host:port receiving our BTP-B + DENM datagrams ('' = off)",
@@ -129,8 +130,9 @@ class DenmGateway(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
-        self.station = codec.Station(s.station_id or codec.station_id_of(s.source_id),
-                                     s.station_type, s.source_id)
+        source_id = s.source_id or default_station_id('rsu')
+        self.station = codec.Station(s.station_id or codec.station_id_of(source_id),
+                                     s.station_type, source_id)
         self._gn_settings = frames.GnSettings(s.gn_default_radius_m, s.gn_lifetime_s,
                                               s.gn_hop_limit, s.station_lat, s.station_lon)
         self._lock = threading.Lock()
