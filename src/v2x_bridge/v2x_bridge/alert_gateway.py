@@ -279,7 +279,7 @@ class AlertGateway(Node):
             text = str(exc)
             if text.startswith('no HMAC key'):  # keys' wording names the CLIs' --hmac-key
                 text = (f'no HMAC key: give key_file:=FILE (launch) or -p key_file:=FILE, '
-                        f'or set {keys.ENV_KEY}; or insecure:=true on purpose (testing only)')
+                        f'or set {keys.ENV_KEY}; or -p insecure:=true on purpose (testing only)')
             raise ParameterError(name, text) from None
         return signer, keyring
 
