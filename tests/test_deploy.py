@@ -75,7 +75,7 @@ def test_rsu_writable_paths_are_what_the_launch_writes():
     """Every directory the RSU launch writes by default is writable under the unit, and
     nothing else: StateDirectory (/var/lib/v2x), LogsDirectory, ReadWritePaths."""
     service = _service('rsu')
-    writable = set(service['ReadWritePaths'].split())
+    writable = {p.lstrip('-') for p in service['ReadWritePaths'].split()}
     writable |= {'/var/lib/' + service['StateDirectory'], '/var/log/' + service['LogsDirectory']}
     args = {a.get('name'): a.get('default') for a in
             ET.parse(os.path.join(ROOT, 'launch', 'rsu.launch.xml')).getroot().iter('arg')}
@@ -111,7 +111,7 @@ def test_vehicle_writable_paths_are_what_the_launch_writes():
     unit's StateDirectory / LogsDirectory (ProtectSystem=strict makes the rest read-only)."""
     service = _service('vehicle')
     writable = {'/var/lib/' + service['StateDirectory'], '/var/log/' + service['LogsDirectory']}
-    writable |= set(service.get('ReadWritePaths', '').split())
+    writable |= {p.lstrip('-') for p in service.get('ReadWritePaths', '').split()}
     args = {a.get('name'): a.get('default') for a in
             ET.parse(os.path.join(ROOT, 'launch', 'vehicle.launch.xml')).getroot().iter('arg')}
     assert {args['state_dir'], os.path.dirname(args['csv_log'])} <= writable
