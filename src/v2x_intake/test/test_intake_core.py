@@ -336,3 +336,15 @@ def test_token_file_readable_by_others_is_refused_with_the_chmod(tmp_path, mode)
     assert 's3cret' not in str(info.value)
     tok.chmod(0o400)
     assert load_token(IntakeSettings(token_file=str(tok)), {}) == 's3cret'
+
+
+def test_outcome_names_the_fields_that_took_seed_defaults(env):
+    """An event of the seed's watcher (only type) is accepted; its outcome names the fields
+    that took the seed's defaults (the node logs them); a full event names none."""
+    intake = env.intake()
+    sparse = intake.handle(b'{"type": "fire"}', 'http', '127.0.0.1')
+    assert isinstance(sparse, EventPublished)
+    assert sparse.defaulted == ('clip_hint', 'distance_m', 'lat', 'lon', 'road', 'severity',
+                                'ts')
+    assert env.published[-1].road == 'segment_A' and env.published[-1].ts == NOW
+    assert intake.handle(event_bytes(), 'http', '127.0.0.1').defaulted == ()

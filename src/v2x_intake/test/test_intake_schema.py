@@ -184,6 +184,10 @@ def test_seed_watcher_events_are_accepted_with_its_defaults(doc):
     assert event.clip_requested is False and event.ts == NOW
     assert event.latitude is None and event.longitude is None  # the policy uses distance_m
     assert event.extra == {}
+    # what was filled in is said (event_intake logs it beside 'accepted')
+    assert event.defaulted == tuple(sorted({*SEED_DEFAULTS, 'ts'} - set(doc)))
+    assert IntakeEvent.from_record(json.loads(json.dumps(event.to_record()))).defaulted == \
+        event.defaulted
 
 
 def test_seed_guide_sample_is_refused_saying_how_old():

@@ -169,6 +169,7 @@ class EventPublished:
 
     key: str
     status: str = 'accepted'
+    defaulted: tuple[str, ...] = ()  # fields absent from the event, given the seed's defaults
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ class EventHeld:
 
     key: str
     status: str = 'queued'
+    defaulted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -323,7 +325,9 @@ class Intake:
             self._flush_locked()
             state = self.ledger.get(key).state
         self._after_publish()
-        return EventHeld(key) if state == PENDING else EventPublished(key)
+        if state == PENDING:
+            return EventHeld(key, defaulted=event.defaulted)
+        return EventPublished(key, defaulted=event.defaulted)
 
     @staticmethod
     def _key(doc: Any, fallback_key: str | None) -> str:

@@ -197,11 +197,15 @@ class EventIntake(Node):
         if isinstance(outcome, EventDuplicate):
             self.get_logger().info(f'{what}: {outcome.key} already accepted, not published '
                                    'again')
-        elif isinstance(outcome, EventHeld):
-            self.get_logger().info(f'{what}: accepted {outcome.key}, held until {TOPIC} has '
-                                   'a subscriber')
         else:
-            self.get_logger().info(f'{what}: accepted and published {outcome.key}')
+            # an operator migrating from the seed's watcher sees what was filled in
+            filled = (f" (absent, so the seed's defaults: {', '.join(outcome.defaulted)})"
+                      if outcome.defaulted else '')
+            if isinstance(outcome, EventHeld):
+                self.get_logger().info(f'{what}: accepted {outcome.key}{filled}, held until '
+                                       f'{TOPIC} has a subscriber')
+            else:
+                self.get_logger().info(f'{what}: accepted and published {outcome.key}{filled}')
 
     def _warn(self, text: str) -> None:
         # Throttled by hand: Humble's logger has throttle_duration_sec, but keep it simple

@@ -141,6 +141,8 @@ class IntakeEvent:
     confidence: float
     event_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: the fields that were absent and took SEED_DEFAULTS (or now, for ts): for the log
+    defaulted: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def expires_at(self) -> float:
@@ -156,6 +158,8 @@ class IntakeEvent:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> 'IntakeEvent':
         """Inverse of to_record."""
+        record = dict(record)
+        record['defaulted'] = tuple(record.get('defaulted', ()))
         return cls(**record)
 
 
@@ -286,6 +290,7 @@ def parse_event(data: Any, now: float,
         confidence=float(doc.get('confidence', 1.0)),
         event_id=doc.get('event_id'),
         extra={k: v for k, v in doc.items() if k not in _KNOWN},
+        defaulted=tuple(sorted((set(SEED_DEFAULTS) | {'ts'}) - set(given))),
     )
     check_ranges(event)
     return event
