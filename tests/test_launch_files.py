@@ -28,12 +28,14 @@ CASES = {
     'rsu_demo': ('rsu.launch.xml', {
         'key_file': '/tmp/k', 'namespace': 'site7', 'iface': '127.0.0.1',
         'camera_source': '/media/bikes.mp4', 'profile': '<WS>/launch/config/demo.yaml',
-        'enable_intake': 'false', 'detector_backend': 'onnx', 'state_dir': '/tmp/s'}),
+        'enable_intake': 'false', 'detector_backend': 'onnx', 'state_dir': '/tmp/s',
+        'console_port': '0', 'console_token_file': '/tmp/console.token'}),
     'vehicle_defaults': ('vehicle.launch.xml', {'key_file': '/etc/v2x/hmac.key'}),
     'vehicle_remapped': ('vehicle.launch.xml', {
         'key_file': '/k', 'namespace': 'car1', 'cmd_vel_in': '/teleop/cmd_vel',
         # csv_log:="''" on a shell: real ros2 launch refuses csv_log:= (empty)
-        'cmd_vel_out': '/base/cmd_vel', 'csv_log': "''"}),
+        'cmd_vel_out': '/base/cmd_vel', 'csv_log': "''", 'enable_console': 'true',
+        'console_bind': '0.0.0.0', 'console_password_file': '/etc/v2x/console.passwd'}),
     'vehicle_composed': ('vehicle.launch.xml', {
         'key_file': '/etc/v2x/hmac.key', 'compose': 'true', 'namespace': 'car1',
         'cmd_vel_in': '/teleop/cmd_vel'}),
@@ -80,6 +82,7 @@ NODE_CONFIG = {  # the per-node YAML whose keys each node's own tests check are 
     'segment_recorder': ['segment_recorder.yaml'],
     'event_clipper': ['event_clipper.yaml'],
     'speed_policy': ['speed_policy.yaml'],
+    'v2x_console': ['v2x_console.yaml'],
 }
 COMPOSED = {'vehicle_stack': ['alert_gateway', 'speed_policy']}  # executable -> its nodes
 
@@ -143,15 +146,16 @@ def test_both_launch_files_start_every_node(ros, tmp_path, mcast):
            *common, 'namespace:=rsu', 'camera_source:=testsrc', 'detector_backend:=onnx',
            'detector_source:=sample:bikes.mp4',
            f'recording_dir:={tmp_path}/rec', f'archive_dir:={tmp_path}/archive',
-           f'events_dir:={tmp_path}/events']
+           f'events_dir:={tmp_path}/events', 'console_port:=0']
     veh = [sys.executable, str(WS / 'scripts/v2x_launch.py'),
            str(WS / 'launch/vehicle.launch.xml'), *common, 'namespace:=veh',
-           f'csv_log:={tmp_path}/alerts.csv']
+           f'csv_log:={tmp_path}/alerts.csv', 'enable_console:=true', 'console_port:=0']
     procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True) for argv in (rsu, veh)]
     expected = {('/rsu', 'alert_gateway'), ('/rsu', 'event_intake'),
                 ('/rsu', 'hazard_detector'), ('/rsu', 'segment_recorder'),
-                ('/rsu', 'event_clipper'), ('/veh', 'alert_gateway'), ('/veh', 'speed_policy')}
+                ('/rsu', 'event_clipper'), ('/rsu', 'v2x_console'), ('/veh', 'alert_gateway'),
+                ('/veh', 'speed_policy'), ('/veh', 'v2x_console')}
     node = ros.node('launch_graph_probe')
 
     def graph():

@@ -26,6 +26,7 @@ DOCS = {
                          ('## event_clipper', 'event_clipper')],
     'src/v2x_bridge/README.md': [('', 'alert_gateway')],
     'docs/denm.md': [('', 'denm_gateway')],
+    'docs/console.md': [('', 'v2x_console')],
 }
 
 
@@ -41,6 +42,8 @@ def node_table(node: str) -> dict:
         from v2x_detector.hazard_detector import PARAMETERS
     elif node == 'denm_gateway':
         from v2x_denm.denm_gateway import PARAMETERS
+    elif node == 'v2x_console':
+        from v2x_console.v2x_console import PARAMETERS
     elif node == 'segment_recorder':
         from v2x_recorder.segment_recorder import PARAMETERS
     else:

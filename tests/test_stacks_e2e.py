@@ -72,7 +72,8 @@ def stacks_args(tmp_path, mcast):
     common = {'key_file': str(key), 'group': mcast['group'], 'port': str(mcast['port']),
               'profile': str(WS / 'launch/config/demo.yaml')}
     rsu = {**common, 'enable_detector': 'false', 'enable_recorder': 'false',
-           'enable_intake': 'false', 'state_dir': str(tmp_path / 'rsu')}
+           'enable_intake': 'false', 'enable_console': 'false',
+           'state_dir': str(tmp_path / 'rsu')}
     vehicle = {**common, 'state_dir': str(tmp_path / 'veh'),
                'csv_log': str(tmp_path / 'alerts.csv')}
     return rsu, vehicle

@@ -157,3 +157,31 @@ class NetnsPair:
     def pids(self, ns: str) -> list[int]:
         """Processes running inside one of the namespaces."""
         return [int(p) for p in _sh('ip', 'netns', 'pids', ns).stdout.split()]
+
+
+# --- node executables as processes (console tests and bench) ------------------------------
+
+def start_node(exe: str, domain: int, log, params: dict, param_files=()) -> subprocess.Popen:
+    """exe --ros-args [--params-file F]... [-p k:=v]... on its own ROS domain and process
+    group, output to the file log."""
+    import shutil
+    argv = [shutil.which(exe) or exe, '--ros-args']
+    for f in param_files:
+        argv += ['--params-file', str(f)]
+    for key, value in params.items():
+        argv += ['-p', f'{key}:={value}']
+    with open(log, 'w') as out:
+        return subprocess.Popen(argv, env=dict(os.environ, ROS_DOMAIN_ID=str(domain)),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGINT to the process group, SIGKILL after timeout."""
+    import signal
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -1,0 +1,174 @@
+"""The console's HTTP layer without ROS: auth, CSRF, bad bodies, archive files, the stream."""
+
+import asyncio
+import base64
+import hashlib
+import json
+import threading
+
+from fastapi.testclient import TestClient
+import pytest
+
+from v2x_console.actions import Credentials
+from v2x_console.archive import ArchiveReader
+from v2x_console.core import ConsoleState, Event
+from v2x_console.http_app import Hub, NotCancellable, content_security_policy, create_app
+
+TOKEN = b'http-test-token-0123456789'
+NOW = 1_800_000_000.0
+
+
+class Recorder:
+    """Actions that record what they were asked (the node's real ones need ROS)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def inject(self, request):
+        self.calls.append(('inject', request))
+        return {'status': 'published'}
+
+    def cancel(self, source_id, sequence):
+        if source_id != 'rsu_a':
+            raise NotCancellable(f'no active alert {source_id}/{sequence}')
+        self.calls.append(('cancel', source_id, sequence))
+        return {'status': 'published'}
+
+    def request_clip(self, request):
+        self.calls.append(('clip', request))
+        return {'accepted': True, 'path': '/x.mp4', 'message': ''}
+
+
+@pytest.fixture
+def app(tmp_path):
+    archive = tmp_path / 'archive'
+    archive.mkdir()
+    video = archive / 'accident_1800000000_rsu_a-1.mp4'
+    video.write_bytes(bytes(range(256)) * 40)
+    sidecar = {'clip_id': 'rsu_a-1', 't0': NOW, 'sha256': hashlib.sha256(
+        video.read_bytes()).hexdigest(), 'duration_s': 3.0, 'gaps': [], 'error': ''}
+    (archive / 'accident_1800000000_rsu_a-1.json').write_text(json.dumps(sidecar))
+    (tmp_path / 'secret.mp4').write_bytes(b'outside the archive')
+    state = ConsoleState()
+    hub = Hub(lambda: state.snapshot(NOW))
+    actions = Recorder()
+    client = TestClient(create_app(lambda: state.snapshot(NOW), hub, ArchiveReader(
+        str(archive)), actions, Credentials(TOKEN, ((b'ops', b'password-123'),))),
+        base_url='http://127.0.0.1:8090')
+    return client, actions
+
+
+AUTH = {'Authorization': f'Bearer {TOKEN.decode()}', 'X-V2X-Console': '1'}
+
+
+@pytest.mark.parametrize('headers, status', [
+    ({}, 401),                                                        # nothing
+    ({'X-V2X-Console': '1'}, 401),                                    # CSRF header only
+    ({'Authorization': 'Bearer wrong', 'X-V2X-Console': '1'}, 401),   # wrong token
+    ({'Authorization': f'Bearer {TOKEN.decode()}'}, 403),             # no CSRF header
+    ({**AUTH, 'Origin': 'http://evil.example'}, 403),                 # another origin
+    ({**AUTH, 'Origin': 'http://127.0.0.1:8090'}, 202),               # same origin
+    (AUTH, 202),                                                      # no Origin (curl)
+    ({'Authorization': 'Basic ' + base64.b64encode(b'ops:password-123').decode(),
+      'X-V2X-Console': '1'}, 202),                                    # basic user
+])
+def test_inject_needs_credentials_and_csrf_header(app, headers, status):
+    """Only a valid credential plus the custom header from this origin may act."""
+    client, actions = app
+    response = client.post('/api/alerts', json={'type': 'fire'}, headers=headers)
+    assert response.status_code == status, response.text
+    assert len(actions.calls) == (1 if status == 202 else 0)
+
+
+def test_bad_bodies_name_the_field(app):
+    """A bad body is refused with 422 naming the field; nothing is published."""
+    client, actions = app
+    assert client.post('/api/alerts', json={'lat': 100}, headers=AUTH).json()['field'] == 'lat'
+    response = client.post('/api/alerts', content=b'{not json', headers=AUTH)
+    assert response.status_code == 422 and response.json()['field'] == 'body'
+    assert client.post('/api/clips', json={'pre_s': -1}, headers=AUTH).status_code == 422
+    assert actions.calls == []
+
+
+def test_cancel_only_own_alerts(app):
+    """Cancel reaches the node with the id; an unknown one is 404."""
+    client, actions = app
+    assert client.post('/api/alerts/rsu_a/7/cancel', headers=AUTH).status_code == 202
+    assert client.post('/api/alerts/other/7/cancel', headers=AUTH).status_code == 404
+    assert actions.calls == [('cancel', 'rsu_a', 7)]
+
+
+def test_archive_files_by_listed_name_only(app):
+    """Listed files are served (with ranges and verification); nothing else is."""
+    client, _ = app
+    [clip] = client.get('/api/archive').json()
+    assert clip['video'] == 'accident_1800000000_rsu_a-1.mp4'
+    part = client.get(f'/archive/{clip["video"]}', headers={'Range': 'bytes=10-19'})
+    assert part.status_code == 206 and part.content == bytes(range(10, 20))
+    assert client.get(f'/api/archive/{clip["stem"]}/verify').json()['ok'] is True
+    for name in ('secret.mp4', '..%2Fsecret.mp4', 'accident_1800000000_rsu_a-1.txt'):
+        assert client.get(f'/archive/{name}').status_code == 404, name
+    attachment = client.get(f'/archive/{clip["sidecar"]}?download=true')
+    assert 'attachment' in attachment.headers['content-disposition']
+
+
+def test_hostile_sidecars_keep_the_api_json(tmp_path):
+    """Sidecars with NaN, wrong types or broken JSON are listed with what is usable."""
+    (tmp_path / 'accident_1_a.json').write_text('{"t0": NaN, "gaps": "x", "window": 3, '
+                                                '"duration_s": Infinity, "sha256": 7}')
+    (tmp_path / 'accident_2_b.json').write_text('{broken')
+    (tmp_path / 'accident_3_c.json').write_text('[1, 2]')
+    clips = ArchiveReader(str(tmp_path)).read()
+    json.dumps(clips, allow_nan=False)
+    by_stem = {c['stem']: c for c in clips}
+    assert by_stem['accident_1_a']['t0'] is None and by_stem['accident_1_a']['gaps'] == []
+    assert 'unreadable' in by_stem['accident_2_b']['error']
+    assert by_stem['accident_3_c']['error'] == 'sidecar is not a JSON object'
+
+
+def test_page_and_headers(app):
+    """The page is served with a same-origin-only Content-Security-Policy."""
+    client, _ = app
+    page = client.get('/')
+    assert page.status_code == 200 and 'initial-state' in page.text
+    assert "default-src 'self'" in page.headers['content-security-policy']
+    assert client.get('/static/app.js').status_code == 200
+
+
+def test_loopback_console_refuses_other_host_names(app):
+    """Bound to loopback, a request naming another host (DNS rebinding) is refused."""
+    client, _ = app
+    assert client.get('/api/state', headers={'Host': 'evil.example:8090'}).status_code == 400
+    assert client.get('/api/state', headers={'Host': 'localhost:8090'}).status_code == 200
+
+
+def test_tile_host_is_the_only_outside_source():
+    """A tile URL adds its one host for images; nothing else leaves this origin."""
+    csp = content_security_policy('https://tiles.example.org/{z}/{x}/{y}.png')
+    assert "img-src 'self' data: https://tiles.example.org;" in csp
+    assert "connect-src 'self'" in csp and 'example' not in content_security_policy('')
+
+
+class _Request:
+    async def is_disconnected(self):
+        return False
+
+
+def test_stream_snapshot_then_events_and_slow_client_dropped():
+    """A client gets the snapshot, then each event published from another thread; a client
+    that falls more than max_queued events behind is dropped (it reconnects)."""
+    state = ConsoleState()
+
+    async def scenario():
+        hub = Hub(lambda: state.snapshot(NOW), max_queued=3)
+        stream = hub.stream(_Request())
+        first = await stream.__anext__()
+        assert b'event: snapshot' in first
+        threading.Thread(target=hub.publish, args=([Event('peers', [])],)).start()
+        assert b'event: peers\ndata: []' in await asyncio.wait_for(stream.__anext__(), 5)
+        hub.publish([Event('counts', {'n': i}) for i in range(5)])  # more than 3 queued
+        await asyncio.sleep(0.05)
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(stream.__anext__(), 5)
+        assert hub.dropped_clients == 1 and hub.clients == 0
+    asyncio.run(scenario())
