@@ -94,6 +94,7 @@ class Bench:
         group, port = random_group()
         key = tmp / 'hmac.key'
         key.write_text('bench-console-key-0123456789\n')
+        key.chmod(0o600)  # key files must be private (protocol v2)
         (tmp / 'token').write_text('bench-console-token-0123456789\n')
         link = {'group': group, 'port': port, 'iface': '127.0.0.1', 'key_file': str(key),
                 'repeat_interval_s': 1.0}

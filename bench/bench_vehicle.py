@@ -81,7 +81,7 @@ class Teleop:
         self.executor.add_node(self.node)
         self.pub = self.node.create_publisher(Twist, 'cmd_vel_in', qos.CMD_VEL)
         self.node.create_subscription(Twist, 'cmd_vel', self._on_out, qos.CMD_VEL)
-        self.node.create_timer(1.0 / RATE_HZ, self._send)
+        self.timer = self.node.create_timer(1.0 / RATE_HZ, self._send)
         self.seq = 0
         self.sent_at = {}
         self.latencies = []
@@ -112,7 +112,7 @@ class Teleop:
 
 def start_stack(mode: str, group: str, port: int, tmp: str, env: dict) -> list:
     common = ['-p', 'iface:=127.0.0.1', '-p', f'group:={group}', '-p', f'port:={port}',
-              '-p', f'state_dir:={tmp}/state', '-p', 'csv_log:=', '-p', 'station_id:=bench']
+              '-p', f'state_dir:={tmp}/state', '-p', "csv_log:=''", '-p', 'station_id:=bench']
     gw = ['--params-file', str(CONFIG / 'alert_gateway_vehicle.yaml')]
     pol = ['--params-file', str(CONFIG / 'speed_policy.yaml')]
     if mode == 'composed':
@@ -145,7 +145,7 @@ def cpu_seconds(procs) -> float:
 def run_mode(mode: str, seconds: float) -> dict:
     domain = random_domain_id()
     group, port = random_group()
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), V2X_KEY='bench-key')
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), V2X_KEY='bench-key-0123456789abcdef')
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     context = Context()
     rclpy.init(context=context)
@@ -164,12 +164,12 @@ def run_mode(mode: str, seconds: float) -> dict:
                 raise RuntimeError(f'{mode}: no cmd_vel came through')
             teleop.spin_for(3.0)  # settle: discovery, first allocations
             # idle: no teleop (its timer is part of the bench) -> stop publishing meanwhile
-            teleop.node.destroy_timer(teleop.node.timers[0])
+            teleop.timer.cancel()
             cpu0, t0 = cpu_seconds(procs), time.monotonic()
             teleop.spin_for(seconds)
             idle_cpu = 100.0 * (cpu_seconds(procs) - cpu0) / (time.monotonic() - t0)
             rss, pss = memory(procs)
-            teleop.node.create_timer(1.0 / RATE_HZ, teleop._send)
+            teleop.timer.reset()
             teleop.spin_for(1.0)
             quiet = teleop.measure(seconds)
             flooder = subprocess.Popen([sys.executable, '-c', FLOODER, group, str(port),
@@ -233,13 +233,13 @@ def print_size():
             ('v2x_protocol', 'v2x_bridge', 'v2x_policy', 'v2x_common')}
     msgs = WS / 'install' / 'v2x_msgs'
     ours['v2x_msgs (install)'] = tree_size(msgs) if msgs.is_dir() else 0
-    now = dist_closure(['cryptography'])
-    before = dist_closure(['cryptography', 'fastapi', 'uvicorn', 'watchdog'])
+    now = dist_closure(['cryptography', 'pyyaml'])
+    before = dist_closure(['cryptography', 'pyyaml', 'fastapi', 'uvicorn', 'watchdog'])
     print('\ninstalled size of the vehicle stack (ROS 2 itself, rclpy and its wheels, '
           'is the same in both and not counted)')
     print(f'  workspace packages: {sum(ours.values()) / 1e6:.2f} MB '
           + ', '.join(f'{k} {v / 1e3:.0f} kB' for k, v in ours.items()))
-    print(f'  Python deps now (v2x_protocol: cryptography): {sum(now.values()) / 1e6:.2f} MB '
+    print(f'  Python deps now (cryptography, PyYAML): {sum(now.values()) / 1e6:.2f} MB '
           f'({", ".join(sorted(now))})')
     print(f'  Python deps before (v2x_bridge held event_intake: + fastapi, uvicorn, watchdog): '
           f'{sum(before.values()) / 1e6:.2f} MB ({", ".join(sorted(before))})')

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 
+import demo_federation  # scripts/: the federation part (issue 15)
 from geometry_msgs.msg import Twist
 import rclpy
 from rclpy.context import Context
@@ -43,6 +44,7 @@ WS = Path(__file__).resolve().parents[1]
 RSU_DOMAIN = int(os.environ.get('V2X_DEMO_RSU_DOMAIN', '61'))
 VEHICLE_DOMAIN = int(os.environ.get('V2X_DEMO_VEHICLE_DOMAIN', '62'))
 TELEOP_SPEED = 2.0  # m/s on /cmd_vel_in
+VEHICLE2_DOMAIN = int(os.environ.get('V2X_DEMO_VEHICLE2_DOMAIN', '63'))  # federation part
 
 
 class Timeline:
@@ -222,8 +224,12 @@ def run(opts) -> int:
            '(never printed)')
     common = {'key_file': str(key_file), 'iface': '127.0.0.1', 'group': opts.group,
               'port': str(opts.port), 'profile': str(profile)}
+    # --- federation (issue 15): a broker; the RSU publishes to it ---
+    broker = (demo_federation.Broker(work) if opts.broker and demo_federation.available()
+              else None)
     rsu = Stack('rsu', 'rsu.launch.xml', RSU_DOMAIN, {
-        **common, 'camera_source': str(video), 'state_dir': str(work / 'rsu_state'),
+        **common, **({'broker_url': broker.url} if broker else {}),
+        'camera_source': str(video), 'state_dir': str(work / 'rsu_state'),
         'recording_dir': str(work / 'rec'), 'archive_dir': str(work / 'archive'),
         'events_dir': str(work / 'events'), 'detections_dir': str(work / 'detections'),
         'enable_detector': 'true' if opts.detector else 'false', 'detector_backend': 'onnx',
@@ -234,6 +240,15 @@ def run(opts) -> int:
     }, work / 'logs/vehicle.log')
     stacks = (rsu, vehicle)
     observer = Observer()
+    # --- federation (issue 15): a second vehicle, another multicast group, broker only ---
+    opts.far = None
+    if broker is not None:
+        tl.say(f'broker {broker.url} (mosquitto, lab mode); vehicle 2 on ROS_DOMAIN_ID '
+               f'{VEHICLE2_DOMAIN} and multicast {opts.group}:{opts.port + 1}: only the '
+               'broker reaches it')
+        opts.far = demo_federation.FarVehicle(Stack, observer, work, common, VEHICLE2_DOMAIN,
+                                              opts.group, opts.port + 1, broker)
+        stacks += (opts.far.stack,)
     failed = None
     try:
         failed = scenario(tl, observer, stacks, work, opts)
@@ -251,6 +266,8 @@ def run(opts) -> int:
         observer.close()
         for s in stacks:
             s.stop()
+        if broker is not None:  # federation (issue 15)
+            broker.stop()
     if failed:
         tl.say(f'FAILED at step: {failed}. Logs: {work / "logs"}')
         for s in stacks:
@@ -324,6 +341,11 @@ def scenario(tl: Timeline, ob: Observer, stacks, work: Path, opts) -> str | None
         state.action if state else -1, '?')
     tl.step('act', f'observer sees /cmd_vel {slow.linear.x:.2f} m/s (teleop {TELEOP_SPEED:.1f}):'
             f' {action} by rule {state.rule if state else "?"}', at=t_slow)
+    if getattr(opts, 'far', None) is not None:  # federation (issue 15): the broker path
+        failed = demo_federation.check(tl, ob, opts.far, sent, t_sent, wait_for, stacks,
+                                       TELEOP_SPEED)
+        if failed:
+            return failed
     # 6. Release at expiry (plus the policy's hold time) and 7. the evidence clip: both are
     # awaited together and shown in the order they happened.
     def released():
@@ -374,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--validity-s', type=float, default=15.0)
     parser.add_argument('--hold-s', type=float, default=2.0)
     parser.add_argument('--clip-s', type=float, default=60.0)
+    parser.add_argument('--no-broker', dest='broker', action='store_false',
+                        help='skip the federation part (broker + a second vehicle)')
     opts = parser.parse_args(argv)
     return run(opts)
 

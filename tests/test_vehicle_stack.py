@@ -26,7 +26,7 @@ import v2x_launch  # noqa: E402
 
 def test_composed_vehicle_stack_filters_and_stops_cleanly(ros, mcast, tmp_path, monkeypatch):
     """One process holds both nodes; an RSU alert (blockage near, stop) zeroes cmd_vel."""
-    monkeypatch.setenv('V2X_KEY', 'stack-key')
+    monkeypatch.setenv('V2X_KEY', 'stack-key-0123456789abcdef')  # >= 16 bytes
     specs = v2x_launch.Launcher({
         'compose': 'true', 'namespace': 'car', 'iface': '127.0.0.1', 'group': mcast['group'],
         'port': str(mcast['port']), 'state_dir': str(tmp_path), 'csv_log': '',

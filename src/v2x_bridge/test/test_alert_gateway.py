@@ -227,10 +227,18 @@ def test_wrong_key_counts_rejections(ros, mcast, tmp_path, monkeypatch):
     ({'station_id': 'x' * 65}, 'station_id'),
     ({'repeat_interval_s': 0.0}, 'repeat_interval_s'),
     ({'csv_log': '/proc/no/such/dir/alerts.csv'}, 'csv_log'),
+    # protocol v2: insecure with a key, and a key file others may read
+    ({'insecure': True}, 'insecure'),
+    ({'key_file': 'READABLE'}, 'key_file'),
 ])
-def test_bad_parameter_names_it(ros, overrides, name, monkeypatch):
+def test_bad_parameter_names_it(ros, overrides, name, monkeypatch, tmp_path):
     """A bad parameter value stops start-up with an error naming the parameter."""
     monkeypatch.setenv('V2X_KEY', STRONG)
+    if overrides.get('key_file') == 'READABLE':
+        key = tmp_path / 'hmac.key'
+        key.write_text(STRONG + '\n')
+        key.chmod(0o644)
+        overrides = {'key_file': str(key)}
     with pytest.raises(ParameterError, match=name):
         AlertGateway(context=ros.context, parameter_overrides=_params(**overrides))
 

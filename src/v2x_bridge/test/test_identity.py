@@ -193,6 +193,17 @@ def test_gateway_reports_another_station_with_its_id_and_rotates_pseudonyms(ros,
     assert code == 0, out + err
     assert f'seq={seq} src=rsu_server_01 type=blockage' in out and 'suggest=stop' in out
     assert 'cancelled=True' in out
+    # a peer whose clock runs 20 s ahead (inside the 30 s window): measured, and a WARN
+    from v2x_bridge import net
+    from v2x_common.diagnostics import WARN
+    from v2x_protocol import keys, wire
+    from v2x_protocol.sender import Sender
+    tx = Sender(keys.HmacKey(KEY.encode()))
+    with net.open_sender(group, port, '127.0.0.1') as sock:
+        sock.send(tx.datagram(wire.HeartbeatData('rsu_far', 1), time.time_ns() + 20 * 10**9))
+    rsu._id_conflict_at = -1e9  # the conflict's ERROR outranks the WARN: let it pass
+    assert ros.spin_until(lambda: rsu._health()[0] == WARN
+                          and 'rsu_far' in rsu._health()[1], 20), rsu._health()[1]
     seen = set()
 
     def vehicles():

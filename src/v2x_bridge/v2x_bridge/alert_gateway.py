@@ -18,8 +18,9 @@ import time
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
-from v2x_bridge import conversions, net
+from v2x_bridge import conversions, federation, net
 from v2x_bridge.csvlog import RotatingCsv, row
+from v2x_bridge.federation import GatewayFederation
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.node_main import run_node
@@ -44,7 +45,7 @@ from v2x_protocol.sender import (
 )
 from v2x_protocol.state import OutboxFile, SequenceStore
 from v2x_protocol.station import default_station_id, pseudonym
-from v2x_protocol.wire import HeartbeatData, InvalidMessage
+from v2x_protocol.wire import AUTH_NONE, HeartbeatData, InvalidMessage
 
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
@@ -146,7 +147,7 @@ PARAMETERS = (
           in_range(0.1, 86400.0)),
     Param('pseudonym_period_s', 0.0, "vehicle with station_id '': draw a new pseudonym this "
           'often (0 = once per start)', in_range(0.0, 86400.0)),
-)
+) + federation.PARAMETERS  # broker_* (issue 15): read by GatewayFederation
 
 
 def read_settings(node: Node) -> Settings:
@@ -163,6 +164,8 @@ def read_settings(node: Node) -> Settings:
         p.strip() for p in values['accept_key_files'].split(',') if p.strip())
     values['state_dir'] = os.path.expanduser(values['state_dir'])
     values['csv_log'] = os.path.expanduser(values['csv_log'])
+    for name in federation.NAMES:  # federation: GatewayFederation reads and checks them
+        del values[name]
     return Settings(**values)
 
 
@@ -243,6 +246,19 @@ class AlertGateway(Node):
                 self.create_timer(s.pseudonym_period_s, self._rotate_pseudonym)
         self.create_timer(1.0, self._on_second)
         self._diag = Diagnostics(self, status_fn=self._health)
+        # --- federation (issue 15): the broker path beside the radio path ---
+        self._ingest_lock = threading.Lock()  # UDP thread and paho's thread share the Receiver
+        self._peer_paths: dict[str, tuple[int, bool]] = {}  # source -> (path, authenticated)
+        try:
+            self._federation = GatewayFederation(
+                self, role=s.role, station_id=s.station_id, site=(s.origin_lat, s.origin_lon),
+                heartbeat_period_s=s.heartbeat_period_s, stale_after=s.stale_after,
+                deliver=lambda data: self.handle_datagram(data, Alert.PATH_BROKER))
+        except ParameterError:
+            self._rx.close()
+            self._tx.close()
+            raise
+        # --- end federation ---
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._receive_loop, name='v2x_rx', daemon=True)
         self._thread.start()
@@ -261,14 +277,17 @@ class AlertGateway(Node):
     # --- set-up ---------------------------------------------------------------------
     def _load_keys(self, s: Settings):
         signer = None
+        if s.insecure and s.auth_mode != 'none':
+            raise ParameterError('insecure', f'true together with auth_mode {s.auth_mode}: a '
+                                 'gateway either signs and checks, or runs insecure '
+                                 '(auth_mode none), not both')
         try:
             env_key = s.auth_mode == 'hmac' and os.environ.get(keys.ENV_KEY)
             if s.auth_mode != 'none' and (s.role == 'rsu' or s.key_file or env_key):
                 signer = keys.make_signer(s.auth_mode, s.key_file)
             if s.auth_mode == 'ed25519' and signer is not None and not s.trust_store:
                 # an RSU without a trust store hears only stations sharing its own key
-                keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)],
-                                       allow_none=s.insecure)
+                keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)])
             else:
                 keyring = keys.make_keyring(
                     s.auth_mode, key_file=s.key_file if s.auth_mode == 'hmac' else '',
@@ -285,7 +304,9 @@ class AlertGateway(Node):
 
     # --- sending --------------------------------------------------------------------
     def _send(self, payload) -> None:
-        self._transmit(self._sender.datagram(payload, time.time_ns()))
+        data = self._sender.datagram(payload, time.time_ns())
+        self._transmit(data)
+        self._federation.sent(payload, data)  # federation: also to the broker (RSU)
 
     def _transmit(self, data: bytes) -> None:
         try:
@@ -319,6 +340,7 @@ class AlertGateway(Node):
             return
         self._outbox.put(alert, now)
         self._transmit(data)
+        self._federation.sent(alert, data)  # federation: also to the broker (RSU)
         self._pub_sent.publish(conversions.alert_to_msg(alert))
 
     def _drop_alert_out(self, reason: str, exc: Exception, error: bool = False) -> None:
@@ -361,10 +383,21 @@ class AlertGateway(Node):
                 self.get_logger().error(f'receive path failed: {type(exc).__name__}: {exc}',
                                         throttle_duration_sec=10.0)
 
-    def handle_datagram(self, data: bytes) -> None:
-        """Run one datagram through the pipeline and act on the outcome (never raises)."""
+    def handle_datagram(self, data: bytes, path: int = Alert.PATH_RADIO) -> None:
+        """Run one datagram through the pipeline and act on the outcome (never raises).
+
+        path: Alert.PATH_RADIO (multicast) or PATH_BROKER (federation, paho's thread); one
+        Receiver serves both, so an alert heard on both paths is delivered once."""
+        with self._ingest_lock:
+            self._handle_datagram(data, path)
+
+    def _handle_datagram(self, data: bytes, path: int) -> None:
         now = time.time_ns()
+        if self._federation.duplicate(data):  # federation: heard already by the other path
+            return
         event = self._receiver.receive(data, now, time.monotonic_ns())
+        if not isinstance(event, DatagramRejected):
+            self._federation.accepted(data)
         if isinstance(event, AlertDelivered):
             a = event.alert
             with self._lock:
@@ -374,7 +407,9 @@ class AlertGateway(Node):
                 else:
                     self._live[a.key] = a
                 self._markers_dirty = True
-            self._pub_alert.publish(conversions.alert_to_msg(a))
+            msg = conversions.alert_to_msg(a)
+            msg.path, msg.authenticated = path, event.envelope.auth != AUTH_NONE
+            self._pub_alert.publish(msg)
             if self._csv is not None:
                 try:
                     self._csv.append(row(a, event.change, now / 1e9))
@@ -387,6 +422,8 @@ class AlertGateway(Node):
             self._count('heartbeats')
             with self._lock:
                 self._peers.heard(event.heartbeat, now, event.clock_offset_s)
+                self._peer_paths[event.heartbeat.source_id] = (
+                    path, event.envelope.auth != AUTH_NONE)
             self._pub_hb.publish(conversions.heartbeat_to_msg(event.heartbeat,
                                                               event.envelope.send_time_ns))
         elif isinstance(event, DatagramRejected):
@@ -411,7 +448,11 @@ class AlertGateway(Node):
                 del self._live[key]
                 self._markers_dirty = True
             peers = self._peers.snapshot(now)
-        self._pub_peers.publish(conversions.peers_to_msg(peers))
+            paths = dict(self._peer_paths)
+        peer_msg = conversions.peers_to_msg(peers)
+        for p in peer_msg.peers:
+            p.path, p.authenticated = paths.get(p.source_id, (Alert.PATH_RADIO, False))
+        self._pub_peers.publish(peer_msg)
         self._publish_markers()
 
     def _save_loop(self) -> None:
@@ -457,6 +498,7 @@ class AlertGateway(Node):
         out['clock_steps'] = self._receiver.counters['clock_steps']
         out['events_held'] = self._receiver.active_events
         out['sessions_held'] = self._receiver.held_sessions
+        out.update(self._federation.counters())
         return out
 
     # --- protocol watch (identity conflicts, clocks, high-water mark, pseudonyms) -------
@@ -537,6 +579,7 @@ class AlertGateway(Node):
     def destroy_node(self):
         """Stop the receive thread and close the sockets."""
         self._stop.set()
+        self._federation.close()
         for sock in (self._rx, self._tx):
             sock.close()
         for thread in (self._thread, self._saver):

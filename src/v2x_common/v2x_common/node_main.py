@@ -14,7 +14,8 @@ Exit codes (systemd's Restart=on-failure restarts on any but 0; 2 and 3 are wort
   node that sets ``node.exit_code = EXIT_INTERNAL`` ends main() with it, e.g. when a
   supervised worker died) or a start-up failure listed in ``startup_errors``.
 - 2 ``EXIT_BAD_CONFIG``: a bad parameter or configuration (``ParameterError``, or rclpy's
-  ParameterException), printed on stderr as ``<node>: parameter '<name>': <problem>``.
+  ParameterException), printed on stderr as ``<node>: parameter '<name>': <problem>``;
+  also arguments rcl cannot parse (``-p name:=`` with no value).
 - 3 ``EXIT_MISSING_TOOL``: a program the node runs is missing (the recorder maps its
   FfmpegNotFound to it through ``startup_errors``).
 
@@ -87,12 +88,17 @@ def run_nodes(nodes: Sequence[tuple[str, Callable[[], object]]], args=None,
     """
     errors = [(ParameterError, EXIT_BAD_CONFIG), (ParameterException, EXIT_BAD_CONFIG),
               *(startup_errors or {}).items()]
+    try:
+        if own_signals:
+            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        else:
+            rclpy.init(args=args)
+    except Exception as exc:  # noqa: BLE001 -- rcl's RCLError: an unparsable --ros-args
+        print(f'{nodes[0][0] if nodes else "node"}: bad arguments: {exc}', file=sys.stderr)
+        return int(EXIT_BAD_CONFIG)
     if own_signals:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
-    else:
-        rclpy.init(args=args)
     built = []
     status = EXIT_OK
     current = nodes[0][0] if nodes else ''

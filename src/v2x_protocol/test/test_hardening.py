@@ -326,3 +326,32 @@ def test_range_fast_path_never_passes_what_the_full_check_refuses(lat, dist, con
                kind=kind, road=road, sequence=seq)
     if ranges._alert_fast(a, True):
         ranges._check_alert_each(a, True)  # must not raise
+
+
+def test_a_forgotten_session_is_never_replayed():
+    """With the session table full the oldest session is forgotten, but a replay of one of
+    its datagrams (a heartbeat: no event table behind it) is refused; a newer session of
+    any sender still gets in."""
+    rx = Receiver(keys.Keyring([KEY]), max_sessions=2)
+    hb = wire.HeartbeatData('rsu_server_01', 1, period_s=10.0)
+    first = Sender(KEY).datagram(hb, T)
+    assert rx.receive(first, T).__class__.__name__ == 'HeartbeatReceived'
+    for i in (1, 2):  # two more senders push the first session out
+        rx.receive(Sender(KEY).datagram(wire.HeartbeatData(f'rsu_{i}', 1), T + i * S),
+                   T + i * S)
+    assert rx.held_sessions == 2
+    got = rx.receive(first, T + 3 * S)
+    assert isinstance(got, DatagramRejected) and got.reason == 'state_full'
+    fresh = Sender(KEY).datagram(hb, T + 4 * S)
+    assert rx.receive(fresh, T + 4 * S).__class__.__name__ == 'HeartbeatReceived'
+
+
+def test_own_id_from_another_origin_is_a_conflict():
+    """The sending side: a receiver that knows its own (id, origin) reports another origin
+    using that id at once, and delivers that station's alerts under another name."""
+    rx = Receiver(keys.Keyring([KEY]))
+    rx.own_ids['rsu_server_01'] = (111, 222)
+    got = rx.receive(Sender(KEY, origin=333).datagram(_alert(), T), T)
+    assert got.change == 'new' and got.alert.source_id == f'rsu_server_01@{333:016x}'
+    (conflict,) = rx.take_conflicts()
+    assert (conflict.origin, conflict.other_origin, conflict.other_session) == (333, 111, 222)

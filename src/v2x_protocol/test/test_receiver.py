@@ -199,6 +199,20 @@ def test_per_source_quota():
     assert isinstance(other, AlertDelivered)
 
 
+def test_new_unknown_sources_lose_first():
+    """A flood of new source ids fills 90% of the table; a source already holding an event
+    still gets its next event in, a new source does not."""
+    rx = Receiver(keys.Keyring([KEY]), max_events=20, max_events_per_source=5)
+    tx = Sender(KEY)
+    assert isinstance(rx.receive(tx.datagram(_alert(source_id='rsu_real'), T), T),
+                      AlertDelivered)
+    flood = [rx.receive(tx.datagram(_alert(source_id=f'fake_{i}'), T), T) for i in range(30)]
+    assert sum(isinstance(e, AlertDelivered) for e in flood) == 17  # up to 18 of 20 held
+    assert rx.receive(tx.datagram(_alert(source_id='fake_new'), T), T).reason == 'state_full'
+    assert isinstance(rx.receive(tx.datagram(_alert(source_id='rsu_real', sequence=2), T), T),
+                      AlertDelivered)
+
+
 @pytest.mark.parametrize('prev,incoming,expected', [
     (None, _alert(), 'new'),
     (None, _alert(cancelled=True), 'cancel'),

@@ -13,11 +13,14 @@ piece of state ages on the monotonic clock (mono_ns), so a wall-clock step never
 
 - sessions (replay bitmaps): forgotten 2 x skew after their last datagram (a replay is
   then outside the skew window); when full, the least recently heard session is
-  forgotten -- harmless, since a replay of one of its alerts meets the event table;
+  forgotten and its newest send time becomes a floor for its key: a datagram of a session
+  not held must be newer than that (else `state_full`), so no replay of a forgotten
+  session passes; new senders lose for at most the skew window;
 - events: kept until their validity has passed on the monotonic clock (+ skew), cancelled
   ones too, and never evicted: when the table is full, or a source holds its quota, a new
-  event is dropped and counted (`state_full`), so flooding can hide new events of new
-  sources for a while but can never make a live event new again or revive a cancelled one.
+  event is dropped and counted (`state_full`); a source holding no event may not take the
+  last tenth of the table, so new unknown sources lose first. Flooding can hide new
+  events for a while but can never make a live event new again or revive a cancelled one.
 """
 
 from collections import OrderedDict
@@ -162,11 +165,12 @@ class ReplayWindow:
 
 
 class _Session:
-    __slots__ = ('window', 'last_mono')
+    __slots__ = ('window', 'last_mono', 'last_send_ns')
 
     def __init__(self):
         self.window = ReplayWindow()
         self.last_mono = 0
+        self.last_send_ns = 0
 
 
 class Receiver:
@@ -182,6 +186,9 @@ class Receiver:
         self.max_events = max_events
         self.max_events_per_source = max_events_per_source
         self._sessions: OrderedDict[tuple, _Session] = OrderedDict()
+        # (auth, key_id) -> newest send time of a session forgotten because the table was
+        # full: a session not held must be newer, so no replay of a forgotten one passes
+        self._evicted_floor: dict[tuple[int, bytes], int] = {}
         # (source_id, origin, sequence) -> (stamp_ns, cancelled, forget_at_mono_ns)
         self._events: dict[tuple[str, int, int], tuple[int, bool, int]] = {}
         self._per_source: dict[str, int] = {}
@@ -280,17 +287,28 @@ class Receiver:
         prev = self._events.get(key) if is_alert else None
         if is_alert and prev is None:
             held = self._per_source.get(source, 0)
-            if len(self._events) >= self.max_events or held >= self.max_events_per_source:
+            # a source holding no event (new, unknown) may not take the last tenth: under a
+            # flood of new source ids, the sources already known keep room for their events
+            room = self.max_events if held else self.max_events - self.max_events // 10
+            if len(self._events) >= room or held >= self.max_events_per_source:
                 raise StateFull(f'event table full ({len(self._events)} held, '
                                 f'{held} of {ranges.printable(source)}): new event dropped')
         if session is None:
+            floor = self._evicted_floor.get((env.auth, env.key_id))
+            if floor is not None and env.send_time_ns <= floor:
+                late_s = (floor - env.send_time_ns) / 1e9
+                raise StateFull(f'session table was full: a session not held must be newer '
+                                f'than the last one forgotten ({late_s:.3f} s older)')
             session = self._sessions[skey] = _Session()
             if len(self._sessions) > self.max_sessions:
-                self._sessions.popitem(last=False)
+                (_, auth, key_id, _, _), old = self._sessions.popitem(last=False)
+                self._evicted_floor[(auth, key_id)] = max(
+                    old.last_send_ns, self._evicted_floor.get((auth, key_id), 0))
         else:
             self._sessions.move_to_end(skey)
         session.window.mark(env.counter)
         session.last_mono = mono
+        session.last_send_ns = max(session.last_send_ns, env.send_time_ns)
         if (high is None and len(self.high_water) < 4 * self.max_sessions) or (
                 high is not None and env.send_time_ns > high):
             self.high_water[hw_key] = env.send_time_ns
