@@ -287,7 +287,10 @@ def throughput(n_hmac: int, n_ed: int) -> list[tuple[str, float, str, float]]:
                 public.verify(d[-tag:], d[:-tag])
             base_name = 'cryptography verify'
         baseline = _rate(raw, data)
-        rx = Receiver(ring, max_clock_skew_s=3600.0)
+        # every datagram is a new event of one source: room for all of them (the default
+        # caps refuse a flood of new events as state_full, by design)
+        rx = Receiver(ring, max_clock_skew_s=3600.0, max_events=n + 1,
+                      max_events_per_source=n + 1)
         results = []
         core = _rate(lambda d, rx=rx, out=results: out.append(rx.receive(d, now)), data)
         assert all(isinstance(r, AlertDelivered) for r in results), results[:3]
@@ -310,10 +313,11 @@ def _node_rate(ring, signer, data) -> float:
         if signer.auth == wire.AUTH_ED25519:
             store = os.path.join(tmp, 'trust')
             with open(store, 'w') as f:
-                f.write(keys.trust_entry('bench', signer.public_raw) + '\n')
+                f.write(keys.trust_entry('rsu_server_01', signer.public_raw) + '\n')
             params += [Parameter('auth_mode', value='ed25519'),
                        Parameter('trust_store', value=store)]
         node = AlertGateway(context=ctx, parameter_overrides=params)
+        node._receiver.max_events = node._receiver.max_events_per_source = len(data) + 1
         try:
             before = node.counters()['delivered']
             rate = _rate(node.handle_datagram, data)
@@ -333,7 +337,8 @@ def cpu_cost(n: int = 5000) -> tuple[float, float]:
     from v2x_protocol.state import SequenceStore
 
     key = keys.HmacKey(SECRET.encode())
-    tx, box, rx = Sender(key), Outbox(1.0), Receiver(keys.Keyring([key]))
+    tx, box = Sender(key), Outbox(1.0)
+    rx = Receiver(keys.Keyring([key]), max_events=n + 1, max_events_per_source=n + 1)
     msg = Alert()
     msg.kind, msg.severity, msg.validity_s, msg.road = 1, 3, 2.0, 'segment_A'
     with tempfile.TemporaryDirectory() as tmp:

@@ -188,8 +188,8 @@ def test_heartbeats_peers_and_staleness(pair):
                           == ['vehicle_01'], 20)  # the RSU hears the vehicle's heartbeats
     peer = rsu_peer()
     assert not peer.stale and abs(peer.clock_offset_s) < 1.0
+    start = time.monotonic()  # before the removal: its last heartbeat is no later than this
     ros.remove(pair['rsu'])
-    start = time.monotonic()
     assert ros.spin_until(lambda: rsu_peer().stale, 20)
     assert time.monotonic() - start >= 0.5  # not before 3 periods of 0.3 s (minus one tick)
 

@@ -355,3 +355,17 @@ def test_own_id_from_another_origin_is_a_conflict():
     assert got.change == 'new' and got.alert.source_id == f'rsu_server_01@{333:016x}'
     (conflict,) = rx.take_conflicts()
     assert (conflict.origin, conflict.other_origin, conflict.other_session) == (333, 111, 222)
+
+
+def test_origins_per_source_id_are_bounded():
+    """A key holder inventing origins for one source id: the table stays bounded, every
+    newcomer is delivered under its own name, never as the first station's events."""
+    rx = Receiver(keys.Keyring([KEY]))
+    assert rx.receive(Sender(KEY, origin=1).datagram(_alert(), T), T).change == 'new'
+    names = set()
+    for origin in range(2, 60):
+        got = rx.receive(Sender(KEY, origin=origin).datagram(_alert(), T), T)
+        assert got.change == 'new' and got.alert.source_id != 'rsu_server_01'
+        names.add(got.alert.source_id)
+    assert len(names) == 58 and len(rx._origins['rsu_server_01']) <= 16
+    assert len(rx._names) <= 16

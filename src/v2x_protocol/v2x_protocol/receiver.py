@@ -50,6 +50,7 @@ OUTDATED = 'outdated'
 WINDOW = 64  # counters accepted per session: highest-63 .. highest (IPsec-style bitmap)
 MAX_COUNTER_JUMP = 1 << 32  # a counter further above the highest is refused
 CLOCK_STEP_NS = 1_000_000_000  # a change of (wall - monotonic) beyond this is a step
+MAX_ORIGINS_PER_SOURCE = 16  # station instances remembered per source id
 
 
 class StateFull(WireError):
@@ -333,6 +334,7 @@ class Receiver:
         if own is not None and own[0] != env.origin:
             origins[own[0]] = (mono, own[1])
         known = env.origin in origins
+        keep = known or len(origins) < MAX_ORIGINS_PER_SOURCE  # bounded per source id
         horizon = mono - 2 * self.skew_ns
         if not known:
             for other, (last, other_session) in origins.items():
@@ -341,8 +343,11 @@ class Receiver:
                     if len(self.conflicts) < 100:
                         self.conflicts.append(IdConflict(source, env.origin, env.session,
                                                          other, other_session))
-                    self._names[(source, env.origin)] = f'{source}@{env.origin:016x}'
+                    if keep:
+                        self._names[(source, env.origin)] = f'{source}@{env.origin:016x}'
                     break
+        if not keep:  # not remembered: never under the plain name, which is taken
+            return f'{source}@{env.origin:016x}'
         origins[env.origin] = (mono, env.session)
         return self._names.get((source, env.origin), source)
 
