@@ -1,5 +1,5 @@
 # The two commands on a fresh machine:   make demo   and   make test
-# (each runs `make setup` first; a warm re-run of setup takes a few seconds).
+# (each runs `make setup` first; a warm re-run of setup takes about a second).
 SHELL := /bin/bash
 WS := $(CURDIR)
 ENV := source $(WS)/scripts/env.sh &&

@@ -96,6 +96,7 @@ def main():
     token = secrets.token_urlsafe(16)
     with open(os.path.join(tmp, 'token'), 'w', encoding='utf-8') as f:
         f.write(token)
+    os.chmod(os.path.join(tmp, 'token'), 0o600)  # event_intake refuses a readable secret
     listener = Listener(harness.node('bench_listener'))
     bare_node = harness.node('bench_bare_publisher')
     bare = bare_node.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)

@@ -15,14 +15,23 @@ the way launch_ros does, so the same files run unchanged under `ros2 launch`:
 Any other tag, attribute or substitution is refused with an error naming it and where
 it is. Ctrl-C (SIGINT) or SIGTERM stops every node: SIGINT first, then SIGTERM, then
 SIGKILL, as ros2 launch does.
+
+Where real `ros2 launch` (launch 3.7 / launch_ros 0.28) refuses, this runner refuses too:
+an empty argument value (`name:=`; write `name:="''"` for an empty string, which works
+under both), a parameter value that YAML reads as null, a map, a date or a mixed list,
+and an invalid namespace (`a//b`). Where it warns and goes on, so does this runner: a
+`<param from>` file that does not exist is left out of the node's argv with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+import datetime
+import json
 import os
 from pathlib import Path
+import re
 import shlex
 import signal
 import subprocess
@@ -233,12 +242,53 @@ def _enabled(el: ET.Element, ctx: Context) -> bool:
     return True
 
 
-def _param_value(text: str):
-    # launch_ros guesses the type of a value attribute the way YAML does ("5" -> 5).
+_SCALARS = (bool, int, float, str)
+
+
+def _param_value(text: str, where: str = '<param>', name: str = ''):
+    """launch_ros guesses the type of a value attribute the way YAML does ("5" -> 5); what
+    is no ROS parameter type (null, a map, a date, a mixed list) is refused, as it does."""
     try:
-        return yaml.safe_load(text) if text.strip() else text
+        value = yaml.safe_load(text) if text.strip() else text
     except yaml.YAMLError:
         return text
+    what = None
+    if value is None:
+        what = 'null'
+    elif isinstance(value, dict):
+        what = 'a map'
+    elif isinstance(value, (datetime.date, datetime.datetime)):
+        what = 'a date'
+    elif isinstance(value, list):
+        kinds = {type(v) for v in value}
+        if not kinds <= set(_SCALARS) or (len(kinds) > 1 and kinds != {int, float}):
+            what = 'a list of mixed or nested values'
+        elif kinds == {int, float}:
+            value = [float(v) for v in value]
+    elif not isinstance(value, _SCALARS):
+        what = type(value).__name__
+    if what:
+        raise LaunchError(f'{where}: parameter {name!r}: value {text!r} reads as {what} in '
+                          'YAML, which is no ROS parameter type (bool, int, float, string or '
+                          f'a list of one of them); quote it to pass a string: "\'{text}\'"')
+    return value
+
+
+_NS_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+
+
+def _valid_ns(ns: str | None, where: str) -> str | None:
+    """Refuse a namespace ROS would refuse (rmw's rules), as real launch does."""
+    if ns is None or ns == '/':
+        return ns
+    tokens = ns[1:].split('/')
+    bad = next((t for t in tokens if not _NS_TOKEN.fullmatch(t)), None)
+    if bad is not None:
+        why = "repeated '/'" if bad == '' else f'token {bad!r}'
+        raise LaunchError(f'{where}: namespace {ns!r} is not a valid ROS namespace ({why}): '
+                          'use names of letters, digits and _ (not starting with a digit) '
+                          "separated by single '/'")
+    return ns
 
 
 def _absolute_ns(base: str | None, ns: str | None) -> str | None:
@@ -305,7 +355,8 @@ class Launcher:
 
     def _tag_push_ros_namespace(self, el, ctx):
         # An empty namespace pushes '/', as launch_ros does.
-        ctx.ros_namespace = _absolute_ns(ctx.ros_namespace, _attr(el, 'namespace', ctx))
+        ctx.ros_namespace = _valid_ns(
+            _absolute_ns(ctx.ros_namespace, _attr(el, 'namespace', ctx)), _where(el, ctx))
 
     def _tag_include(self, el, ctx):
         if not _enabled(el, ctx):
@@ -328,7 +379,8 @@ class Launcher:
         name = _attr(el, 'name', ctx, required=False)
         ns = _attr(el, 'namespace', ctx, required=False)
         args = _attr(el, 'args', ctx, required=False)
-        spec = NodeSpec(pkg, exe, name, _absolute_ns(ctx.ros_namespace, ns),
+        spec = NodeSpec(pkg, exe, name,
+                        _valid_ns(_absolute_ns(ctx.ros_namespace, ns), _where(el, ctx)),
                         shlex.split(args) if args else [])
         for child in el:
             _check(child, ctx, 'node')
@@ -341,7 +393,9 @@ class Launcher:
                 spec.param_dicts.append({})  # keeps the order of files and values
             else:
                 value = _attr(child, 'value', ctx)
-                spec.param_dicts.append({_attr(child, 'name', ctx): _param_value(value)})
+                pname = _attr(child, 'name', ctx)
+                spec.param_dicts.append(
+                    {pname: _param_value(value, _where(child, ctx), pname)})
                 spec.param_files.append('')
         self.nodes.append(spec)
 
@@ -355,8 +409,15 @@ def executable_path(pkg: str, exe: str) -> str:
     return str(candidate)
 
 
-def build_argv(spec: NodeSpec, tmpdir: Path, resolve_exec=executable_path) -> list[str]:
-    """The command line launch_ros builds for a node (name/value params go to temp files)."""
+def _warn_missing(path: str) -> None:
+    print(f'[WARNING] [launch_ros.actions.node]: Parameter file path is not a file: {path}',
+          file=sys.stderr, flush=True)
+
+
+def build_argv(spec: NodeSpec, tmpdir: Path, resolve_exec=executable_path,
+               warn=_warn_missing) -> list[str]:
+    """The command line launch_ros builds for a node (name/value params go to temp files;
+    a from= file that does not exist is left out with a warning, as launch_ros does)."""
     argv = [resolve_exec(spec.pkg, spec.exec), *spec.arguments, '--ros-args']
     if spec.name is not None:
         argv += ['-r', f'__node:={spec.name}']
@@ -367,7 +428,10 @@ def build_argv(spec: NodeSpec, tmpdir: Path, resolve_exec=executable_path) -> li
         full_name = spec.namespace.rstrip('/') + '/' + spec.name
     for index, (path, values) in enumerate(zip(spec.param_files, spec.param_dicts, strict=False)):
         if path:
-            argv += ['--params-file', path]
+            if os.path.isfile(path):
+                argv += ['--params-file', path]
+            else:
+                warn(path)
             continue
         key = full_name or '/**'
         file = tmpdir / f'launch_params_{spec.label}_{index}.yaml'
@@ -437,20 +501,33 @@ def _shutdown(procs) -> int:
     return worst
 
 
+def shown_argv(argv: list[str], tmpdir: Path) -> list:
+    """argv with each temporary parameter file replaced by its content (nothing is left
+    behind by --print): {"temporary params file": {...}}."""
+    return [{'temporary params file': yaml.safe_load(Path(item).read_text())}
+            if item.startswith(str(tmpdir)) else item for item in argv]
+
+
 def parse_cli(argv: list[str]):
     """Parse the command line: the file, name:=value launch arguments, options."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('file', help='launch file (XML)')
     parser.add_argument('args', nargs='*', help='launch arguments as name:=value')
     parser.add_argument('--print', action='store_true',
-                        help="print each node's argv (one JSON list a line) and exit")
+                        help="print each node's argv (one JSON list a line; a temporary "
+                             'parameter file is shown as {"temporary params file": '
+                             '{...}}) and exit')
     parser.add_argument('--show-args', action='store_true',
                         help="show the launch file's arguments and exit")
     opts = parser.parse_args(argv)
     given = {}
     for item in opts.args:
-        if ':=' not in item:
-            parser.error(f'launch argument {item!r} is not of the form name:=value')
+        # ros2launch's parse_launch_arguments: an empty name or value is malformed
+        if ':=' not in item or item.startswith(':=') or (item.count(':=') == 1
+                                                         and item.endswith(':=')):
+            parser.error(f"malformed launch argument '{item}', expected format "
+                         "'<name>:=<value>' (an empty value is written name:=\"''\", as "
+                         'for ros2 launch)')
         k, v = item.split(':=', 1)
         given[k] = v
     return opts, given
@@ -471,10 +548,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"'{name}':\n    {desc}\n    (default: '{default}')")
             return 0
         if opts.print:
-            import json
-            tmpdir = Path(tempfile.mkdtemp(prefix='v2x_launch_'))  # kept: the argv names it
-            for spec in specs:
-                print(json.dumps(build_argv(spec, tmpdir)))
+            with tempfile.TemporaryDirectory(prefix='v2x_launch_') as tmpdir:
+                for spec in specs:
+                    print(json.dumps(shown_argv(build_argv(spec, Path(tmpdir)),
+                                                Path(tmpdir))))
             return 0
         with tempfile.TemporaryDirectory(prefix='v2x_launch_') as tmpdir:
             return run(specs, Path(tmpdir))

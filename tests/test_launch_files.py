@@ -33,7 +33,8 @@ CASES = {
     'vehicle_defaults': ('vehicle.launch.xml', {'key_file': '/etc/v2x/hmac.key'}),
     'vehicle_remapped': ('vehicle.launch.xml', {
         'key_file': '/k', 'namespace': 'car1', 'cmd_vel_in': '/teleop/cmd_vel',
-        'cmd_vel_out': '/base/cmd_vel', 'csv_log': '', 'enable_console': 'true',
+        # csv_log:="''" on a shell: real ros2 launch refuses csv_log:= (empty)
+        'cmd_vel_out': '/base/cmd_vel', 'csv_log': "''", 'enable_console': 'true',
         'console_bind': '0.0.0.0', 'console_password_file': '/etc/v2x/console.passwd'}),
     'vehicle_composed': ('vehicle.launch.xml', {
         'key_file': '/etc/v2x/hmac.key', 'compose': 'true', 'namespace': 'car1',

@@ -1,5 +1,6 @@
 """The launch runner builds the argv of launch_ros and refuses what it does not implement."""
 
+import json
 import os
 from pathlib import Path
 import signal
@@ -137,3 +138,91 @@ def test_runs_nodes_and_stops_them_on_sigint(tmp_path):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, ''.join(lines) + out
     assert sorted(marker.read_text().split()) == ['__node:=one', '__node:=two']
+
+
+# --- where real `ros2 launch` refuses or warns, the runner does the same -------------------
+
+@pytest.mark.parametrize('item', ['csv_log:=', ':=x', 'csv_log'])
+def test_malformed_cli_argument_is_refused_like_ros2_launch(item, capsys):
+    """`name:=` (empty) is malformed for ros2launch; the runner refuses it the same way and
+    says how to write an empty value."""
+    with pytest.raises(SystemExit) as exit_:
+        v2x_launch.parse_cli([str(FIX / 'included.launch.xml'), item])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"malformed launch argument '{item}'" in err and 'name:="\'\'"' in err
+
+
+def test_quoted_empty_value_is_an_empty_string(tmp_path):
+    """name:="''" (the shell passes '') gives an empty string parameter under both."""
+    opts, given = v2x_launch.parse_cli([str(FIX / 'included.launch.xml'), "who:=''"])
+    b = argvs(FIX / 'included.launch.xml', tmp_path, **given)[0]
+    assert params_of(b[-1])['/abs/e']['ros__parameters'] == {'who': ''}
+
+
+def test_missing_param_file_warns_and_starts_the_node(tmp_path, capsys):
+    """A <param from> file that does not exist: a warning naming it, and the node's argv
+    without it (real launch_ros does this; passing it made every node die)."""
+    launch = tmp_path / 'p.launch.xml'
+    launch.write_text('<launch><arg name="profile" default="/no/such/site.yaml"/>'
+                      '<node pkg="p" exec="e" name="n"><param from="$(var profile)"/>'
+                      '<param name="x" value="1"/></node></launch>')
+    argv = argvs(launch, tmp_path)[0]
+    assert '/no/such/site.yaml' not in argv
+    assert argv[:5] == ['/prefix/lib/p/e', '--ros-args', '-r', '__node:=n', '--params-file']
+    assert 'Parameter file path is not a file: /no/such/site.yaml' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('value, what', [
+    ('null', 'null'), ('~', 'null'),
+    ('{a: 1}', 'a map'),
+    ('2026-12-02', 'a date'),
+    ('[1, a]', 'a list of mixed'), ('[[1], [2]]', 'a list of mixed or nested'),
+])
+def test_value_that_is_no_parameter_type_is_refused(tmp_path, value, what):
+    """Values YAML reads as null, a map, a date or a mixed list are refused (real launch
+    refuses them; the runner used to write them into parameter files)."""
+    launch = tmp_path / 'v.launch.xml'
+    launch.write_text('<launch><arg name="v" default="x"/><node pkg="p" exec="e">'
+                      '<param name="site" value="$(var v)"/></node></launch>')
+    with pytest.raises(v2x_launch.LaunchError) as err:
+        v2x_launch.Launcher({'v': value}).load(launch)
+    assert f"parameter 'site': value {value!r} reads as {what}" in str(err.value)
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('[1, 2.5]', [1.0, 2.5]), ('[a, b]', ['a', 'b']), ("'2026-12-02'", '2026-12-02'),
+    ('5', 5), ('true', True), ("''", ''),
+])
+def test_parameter_types_launch_accepts(tmp_path, value, expected):
+    """Scalars, uniform lists (ints and floats become floats) and quoted strings pass."""
+    launch = tmp_path / 'v.launch.xml'
+    launch.write_text('<launch><arg name="v" default="x"/><node pkg="p" exec="e">'
+                      '<param name="site" value="$(var v)"/></node></launch>')
+    argv = argvs(launch, tmp_path, v=value)[0]
+    assert params_of(argv[-1])['/**']['ros__parameters']['site'] == expected
+
+
+@pytest.mark.parametrize('ns', ['a//b', 'a/1b', 'a b', 'a/-'])
+def test_invalid_namespace_is_refused(tmp_path, ns):
+    """namespace:=a//b is refused (real launch refuses; the runner passed /a//b)."""
+    with pytest.raises(v2x_launch.LaunchError, match='is not a valid ROS namespace'):
+        argvs(WS / 'launch' / 'vehicle.launch.xml', tmp_path, namespace=ns, key_file='/k')
+
+
+def test_print_leaves_no_temporary_directory(tmp_path, capsys, monkeypatch):
+    """--print shows temporary parameter files by their content and leaves nothing in
+    the temporary directory (it left a /tmp/v2x_launch_* per call)."""
+    monkeypatch.setenv('TMPDIR', str(tmp_path))
+    monkeypatch.setattr(v2x_launch.tempfile, 'tempdir', None)  # re-read TMPDIR
+    monkeypatch.setenv('AMENT_PREFIX_PATH', os.environ.get('AMENT_PREFIX_PATH', ''))
+    code = v2x_launch.main([str(WS / 'launch' / 'vehicle.launch.xml'), 'key_file:=/k',
+                            "csv_log:=''", '--print'])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert list(tmp_path.iterdir()) == []
+    lines = [json.loads(line) for line in out.splitlines()]
+    gateway = lines[0]
+    shown = [item for item in gateway if isinstance(item, dict)]
+    assert {'csv_log': ''} in [next(iter(d['temporary params file'].values()))['ros__parameters']
+                               for d in shown]

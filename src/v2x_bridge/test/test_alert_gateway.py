@@ -281,6 +281,7 @@ def test_main_exits_nonzero_without_key(tmp_path):
                           text=True, timeout=60)
     assert proc.returncode == 2
     assert 'key_file' in proc.stderr and 'V2X_KEY' in proc.stderr
+    assert '--hmac-key' not in proc.stderr  # a CLI option the node does not have
 
 
 @pytest.mark.parametrize('name', ['alert_gateway.yaml', 'alert_gateway_vehicle.yaml'])

@@ -366,7 +366,11 @@ class AlertGateway(Node):
                     insecure=s.insecure)
         except keys.KeyConfigError as exc:
             name = 'trust_store' if 'trust store' in str(exc) else 'key_file'
-            raise ParameterError(name, str(exc)) from None
+            text = str(exc)
+            if text.startswith('no HMAC key'):  # keys' wording names the CLIs' --hmac-key
+                text = (f'no HMAC key: give key_file:=FILE (launch) or -p key_file:=FILE, '
+                        f'or set {keys.ENV_KEY}; or -p insecure:=true on purpose (testing only)')
+            raise ParameterError(name, text) from None
         return signer, keyring
 
     # --- sending --------------------------------------------------------------------

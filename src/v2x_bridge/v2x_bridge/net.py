@@ -10,6 +10,7 @@ SO_RCVBUF, which the kernel caps at rmem_max) and turns on SO_RXQ_OVFL, so that
 recv_batch() learns how many datagrams the kernel dropped because the buffer was full.
 """
 
+import errno
 import ipaddress
 import select
 import socket
@@ -49,8 +50,26 @@ def _mreqn(group: str, iface: str) -> bytes:
     try:
         index = socket.if_nametoindex(iface)
     except OSError:
-        raise ValueError(f'no network interface named {iface!r}') from None
+        raise ValueError(f'no network interface named {iface!r}; this host has: '
+                         f'{_interfaces()}') from None
     return socket.inet_aton(group) + socket.inet_aton('0.0.0.0') + struct.pack('@i', index)
+
+
+def _interfaces() -> str:
+    """'lo, eth0, wlan0' (the names `ip -br addr` shows with their addresses)."""
+    try:
+        return ', '.join(name for _, name in socket.if_nameindex())
+    except OSError:
+        return '(cannot list them)'
+
+
+def _explain(exc: OSError, iface: str) -> Exception:
+    """EADDRNOTAVAIL / ENODEV from a multicast option: name iface and list the choices."""
+    if iface and exc.errno in (errno.EADDRNOTAVAIL, errno.ENODEV, errno.EINVAL):
+        return ValueError(f'iface {iface}: no interface of this host has that address '
+                          f'({exc.strerror}); give an address of this host or an interface '
+                          f'name: {_interfaces()} (`ip -br addr` shows their addresses)')
+    return exc
 
 
 def check_group(group: str, port: int) -> None:
@@ -93,9 +112,9 @@ def open_receiver(group: str, port: int, iface: str = '', timeout_s: float | Non
         sock.bind((group, port))
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
         sock.settimeout(timeout_s)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise _explain(exc, iface) from None
     return sock
 
 
@@ -114,9 +133,9 @@ def open_sender(group: str, port: int, iface: str = '', ttl: int = 1,
         if iface:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreq)
         sock.connect((group, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise _explain(exc, iface) from None
     return sock
 
 

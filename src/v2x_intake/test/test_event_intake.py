@@ -41,6 +41,7 @@ class Rig:
         self.token = secrets.token_urlsafe(16)
         self.token_file = tmp_path / 'token'
         self.token_file.write_text(self.token + '\n')
+        self.token_file.chmod(0o600)
         # The listener keeps every sample (KEEP_ALL): what is counted is what the node sent,
         # not what a depth-50 reader history kept while the test thread was busy.
         self.alerts: list[Alert] = []
@@ -140,15 +141,23 @@ BAD_FILES = [
     ('types.json', event(ts='yesterday', lat='north'), 'ts', 'wrong type'),
     ('unknown.json', event(type='meteor'), 'type', 'unknown value'),
     ('expired.json', event(ts=1737930000.0), 'ts', 'expired'),  # the seed's example
-    ('missing.json', {k: v for k, v in event().items() if k != 'road'}, 'road', 'missing'),
+    ('nullroad.json', event(road=None), 'road', 'wrong type'),
+    ('array.json', [event()], '(whole file)', 'expected object'),  # was a TypeError
+    ('deep.json', json.dumps(event(x=[])).replace('[]', '[' * 700 + ']' * 700).encode(),
+     'x', 'nested more than'),  # was a RecursionError
+    ('link.json', None, '(whole file)', 'symbolic link'),  # was ignored silently
 ]
 
 
 def test_invalid_files_go_to_failed_with_reason(rig):
-    """Bad JSON, wrong types, unknown type, expired, missing field: failed/ + reason, no alert."""
+    """Bad JSON, wrong types, unknown type, expired, a null road, an array, deep nesting,
+    a symlink: each goes to failed/ with its reason, no alert."""
     rig.start(http_enabled=False)
     for name, content, _, _ in BAD_FILES:
-        rig.drop(name, content)
+        if content is None:
+            os.symlink(rig.events.parent / 'elsewhere.json', rig.events / name)
+        else:
+            rig.drop(name, content)
     rig.drop('sentinel.json', event(road='sentinel'))
     assert [a.road for a in rig.wait_alerts(1)] == ['sentinel']
     expected = sorted([n for n, *_ in BAD_FILES] + [f'{n}.error.txt' for n, *_ in BAD_FILES])
@@ -265,6 +274,10 @@ def test_http_intake(rig):
         assert garbage.status_code == 400 and garbage.json()['error'] == 'bad_json'
         huge = client.post('/events', content=b' ' * 70000, headers=rig.auth())
         assert huge.status_code == 413
+        for content in (b'[1, 2]', json.dumps(event(x=[])).replace(
+                '[]', '[' * 700 + ']' * 700).encode()):  # an array; nesting (was 503)
+            odd = client.post('/events', content=content, headers=rig.auth())
+            assert odd.status_code == 422, odd.text
         missing = client.post('/events', json=event())
         wrong = client.post('/events', json=event(), headers=rig.auth('not-the-token'))
         basic = client.post('/events', json=event(), headers={'Authorization': 'Basic eDp5'})
@@ -275,7 +288,8 @@ def test_http_intake(rig):
         assert health.status_code == 200 and health.json()['status'] == 'ok'
         spec = client.get('/openapi.json').json()
         body = spec['paths']['/events']['post']['requestBody']['content']['application/json']
-        assert set(body['schema']['required']) >= {'ts', 'type', 'severity', 'clip_hint'}
+        assert body['schema']['required'] == []  # the seed's watcher defaulted every field
+        assert body['schema']['properties']['road']['default'] == 'segment_A'
         assert 'HTTPBearer' in spec['components']['securitySchemes']
     rig.ros.spin_for(0.3)
     assert len(rig.alerts) == 1

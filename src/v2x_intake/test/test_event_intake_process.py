@@ -101,15 +101,19 @@ def _wait_for_line(proc, word, timeout=30.0, seen=None):
 
 
 def test_real_process_publishes_and_stops_cleanly(ros, tmp_path):
-    """The executable publishes a POST and a file across processes and exits 0 on SIGINT."""
+    """The executable publishes a POST and a file across processes and exits 0 on SIGINT;
+    each accepted event is logged at info, each of 9 rejected files with its reason."""
     alerts = []
     listener = ros.node('process_listener')
     listener.create_subscription(Alert, 'v2x/alert_out', alerts.append, KEEP_ALL)
     token = 'process-test-token'
     proc = run_intake(tmp_path, env={'V2X_INTAKE_TOKEN': token})
     try:
-        line = _wait_for_line(proc, 'watching')
+        seen = []
+        line = _wait_for_line(proc, 'watching', seen=seen)
         port = int(re.search(r'127\.0\.0\.1:(\d+)', line).group(1))
+        # the directories it made are said, not made silently
+        assert any(f'created {tmp_path / "events"}' in x for x in seen), ''.join(seen)
         base = f'http://127.0.0.1:{port}'
         assert ros.spin_until(lambda: _healthy(base), 30)
         doc = {'ts': time.time(), 'type': 'blockage', 'severity': 'medium', 'lat': 1.0,
@@ -117,8 +121,12 @@ def test_real_process_publishes_and_stops_cleanly(ros, tmp_path):
         answer = httpx.post(f'{base}/events', json=doc,
                             headers={'Authorization': f'Bearer {token}'}, timeout=10)
         assert answer.status_code == 202
+        bad = [f'bad{i}.json' for i in range(9)]  # was: at most one rejection a second logged
+        for name in bad:
+            (tmp_path / 'events' / name).write_text('[]')
         (tmp_path / 'events' / 'f.json').write_text(json.dumps({**doc, 'road': 'proc-file'}))
         assert ros.spin_until(lambda: len(alerts) >= 2, 30)
+        assert ros.spin_until(lambda: len(os.listdir(tmp_path / 'failed')) == 18, 30)
         assert sorted(a.road for a in alerts) == ['proc-file', 'proc-http']
         assert all(a.kind == Alert.KIND_BLOCKAGE for a in alerts)
         started = time.monotonic()
@@ -127,6 +135,10 @@ def test_real_process_publishes_and_stops_cleanly(ros, tmp_path):
         assert proc.returncode == 0, out
         assert time.monotonic() - started < 10
         assert 'Traceback' not in out
+        for name in bad:  # every rejection logged with its reason
+            assert f'{name} -> failed/ (invalid_field)' in out, out
+        # accepted at info: published at once, or held until the listener matched
+        assert 'f.json: accepted ' in out and 'HTTP from 127.0.0.1: accepted ' in out
     finally:
         if proc.poll() is None:
             proc.kill()

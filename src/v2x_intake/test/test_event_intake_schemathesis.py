@@ -19,6 +19,7 @@ def served_schema(ros, tmp_path):
     """A real node (HTTP only) and the schema loaded from its /openapi.json."""
     token_file = tmp_path / 'token'
     token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
     node = EventIntake(context=ros.context, parameter_overrides=[
         Parameter('events_dir', value=''), Parameter('state_dir', value=str(tmp_path)),
         Parameter('http_port', value=0), Parameter('token_file', value=str(token_file)),

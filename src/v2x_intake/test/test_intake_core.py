@@ -19,6 +19,7 @@ from v2x_intake.core import (
     load_token,
 )
 from v2x_intake.ledger import EXPIRED, PENDING, PUBLISHED, Ledger
+from v2x_intake.logbudget import LogBudget
 from v2x_intake.schema import IntakeEvent, parse_event
 
 NOW = 1_800_000_000.0
@@ -91,6 +92,11 @@ def test_valid_file_is_published_and_moved(env):
     (event_bytes(type='meteor'), 'type'),               # unknown type value
     (event_bytes(ts=NOW - 700), 'ts'),                  # expired
     (b'{"ts": 1}' + b' ' * 70000, ''),                  # too large
+    (b'[1, 2]', ''),                                    # an array (was a TypeError)
+    (b'[]', ''),                                        # an empty array
+    (event_bytes(x=[]).replace(b'[]', b'[' * 700 + b']' * 700), 'x'),  # was RecursionError
+    (event_bytes(x={}).replace(b'{}', b'{"a":' * 700 + b'1' + b'}' * 700), 'x'),
+    (b'[' * 5000 + b']' * 5000, ''),                    # deeper than json can parse
 ])
 def test_invalid_file_goes_to_failed_with_reason(env, data, field):
     """An invalid file lands in failed/ beside an .error.txt naming the field; nothing sent."""
@@ -271,6 +277,7 @@ def test_token_from_file_env_or_refusal(tmp_path):
     """The token comes from token_file, else $token_env; none at all is refused."""
     tok = tmp_path / 'tok'
     tok.write_text('s3cret\n')
+    tok.chmod(0o600)
     assert load_token(IntakeSettings(token_file=str(tok)), {'V2X_INTAKE_TOKEN': 'env'}) == \
         's3cret'
     assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': 'env'}) == 'env'
@@ -288,6 +295,7 @@ def test_token_file_not_utf8_names_it_without_its_content(tmp_path):
     and the message shows none of the file's bytes."""
     tok = tmp_path / 'tok'
     tok.write_bytes(b'sec\xffret-\xfe\xfd')
+    tok.chmod(0o600)
     with pytest.raises(ParameterError) as info:
         load_token(IntakeSettings(token_file=str(tok)), {})
     assert info.value.name == 'token_file' and 'UTF-8' in str(info.value)
@@ -300,3 +308,43 @@ def test_default_dirs_are_beside_events_dir():
     assert settings.processed_dir == '/opt/v2x/processed'
     assert settings.failed_dir == '/opt/v2x/failed'
     assert settings.ledger_path == '/opt/v2x/intake_state/event_intake.sqlite3'
+
+
+def test_log_budget_logs_a_burst_then_counts():
+    """The first `burst` lines of a window are logged, the rest counted and said once the
+    window is over, and a new window logs again."""
+    clock = Clock(0.0)
+    budget = LogBudget(burst=3, window_s=10.0, clock=clock)
+    assert [budget.allow() for _ in range(5)] == [True, True, True, False, False]
+    assert budget.take_suppressed() == 0  # window not over yet
+    clock.t = 10.0
+    assert budget.take_suppressed() == 2 and budget.take_suppressed() == 0
+    assert budget.allow() and budget.suppressed_total == 2
+
+
+@pytest.mark.parametrize('mode', [0o644, 0o640, 0o604, 0o620])
+def test_token_file_readable_by_others_is_refused_with_the_chmod(tmp_path, mode):
+    """A token file group or others can read or write is refused, as ssh refuses such a
+    private key, with the chmod that fixes it (was: accepted without a word)."""
+    tok = tmp_path / 'tok'
+    tok.write_text('s3cret\n')
+    tok.chmod(mode)
+    with pytest.raises(ParameterError) as info:
+        load_token(IntakeSettings(token_file=str(tok)), {})
+    assert info.value.name == 'token_file'
+    assert f'(mode {mode:04o})' in str(info.value) and f'chmod 600 {tok}' in str(info.value)
+    assert 's3cret' not in str(info.value)
+    tok.chmod(0o400)
+    assert load_token(IntakeSettings(token_file=str(tok)), {}) == 's3cret'
+
+
+def test_outcome_names_the_fields_that_took_seed_defaults(env):
+    """An event of the seed's watcher (only type) is accepted; its outcome names the fields
+    that took the seed's defaults (the node logs them); a full event names none."""
+    intake = env.intake()
+    sparse = intake.handle(b'{"type": "fire"}', 'http', '127.0.0.1')
+    assert isinstance(sparse, EventPublished)
+    assert sparse.defaulted == ('clip_hint', 'distance_m', 'lat', 'lon', 'road', 'severity',
+                                'ts')
+    assert env.published[-1].road == 'segment_A' and env.published[-1].ts == NOW
+    assert intake.handle(event_bytes(), 'http', '127.0.0.1').defaulted == ()

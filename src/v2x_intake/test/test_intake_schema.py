@@ -9,6 +9,7 @@ import pytest
 
 from v2x_common import mappings
 from v2x_intake.schema import (
+    SEED_DEFAULTS,
     BadJson,
     Expired,
     IntakeEvent,
@@ -80,8 +81,6 @@ def test_not_an_event_object(data, error, field):
 
 
 @pytest.mark.parametrize('changes, field, words', [
-    ({'type': None}, 'type', 'missing field'),
-    ({'clip_hint': None}, 'clip_hint', 'missing field'),
     ({'ts': '2026-01-01T00:00:00Z'}, 'ts', 'wrong type'),  # ts is epoch seconds
     ({'ts': True}, 'ts', 'wrong type'),                    # a bool is not a number
     ({'lat': '37.1'}, 'lat', 'wrong type'),
@@ -113,9 +112,9 @@ def test_bad_field_is_named(changes, field, words):
 def test_several_problems_name_the_first_and_list_the_rest():
     """The first field in schema order is named; the reason lists the others."""
     with pytest.raises(InvalidField) as info:
-        parse_event(seed_event(ts='x', road=None, type='meteor'), NOW)
+        parse_event(seed_event(ts='x', road=7, type='meteor'), NOW)
     assert info.value.field == 'ts'
-    assert 'type: unknown value' in info.value.reason and 'road: missing' in info.value.reason
+    assert 'type: unknown value' in info.value.reason and 'road: wrong type' in info.value.reason
 
 
 @pytest.mark.parametrize('ts, ttl, expired', [
@@ -165,3 +164,49 @@ def test_record_round_trip(lat, lon, dist, ttl, kind, road, extra):
     assert again == event
     assert again.extra == extra
     assert again.latitude is None or math.isfinite(again.latitude)
+
+
+# The seed's watcher (watch_and_broadcast.py in /work/shared/seed) read each field with
+# evt.get(name, default); what it wrote must still go through.
+@pytest.mark.parametrize('doc', [
+    {},                                              # nothing: the watcher's defaults
+    {'type': 'fire'},                                # the watcher's minimum in practice
+    {'type': 'collision', 'severity': 'high', 'distance_m': 500, 'road': 'segment_A'},
+])
+def test_seed_watcher_events_are_accepted_with_its_defaults(doc):
+    """Missing fields take the watcher's defaults (type unknown, severity high, road
+    segment_A, distance 500 m, no clip); missing ts is now; lat/lon unknown, not 0.0."""
+    event = parse_event(json.dumps(doc), NOW)
+    expected = {**SEED_DEFAULTS, **doc}
+    assert event.kind == mappings.kind_from_str(expected['type'])
+    assert event.severity == mappings.severity_from_str(expected['severity'])
+    assert (event.road, event.distance_m) == (expected['road'], expected['distance_m'])
+    assert event.clip_requested is False and event.ts == NOW
+    assert event.latitude is None and event.longitude is None  # the policy uses distance_m
+    assert event.extra == {}
+    # what was filled in is said (event_intake logs it beside 'accepted')
+    assert event.defaulted == tuple(sorted({*SEED_DEFAULTS, 'ts'} - set(doc)))
+    assert IntakeEvent.from_record(json.loads(json.dumps(event.to_record()))).defaulted == \
+        event.defaulted
+
+
+def test_seed_guide_sample_is_refused_saying_how_old():
+    """The guide's sample event (ts 1737930000.0, January 2025) is stale: refused, and the
+    message says how old it is and how to fix it; without its ts it is accepted as now."""
+    sample = {'ts': 1737930000.0, 'type': 'collision', 'severity': 'high', 'lat': 37.12,
+              'lon': 127.12, 'road': 'A', 'distance_m': 500, 'clip_hint': True}
+    with pytest.raises(Expired) as info:
+        parse_event(json.dumps(sample), NOW)
+    assert 'is 718 days old' in info.value.reason, info.value.reason
+    assert 'default_validity_s' in info.value.reason and 'Leave ts out' in info.value.reason
+    del sample['ts']
+    assert parse_event(json.dumps(sample), NOW).ts == NOW
+
+
+@pytest.mark.parametrize('age, text', [(42, '42 s'), (1020, '17 min'), (18180, '5 h 3 min'),
+                                       (86400 * 3, '3 days')])
+def test_age_is_said_in_units_a_person_reads(age, text):
+    """An expired event's age is given in s, min, h or days."""
+    with pytest.raises(Expired) as info:
+        parse_event(seed_event(ts=NOW - age, ttl_s=1), NOW)
+    assert f'is {text} old' in info.value.reason

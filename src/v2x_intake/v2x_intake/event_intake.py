@@ -20,7 +20,7 @@ from rclpy.node import Node
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.node_main import EXIT_INTERNAL, run_node
-from v2x_common.params import declare_parameters
+from v2x_common.params import ParameterError, declare_parameters
 from v2x_common.worker import dead, exit_node
 from v2x_intake.convert import event_to_alert
 from v2x_intake.core import (
@@ -34,17 +34,25 @@ from v2x_intake.core import (
     IntakeSettings,
     load_token,
 )
-from v2x_intake.http_api import HttpServer, bind, create_app
+from v2x_intake.http_api import HttpServer, bind_or_explain, create_app
 from v2x_intake.ledger import Ledger
-from v2x_intake.schema import IntakeEvent
+from v2x_intake.logbudget import LogBudget
+from v2x_intake.paths import prepare_dir
+from v2x_intake.schema import IntakeError, IntakeEvent
 from v2x_intake.watch import DirectoryIntake
 from v2x_msgs.msg import Alert
 
 NODE_NAME = 'event_intake'
 TOPIC = 'v2x/alert_out'
 ACK_EVERY = 20  # below ALERT_OUT's depth of 50
-ACK_TIMEOUT_S = 2.0
+ACK_TIMEOUT_S = 2.0  # at shutdown
+PACE_TIMEOUT_S = 2.0  # in a burst, after the rows are marked published
+PACE_PAUSE_S = 10.0  # after a pacing wait timed out (a reader that never acknowledges)
+REJECTIONS_PER_WINDOW = 20
+REJECTION_WINDOW_S = 10.0
 _CANNOT_START = {OSError: EXIT_INTERNAL, sqlite3.Error: EXIT_INTERNAL}  # ledger, port
+
+
 class EventIntake(Node):
     """Directory + HTTP intake publishing Alerts on v2x/alert_out."""
 
@@ -59,25 +67,31 @@ class EventIntake(Node):
         # Bind first: a taken port fails the start before anything else runs.
         sock = None
         if self.settings.http_enabled:
-            sock = bind(self.settings.http_host, self.settings.http_port)
+            sock = bind_or_explain(self.settings.http_host, self.settings.http_port)
         try:
+            made = self._prepare_dirs()
             self._ledger = Ledger(self.settings.ledger_path)
-        except (OSError, sqlite3.Error):
+        except (OSError, sqlite3.Error, ParameterError):
             if sock is not None:
                 sock.close()
             raise
+        for line in made:
+            self.get_logger().info(line)
         self._pub = self.create_publisher(Alert, TOPIC, qos.ALERT_OUT)
         self._unacked = 0
-        self.intake = Intake(self.settings, self._ledger, self._publish, self._can_publish)
+        self._pace_paused_until = 0.0
+        self._rejections = LogBudget(REJECTIONS_PER_WINDOW, REJECTION_WINDOW_S)
+        self.intake = Intake(self.settings, self._ledger, self._publish, self._can_publish,
+                             after_publish=self._pace)
         pruned = self.intake.prune()
         self._hold_timer = self.create_timer(0.2, self._flush_held)
         self._prune_timer = self.create_timer(3600.0, self.intake.prune)
         self._diag = Diagnostics(self, status_fn=self._health)
         self._warned_at = 0.0
+        self._suppressed_timer = self.create_timer(REJECTION_WINDOW_S,
+                                                   self._log_suppressed)
         self.http_port = None
         if self.settings.events_dir:
-            for directory in (self.settings.processed_dir, self.settings.failed_dir):
-                os.makedirs(directory, exist_ok=True)
             self._files = DirectoryIntake(self.settings.events_dir, self.intake.process_file,
                                           self._on_file, self._on_file_error,
                                           self.settings.settle_s, logger=self.get_logger())
@@ -96,6 +110,15 @@ class EventIntake(Node):
             + f', ledger {self.settings.ledger_path} ({self.intake.held} held, '
             f'{pruned} pruned)')
 
+    def _prepare_dirs(self) -> list[str]:
+        """Every directory the node writes, made or checked; the lines saying what was made."""
+        s = self.settings
+        dirs = [('state_dir', os.path.dirname(s.ledger_path))]
+        if s.events_dir:
+            dirs += [('events_dir', s.events_dir), ('events_dir', s.processed_dir),
+                     ('events_dir', s.failed_dir)]
+        return [line for name, path in dirs if (line := prepare_dir(path, name))]
+
     @property
     def http_ready(self) -> bool:
         """True once the HTTP intake accepts connections."""
@@ -104,13 +127,20 @@ class EventIntake(Node):
     # -- publishing (called from the file worker and the HTTP threads, under Intake's lock)
     def _publish(self, event: IntakeEvent) -> None:
         self._pub.publish(event_to_alert(event, time.time()))
-        # KEEP_LAST(50) drops the oldest unacknowledged sample when a burst outruns the
-        # subscriber: let the readers acknowledge every ACK_EVERY samples.
         self._unacked += 1
-        if self._unacked >= ACK_EVERY:
-            self._unacked = 0
-            if not self._pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
-                self.intake.stats['ack_timeouts'] += 1
+
+    def _pace(self) -> None:
+        # Called by Intake after the rows are marked published and its lock is released,
+        # so the wait never widens the duplicate window nor holds up the other intake.
+        # KEEP_LAST(50) drops the oldest unacknowledged sample when a burst outruns the
+        # subscriber: let the readers acknowledge every ACK_EVERY samples. A reader that
+        # does not acknowledge in PACE_TIMEOUT_S pauses pacing for PACE_PAUSE_S.
+        if self._unacked < ACK_EVERY or time.monotonic() < self._pace_paused_until:
+            return
+        self._unacked = 0
+        if not self._pub.wait_for_all_acked(Duration(seconds=PACE_TIMEOUT_S)):
+            self.intake.stats['ack_timeouts'] += 1
+            self._pace_paused_until = time.monotonic() + PACE_PAUSE_S
 
     def _can_publish(self) -> bool:
         return not self.settings.hold_without_subscriber or \
@@ -127,7 +157,11 @@ class EventIntake(Node):
                 self.get_logger().info(f'published {sent} held event(s)')
 
     def _submit_http(self, body: bytes, client: str):
-        outcome = self.intake.handle(body, 'http', client)
+        try:
+            outcome = self.intake.handle(body, 'http', client)
+        except IntakeError as error:
+            self._log_rejection(f'HTTP from {client} refused ({error.kind}): {error}')
+            raise
         self._log_outcome(f'HTTP from {client}', outcome)
         return outcome
 
@@ -135,7 +169,7 @@ class EventIntake(Node):
     def _on_file(self, path: str, outcome) -> None:
         name = os.path.basename(path)
         if isinstance(outcome, FileRejected):
-            self._warn(f'{name} -> failed/: {outcome.error}')
+            self._log_rejection(f'{name} -> failed/ ({outcome.error.kind}): {outcome.error}')
         elif not isinstance(outcome, (FileDeferred, FileVanished)):
             self._log_outcome(name, outcome)
 
@@ -145,14 +179,33 @@ class EventIntake(Node):
         # Counted always; logged at most every 5 s (a full disk would fail every file).
         self.get_logger().error(f'cannot process {path}: {exc}', throttle_duration_sec=5.0)
 
+    def _log_rejection(self, text: str) -> None:
+        # Every rejection is logged, up to REJECTIONS_PER_WINDOW per window; the rest are
+        # counted and the count said when the window is over (_log_suppressed).
+        if self._rejections.allow():
+            self.get_logger().warning(text)
+
+    def _log_suppressed(self) -> None:
+        held = self._rejections.take_suppressed()
+        if held:
+            self.get_logger().warning(
+                f'{held} more rejected event(s) not logged in the last '
+                f'{REJECTION_WINDOW_S:g} s (each file is in failed/ with its .error.txt; '
+                'each HTTP sender got the reason)')
+
     def _log_outcome(self, what: str, outcome) -> None:
         if isinstance(outcome, EventDuplicate):
             self.get_logger().info(f'{what}: {outcome.key} already accepted, not published '
                                    'again')
-        elif isinstance(outcome, EventHeld):
-            self._warn(f'{what}: held until {TOPIC} has a subscriber')
         else:
-            self.get_logger().debug(f'{what}: published {outcome.key}')
+            # an operator migrating from the seed's watcher sees what was filled in
+            filled = (f" (absent, so the seed's defaults: {', '.join(outcome.defaulted)})"
+                      if outcome.defaulted else '')
+            if isinstance(outcome, EventHeld):
+                self.get_logger().info(f'{what}: accepted {outcome.key}{filled}, held until '
+                                       f'{TOPIC} has a subscriber')
+            else:
+                self.get_logger().info(f'{what}: accepted and published {outcome.key}{filled}')
 
     def _warn(self, text: str) -> None:
         # Throttled by hand: Humble's logger has throttle_duration_sec, but keep it simple
@@ -170,6 +223,8 @@ class EventIntake(Node):
         values['held'] = self.intake.held
         values['backlog'] = self._files.backlog if self._files else 0
         values['subscribers'] = self._pub.get_subscription_count()
+        if self._http is not None:
+            values.update(self._http.stats)
         return values
 
     def _workers(self) -> list:

@@ -8,6 +8,12 @@ Both intakes (dropped JSON files and HTTP POST /events) accept the seed's event 
 plus the optional "ttl_s" (seconds the event stays valid after ts) and "event_id"
 (makes a submission idempotent), and the optional "suggest" and "confidence" of the
 Alert message. Unknown extra fields are allowed and kept (``IntakeEvent.extra``).
+Every field is optional, as it was for the seed's watcher (watch_and_broadcast.py):
+an event without ``ts`` happened when it arrives, and the fields the watcher filled
+keep its defaults (SEED_DEFAULTS), except lat/lon, which are unknown (null) rather than
+the watcher's 0.0: (0, 0) is a real place in the Gulf of Guinea, and a vehicle with a
+GPS fix would measure its distance to it and ignore the alert; unknown makes it use
+distance_m (500), as the seed's own rule did.
 
 ``parse_event`` returns an ``IntakeEvent`` or raises an ``IntakeError`` whose ``field``
 names the problem: the sender's fault, never a crash.
@@ -33,16 +39,24 @@ _MAX_TTL_S = ranges.MAX_VALIDITY_S
 _FIELD_NAMES = {'latitude': 'lat', 'longitude': 'lon', 'validity_s': 'ttl_s', 'kind': 'type',
                 'detection_time': 'ts', 'stamp': 'ts'}
 
+#: What the seed's watcher put in place of a missing field (evt.get(name, default)),
+#: and what the fields it never read mean when absent. ts is absent = now.
+SEED_DEFAULTS: dict[str, Any] = {
+    'type': 'unknown', 'severity': 'high', 'lat': None, 'lon': None, 'road': 'segment_A',
+    'distance_m': 500, 'clip_hint': False,
+}
+
 EVENT_SCHEMA: dict[str, Any] = {
     '$schema': 'https://json-schema.org/draft/2020-12/schema',
     'title': 'IntakeEvent',
     'description': 'A road hazard event handed to the RSU (the seed format). '
                    'Unknown extra fields are accepted and kept in the processed record.',
     'type': 'object',
-    'required': ['ts', 'type', 'severity', 'lat', 'lon', 'road', 'distance_m', 'clip_hint'],
+    'required': [],
     'properties': {
         'ts': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': _MAX_TS,
-               'description': 'detection time, UNIX epoch seconds (UTC)'},
+               'description': 'detection time, UNIX epoch seconds (UTC); absent: the '
+                              'time the event arrives'},
         'type': {'type': 'string', 'enum': sorted(mappings.KINDS),
                  'description': 'kind of hazard'},
         'severity': {'type': 'string', 'enum': sorted(mappings.SEVERITIES)},
@@ -71,6 +85,8 @@ EVENT_SCHEMA: dict[str, Any] = {
     'additionalProperties': True,
 }
 
+for _name, _default in SEED_DEFAULTS.items():
+    EVENT_SCHEMA['properties'][_name]['default'] = _default
 _VALIDATOR = Draft202012Validator(EVENT_SCHEMA)
 _KNOWN = frozenset(EVENT_SCHEMA['properties'])
 
@@ -125,6 +141,8 @@ class IntakeEvent:
     confidence: float
     event_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: the fields that were absent and took SEED_DEFAULTS (or now, for ts): for the log
+    defaulted: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def expires_at(self) -> float:
@@ -140,7 +158,27 @@ class IntakeEvent:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> 'IntakeEvent':
         """Inverse of to_record."""
+        record = dict(record)
+        record['defaulted'] = tuple(record.get('defaulted', ()))
         return cls(**record)
+
+
+#: Deepest nesting of arrays/objects accepted: the seed's events are flat, and deeper
+#: documents exhaust Python's recursion limit in the validator and the ledger's encoder.
+MAX_DEPTH = 32
+
+
+def check_depth(doc: Any) -> None:
+    """Raise InvalidField naming the top-level field nested deeper than MAX_DEPTH."""
+    stack = [(doc, 0, '')]
+    while stack:
+        value, depth, top = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidField(top, f'nested more than {MAX_DEPTH} levels deep')
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, top or str(k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, top) for v in value)
 
 
 def _reject_constant(name: str):
@@ -200,16 +238,32 @@ def validate_document(doc: Any) -> None:
     raise InvalidField(field_name, reason)
 
 
+def age_text(seconds: float) -> str:
+    """How old, for a person: '42 s', '17 min', '5 h 3 min', '676 days'."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f'{seconds:.0f} s'
+    if seconds < 2 * 3600:
+        return f'{seconds / 60:.0f} min'
+    if seconds < 2 * 86400:
+        return f'{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min'
+    return f'{seconds / 86400:.0f} days'
+
+
 def _opt_float(value) -> float | None:
     return None if value is None else float(value)
 
 
-def parse_event(data: bytes | str | Mapping[str, Any], now: float,
+def parse_event(data: Any, now: float,
                 default_validity_s: float = 600.0, max_clock_skew_s: float = 300.0
                 ) -> IntakeEvent:
-    """Validate one event against EVENT_SCHEMA and the clock; raise IntakeError."""
-    doc = data if isinstance(data, Mapping) else load_json(data)
+    """Validate one event (bytes, text or a parsed JSON value) against EVENT_SCHEMA and
+    the clock; raise IntakeError."""
+    doc = load_json(data) if isinstance(data, (bytes, bytearray, str)) else data
+    check_depth(doc)
     validate_document(doc)
+    given = doc
+    doc = {**SEED_DEFAULTS, 'ts': now, **doc}
     ts = float(doc['ts'])
     validity_s = float(doc.get('ttl_s', default_validity_s))
     if not math.isfinite(ts + validity_s):
@@ -218,8 +272,10 @@ def parse_event(data: bytes | str | Mapping[str, Any], now: float,
         raise InvalidField('ts', f'{iso(ts)} is more than {max_clock_skew_s:g} s in the '
                                  f'future (now {iso(now)})')
     if ts + validity_s <= now:
-        raise Expired('ts', f'expired: ts {iso(ts)} + ttl_s {validity_s:g} is past '
-                            f'(now {iso(now)})')
+        ttl = 'ttl_s' if 'ttl_s' in given else 'default_validity_s'
+        raise Expired('ts', f'expired: ts {iso(ts)} is {age_text(now - ts)} old, valid for '
+                            f'{validity_s:g} s ({ttl}); now {iso(now)}. Leave ts out for '
+                            '"now", or write the time of detection')
     event = IntakeEvent(
         ts=ts,
         kind=mappings.kind_from_str(doc['type']),
@@ -234,6 +290,7 @@ def parse_event(data: bytes | str | Mapping[str, Any], now: float,
         confidence=float(doc.get('confidence', 1.0)),
         event_id=doc.get('event_id'),
         extra={k: v for k, v in doc.items() if k not in _KNOWN},
+        defaulted=tuple(sorted((set(SEED_DEFAULTS) | {'ts'}) - set(given))),
     )
     check_ranges(event)
     return event

@@ -5,7 +5,11 @@ directory (the write-to-a-temporary-name-then-rename pattern); a file merely cre
 or still open, is left alone. At start the directory is scanned once, after the
 observer runs, so files that arrived while the node was down are processed and none
 that arrive during the scan is missed. Files found by the scan that do not parse yet
-and were modified less than settle_s ago are looked at again once they settle.
+and were modified less than settle_s ago are looked at again once they settle. A
+symbolic link (made, never written) is offered when created, so it goes to failed/.
+A file that met an OSError or a database error (EMFILE, ENOSPC, EACCES, a locked
+ledger) is retried after 1 s, 2 s, 4 s ... up to every RETRY_MAX_S, until it goes
+through: a transient fault never strands a file until the next start.
 """
 
 import heapq
@@ -16,13 +20,20 @@ import sqlite3
 import time
 from typing import Callable
 
-from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from v2x_common.worker import Worker
 from v2x_intake.core import FileDeferred, FileOutcome, is_candidate
 
 _STOP = object()
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
 
 
 class _QuietStop(logging.Filter):
@@ -45,6 +56,11 @@ class _Handler(FileSystemEventHandler):
         if os.path.realpath(head) == self._directory and is_candidate(name):
             self._enqueue(os.path.join(self._directory, name), True)
 
+    def on_created(self, event: FileCreatedEvent) -> None:
+        # A symlink is never written (no close event): offer it when made, for failed/.
+        if not event.is_directory and os.path.islink(os.fsdecode(event.src_path)):
+            self._offer(event.src_path)
+
     def on_closed(self, event: FileClosedEvent) -> None:
         if not event.is_directory:
             self._offer(event.src_path)
@@ -56,6 +72,19 @@ class _Handler(FileSystemEventHandler):
 
 class FileWorkerError(RuntimeError):
     """An unexpected exception met while processing one file (its type and text)."""
+
+
+class RetryLater(OSError):
+    """A transient error on one file (``cause``); it is tried again in ``delay_s``."""
+
+    def __init__(self, cause: Exception, delay_s: float):
+        self.cause = cause
+        self.delay_s = delay_s
+        super().__init__(getattr(cause, 'errno', None),
+                         f'{cause} (trying again in {delay_s:g} s)')
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 class DirectoryIntake:
@@ -72,6 +101,7 @@ class DirectoryIntake:
         self._settle_s = settle_s
         self._queue: queue.Queue = queue.Queue()
         self._deferred: list[tuple[float, str]] = []
+        self._attempts: dict[str, int] = {}  # path -> failed attempts in a row
         self._observer = None
         # Supervised: an exception outside the per-file handling is counted, logged and
         # the worker restarted (worker.status() goes into diagnostics).
@@ -79,6 +109,7 @@ class DirectoryIntake:
                              wake=lambda: self._queue.put(_STOP))
         self.queued = 0
         self.errors = 0  # files on_error was called for
+        self.retries = 0  # retries scheduled after a transient error
 
     def start(self) -> None:
         """Create the directory, start inotify and the worker, then scan once."""
@@ -98,8 +129,9 @@ class DirectoryIntake:
                 if not is_candidate(entry.name):
                     continue
                 try:
-                    if entry.is_file(follow_symlinks=False):
-                        entries.append((entry.stat().st_mtime, entry.name))
+                    if entry.is_symlink() or entry.is_file(follow_symlinks=False):
+                        stat = entry.stat(follow_symlinks=False)
+                        entries.append((stat.st_mtime, entry.name))
                 except FileNotFoundError:
                     pass  # taken meanwhile by the worker (inotify runs already)
         return [name for _, name in sorted(entries)]
@@ -123,12 +155,21 @@ class DirectoryIntake:
             path, settled = item
             try:
                 outcome = self._process(path, settled)
+                self._attempts.pop(path, None)
                 if isinstance(outcome, FileDeferred):
                     heapq.heappush(self._deferred, (time.monotonic() + self._settle_s, path))
                 self._on_outcome(path, outcome)
-            except (OSError, sqlite3.Error, RuntimeError) as exc:
-                # A full disk, a permission problem, a node shutting down: the file stays
-                # where it is and is retried at the next start (or the next close event).
+            except (OSError, sqlite3.Error) as exc:
+                # Out of descriptors, a full disk, a permission problem, a busy ledger: the
+                # file stays where it is and is tried again later, less and less often.
+                attempts = self._attempts.get(path, 0)
+                self._attempts[path] = attempts + 1
+                delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** attempts)
+                heapq.heappush(self._deferred, (time.monotonic() + delay, path))
+                self.retries += 1
+                self._report(path, RetryLater(exc, delay))
+            except RuntimeError as exc:
+                # The node shutting down (rclpy's context is gone): retried at the next start.
                 self._report(path, exc)
             except Exception as exc:  # noqa: BLE001 -- a bug on one file must not end intake
                 # Anything else is a bug met on this file: it stays where it is, the worker

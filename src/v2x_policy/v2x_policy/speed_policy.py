@@ -48,6 +48,7 @@ NODE_NAME = 'speed_policy'
 TICK_PERIOD_S = 0.05
 #: PolicyState is re-published at this period even when nothing changed.
 STATE_PERIOD_S = 1.0
+BYPASS_CHECK_S = 2.0  # how often the output topic's other publishers are counted
 #: Alerts handled per wake-up of the v2x/alert subscription: the callback drains the
 #: reader's queue, since each executor wake-up costs about 1 ms in rclpy while an alert
 #: costs the policy ~0.1 ms; a burst then goes through quickly, and a command waits at
@@ -131,6 +132,9 @@ class SpeedPolicy(Node):
         self.create_timer(TICK_PERIOD_S, self._on_tick)
         self.create_timer(STATE_PERIOD_S, self._on_state_timer)
         self.diagnostics = Diagnostics(self, status_fn=self._health)
+        # Another writer on our output bypasses the filter (a controller left on cmd_vel).
+        self._bypassers: list[str] = []
+        self.create_timer(BYPASS_CHECK_S, self._check_bypass)
         self._publish_state()
         names = ', '.join(f'{r.name}={ACTION_NAMES[r.action]}@{r.max_distance_m:g}m'
                           for r in self.settings.rules)
@@ -291,9 +295,27 @@ class SpeedPolicy(Node):
         self._state_pub.publish(conversions.state_to_msg(
             decision, self.state.enabled, self.settings, self.get_clock().now().to_msg()))
 
+    def _check_bypass(self) -> None:
+        # Publishers on our output topic other than this node: each bypasses the filter.
+        topic = self._cmd_pub.topic_name
+        me = (self.get_name(), self.get_namespace())
+        self._bypassers = sorted(
+            f'{info.node_namespace.rstrip("/")}/{info.node_name}'
+            for info in self.get_publishers_info_by_topic(topic)
+            if (info.node_name, info.node_namespace) != me)
+        if self._bypassers:
+            self.get_logger().warning(
+                f'{len(self._bypassers)} other publisher(s) on {topic}, the filtered output: '
+                f'{", ".join(self._bypassers)}; their commands bypass speed_policy. Point '
+                'the controller at cmd_vel_in (deploy/README.md)', throttle_duration_sec=30.0)
+
     def _health(self):
         decision = self.state.decision
         values = dict(self.counts)
+        values['other_cmd_vel_publishers'] = ','.join(self._bypassers)
+        if self._bypassers:
+            return WARN, (f'{", ".join(self._bypassers)} also publish(es) on '
+                          f'{self._cmd_pub.topic_name}: they bypass the filter'), values
         values.update(active_alerts=self.state.active_alerts(), enabled=self.state.enabled,
                       action=ACTION_NAMES[decision.action], rule=decision.rule,
                       stale_rsus=','.join(sorted(self.state.stale_rsus)))

@@ -1,0 +1,117 @@
+"""deploy/: the systemd units verify and are hardened, their writable paths match what the
+launch files write, and logrotate leaves the gateway's own rotation alone."""
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEPLOY = os.path.join(ROOT, 'deploy')
+UNITS = {'rsu': os.path.join(DEPLOY, 'systemd', 'v2x-rsu.service'),
+         'vehicle': os.path.join(DEPLOY, 'systemd', 'v2x-vehicle.service')}
+SYSTEMD_ANALYZE = shutil.which('systemd-analyze')
+needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None,
+                                   reason='systemd-analyze not installed (package systemd)')
+HARDENING = {'ProtectSystem': 'strict', 'PrivateTmp': 'true', 'NoNewPrivileges': 'true',
+             'ProtectHome': 'true', 'LimitNOFILE': '65536', 'RestrictSUIDSGID': 'true'}
+
+
+def _service(role: str) -> configparser.SectionProxy:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(UNITS[role])
+    return parser['Service']
+
+
+def _here(role: str, tmp_path) -> str:
+    """The unit with ExecStart pointing at this checkout (verify checks it is executable)."""
+    text = open(UNITS[role]).read()
+    text = text.replace('/opt/v2x/ws/deploy/v2x-stack', os.path.join(DEPLOY, 'v2x-stack'))
+    text = re.sub(r'^EnvironmentFile=', 'EnvironmentFile=-', text, flags=re.M)
+    path = tmp_path / os.path.basename(UNITS[role])
+    path.write_text(text)
+    return str(path)
+
+
+@needs_analyze
+@pytest.mark.parametrize('role', sorted(UNITS))
+def test_unit_verifies(role, tmp_path):
+    """`systemd-analyze verify` finds nothing to say about the unit."""
+    result = subprocess.run([SYSTEMD_ANALYZE, 'verify', '--man=no', _here(role, tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    said = [line for line in (result.stdout + result.stderr).splitlines()
+            if 'v2x-' in line]
+    assert result.returncode == 0 and not said, result.stdout + result.stderr
+
+
+@needs_analyze
+@pytest.mark.parametrize('role', sorted(UNITS))
+def test_unit_exposure_is_ok(role, tmp_path):
+    """`systemd-analyze security --offline` rates the unit's exposure 'OK' (below 3.0)."""
+    result = subprocess.run([SYSTEMD_ANALYZE, 'security', '--offline=true', '--no-pager',
+                             _here(role, tmp_path)], capture_output=True, text=True,
+                            timeout=60)
+    if 'Unknown option' in result.stderr or 'unrecognized option' in result.stderr:
+        pytest.skip(f'this systemd-analyze has no --offline: {result.stderr.strip()}')
+    match = re.search(r'Overall exposure level for \S+: ([0-9.]+)', result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) < 3.0, result.stdout
+
+
+@pytest.mark.parametrize('role', sorted(UNITS))
+def test_unit_is_hardened(role):
+    """ProtectSystem=strict (without which ReadWritePaths= means nothing), PrivateTmp,
+    NoNewPrivileges, a LimitNOFILE above the 1024 that idle connections exhausted."""
+    service = _service(role)
+    assert {k: service.get(k) for k in HARDENING} == HARDENING
+
+
+def test_rsu_writable_paths_are_what_the_launch_writes():
+    """Every directory the RSU launch writes by default is writable under the unit, and
+    nothing else: StateDirectory (/var/lib/v2x), LogsDirectory, ReadWritePaths."""
+    service = _service('rsu')
+    writable = {p.lstrip('-') for p in service['ReadWritePaths'].split()}
+    writable |= {'/var/lib/' + service['StateDirectory'], '/var/log/' + service['LogsDirectory']}
+    args = {a.get('name'): a.get('default') for a in
+            ET.parse(os.path.join(ROOT, 'launch', 'rsu.launch.xml')).getroot().iter('arg')}
+    events_parent = os.path.dirname(args['events_dir'])
+    needed = {args['state_dir'], args['recording_dir'], args['archive_dir'], args['events_dir'],
+              os.path.join(events_parent, 'processed'), os.path.join(events_parent, 'failed')}
+    assert needed <= writable, needed - writable
+    assert writable - needed <= {'/var/log/v2x'}
+
+
+def test_alerts_csv_has_one_rotation_owner():
+    """logrotate does not touch alerts.csv*: the gateway's RotatingCsv (csv_max_bytes,
+    csv_keep) rotates it, and two rotations renamed the same alerts.csv.N files."""
+    text = open(os.path.join(DEPLOY, 'logrotate.v2x')).read()
+    stanzas = [line for line in text.splitlines()
+               if line.strip().endswith('{') and not line.lstrip().startswith('#')]
+    assert stanzas and not any('alerts.csv' in line or line.split()[0].endswith('/*')
+                               for line in stanzas), stanzas
+
+
+@pytest.mark.skipif(shutil.which('logrotate') is None,
+                    reason='logrotate not installed (package logrotate)')
+def test_logrotate_config_parses(tmp_path):
+    """`logrotate --debug` reads the file without an error."""
+    result = subprocess.run(['logrotate', '--debug', '--state', str(tmp_path / 'state'),
+                             os.path.join(DEPLOY, 'logrotate.v2x')], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and 'error' not in result.stderr.lower(), result.stderr
+
+
+def test_vehicle_writable_paths_are_what_the_launch_writes():
+    """The vehicle launch writes its state_dir and the csv_log's directory: both are the
+    unit's StateDirectory / LogsDirectory (ProtectSystem=strict makes the rest read-only)."""
+    service = _service('vehicle')
+    writable = {'/var/lib/' + service['StateDirectory'], '/var/log/' + service['LogsDirectory']}
+    writable |= {p.lstrip('-') for p in service.get('ReadWritePaths', '').split()}
+    args = {a.get('name'): a.get('default') for a in
+            ET.parse(os.path.join(ROOT, 'launch', 'vehicle.launch.xml')).getroot().iter('arg')}
+    assert {args['state_dir'], os.path.dirname(args['csv_log'])} <= writable
