@@ -3,13 +3,14 @@
 One mosquitto (TLS with a test CA, per-station passwords, the deploy/ ACL) on loopback.
 
 1. Latency /v2x/alert_out (RSU domain) -> /v2x/alert (vehicle domain) at --rate alerts/s,
-   p50/p99, both paths up at once and fed in alternating blocks:
+   p50/p99, all paths up at once and fed in rotating blocks:
    ours:     alert_gateway rsu (process; signs, multicasts, publishes QoS 1 retained with
              expiry, repeats) -> mosquitto -> alert_gateway vehicle (process, on another
              multicast group: broker only; verifies, dedups) -> subscriber;
    baseline: a bare relay with the same ROS hops: an rclpy subscriber publishing the same
              number of bytes with paho (QoS 1, retained, same expiry) -> mosquitto -> a
-             paho subscriber publishing an Alert into rclpy -> subscriber.
+             paho subscriber publishing an Alert into rclpy -> subscriber;
+   radio:    for reference, the same two gateways joined by UDP multicast, no broker.
 2. Fan-out: --vehicles plain paho clients (not ROS) spread at random over a --city-km
    square, each running our tile subscription (3x3 tiles at zoom 14 around its position,
    TileSubscriptions) and its own Receiver core, in --procs processes; a publisher process
@@ -55,7 +56,9 @@ from v2x_protocol.wire import AlertData
 from v2x_testing import random_group
 
 SECRET = 'bench-federation-secret'
+LABELS = ('baseline', 'ours', 'radio')  # bare relay via broker, gateways via broker, via UDP
 VALIDITY_S = 2.0
+REPEAT_S = float(os.environ.get('BENCH_REPEAT_S', '1.0'))  # the gateways' repeat interval
 CITY_CENTRE = (37.5665, 126.9780)  # Seoul city hall
 ZOOM_PUB, ZOOM_SUB = 18, 14
 USERS = {'rsu_1': 'pw-rsu', 'veh_1': 'pw-veh', 'relay': 'pw-relay', 'fleet': 'pw-fleet'}
@@ -145,23 +148,32 @@ def latency(info: dict, n: int, rate: float, tmp: str) -> dict[str, list[float]]
     used, setups = set(), {}
     me = [sys.executable, os.path.abspath(__file__), '--info', json.dumps(info)]
     try:
-        for label in ('baseline', 'ours'):
+        for label in LABELS:
             da, db = _fresh_domain(used), _fresh_domain(used)
             a, b = {'ROS_DOMAIN_ID': str(da)}, {'ROS_DOMAIN_ID': str(db)}
             if label == 'baseline':
                 cmds = [(me + ['--relay-pub', str(size)], a), (me + ['--relay-sub'], b)]
             else:
-                def gw(role, station, group):
-                    return [sys.executable, '-m', 'v2x_bridge.alert_gateway', '--ros-args',
+                def gw(role, station, group, broker=True, label=label):
+                    argv = [sys.executable, '-m', 'v2x_bridge.alert_gateway', '--ros-args',
                             '-p', f'role:={role}', '-p', f'station_id:={station}',
                             '-p', f'group:={group[0]}', '-p', f'port:={group[1]}',
-                            '-p', 'iface:=127.0.0.1', '-p', f'state_dir:={tmp}/{role}',
-                            '-p', 'heartbeat_period_s:=1.0', '-p', f'broker_url:={info["url"]}',
-                            '-p', f'broker_credentials_file:={info["creds"][station]}',
-                            '-p', f'broker_ca_file:={info["ca"]}',
-                            '-p', f'broker_zoom:={ZOOM_PUB if role == "rsu" else ZOOM_SUB}']
-                cmds = [(gw('rsu', 'rsu_1', random_group()), a),
-                        (gw('vehicle', 'veh_1', random_group()), b)]
+                            '-p', 'iface:=127.0.0.1', '-p', f'state_dir:={tmp}/{label}{role}',
+                            '-p', 'heartbeat_period_s:=1.0',
+                            '-p', f'repeat_interval_s:={REPEAT_S}']
+                    if broker:
+                        argv += ['-p', f'broker_url:={info["url"]}',
+                                 '-p', f'broker_credentials_file:={info["creds"][station]}',
+                                 '-p', f'broker_ca_file:={info["ca"]}',
+                                 '-p', f'broker_zoom:={ZOOM_PUB if role == "rsu" else ZOOM_SUB}']
+                    return argv
+                if label == 'ours':  # two multicast groups: only the broker joins them
+                    cmds = [(gw('rsu', 'rsu_1', random_group()), a),
+                            (gw('vehicle', 'veh_1', random_group()), b)]
+                else:  # 'radio': the same gateways joined by multicast only, no broker
+                    group = random_group()
+                    cmds = [(gw('rsu', 'rsu_1', group, False), a),
+                            (gw('vehicle', 'veh_1', group, False), b)]
             procs = _procs(cmds, {'V2X_KEY': SECRET})
             setups[label] = (procs, Ends(da, db, label))
         for label, (procs, ends) in setups.items():
@@ -169,17 +181,24 @@ def latency(info: dict, n: int, rate: float, tmp: str) -> dict[str, list[float]]
                 raise SystemExit(f'{label}: processes did not come up: ' + ' | '.join(
                     p.stderr.read() if p.poll() is not None else 'running' for p in procs))
         time.sleep(1.0)  # broker connections and subscriptions
-        out = {'baseline': [], 'ours': []}
-        rounds = 10
+        out = {label: [] for label in LABELS}
+        rounds = 12
         per = max(1, n // rounds)
         for r in range(rounds):
-            for label in (('baseline', 'ours') if r % 2 == 0 else ('ours', 'baseline')):
-                out[label] += setups[label][1].run(per, rate, warmup=20 if r < 2 else 0)
+            order = LABELS[r % 3:] + LABELS[:r % 3]
+            for label in order:
+                out[label] += setups[label][1].run(per, rate, warmup=20 if r < 3 else 0)
         return out
     finally:
-        for procs, ends in setups.values():
+        for label, (procs, ends) in setups.items():
             ends.close()
             _stop(procs)
+            if label != 'baseline':  # what the gateways dropped, if anything (their logs)
+                for p in procs:
+                    lines = [ln for ln in (p.stderr.read() or '').splitlines()
+                             if 'dropped' in ln or 'broker' in ln.lower()]
+                    for ln in lines[-4:]:
+                        print(f'  [{label}] {ln[:200]}')
 
 
 # --- fan-out ------------------------------------------------------------------------------
@@ -398,7 +417,7 @@ def main() -> int:
                       f'{args.rate:g} alerts/s ({args.alerts} samples per path, alternating '
                       f'blocks, validity {VALIDITY_S:g} s), ms')
                 print(f'{"path":10s} {"n":>6s} {"p50":>8s} {"p99":>8s} {"max":>8s}')
-                for label in ('baseline', 'ours'):
+                for label in LABELS:
                     v = lat[label]
                     print(f'{label:10s} {len(v):6d} {percentile(v, 50):8.3f} '
                           f'{percentile(v, 99):8.3f} {max(v) if v else float("nan"):8.3f}')
@@ -406,6 +425,8 @@ def main() -> int:
                 print(f'{"added":10s} {"":6s} {percentile(o, 50) - percentile(b, 50):8.3f} '
                       f'{percentile(o, 99) - percentile(b, 99):8.3f}   '
                       '(target: p99 added < 2 ms)')
+                print('(radio: the same two gateways joined by multicast instead: what the '
+                      'gateways cost without the broker)')
             if not args.skip_fanout:
                 f = fanout(info, args.vehicles, args.procs, args.fanout_alerts,
                            args.fanout_rate, args.city_km)

@@ -410,8 +410,7 @@ def test_vehicle_stack_from_launch_file_gets_alerts_via_broker(stack):
 
 
 def _status(stack, station):
-    return [m[1] for m in retained(stack, topics.status_filter('v2x'))
-            if m[0] == topics.status_topic('v2x', station)]
+    return [m[1] for m in retained(stack, 'v2x/status/#') if m[0].split('/')[2] == station]
 
 
 def test_rsu_status_retained_and_last_will_marks_it_offline(stack):
@@ -451,6 +450,27 @@ def test_clean_shutdown_marks_the_rsu_offline(stack):
     assert wait_for(lambda: _status(stack, 'rsu_1') == [b'offline'], 10)
 
 
+
+def test_broker_with_a_certificate_from_another_ca_is_refused(stack, tmp_path):
+    """TLS is verified: a gateway given another CA never connects to the broker (counted
+    as broker_connect_failures), so it cannot be fooled by a broker it does not trust."""
+    other = mq.make_ca(tmp_path / 'other_ca')
+    group = random_group()
+    cred = mq.credentials_file(tmp_path / 'veh_far.cred', 'veh_far', USERS['veh_far'])
+    params = _params(role='vehicle', station_id='veh_far', group=group[0], port=group[1],
+                     iface='127.0.0.1', key_file=str(stack.key), state_dir=str(tmp_path / 's'),
+                     broker_url=stack.a.url, broker_credentials_file=str(cred),
+                     broker_ca_file=str(other['ca']))
+    node = AlertGateway(context=stack.ros.context, namespace='wrong_ca',
+                        parameter_overrides=params)
+    try:
+        stack.ros.add(node)
+        assert stack.until(lambda: node.counters()['broker_connect_failures'] >= 1, 20)
+        assert node.counters()['broker_connects'] == 0
+    finally:
+        stack.ros.remove(node)
+
+
 @pytest.mark.parametrize('params,name', [
     ({'broker_url': 'http://broker'}, 'broker_url'),                 # not MQTT
     ({'broker_url': 'mqtts://u:pw@broker'}, 'broker_url'),           # secret on argv
@@ -476,4 +496,4 @@ def test_bad_broker_parameter_stops_the_gateway_naming_it(tmp_path, params, name
     finally:
         gc.collect()  # the half-built node must be gone before the context shuts down
         ros.close()
-    assert f"parameter '{name}'" in message
+    assert f"parameter '{name}'" in message, message

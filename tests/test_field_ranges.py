@@ -143,3 +143,11 @@ def test_a_good_alert_passes_every_entry_point(intake, tmp_path):
     doc.update(road='€' * 85, distance_m=0, lat=-90, lon=180, ttl_s=86400)
     answer = intake['http'].post('/events', content=json.dumps(doc).encode())
     assert answer.status_code == 202, answer.json()
+
+
+@pytest.mark.parametrize('field,value', CASES, ids=IDS)
+def test_denm_encode_refuses_the_same(field, value, capsys):
+    """v2x_denm encode (docs/denm.md) refuses the same values, naming the same flag."""
+    from v2x_denm import cli as denm_cli
+    assert denm_cli.main(['encode', *_cli(field, value)]) == 2
+    assert FLAG[field] in capsys.readouterr().err

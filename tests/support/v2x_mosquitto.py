@@ -63,7 +63,7 @@ def make_acl(path: Path, prefix: str, publishers: list[str]) -> Path:
     lines = [f'pattern read {prefix}/#', '']
     for name in publishers:
         lines += [f'user {name}', f'topic write {prefix}/alert/{name}/#',
-                  f'topic write {prefix}/status/{name}', '']
+                  f'topic write {prefix}/status/{name}/#', '']
     Path(path).write_text('\n'.join(lines))
     return Path(path)
 
@@ -106,7 +106,8 @@ class Mosquitto:
             lines += ['persistence true', f'persistence_location {self.dir}/',
                       'autosave_interval 1']
         lines += ['log_dest stdout', 'log_type error', 'log_type warning',
-                  'log_type notice', 'max_queued_messages 100000', extra]
+                  'log_type notice', 'max_queued_messages 100000',
+                  'max_inflight_messages 1000', extra]
         self.conf.write_text('\n'.join(lines) + '\n')
         self.log = self.dir / 'mosquitto.log'
         self.proc = None

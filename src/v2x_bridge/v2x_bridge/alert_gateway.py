@@ -4,9 +4,14 @@ Both roles receive (alerts -> v2x/alert, CSV, v2x/markers; heartbeats -> v2x/hea
 v2x/peers) and send heartbeats when they hold a signing key. role 'rsu' also sends:
 v2x/alert_out -> identity and defaults -> sign -> multicast now and every
 repeat_interval_s until expiry -> the new alert on v2x/alert_sent.
+
+The gateway also reads v2x/alert: a message there that changes an event it delivered
+(a cancel, an update it did not publish) came from someone else on the ROS graph, so it
+re-asserts its own version of the event, as a newer version (docs/ARCHITECTURE.md,
+"Trust boundary of the ROS graph").
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 import json
 import os
 from pathlib import Path
@@ -23,11 +28,14 @@ from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_bridge.federation import GatewayFederation
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
 from v2x_common.params import Param, ParameterError, check, declare_parameters, in_range, one_of
+from v2x_common.take import queued
+from v2x_common.worker import Worker
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol import keys
-from v2x_protocol.peers import PeerTable
+from v2x_protocol.peers import FORGET_AFTER_S, PeerTable
 from v2x_protocol.receiver import (
     AlertDelivered,
     AlertRepeated,
@@ -45,7 +53,13 @@ from v2x_protocol.sender import (
 )
 from v2x_protocol.state import OutboxFile, SequenceStore
 from v2x_protocol.station import default_station_id, pseudonym
-from v2x_protocol.wire import AUTH_NONE, HeartbeatData, InvalidMessage
+from v2x_protocol.wire import (
+    AUTH_NONE,
+    MAX_TIME_NS,
+    AlertData,
+    HeartbeatData,
+    InvalidMessage,
+)
 
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
@@ -58,6 +72,14 @@ MAX_MARKED_ALERTS = 1000  # the newest live alerts drawn (markers refresh at 1 H
 AUTH_REASONS = ('unsigned', 'unknown_key', 'bad_signature')
 AUTH_WARN_S = 10.0       # diagnostics WARN while authentication failures are this recent
 GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)
+GRAPH_LOG_PERIOD_S = 10.0  # at most one summary of foreign v2x/alert messages this often
+# a re-asserted version is this much newer than the foreign one it undoes (consumers hold
+# stamps as float seconds: 1 ns would be lost)
+REASSERT_STEP_NS = 1_000_000
+SEEN_BATCH = 200  # messages of v2x/alert checked per wake-up of that subscription
+RX_WAIT_S = 0.2          # the receive thread checks for shutdown this often
+RX_BATCH = 256           # datagrams read per wake-up before the counters are merged
+DROP_LOG_PERIOD_S = 10.0  # at most one summary of dropped datagrams this often
 
 
 class AlreadyExpired(InvalidMessage):
@@ -72,6 +94,21 @@ _ALERT_OUT_REASONS = ((InvalidTiming, 'bad_time'), (OverflowError, 'bad_time'),
 
 def _alert_out_reason(exc: Exception) -> str:
     return next((r for t, r in _ALERT_OUT_REASONS if isinstance(exc, t)), 'invalid')
+
+
+def _alert_msg(a: AlertData, path: int, authenticated: bool) -> Alert:
+    msg = conversions.alert_to_msg(a)
+    msg.path, msg.authenticated = path, authenticated
+    return msg
+
+
+def _same_version(a: AlertData, b: AlertData) -> bool:
+    """The same content but perhaps the header stamp (NaN equals NaN)."""
+    for f in fields(AlertData):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name != 'stamp_ns' and x != y and not (x != x and y != y):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -173,16 +210,32 @@ class AlertGateway(Node):
     """The gateway node; parameters decide its role."""
 
     def __init__(self, **kwargs):
+        # What destroy_node uses exists before anything can fail (a bad parameter).
+        self._rx = self._tx = self._thread = self._saver = self._stop = None
+        self._federation = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
         self._lock = threading.Lock()
-        self._counts = {'delivered': 0, 'repeats': 0, 'heartbeats': 0, 'sent': 0,
-                        'send_errors': 0, 'csv_errors': 0, 'invalid_input': 0,
-                        'internal_errors': 0}
-        self._dropped: dict[str, int] = {}
+        self._counts = {'received': 0, 'reasserted': 0, 'foreign_alerts': 0, 'delivered': 0,
+                        'repeats': 0, 'heartbeats': 0, 'sent': 0, 'send_errors': 0,
+                        'csv_errors': 0, 'invalid_input': 0, 'internal_errors': 0}
+        self._dropped: dict[str, int] = {}  # reason -> datagrams dropped
+        self._last_rejected = None  # the latest DatagramRejected, for the log summary
+        self._last_internal = None  # the latest internal error of the receive path
+        self._drop_log_at = -DROP_LOG_PERIOD_S
+        self._drop_logged: dict[str, int] = {}  # the counts the last summary reported
         self._last_auth_drop = -AUTH_WARN_S
         self._started = time.monotonic()
         self._live: dict[tuple[str, int], object] = {}
+        # the version of each event last published on v2x/alert (with its path and whether
+        # it was authenticated), until it expires: what a foreign message is checked against
+        self._published: dict[tuple[str, int], tuple[AlertData, int, bool]] = {}
+        self._graph_logged = 0  # reasserted at the last summary
+        # (kernel_drops, peers_refused, reasserted) last seen by _health, and when each moved
+        self._pressure_seen = (0, 0, 0)
+        self._pressure_at = [-AUTH_WARN_S] * 3
+        self._graph_log_at = -GRAPH_LOG_PERIOD_S
+        self._last_foreign = ''
         self._markers_dirty = True
         self._signer, keyring = self._load_keys(s)
         try:  # the station's origin and sequences (shared with the CLI tools)
@@ -203,7 +256,9 @@ class AlertGateway(Node):
         self._id_conflict_at = -ID_CONFLICT_ERROR_S
         self._clock_steps_seen = 0
         self._high_water_saved = time.monotonic()
-        self._peers = PeerTable(s.stale_after)
+        # a peer is forgotten after 10 stale limits of our own period, at least 10 minutes
+        self._peers = PeerTable(s.stale_after, forget_after_s=max(
+            FORGET_AFTER_S, 10 * s.stale_after * s.heartbeat_period_s))
         try:
             self._csv = (RotatingCsv(s.csv_log, s.csv_max_bytes, s.csv_keep) if s.csv_log
                          else None)
@@ -214,7 +269,7 @@ class AlertGateway(Node):
                 raise ParameterError('key_file', 'an RSU needs a signing key (or insecure: true)')
             self._outbox_file = OutboxFile(s.state_dir)
         try:
-            self._rx = net.open_receiver(s.group, s.port, s.iface)
+            self._rx = net.open_receiver(s.group, s.port, s.iface, timeout_s=0.0)
         except (OSError, ValueError) as exc:
             raise ParameterError('iface', f'group/port/iface: {exc}') from None
         try:
@@ -223,7 +278,15 @@ class AlertGateway(Node):
             self._rx.close()
             raise ParameterError('iface', f'iface/ttl: {exc}') from None
 
+        self._reader = net.BatchReader(self._rx, RX_BATCH)
+        self._rcvbuf = net.rcvbuf_bytes(self._rx)
+        if self._rcvbuf < 2 * net.RCVBUF_BYTES:
+            self.get_logger().info(
+                f'receive buffer {self._rcvbuf} bytes (asked {2 * net.RCVBUF_BYTES}); '
+                'a flood fills it sooner: raise net.core.rmem_max')
         self._pub_alert = self.create_publisher(Alert, 'v2x/alert', qos.ALERT)
+        self._seen_sub = self.create_subscription(Alert, 'v2x/alert', self._on_alert_seen,
+                                                  qos.ALERT_READER)
         self._pub_hb = self.create_publisher(Heartbeat, 'v2x/heartbeat', qos.HEARTBEAT)
         self._pub_peers = self.create_publisher(PeerArray, 'v2x/peers', qos.PEERS)
         self._pub_markers = self.create_publisher(MarkerArray, 'v2x/markers', qos.MARKERS)
@@ -266,8 +329,10 @@ class AlertGateway(Node):
         self._outbox_snapshot = None
         self._saver = None
         if s.role == 'rsu':
-            self._saver = threading.Thread(target=self._save_loop, name='v2x_save', daemon=True)
-            self._saver.start()
+            # Supervised: an unexpected error is logged at ERROR, counted and the saver
+            # restarted, never a saver silently dead while the outbox goes unsaved.
+            self._saver = Worker('v2x_save', self._save_loop, logger=self.get_logger(),
+                                 restart=True, wake=self._save_wanted.set).start()
         if self._sender is not None:
             self._send_heartbeat()
         self.get_logger().info(
@@ -362,38 +427,63 @@ class AlertGateway(Node):
 
     # --- receiving ------------------------------------------------------------------
     def _receive_loop(self) -> None:
+        """Receive thread: wake on the socket, drain it in batches, until destroy_node."""
         while not self._stop.is_set():
             try:
-                data = self._rx.recv(2048)
-            except TimeoutError:
-                continue
+                batch = self._reader.read(RX_WAIT_S)
             except OSError:
                 if self._stop.is_set():
                     return
                 time.sleep(0.1)
                 continue
-            try:
-                self.handle_datagram(data)
-            except Exception as exc:  # noqa: BLE001 -- the receive thread must not die
-                self._count('internal_errors')
-                self.get_logger().error(f'receive path failed: {type(exc).__name__}: {exc}',
-                                        throttle_duration_sec=10.0)
+            if batch:
+                self.handle_datagrams(batch)
 
     def handle_datagram(self, data: bytes, path: int = Alert.PATH_RADIO) -> None:
-        """Run one datagram through the pipeline and act on the outcome (never raises).
+        """Run one datagram through the pipeline (never raises); see handle_datagrams."""
+        self.handle_datagrams((data,), path)
 
-        path: Alert.PATH_RADIO (multicast) or PATH_BROKER (federation, paho's thread); one
-        Receiver serves both, so an alert heard on both paths is delivered once."""
+    def handle_datagrams(self, batch, path: int = Alert.PATH_RADIO) -> None:
+        """Run datagrams that came by path (Alert.PATH_RADIO: multicast, the receive
+        thread; PATH_BROKER: federation, paho's thread) through the pipeline and act on
+        each outcome (never raises). One Receiver serves both paths, so an alert heard on
+        both is delivered once.
+
+        A rejected datagram costs one counter increment here: no log call, no lock (the
+        counts of the batch are merged once at its end); _on_second logs a summary at
+        most every DROP_LOG_PERIOD_S. A delivered alert is published at once."""
+        rejected: dict[str, int] = {}
+        last = None
+        receive, fed = self._receiver.receive, self._federation
         with self._ingest_lock:
-            self._handle_datagram(data, path)
+            for data in batch:
+                now = time.time_ns()
+                try:
+                    if fed.duplicate(data):  # federation: heard already by the other path
+                        continue
+                    event = receive(data, now, time.monotonic_ns())
+                    if type(event) is DatagramRejected:
+                        rejected[event.reason] = rejected.get(event.reason, 0) + 1
+                        last = event
+                        continue
+                    fed.accepted(data)
+                    self._act(event, now, path)
+                except Exception as exc:  # noqa: BLE001 -- the receive thread must not die
+                    with self._lock:
+                        self._counts['internal_errors'] += 1
+                        self._last_internal = (f'receive path failed: '
+                                               f'{type(exc).__name__}: {exc}')
+        with self._lock:
+            self._counts['received'] += len(batch)
+            for reason, n in rejected.items():
+                self._dropped[reason] = self._dropped.get(reason, 0) + n
+            if last is not None:
+                self._last_rejected = last
+                if any(r in rejected for r in AUTH_REASONS):
+                    self._last_auth_drop = time.monotonic()
 
-    def _handle_datagram(self, data: bytes, path: int) -> None:
-        now = time.time_ns()
-        if self._federation.duplicate(data):  # federation: heard already by the other path
-            return
-        event = self._receiver.receive(data, now, time.monotonic_ns())
-        if not isinstance(event, DatagramRejected):
-            self._federation.accepted(data)
+    def _act(self, event, now: int, path: int) -> None:
+        """What an accepted datagram leads to: publish, log, count."""
         if isinstance(event, AlertDelivered):
             a = event.alert
             with self._lock:
@@ -403,9 +493,7 @@ class AlertGateway(Node):
                 else:
                     self._live[a.key] = a
                 self._markers_dirty = True
-            msg = conversions.alert_to_msg(a)
-            msg.path, msg.authenticated = path, event.envelope.auth != AUTH_NONE
-            self._pub_alert.publish(msg)
+            self.publish_alert(a, path, event.envelope.auth != AUTH_NONE)
             if self._csv is not None:
                 try:
                     self._csv.append(row(a, event.change, now / 1e9))
@@ -417,18 +505,90 @@ class AlertGateway(Node):
         elif isinstance(event, HeartbeatReceived):
             self._count('heartbeats')
             with self._lock:
-                self._peers.heard(event.heartbeat, now, event.clock_offset_s)
-                self._peer_paths[event.heartbeat.source_id] = (
-                    path, event.envelope.auth != AUTH_NONE)
+                accepted = self._peers.heard(event.heartbeat, now, event.clock_offset_s)
+                if accepted:
+                    self._peer_paths[event.heartbeat.source_id] = (
+                        path, event.envelope.auth != AUTH_NONE)
+            if not accepted:
+                return  # the peer table is full of live peers (counted as peers_refused)
             self._pub_hb.publish(conversions.heartbeat_to_msg(event.heartbeat,
                                                               event.envelope.send_time_ns))
-        elif isinstance(event, DatagramRejected):
-            with self._lock:
-                self._dropped[event.reason] = self._dropped.get(event.reason, 0) + 1
-                if event.reason in AUTH_REASONS:
-                    self._last_auth_drop = time.monotonic()
-            self.get_logger().warning(f'dropped datagram: {event.reason}: {event.detail}',
-                                      throttle_duration_sec=5.0)
+
+    # --- the ROS graph ----------------------------------------------------------------
+    def publish_alert(self, a: AlertData, path: int, authenticated: bool) -> None:
+        """Publish a version of an event on v2x/alert (path: Alert.PATH_*). Every
+        publication there goes through here: the version is what _on_alert_seen defends
+        against foreign changes."""
+        with self._lock:
+            self._published[a.key] = (a, path, authenticated)
+        self._pub_alert.publish(_alert_msg(a, path, authenticated))
+
+    def _on_alert_seen(self, msg: Alert) -> None:
+        """Messages on v2x/alert (mostly our own): this one and those queued behind it
+        (a burst we delivered comes back as a burst)."""
+        self._check_seen(msg)
+        for more in queued(self._seen_sub, SEEN_BATCH - 1):
+            self._check_seen(more)
+
+    def _check_seen(self, msg: Alert) -> None:
+        """Re-assert our version of an event when a message would replace it for a
+        consumer (speed_policy takes a version with a stamp at least as new) with
+        different content."""
+        seen = conversions.alert_from_msg(msg)
+        with self._lock:
+            own, path, authenticated = self._published.get(seen.key, (None, 0, False))
+            if own is None:
+                self._counts['foreign_alerts'] += 1  # not ours (denm_gateway's, or forged)
+                return
+            if seen.stamp_ns < own.stamp_ns or _same_version(seen, own):
+                return  # an older version, or ours again
+            again = replace(own, stamp_ns=min(max(own.stamp_ns, seen.stamp_ns + REASSERT_STEP_NS),
+                                              MAX_TIME_NS - 1))
+            self._published[seen.key] = (again, path, authenticated)
+            self._counts['reasserted'] += 1
+            what = 'a cancellation' if seen.cancelled else 'a different version'
+            self._last_foreign = (f'{seen.source_id}/{seen.sequence}: {what} this gateway '
+                                  'did not publish; its own version re-published')
+        self._pub_alert.publish(_alert_msg(again, path, authenticated))
+
+    def _log_graph(self) -> None:
+        """At most every GRAPH_LOG_PERIOD_S: one warning when changes were undone. Alerts of
+        events we never delivered are only counted (denm_gateway publishes its own)."""
+        now = time.monotonic()
+        if now - self._graph_log_at < GRAPH_LOG_PERIOD_S:
+            return
+        with self._lock:
+            reasserted, last = self._counts['reasserted'], self._last_foreign
+        if reasserted == self._graph_logged:
+            return
+        self._graph_log_at = now
+        self.get_logger().warning(
+            f'v2x/alert carried {reasserted - self._graph_logged} changes to live events that '
+            f'this gateway did not publish (someone else on the ROS graph); undone by '
+            f're-publishing its own versions; last: {last}')
+        self._graph_logged = reasserted
+
+    def _log_drops(self) -> None:
+        """At most every DROP_LOG_PERIOD_S: one line summing the datagrams dropped since."""
+        now = time.monotonic()
+        if now - self._drop_log_at < DROP_LOG_PERIOD_S:
+            return
+        with self._lock:
+            dropped = dict(self._dropped)
+            last, self._last_rejected = self._last_rejected, None
+            internal, self._last_internal = self._last_internal, None
+        dropped['kernel_buffer_full'] = self._reader.kernel_drops
+        since = {k: v - self._drop_logged.get(k, 0) for k, v in dropped.items()}
+        since = {k: v for k, v in since.items() if v > 0}
+        if internal is not None:
+            self.get_logger().error(internal)
+        if not since:
+            return
+        self._drop_log_at, self._drop_logged = now, dropped
+        reasons = ', '.join(f'{k} {v}' for k, v in sorted(since.items()))
+        example = f'; last: {last.reason}: {last.detail}' if last is not None else ''
+        self.get_logger().warning(f'dropped {sum(since.values())} datagrams ({reasons})'
+                                  f'{example}')
 
     # --- periodic -------------------------------------------------------------------
     def _on_second(self) -> None:
@@ -443,13 +603,20 @@ class AlertGateway(Node):
             for key in [k for k, a in self._live.items() if a.expires_ns <= now]:
                 del self._live[key]
                 self._markers_dirty = True
+            for key in [k for k, v in self._published.items() if v[0].expires_ns <= now]:
+                del self._published[key]
             peers = self._peers.snapshot(now)
+            if len(self._peer_paths) > len(peers):  # forgotten or evicted peers' paths go too
+                held = {p.source_id for p in peers}
+                self._peer_paths = {k: v for k, v in self._peer_paths.items() if k in held}
             paths = dict(self._peer_paths)
         peer_msg = conversions.peers_to_msg(peers)
         for p in peer_msg.peers:
             p.path, p.authenticated = paths.get(p.source_id, (Alert.PATH_RADIO, False))
         self._pub_peers.publish(peer_msg)
         self._publish_markers()
+        self._log_drops()
+        self._log_graph()
 
     def _save_loop(self) -> None:
         """Helper thread: write the latest outbox snapshot whenever one is handed over."""
@@ -488,7 +655,13 @@ class AlertGateway(Node):
         with self._lock:
             out = dict(self._counts)
             out.update({f'dropped_{k}': v for k, v in self._dropped.items()})
+            out['kernel_drops'] = self._reader.kernel_drops
+            out['rcvbuf_bytes'] = self._rcvbuf
             out['live_alerts'] = len(self._live)
+            out['peers'] = len(self._peers)
+            out['peers_refused'] = self._peers.refused
+            out['peers_evicted'] = self._peers.evicted
+            out['peers_forgotten'] = self._peers.forgotten
             out['outbox'] = len(self._outbox)
         out['id_conflicts'] = self._receiver.counters['id_conflicts']
         out['clock_steps'] = self._receiver.counters['clock_steps']
@@ -559,6 +732,22 @@ class AlertGateway(Node):
                           f'{self.settings.max_clock_skew_s:g} s)')
         return None
 
+    def _pressure(self, c) -> str | None:
+        """A warning while the receive buffer overflowed, the peer table refused new source
+        ids or foreign changes were undone within the last AUTH_WARN_S (else None)."""
+        now = time.monotonic()
+        seen = (c['kernel_drops'], c['peers_refused'], c['reasserted'])
+        for i, (value, before) in enumerate(zip(seen, self._pressure_seen, strict=True)):
+            if value != before:
+                self._pressure_at[i] = now
+        self._pressure_seen = seen
+        messages = ('receive buffer overflowing: datagrams dropped by the kernel (flood?)',
+                    f'peer table full ({c["peers"]}): heartbeats of new source ids refused',
+                    'changes to live events on v2x/alert from someone else were undone')
+        recent = [m for m, at in zip(messages, self._pressure_at, strict=True)
+                  if now - at < AUTH_WARN_S]
+        return '; '.join(recent) if recent else None
+
     def _health(self):
         c = self.counters()
         protocol = self._protocol_health()
@@ -566,28 +755,40 @@ class AlertGateway(Node):
             return protocol[0], protocol[1], c
         if c['send_errors'] or c['csv_errors'] or c['internal_errors']:
             return WARN, 'send, CSV or internal errors', c
+        warnings = []
         if time.monotonic() - self._last_auth_drop < AUTH_WARN_S:
-            return WARN, 'rejecting datagrams that fail authentication (key mismatch?)', c
+            warnings.append('rejecting datagrams that fail authentication (key mismatch?)')
+        pressure = self._pressure(c)
+        if pressure is not None:
+            warnings.append(pressure)
+        if warnings:
+            return WARN, '; '.join(warnings), c
         if protocol is not None:
             return protocol[0], protocol[1], c
         return OK, f'{self.settings.role} {self._station_id}', c
 
     def destroy_node(self):
         """Stop the receive thread and close the sockets."""
-        self._stop.set()
-        self._federation.close()
+        if self._saver is not None:
+            self._saver.stopping.set()  # before _stop: its loop's end is then no failure
+        if self._stop is not None:
+            self._stop.set()
+        if self._federation is not None:
+            self._federation.close()
         for sock in (self._rx, self._tx):
-            sock.close()
-        for thread in (self._thread, self._saver):
-            if thread is not None and thread.is_alive():
-                thread.join(timeout=2.0)
+            if sock is not None:
+                sock.close()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        if self._saver is not None:
+            self._saver.stop(timeout=2.0)
         return super().destroy_node()
 
 
 def main(args=None) -> int:
     """Run the gateway until interrupted; a bad parameter exits 2 naming it."""
     sys.setswitchinterval(GIL_SWITCH_S)
-    return run_node(NODE_NAME, AlertGateway, args)
+    return run_node(NODE_NAME, frozen_after(AlertGateway), args)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,8 @@ def test_qos_profiles_follow_the_contract():
     table = {
         'ALERT_OUT': (50, DurabilityPolicy.VOLATILE),
         'ALERT_SENT': (50, DurabilityPolicy.VOLATILE),
-        'ALERT': (100, DurabilityPolicy.TRANSIENT_LOCAL),
+        'ALERT': (1000, DurabilityPolicy.TRANSIENT_LOCAL),
+        'ALERT_READER': (10_000, DurabilityPolicy.TRANSIENT_LOCAL),
         'HEARTBEAT': (10, DurabilityPolicy.VOLATILE),
         'PEERS': (1, DurabilityPolicy.VOLATILE),
         'MARKERS': (1, DurabilityPolicy.TRANSIENT_LOCAL),

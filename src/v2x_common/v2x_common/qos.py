@@ -26,8 +26,14 @@ ALERT_OUT = _profile(50, DurabilityPolicy.VOLATILE)
 ALERT_OUT_READER = _profile(1000, DurabilityPolicy.VOLATILE)
 #: /v2x/alert_sent: RSU gateway -> event_clipper.
 ALERT_SENT = _profile(50, DurabilityPolicy.VOLATILE)
-#: /v2x/alert: receiving gateway -> speed_policy, rviz. Late joiners see live alerts.
-ALERT = _profile(100, DurabilityPolicy.TRANSIENT_LOCAL)
+#: /v2x/alert: receiving gateway -> speed_policy, rviz. Late joiners see live alerts (the
+#: last 1,000 versions published); a reliable reader that falls behind by less than that
+#: loses nothing.
+ALERT = _profile(1000, DurabilityPolicy.TRANSIENT_LOCAL)
+#: speed_policy's reader of /v2x/alert (and the gateway's own, to see forged changes): the
+#: same contract with a deeper queue, so a burst the gateway delivers (10 s of 1,000/s)
+#: waits while the reader is busy instead of being overwritten.
+ALERT_READER = _profile(10_000, DurabilityPolicy.TRANSIENT_LOCAL)
 #: /v2x/heartbeat: each heartbeat heard.
 HEARTBEAT = _profile(10, DurabilityPolicy.VOLATILE)
 #: /v2x/peers at 1 Hz.

@@ -51,6 +51,7 @@ def test_cancel_in_process(capsys):
     (['encode', '--ttl-s', '100000'], '--ttl-s'),            # more than a day
     (['encode', '--distance-m', '-5'], '--distance-m'),      # negative
     (['encode', '--confidence', '2'], '--confidence'),       # beyond 1
+    (['encode', '--road', 'A\x1b[2J'], '--road'),            # a terminal escape
     (['decode', 'xyz'], 'HEX'),                              # not hex
     (['decode', '0201'], 'HEX'),                             # truncated DENM
 ])

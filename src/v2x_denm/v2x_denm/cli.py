@@ -100,6 +100,7 @@ FLAG_OF = {'latitude': '--lat', 'longitude': '--lon', 'validity_s': '--ttl-s',
            'distance_m': '--distance-m', 'sequence': '--sequence', 'kind': '--type',
            'severity': '--severity', 'confidence': '--confidence',
            'station_id': '--station-id', 'station_type': '--station-type',
+           'road': '--road', 'source_id': '--source-id', 'suggest': '--suggest',
            'detection_time': 'the clock', 'stamp': 'the clock'}
 
 

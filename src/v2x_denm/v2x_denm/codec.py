@@ -24,6 +24,7 @@ from pycrate_asn1rt.err import ASN1Err
 from pycrate_core.utils import PycrateErr
 
 from v2x_common import mappings
+from v2x_protocol import ranges
 from v2x_protocol.wire import AlertData
 
 _DENM = ITS_DENM_3.DENM_PDU_Descriptions.DENM
@@ -147,10 +148,10 @@ def kind_of_cause(cause: int, sub_cause: int) -> int:
 def information_quality(severity: int, confidence: float) -> int:
     """Severity and confidence -> InformationQuality 1..7 (0 is never sent).
 
-    Two levels per severity, the upper one when confidence >= 0.5 (NaN: not confident):
+    Two levels per severity, the upper one when confidence >= 0.5:
     low 1-2, medium 3-4, high 5-6, and 7 ("highest") for high with confidence >= 0.95.
     """
-    band = 1 if confidence >= 0.5 else 0  # NaN compares false
+    band = 1 if confidence >= 0.5 else 0
     if severity == mappings.SEVERITY_HIGH and confidence >= 0.95:
         return 7
     return 2 * severity - 1 + band
@@ -231,29 +232,20 @@ def _its_time(ns: int, field: str) -> int:
         raise InvalidAlert(field, str(exc)) from None
 
 
-def _check_range(field: str, value: float, lo: float, hi: float, nan_ok: bool = True):
-    if math.isnan(value):
-        if not nan_ok:
-            raise InvalidAlert(field, 'must be a number, got NaN')
-        return
-    if not lo <= value <= hi:
-        raise InvalidAlert(field, f'{value!r} outside {lo:g}..{hi:g}')
-
-
 def check_alert(a: AlertData) -> None:
-    """Raise InvalidAlert (naming the field) unless a DENM can carry this alert."""
-    if a.kind not in KIND_TO_CAUSE:
-        raise InvalidAlert('kind', f'{a.kind} is not one of {sorted(KIND_TO_CAUSE)}')
-    if a.severity not in mappings.SEVERITIES.values():
-        raise InvalidAlert('severity', f'{a.severity} is not 1 (low), 2 (medium) or 3 (high)')
-    if not 0 <= a.sequence <= MAX_SEQUENCE:
+    """Raise InvalidAlert (naming the field) unless a DENM can carry this alert: the
+    workspace's one field-range table (v2x_protocol.ranges; 0 / '' allowed, as for an
+    alert still to be filled), then what DENM adds (16-bit sequence, times after 2004)."""
+    try:
+        ranges.check_alert_fields(a, filled=False)
+    except ranges.FieldError as exc:
+        prefix = f'{exc.field}: '
+        text = str(exc)
+        raise InvalidAlert(exc.field, text[len(prefix):] if text.startswith(prefix)
+                           else text) from None
+    if a.sequence > MAX_SEQUENCE:
         raise InvalidAlert('sequence', f'{a.sequence} outside 0..{MAX_SEQUENCE} '
                                        '(DENM actionID.sequenceNumber)')
-    _check_range('latitude', a.latitude, -90.0, 90.0)
-    _check_range('longitude', a.longitude, -180.0, 180.0)
-    _check_range('distance_m', a.distance_m, 0.0, math.inf)
-    _check_range('confidence', a.confidence, 0.0, 1.0)
-    _check_range('validity_s', a.validity_s, 0.0, MAX_VALIDITY_S, nan_ok=False)
 
 
 def alert_to_denm(a: AlertData, station: Station) -> dict:

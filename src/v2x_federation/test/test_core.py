@@ -94,8 +94,10 @@ def test_topic_round_trip_and_wildcard_tile():
     other = qk.neighbourhood(key[:14])
     assert not any(_matches(topics.tile_filter('v2x/kr', k), topic) for k in other
                    if k != key[:14])
-    assert topics.parse('v2x/kr', 'v2x/kr/status/rsu_1') == ('status', 'rsu_1', '', None)
-    assert [topics.kind_of('v2x/kr', t) for t in (topic, 'v2x/kr/status/rsu_1',
+    status = topics.status_topic('v2x/kr', 'rsu_1', key)
+    assert topics.parse('v2x/kr', status) == ('status', 'rsu_1', key, None)
+    assert _matches(topics.status_filter('v2x/kr', key[:14]), status)
+    assert [topics.kind_of('v2x/kr', t) for t in (topic, status,
                                                    'v2x/krx/alert/a', 'v2x/kr/other/a')] \
         == ['alert', 'status', '', '']
 
@@ -105,7 +107,8 @@ def test_topic_round_trip_and_wildcard_tile():
     'v2x/alert/rsu/0/4/a:1',        # digit 4 is not a quadkey digit
     'v2x/alert/rsu/0/1/a',          # no sequence
     'v2x/alert/rsu/a:1',            # no tile
-    'v2x/status/rsu/extra',         # too deep
+    'v2x/status/rsu',               # no site tile
+    'v2x/status/rsu/1/x',           # not a quadkey digit
 ])
 def test_foreign_topics_rejected(topic):
     """Topics outside the scheme raise InvalidTopic."""
@@ -121,18 +124,20 @@ def test_bad_prefixes(prefix):
 
 
 def test_tile_subscriptions_follow_the_vehicle():
-    """Status, then nine tile filters; moving within a tile changes nothing; moving one tile
+    """Alerts and statuses of nine tiles; moving within a tile changes nothing; moving one tile
     east swaps three columns' worth (3 added, 3 removed)."""
     subs = topics.TileSubscriptions('v2x', 14)
     added, removed = subs.moved_to(37.12345, 127.12345)
-    assert len(added) == 9 and removed == [] and topics.status_filter('v2x') in subs.filters
+    centre = qk.quadkey_of(37.12345, 127.12345, 14)
+    assert len(added) == 18 and removed == [] and topics.status_filter('v2x', centre) in added
     assert subs.moved_to(37.12346, 127.12346) == ([], [])
     width_deg = 360.0 / (1 << 14)
     added, removed = subs.moved_to(37.12345, 127.12345 + width_deg)
-    assert len(added) == 3 and len(removed) == 3
+    assert len(added) == 6 and len(removed) == 6
     fixed = topics.TileSubscriptions('v2x', 14, ('1320',))
     assert fixed.moved_to(0.0, 0.0) == ([], [])
-    assert topics.tile_filter('v2x', '1320') in fixed.filters
+    assert fixed.filters == {topics.tile_filter('v2x', '1320'),
+                             topics.status_filter('v2x', '1320')}
 
 
 def _alert(**kw):
@@ -159,8 +164,10 @@ def test_rsu_publications_retained_with_remaining_validity():
     assert (clear.topic, clear.payload) == (p.topic, b'') and moved.topic != p.topic
     assert topics.parse('v2x', moved.topic)[2] == qk.quadkey_of(37.2, 127.12345, 18)
     hb = pub.heartbeat(b'hb', 10 * S, 10.0, 3)
-    assert hb.retain and hb.expiry_interval_s(10 * S) == 30 and hb.topic == 'v2x/status/rsu_1'
-    assert pub.will() == Publication('v2x/status/rsu_1', OFFLINE, True, None)
+    site = qk.quadkey_of(37.0, 127.0, 18)
+    assert hb.retain and hb.expiry_interval_s(10 * S) == 30
+    assert hb.topic == 'v2x/status/rsu_1/' + '/'.join(site)
+    assert pub.will() == Publication(hb.topic, OFFLINE, True, None)
 
 
 def test_offline_queue_latest_per_topic_live_only_bounded():
@@ -217,3 +224,14 @@ def test_config_parses_credentials_and_warns(tmp_path):
     cred.write_text('user rsu_1\n')
     with pytest.raises(ParameterError, match='username='):
         make_config('mqtts://b', str(cred), '', 'v2x', 16)
+
+
+def test_protocol_md_topic_example():
+    """The topic example of docs/protocol.md ("Federation over MQTT") is what the code makes."""
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[3] / 'docs' / 'protocol.md').read_text()
+    key = qk.quadkey_of(37.12345, 127.12345, 18)
+    for text in (topics.alert_topic('v2x', 'rsu_server_01', key, 'rsu_server_01', 1),
+                 topics.tile_filter('v2x', key[:14]),
+                 topics.event_level('det/cam#1', 7)):
+        assert text in doc, text

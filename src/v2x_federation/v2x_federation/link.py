@@ -28,6 +28,7 @@ from v2x_federation.publish import OfflineQueue, Publication
 
 QOS = 1
 KEEPALIVE_S = 10
+INFLIGHT = 1000
 
 
 def _properties(pub: Publication, now_ns: int) -> Properties | None:
@@ -59,7 +60,10 @@ class BrokerLink:
         self._pending: set[int] = set()  # (un)subscribe requests not acknowledged yet
         self._acked: set[int] = set()    # acknowledged before we noted them as pending
         self.counts = {'published': 0, 'queued': 0, 'received': 0, 'connects': 0,
-                       'disconnects': 0, 'publish_refused': 0, 'subscribe_refused': 0}
+                       'disconnects': 0, 'connect_failures': 0, 'publish_refused': 0,
+                       'subscribe_refused': 0}
+        self._failing = False  # logged once per run of failed attempts
+        self._stopping = False
         c = self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                        protocol=mqtt.MQTTv5)
         if config.username:
@@ -70,7 +74,11 @@ class BrokerLink:
         if will is not None:
             c.will_set(will.topic, will.payload, qos=QOS, retain=will.retain)
         c.reconnect_delay_set(min_delay=1, max_delay=5)
+        # paho's default of 20 unacknowledged QoS 1 messages queues an RSU's publishes
+        # behind slow PUBACKs once repeats add up (100 alerts/s x repeats): allow more
+        c.max_inflight_messages_set(INFLIGHT)
         c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_publish = self._on_publish
@@ -86,6 +94,8 @@ class BrokerLink:
 
     def stop(self, final: Publication | None = None, timeout: float = 2.0) -> None:
         """Publish final (e.g. the `offline` status) when connected, then disconnect."""
+        with self._state:
+            self._stopping = True
         if final is not None and self.connected:
             info = self._client.publish(final.topic, final.payload, qos=QOS,
                                         retain=final.retain)
@@ -205,16 +215,28 @@ class BrokerLink:
                 self._send_ordered(pub, now)
             with self._state:
                 self._connected = True
+                self._failing = False
                 self.counts['connects'] += 1
         self._log('info', f'connected to {self.config.url}'
                   + (f'; published {len(backlog)} queued' if backlog else ''))
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # unreachable, refused TCP, or TLS failed (wrong CA, name mismatch): paho retries
+        with self._state:
+            self.counts['connect_failures'] += 1
+            first, self._failing = not self._failing, True
+        if first:
+            self._log('error', f'cannot connect to broker {self.config.url} (unreachable, or '
+                               'TLS failed: check broker_ca_file and the name in broker_url); '
+                               'retrying, counting broker_connect_failures')
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._state:
             was, self._connected = self._connected, False
             if was:
                 self.counts['disconnects'] += 1
-        if was:
+            stopping = self._stopping
+        if was and not stopping:
             self._log('warn', f'lost broker {self.config.url} ({reason_code}); queueing '
                               'and reconnecting')
 

@@ -10,8 +10,8 @@ Rules (docs/protocol.md, "Federation over MQTT"):
   topic and so replaces the retained copy.
 - An update that moves the event to another tile first clears the old topic's retained
   copy (empty retained payload).
-- The heartbeat is retained on the status topic with expiry stale_after x period; the
-  last will (retained) there is the text `offline`.
+- The heartbeat is retained on the status topic (under the site's quadkey) with expiry
+  stale_after x period; the last will (retained) there is the text `offline`.
 - While the broker is unreachable, the latest publication per topic is queued and those
   still valid are published on reconnect, oldest first, with their remaining expiry.
 """
@@ -56,6 +56,7 @@ class RsuPublisher:
         qk.check_zoom(zoom)
         self.zoom = zoom
         self.site_quadkey = qk.quadkey_of(site[0], site[1], zoom)
+        self.status_topic = topics.status_topic(prefix, station_id, self.site_quadkey)
         # event key -> (topic, expires_ns, (lat, lon)): repeats reuse the topic
         self._topics: dict[tuple[str, int], tuple[str, int, tuple[float, float]]] = {}
 
@@ -90,13 +91,12 @@ class RsuPublisher:
     def heartbeat(self, datagram: bytes, now_ns: int, period_s: float,
                   stale_after: int) -> Publication:
         """The retained status: the heartbeat datagram, expiring when peers call it stale."""
-        return Publication(topics.status_topic(self.prefix, self.station_id), datagram,
-                           retain=True, expires_ns=now_ns + int(period_s * stale_after * 1e9))
+        return Publication(self.status_topic, datagram, retain=True,
+                           expires_ns=now_ns + int(period_s * stale_after * 1e9))
 
     def will(self) -> Publication:
         """The last will: `offline`, retained on the status topic."""
-        return Publication(topics.status_topic(self.prefix, self.station_id), OFFLINE,
-                           retain=True)
+        return Publication(self.status_topic, OFFLINE, retain=True)
 
 
 class OfflineQueue:

@@ -1,11 +1,13 @@
 """The topic scheme on the broker (docs/protocol.md, "Federation over MQTT"), pure Python.
 
     <prefix>/alert/<station_id>/<q1>/<q2>/.../<qz>/<event>   one signed alert datagram
-    <prefix>/status/<station_id>                             the station's last heartbeat
+    <prefix>/status/<station_id>/<q1>/<q2>/.../<qz>          the station's last heartbeat
 
 q1..qz are the quadkey digits (0..3) of the event position at the publisher's zoom, one
 topic level each (the IoT3 / its-client convention), so `<prefix>/alert/+/<tile digits>/#`
-takes every event inside a tile whatever the publisher's (deeper or equal) zoom.
+takes every event inside a tile whatever the publisher's (deeper or equal) zoom; the
+status topic ends with the quadkey of the station's site, so `<prefix>/status/+/<tile>/#`
+takes the stations of a tile (a vehicle hears the RSUs around it, not a country's).
 <event> is `<source_id>:<sequence>` with '%', '/', '+', '#' in source_id percent-encoded:
 one topic per event, so the retained copy of an event is replaced by its next version
 and never by another event. <station_id> is the publishing station: the broker's ACL
@@ -56,9 +58,11 @@ def alert_topic(prefix: str, station_id: str, quadkey: str, source_id: str,
     return '/'.join((prefix, ALERT, station_id, *quadkey, event_level(source_id, sequence)))
 
 
-def status_topic(prefix: str, station_id: str) -> str:
-    """Where a station's heartbeat (and its last will, `offline`) is retained."""
-    return f'{prefix}/{STATUS}/{station_id}'
+def status_topic(prefix: str, station_id: str, quadkey: str) -> str:
+    """Where a station's heartbeat (and its last will, `offline`) is retained: under the
+    quadkey of its site."""
+    qk.tile_of_quadkey(quadkey)
+    return '/'.join((prefix, STATUS, station_id, *quadkey))
 
 
 def tile_filter(prefix: str, quadkey: str) -> str:
@@ -67,9 +71,10 @@ def tile_filter(prefix: str, quadkey: str) -> str:
     return '/'.join((prefix, ALERT, '+', *quadkey, '#'))
 
 
-def status_filter(prefix: str) -> str:
-    """The subscription to every station's status."""
-    return f'{prefix}/{STATUS}/+'
+def status_filter(prefix: str, quadkey: str) -> str:
+    """The subscription to the status of every station sited inside tile quadkey."""
+    qk.tile_of_quadkey(quadkey)
+    return '/'.join((prefix, STATUS, '+', *quadkey, '#'))
 
 
 def kind_of(prefix: str, topic: str) -> str:
@@ -89,8 +94,11 @@ def parse(prefix: str, topic: str) -> tuple[str, str, str, tuple[str, int] | Non
     if not topic.startswith(head):
         raise InvalidTopic(f'{topic!r} is not under {prefix!r}')
     levels = topic[len(head):].split('/')
-    if len(levels) == 2 and levels[0] == STATUS and levels[1]:
-        return STATUS, levels[1], '', None
+    if len(levels) >= 3 and levels[0] == STATUS and levels[1] and \
+            all(len(d) == 1 and d in '0123' for d in levels[2:]):
+        key = ''.join(levels[2:])
+        qk.tile_of_quadkey(key)
+        return STATUS, levels[1], key, None
     if len(levels) >= 4 and levels[0] == ALERT and levels[1]:
         digits, last = levels[2:-1], levels[-1]
         source, sep, seq = last.rpartition(':')
@@ -102,8 +110,9 @@ def parse(prefix: str, topic: str) -> tuple[str, str, str, tuple[str, int] | Non
 
 
 class TileSubscriptions:
-    """Which tile filters a vehicle holds: the 3x3 tiles around its position at zoom, or a
-    fixed area (quadkeys) when configured. Pure: the link applies the diffs."""
+    """Which filters a vehicle holds: alerts and station statuses of the 3x3 tiles around
+    its position at zoom, or of a fixed area (quadkeys) when configured. Pure: the link
+    applies the diffs."""
 
     def __init__(self, prefix: str, zoom: int, area: tuple[str, ...] = ()):
         qk.check_zoom(zoom)
@@ -111,8 +120,11 @@ class TileSubscriptions:
             qk.tile_of_quadkey(key)
         self.prefix, self.zoom, self.area = prefix, zoom, tuple(area)
         self.centre = ''
-        self.filters: frozenset[str] = frozenset(
-            [status_filter(prefix)] + [tile_filter(prefix, k) for k in area])
+        self.filters: frozenset[str] = self._filters_of(area)
+
+    def _filters_of(self, keys) -> frozenset[str]:
+        return frozenset(f for k in keys for f in (tile_filter(self.prefix, k),
+                                                   status_filter(self.prefix, k)))
 
     def moved_to(self, lat: float, lon: float) -> tuple[list[str], list[str]]:
         """The position now: (filters to subscribe, filters to unsubscribe); both empty while
@@ -123,8 +135,7 @@ class TileSubscriptions:
         if centre == self.centre:
             return [], []
         self.centre = centre
-        new = frozenset([status_filter(self.prefix)]
-                        + [tile_filter(self.prefix, k) for k in qk.neighbourhood(centre)])
+        new = self._filters_of(qk.neighbourhood(centre))
         added, removed = sorted(new - self.filters), sorted(self.filters - new)
         self.filters = new
         return added, removed

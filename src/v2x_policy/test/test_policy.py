@@ -305,3 +305,87 @@ def test_bad_policy_settings_name_the_parameter(changes, parameter):
     with pytest.raises(ParameterError) as info:
         PolicySettings(**{'rules': RULES, **changes})
     assert info.value.name == parameter
+
+
+@pytest.mark.parametrize('bad', [
+    # detection_time before 1970: its docs say negative times are dropped (not "unset")
+    alert(detection=-5.0),
+    # header stamp negative
+    alert(stamp=-1.0),
+    # detection_time infinite
+    alert(detection=math.inf),
+])
+def test_negative_or_nonfinite_times_are_dropped(bad):
+    """An alert with a negative or non-finite time is dropped as invalid and never acts."""
+    state, notes = run([AlertReceived(alert(kind=m.KIND_BLOCKAGE, distance=10.0,
+                                            detection=bad.detection_time, stamp=bad.stamp),
+                                      T0)])
+    assert notes == ['invalid'] and state.decision.action == ACTION_NONE
+
+
+_event = st.one_of(
+    st.tuples(st.just('alert'), st.integers(1, 6), st.sampled_from(['rsu_a', 'rsu_b']),
+              st.sampled_from([m.KIND_COLLISION, m.KIND_BLOCKAGE, m.KIND_FIRE]),
+              st.floats(0, 800), st.booleans(), st.floats(0.5, 6.0), st.booleans(),
+              st.sampled_from([m.SUGGEST_NONE, m.SUGGEST_STOP]), st.floats(-900, 900)),
+    st.tuples(st.just('fix'), st.floats(-900, 900), st.floats(-900, 900)),
+    st.tuples(st.just('peers'), st.booleans()),
+    st.tuples(st.just('tick'), st.floats(0.0, 3.0)),
+)
+
+
+def _place(origin, north_m, east_m):
+    """A point north_m / east_m from origin (longitude wrapped to -180..180)."""
+    lat = origin[0] + north_m / DEG_M
+    lon = origin[1] + east_m / (DEG_M * math.cos(math.radians(lat)))
+    return lat, (lon + 180.0) % 360.0 - 180.0
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st.lists(_event, min_size=1, max_size=40), st.sampled_from(['keep', 'stop']),
+       st.sampled_from([(10.0, 11.0), (0.0, 179.997), (70.0, -179.99)]))
+def test_indexed_table_agrees_with_a_full_scan(events, stale_action, origin):
+    """After any events (also across the antimeridian) the table's most restrictive alert
+    is the full scan's."""
+    from v2x_policy.policy import raw_decision
+    settings = PolicySettings(rules=RULES, rsu_stale_action=stale_action, fix_timeout_s=1.0)
+    state, now = State(), T0
+    for ev in events:
+        now += 0.25
+        if ev[0] == 'alert':
+            _, seq, source, kind, distance, positioned, validity, cancelled, suggest, east = ev
+            lat, lon = (_place(origin, distance, east) if positioned
+                        else (math.nan, math.nan))
+            event = AlertReceived(alert(seq=seq, source=source, kind=kind, distance=distance,
+                                        stamp=now, detection=now, validity=validity,
+                                        cancelled=cancelled, lat=lat, lon=lon,
+                                        suggest=suggest), now)
+        elif ev[0] == 'fix':
+            event = FixReceived(*_place(origin, ev[1], ev[2]), now)
+        elif ev[0] == 'peers':
+            event = PeersReceived(frozenset({'rsu_a'} if ev[1] else ()), now)
+        else:
+            now += ev[1]
+            event = TimePassed(now)
+        state, _ = step(state, event, settings)
+        assert state.table.best() == raw_decision(state, settings, now)
+        assert state.active_alerts() == sum(1 for e in state.alerts.values()
+                                            if not e.alert.cancelled)
+
+
+@pytest.mark.parametrize('corner', [(10, 100), (0, 0), (140, 5), (-3, 719)],
+                         ids=['lat10', 'equator', 'lat70', 'antimeridian'])
+@pytest.mark.parametrize('bearing', range(0, 360, 30))
+def test_a_fix_moving_next_to_an_alert_finds_it_in_any_direction(corner, bearing):
+    """A fix arriving near a cell corner of the grid finds an alert 480 m away on any side."""
+    cell = 500.0 / DEG_M  # the grid's cell for the default rules (500 m reach)
+    fix = (corner[0] * cell, corner[1] * cell - 180.0)
+    north = 480.0 * math.cos(math.radians(bearing))
+    east = 480.0 * math.sin(math.radians(bearing))
+    lat, lon = _place(fix, north, east)
+    far = _place(fix, 5000.0, 0.0)
+    state, _ = run([FixReceived(*far, T0),
+                    AlertReceived(alert(kind=m.KIND_COLLISION, lat=lat, lon=lon), T0),
+                    FixReceived(*fix, T0 + 0.5)])
+    assert state.decision.action == ACTION_SLOW_DOWN
+    assert state.decision.distance_m == pytest.approx(480.0, abs=1.0)

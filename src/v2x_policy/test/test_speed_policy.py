@@ -250,6 +250,26 @@ def test_late_started_policy_picks_up_live_alert(ros):
     assert rig.wait_fresh_outputs(3) and rig.linear_x() == pytest.approx(0.5)
 
 
+def test_stop_inside_a_burst_acts_and_nothing_is_dropped(ros):
+    """3,000 far alerts published at once with a real stop in the middle: every one reaches
+    the policy (none overwritten in a queue) and the vehicle stops for that one."""
+    rig = Rig(ros)
+    assert rig.wait_output(1.0)
+    burst = 3000
+    for seq in range(1, burst + 1):
+        if seq == burst // 2:
+            rig.alert(seq, kind=Alert.KIND_BLOCKAGE, distance=50.0, validity=60.0,
+                      source='rsu_real')
+        else:
+            rig.alert(seq, kind=Alert.KIND_BLOCKAGE, distance=5000.0, validity=60.0)
+    assert rig.ros.spin_until(lambda: rig.policy.counts['alerts_received'] == burst, 60.0), \
+        rig.policy.counts
+    assert rig.wait_action(PolicyState.ACTION_STOP)
+    assert (rig.states[-1].source_id, rig.states[-1].sequence) == ('rsu_real', burst // 2)
+    assert rig.wait_output(0.0)
+    assert rig.policy.counts['alerts_new'] == burst and rig.policy.state.active_alerts() == burst
+
+
 # -- inputs and outputs ------------------------------------------------------------------
 
 def test_stale_input_gets_one_zero_and_nothing_faster(ros):
@@ -346,21 +366,23 @@ def test_stale_rsu_keeps_acting_or_stops_by_parameter(ros):
 
 
 def test_hostile_inputs_are_dropped_and_counted(ros):
-    """NaN commands and alerts with unusable times are dropped, counted, and nothing crashes."""
+    """NaN commands and alerts with unusable times (NaN validity, a detection_time before
+    1970) are dropped, counted, and nothing crashes."""
     rig = Rig(ros, teleop_hz=0)
     diagnostics = []
     rig.helper.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append,
                                    qos.DIAGNOSTICS)
     assert rig.ros.spin_until(lambda: rig.helper.count_subscribers('cmd_vel_in') > 0, WAIT)
     rig.alert(1, kind=Alert.KIND_BLOCKAGE, distance=10.0, validity=math.nan)
+    rig.alert(2, kind=Alert.KIND_BLOCKAGE, distance=10.0, detection=-5.0)
     rig.send_cmd(vx=math.nan)
     assert rig.ros.spin_until(
         lambda: rig.policy.counts['cmd_dropped_nonfinite'] == 1
-        and rig.policy.counts['alerts_invalid'] == 1, WAIT)
+        and rig.policy.counts['alerts_invalid'] == 2, WAIT)
     rig.send_cmd(vx=0.7)
     assert rig.wait_output(0.7)  # still alive, and the bad alert does not stop us
     assert rig.ros.spin_until(lambda: any(
-        kv.key == 'alerts_invalid' and kv.value == '1'
+        kv.key == 'alerts_invalid' and kv.value == '2'
         for d in diagnostics for s in d.status if s.name == f'{rig.ns[1:]}/speed_policy'
         for kv in s.values), WAIT)
 

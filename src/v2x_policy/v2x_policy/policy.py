@@ -5,6 +5,13 @@ transitions happen in :func:`step`: ``step(state, event, settings) -> (state, no
 The resulting ``state.decision`` is what the filter applies to each command
 (:func:`filter_twist`).
 
+Cost: the alerts are held in an :class:`AlertTable` indexed by key, by expiry (a heap)
+and by rank (a heap of each alert's strongest rule match), so an alert, a tick or a
+command costs O(log n) in the n alerts held, never a rescan. Only a change of what every
+distance depends on (a new or stale fix, an RSU going stale under rsu_stale_action stop)
+re-ranks the alerts whose rank depends on it. The table is updated in place: step
+consumes the state it is given (keep only the state it returns).
+
 Lifecycle of an alert (keyed by source_id and sequence): it acts from arrival until
 detection_time + validity_s or its cancellation; a newer version (header stamp) replaces
 it; a repeat or an older version is ignored; a cancellation stays as a tombstone until
@@ -16,6 +23,7 @@ distance threshold or between overlapping alerts.
 """
 
 from dataclasses import dataclass, field, replace
+import heapq
 import math
 from typing import Mapping
 
@@ -32,6 +40,8 @@ from v2x_policy.rules import (
 DEFAULT_VALIDITY_S = 600.0
 #: The longest validity honoured (DENM's maximum, one day); longer is cut to this.
 MAX_VALIDITY_S = 86400.0
+#: Metres per degree of latitude on the mean sphere (no two points nearer in latitude).
+M_PER_DEG = math.radians(1.0) * EARTH_RADIUS_M
 #: ``rsu_stale_action``: keep acting on alerts until expiry, or stop while an RSU is stale.
 RSU_STALE_ACTIONS = ('keep', 'stop')
 
@@ -130,11 +140,169 @@ class Fix:
     received_at: float
 
 
+class _Grid:
+    """Positioned alerts in latitude/longitude cells as wide as the farthest rule reaches,
+    so that a new fix looks only at the alerts in the cells around it."""
+
+    def __init__(self, reach_m: float):
+        self.cell_deg = max(reach_m, 1.0) / M_PER_DEG
+        self.columns = max(1, math.ceil(360.0 / self.cell_deg))
+        self._cells: dict[tuple[int, int], set] = {}
+        self._cell_of: dict[tuple, tuple[int, int]] = {}
+
+    def _cell(self, lat: float, lon: float) -> tuple[int, int]:
+        return (math.floor(lat / self.cell_deg),
+                math.floor((lon + 180.0) / self.cell_deg) % self.columns)
+
+    def add(self, key, lat: float, lon: float) -> None:
+        self.discard(key)
+        cell = self._cell(lat, lon)
+        self._cells.setdefault(cell, set()).add(key)
+        self._cell_of[key] = cell
+
+    def discard(self, key) -> None:
+        cell = self._cell_of.pop(key, None)
+        if cell is not None:
+            members = self._cells[cell]
+            members.discard(key)
+            if not members:
+                del self._cells[cell]
+
+    def __iter__(self):
+        return iter(self._cell_of)
+
+    def near(self, lat: float, lon: float) -> list:
+        """Every key that may lie within reach of (lat, lon) (and some that do not)."""
+        row, column = self._cell(lat, lon)
+        highest = min(90.0, abs(lat) + 2 * self.cell_deg)
+        cos = math.cos(math.radians(highest))
+        span = self.columns if cos < 1e-6 else min(self.columns, math.ceil(1.0 / cos) + 1)
+        columns = (range(self.columns) if 2 * span + 1 >= self.columns else
+                   [(column + d) % self.columns for d in range(-span, span + 1)])
+        out = []
+        for r in (row - 1, row, row + 1):
+            for c in columns:
+                out.extend(self._cells.get((r, c), ()))
+        return out
+
+
+class AlertTable:
+    """The alerts held, indexed so that one alert costs O(log n): by key (entries), by
+    expiry (heap), by rank (heap of each acting alert's strongest rule match; stale heap
+    items are skipped lazily and the heaps compacted when mostly stale) and, for alerts
+    with a position, by place (a grid): a new fix re-ranks only the alerts near the old
+    fix or the new one, since no rule reaches further."""
+
+    def __init__(self):
+        self.entries: dict[tuple, Entry] = {}
+        self.acting = 0  # entries not cancelled
+        self.basis = None  # (fix, escalate) the ranks were computed for
+        self._expiry: list[tuple[float, tuple]] = []
+        self._ranked: list[tuple[tuple, tuple]] = []
+        self._rank: dict[tuple, tuple] = {}  # key -> rank of its candidate
+        self._decision: dict[tuple, Decision] = {}
+        self._grid: _Grid | None = None  # positioned alerts: their rank depends on the fix
+        self._near: set[tuple] = set()  # positioned alerts with a candidate
+
+    def put(self, entry: Entry, basis, settings: 'PolicySettings') -> None:
+        """Hold entry (a new alert or a newer version of one)."""
+        if self._grid is None:
+            self._grid = _Grid(max(rule.max_distance_m for rule in settings.rules))
+        key, alert = entry.alert.key, entry.alert
+        old = self.entries.get(key)
+        if old is not None and not old.alert.cancelled:
+            self.acting -= 1
+        self.entries[key] = entry
+        if not alert.cancelled:
+            self.acting += 1
+        heapq.heappush(self._expiry, (entry.expires_at, key))
+        if valid_position(alert.latitude, alert.longitude):
+            self._grid.add(key, alert.latitude, alert.longitude)
+        else:
+            self._grid.discard(key)
+        self._rerank_one(key, basis, settings)
+        self._compact()
+
+    def remove(self, key: tuple) -> None:
+        """Forget one alert."""
+        entry = self.entries.pop(key, None)
+        if entry is not None and not entry.alert.cancelled:
+            self.acting -= 1
+        self._rank.pop(key, None)
+        self._decision.pop(key, None)
+        self._near.discard(key)
+        if self._grid is not None:
+            self._grid.discard(key)
+
+    def expire(self, now: float) -> None:
+        """Forget the alerts whose expiry is at or before now."""
+        heap = self._expiry
+        while heap and heap[0][0] <= now:
+            expires_at, key = heapq.heappop(heap)
+            entry = self.entries.get(key)
+            if entry is not None and entry.expires_at == expires_at:
+                self.remove(key)
+
+    def rebase(self, basis, settings: 'PolicySettings') -> None:
+        """Re-rank for a new (fix, escalate): from one fix to another only the alerts near
+        either; when the fix appears or goes, every positioned alert; when the escalation
+        changes, every alert."""
+        old, self.basis = self.basis, basis
+        if old is None or old[1] != basis[1]:
+            keys = list(self.entries)
+        elif self._grid is None:
+            keys = []
+        elif old[0] is not None and basis[0] is not None:
+            keys = list(self._near) + self._grid.near(basis[0].latitude, basis[0].longitude)
+        else:
+            keys = list(self._grid)
+        for key in keys:
+            self._rerank_one(key, basis, settings)
+        self._compact()
+
+    def best(self) -> Decision:
+        """The most restrictive decision of all alerts held (NO_ACTION when none acts)."""
+        heap = self._ranked
+        while heap:
+            rank, key = heap[0]
+            if self._rank.get(key) == rank:
+                return self._decision[key]
+            heapq.heappop(heap)
+        return NO_ACTION
+
+    def _rerank_one(self, key, basis, settings) -> None:
+        alert = self.entries[key].alert
+        found = None if alert.cancelled else _candidate(alert, basis[0], settings, basis[1])
+        if found is None:
+            self._rank.pop(key, None)
+            self._decision.pop(key, None)
+            self._near.discard(key)
+            return
+        rank, decision = found
+        self._decision[key] = decision
+        if valid_position(alert.latitude, alert.longitude):
+            self._near.add(key)
+        else:
+            self._near.discard(key)
+        if self._rank.get(key) != rank:
+            self._rank[key] = rank
+            heapq.heappush(self._ranked, (rank, key))
+
+    def _compact(self) -> None:
+        if len(self._ranked) > 2 * len(self._rank) + 64:
+            self._ranked = [(r, k) for k, r in self._rank.items()]
+            heapq.heapify(self._ranked)
+        if len(self._expiry) > 2 * len(self.entries) + 64:
+            self._expiry = [(e.expires_at, k) for k, e in self.entries.items()]
+            heapq.heapify(self._expiry)
+
+
 @dataclass(frozen=True)
 class State:
-    """Everything the policy knows; never mutated (step returns a new one)."""
+    """Everything the policy knows. step returns a new State; the alert table inside is
+    shared and updated in place, so a state given to step must not be used again."""
 
-    alerts: Mapping[tuple[str, int], Entry] = field(default_factory=dict)
+    table: AlertTable = field(default_factory=AlertTable)
     fix: Fix | None = None
     stale_rsus: frozenset = frozenset()
     enabled: bool = True
@@ -146,9 +314,14 @@ class State:
         """What the filter applies now: the held decision, or nothing while disabled."""
         return self.held if self.enabled else NO_ACTION
 
+    @property
+    def alerts(self) -> Mapping[tuple, Entry]:
+        """The alerts held, by (source_id, sequence) (read only)."""
+        return self.table.entries
+
     def active_alerts(self) -> int:
         """Alerts in the table that are not cancelled."""
-        return sum(1 for e in self.alerts.values() if not e.alert.cancelled)
+        return self.table.acting
 
 
 # Events (what happened), each with the time it happened (ROS time, float seconds).
@@ -219,12 +392,14 @@ def distance_to(alert: AlertData, fix: Fix | None) -> float:
     return math.nan
 
 
-def _accept_alert(state: State, alert: AlertData, now: float) -> tuple[State, str]:
+def _accept_alert(state: State, alert: AlertData, now: float, settings) -> tuple[State, str]:
     """Put one received version of an alert into the table; the note says what it was."""
     if not (math.isfinite(alert.stamp) and math.isfinite(alert.detection_time)
-            and math.isfinite(alert.validity_s) and alert.validity_s >= 0):
+            and math.isfinite(alert.validity_s) and alert.validity_s >= 0
+            and alert.stamp >= 0 and alert.detection_time >= 0):
         return state, 'invalid'
-    existing = state.alerts.get(alert.key)
+    table = state.table
+    existing = table.entries.get(alert.key)
     if existing is not None:
         old = existing.alert
         if alert == old:
@@ -234,21 +409,21 @@ def _accept_alert(state: State, alert: AlertData, now: float) -> tuple[State, st
     detected = alert.detection_time if alert.detection_time > 0 else now
     validity = min(alert.validity_s or DEFAULT_VALIDITY_S, MAX_VALIDITY_S)
     expires_at = detected + validity
-    alerts = dict(state.alerts)
     if expires_at <= now:
-        alerts.pop(alert.key, None)
-        return replace(state, alerts=alerts), 'expired'
-    alerts[alert.key] = Entry(alert, expires_at)
+        table.remove(alert.key)
+        return state, 'expired'
+    _rebase(state, settings, now)
+    table.put(Entry(alert, expires_at), table.basis, settings)
     if alert.cancelled:
         note = 'cancel'
     else:
         note = 'new' if existing is None or existing.alert.cancelled else 'update'
-    return replace(state, alerts=alerts), note
+    return state, note
 
 
-def _apply_event(state: State, event: Event) -> tuple[State, str]:
+def _apply_event(state: State, event: Event, settings) -> tuple[State, str]:
     if isinstance(event, AlertReceived):
-        return _accept_alert(state, event.alert, event.now)
+        return _accept_alert(state, event.alert, event.now, settings)
     if isinstance(event, FixReceived):
         if not valid_position(event.latitude, event.longitude):
             return state, 'invalid'
@@ -263,38 +438,56 @@ def _apply_event(state: State, event: Event) -> tuple[State, str]:
     raise TypeError(f'not a policy event: {event!r}')
 
 
-def _prune(state: State, now: float) -> State:
-    if all(e.expires_at > now for e in state.alerts.values()):
-        return state
-    return replace(state, alerts={k: e for k, e in state.alerts.items() if e.expires_at > now})
-
-
-def raw_decision(state: State, settings: PolicySettings, now: float) -> Decision:
-    """The most restrictive (action, then nearest, then rule order) of every matching alert."""
+def _basis(state: State, settings: PolicySettings, now: float):
+    """What every alert's rank depends on: the fix in use (None when stale) and whether a
+    stale RSU escalates every match to stop."""
     fix = state.fix
     if fix is not None and now - fix.received_at > settings.fix_timeout_s:
         fix = None
-    escalate = settings.rsu_stale_action == 'stop' and bool(state.stale_rsus)
+    return fix, settings.rsu_stale_action == 'stop' and bool(state.stale_rsus)
+
+
+def _rebase(state: State, settings: PolicySettings, now: float) -> None:
+    basis = _basis(state, settings, now)
+    if basis != state.table.basis:
+        state.table.rebase(basis, settings)
+
+
+def _candidate(alert: AlertData, fix: Fix | None, settings: PolicySettings,
+               escalate: bool) -> tuple[tuple, Decision] | None:
+    """(rank, decision) of the strongest rule this alert matches; None when none does.
+    Lower ranks are more restrictive: (-action, distance, rule order)."""
+    distance = distance_to(alert, fix)
+    best = None
+    for index, rule in enumerate(settings.rules):
+        if not (rule.matches(alert.kind, alert.severity, alert.suggest)
+                and rule.covers(distance)):
+            continue
+        action, name = rule.action, rule.name
+        if escalate and action != ACTION_STOP:
+            action, name = ACTION_STOP, f'{rule.name}+rsu_stale'
+        if action == ACTION_STOP and not (alert.authenticated
+                                          or settings.allow_unauthenticated_stop):
+            action, name = ACTION_SLOW_DOWN, f'{name}+unauthenticated'
+        rank = (-action, distance if not math.isnan(distance) else math.inf, index)
+        if best is None or rank < best[0]:
+            best = (rank, Decision(action, name, alert.source_id, alert.sequence, distance))
+    return best
+
+
+def raw_decision(state: State, settings: PolicySettings, now: float) -> Decision:
+    """The most restrictive (action, then nearest, then rule order, then key) of every
+    matching alert, by a scan of them all: the reference the indexed table must agree
+    with (step uses the table)."""
+    fix, escalate = _basis(state, settings, now)
     best, best_rank = NO_ACTION, None
     for key in sorted(state.alerts):
         alert = state.alerts[key].alert
-        if alert.cancelled:
+        if alert.cancelled or state.alerts[key].expires_at <= now:
             continue
-        distance = distance_to(alert, fix)
-        for index, rule in enumerate(settings.rules):
-            if not (rule.matches(alert.kind, alert.severity, alert.suggest)
-                    and rule.covers(distance)):
-                continue
-            action, name = rule.action, rule.name
-            if escalate and action != ACTION_STOP:
-                action, name = ACTION_STOP, f'{rule.name}+rsu_stale'
-            if action == ACTION_STOP and not (alert.authenticated
-                                              or settings.allow_unauthenticated_stop):
-                action, name = ACTION_SLOW_DOWN, f'{name}+unauthenticated'
-            rank = (-action, distance if not math.isnan(distance) else math.inf, index)
-            if best_rank is None or rank < best_rank:
-                best = Decision(action, name, alert.source_id, alert.sequence, distance)
-                best_rank = rank
+        found = _candidate(alert, fix, settings, escalate)
+        if found is not None and (best_rank is None or found[0] < best_rank):
+            best_rank, best = found
     return best
 
 
@@ -305,9 +498,10 @@ def step(state: State, event: Event, settings: PolicySettings) -> tuple[State, s
     invalid (alerts); fix, peers, enabled, disabled, tick.
     """
     now = event.now
-    state, note = _apply_event(state, event)
-    state = _prune(state, now)
-    raw = raw_decision(state, settings, now)
+    state, note = _apply_event(state, event, settings)
+    state.table.expire(now)
+    _rebase(state, settings, now)
+    raw = state.table.best()
     held = state.held
     if raw.action >= held.action:
         return replace(state, held=raw, milder_since=None), note

@@ -15,10 +15,12 @@ The receive thread of the gateway shares the GIL with the cmd_vel path here: the
 import sys
 
 from v2x_bridge.alert_gateway import GIL_SWITCH_S, AlertGateway
+from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_nodes
 from v2x_policy.speed_policy import SpeedPolicy
 
-NODES = (('alert_gateway', AlertGateway), ('speed_policy', SpeedPolicy))
+# built in order: freezing after the last keeps both nodes' start-up objects out of GC passes
+NODES = (('alert_gateway', AlertGateway), ('speed_policy', frozen_after(SpeedPolicy)))
 
 
 def main(args=None) -> int:

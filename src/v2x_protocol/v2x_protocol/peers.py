@@ -1,8 +1,23 @@
-"""What a gateway knows of its peers from their heartbeats (pure Python)."""
+"""What a gateway knows of its peers from their heartbeats (pure Python).
 
+Bounded: at most ``max_peers`` entries (so /v2x/peers and the work per snapshot stay
+bounded, whatever number of source ids heartbeats carry). A peer silent for longer than
+``forget_after_s`` is forgotten. When the table is full, a heartbeat from an unknown
+source takes the place of the peer heard longest ago if that one is stale; otherwise
+the newcomer is refused and counted: peers already known and alive never lose their
+place to new source ids.
+"""
+
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from v2x_protocol.wire import HeartbeatData
+
+#: Entries the table holds at most.
+MAX_PEERS = 1024
+#: A peer silent this long is forgotten (the gateway passes a longer age when its own
+#: stale limit is longer).
+FORGET_AFTER_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -20,20 +35,55 @@ class PeerInfo:
 class PeerTable:
     """source_id -> last heartbeat; stale after stale_after missed periods (the peer's own)."""
 
-    def __init__(self, stale_after: int = 3):
+    def __init__(self, stale_after: int = 3, max_peers: int = MAX_PEERS,
+                 forget_after_s: float = FORGET_AFTER_S):
         self.stale_after = stale_after
-        self._peers: dict[str, tuple[HeartbeatData, int, float]] = {}
+        self.max_peers = max_peers
+        self.forget_after_ns = int(forget_after_s * 1e9)
+        # least recently heard first
+        self._peers: OrderedDict[str, tuple[HeartbeatData, int, float]] = OrderedDict()
+        self.refused = 0  # heartbeats of unknown sources turned away: table full of live peers
+        self.evicted = 0  # stale peers that made room for a new one
+        self.forgotten = 0  # peers silent for longer than forget_after_s
 
-    def heard(self, hb: HeartbeatData, received_ns: int, clock_offset_s: float) -> None:
-        """Record a heartbeat received at received_ns."""
-        self._peers[hb.source_id] = (hb, received_ns, clock_offset_s)
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def _stale(self, hb: HeartbeatData, heard_ns: int, now_ns: int) -> bool:
+        return now_ns - heard_ns > self.stale_after * max(hb.period_s, 0.001) * 1e9
+
+    def heard(self, hb: HeartbeatData, received_ns: int, clock_offset_s: float) -> bool:
+        """Record a heartbeat received at received_ns; False when it was refused."""
+        peers = self._peers
+        if hb.source_id in peers:
+            peers.move_to_end(hb.source_id)
+        elif len(peers) >= self.max_peers:
+            oldest = next(iter(peers))
+            old_hb, old_heard, _ = peers[oldest]
+            if not self._stale(old_hb, old_heard, received_ns):
+                self.refused += 1
+                return False
+            del peers[oldest]
+            self.evicted += 1
+        peers[hb.source_id] = (hb, received_ns, clock_offset_s)
+        return True
+
+    def prune(self, now_ns: int) -> None:
+        """Forget the peers silent for longer than forget_after_s."""
+        peers = self._peers
+        while peers:
+            source_id = next(iter(peers))
+            if now_ns - peers[source_id][1] <= self.forget_after_ns:
+                break
+            del peers[source_id]
+            self.forgotten += 1
 
     def snapshot(self, now_ns: int) -> list[PeerInfo]:
-        """Every peer ever heard, sorted by id, with its staleness at now_ns."""
+        """Every peer held (after pruning), sorted by id, with its staleness at now_ns."""
+        self.prune(now_ns)
         out = []
         for source_id in sorted(self._peers):
             hb, heard_ns, offset = self._peers[source_id]
-            limit_ns = self.stale_after * max(hb.period_s, 0.001) * 1e9
-            out.append(PeerInfo(source_id, hb.role, heard_ns, now_ns - heard_ns > limit_ns,
-                                hb.active_alerts, offset))
+            out.append(PeerInfo(source_id, hb.role, heard_ns,
+                                self._stale(hb, heard_ns, now_ns), hb.active_alerts, offset))
         return out
