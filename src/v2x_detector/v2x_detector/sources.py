@@ -19,6 +19,8 @@ import time
 import cv2
 import numpy as np
 
+from v2x_common.redact import redact_url
+
 _SEGMENT = re.compile(r'seg_(\d{9,11})(?:\.\d+)?\.\w+$')
 
 
@@ -34,6 +36,20 @@ class Frame:
 def is_stream(source: str) -> bool:
     """True for a URL other than file:// (a live source: wall-clock times)."""
     return '://' in source and not source.startswith('file://')
+
+
+def open_failure(source: str) -> str:
+    """Why source could not be opened and how to fix it (credentials left out)."""
+    shown = redact_url(source)
+    if source.startswith('/dev/'):
+        return (f'cannot open camera device {shown}: check that it exists (ls /dev/video*), '
+                "that the node's user may read it (group video), and that no other program "
+                "holds it (a V4L2 device opens once: read the recorder's local_stream)")
+    if is_stream(source):
+        return (f'cannot open {shown}: check the URL (scheme, host, port, path, user and '
+                "password) and that the camera, or the recorder's local_stream, is reachable "
+                'and sending video')
+    return f'cannot open {shown}: not a video file OpenCV can read'
 
 
 def segment_start(path: str) -> float | None:
@@ -129,7 +145,7 @@ class VideoSource:
                 cap = self._open()
                 if cap is None:
                     self.errors += 1
-                    self.last_error = f'cannot open {self.source}'
+                    self.last_error = open_failure(self.source)
                     if not self.stream:
                         return
                     self._stop.wait(self.reconnect_s)

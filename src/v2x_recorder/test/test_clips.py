@@ -16,12 +16,15 @@ from v2x_recorder.clips import (
     Piece,
     clip_stem,
     concat_list,
+    due_at,
+    first_start_after,
     gap_strings,
     is_due,
     make_request,
     make_sidecar,
     plan_clip,
     result_from_sidecar,
+    with_shortfall,
 )
 from v2x_recorder.pending import PendingStore, read_windows
 from v2x_recorder.segments import Segment
@@ -109,19 +112,59 @@ def test_concat_list_quotes_paths_and_writes_points():
         "file '/rec/b.mp4'", 'outpoint 4.000']
 
 
-def test_due_only_after_post_window_plus_one_segment():
-    """The cut waits for T0 + post + one segment (+ settle)."""
+def test_due_only_once_the_recorder_moved_past_the_window():
+    """The cut waits for a segment begun at or after T0 + post (settled), not for a clock."""
+    req = make_request('c', T0, 10, 10)  # ends T0 + 10
+    assert not is_due(req, T0 + 12.5, settle_s=1.0, next_start=None)
+    assert not is_due(req, T0 + 40.0, settle_s=1.0, next_start=T0 + 9)  # still writing
+    assert not is_due(req, T0 + 12.5, settle_s=1.0, next_start=T0 + 12)
+    assert is_due(req, T0 + 13.0, settle_s=1.0, next_start=T0 + 12)
+    assert is_due(req, T0 + 10.0, settle_s=0.0, next_start=T0 + 10)
+    # 1 s segments with a settle of 1 s: the segment past the window, not the newest one
+    starts = [T0 + 8, T0 + 9, T0 + 10, T0 + 11, T0 + 12]
+    assert first_start_after(starts, req.hi) == T0 + 10
+    assert is_due(req, T0 + 12.5, settle_s=1.0, next_start=first_start_after(starts, req.hi))
+    assert first_start_after(starts, T0 + 13) is None
+
+
+def test_due_at_the_deadline_without_footage():
+    """With no segment past the window (recorder down), the deadline cuts what exists."""
     req = make_request('c', T0, 10, 10)
-    assert not is_due(req, T0 + 10.9, segment_s=1.0, settle_s=0.0)
-    assert is_due(req, T0 + 11.0, segment_s=1.0, settle_s=0.0)
+    assert not is_due(req, T0 + 69.9, deadline_s=60.0)
+    assert is_due(req, T0 + 70.0, deadline_s=60.0)
+    assert is_due(req, T0 + 70.0, deadline_s=60.0, next_start=T0)
+    assert due_at(req, 60.0) == T0 + 70.0
 
 
-def test_due_early_once_the_recorder_moved_past_the_window():
-    """A segment started after the window's end (settled) means the window is recorded."""
-    req = make_request('c', T0, 10, 10)  # ends T0 + 10; segment_s 10 would wait to T0 + 21
-    assert not is_due(req, T0 + 12.5, segment_s=10.0, settle_s=1.0, newest_start=T0 + 8)
-    assert not is_due(req, T0 + 12.5, segment_s=10.0, settle_s=1.0, newest_start=T0 + 12)
-    assert is_due(req, T0 + 13.0, segment_s=10.0, settle_s=1.0, newest_start=T0 + 12)
+@pytest.mark.parametrize('ring, gaps', [
+    # contiguous 1 s segments named to the whole second: nothing missing
+    ([seg(T0 - 3, 1), seg(T0 - 2, 1), seg(T0 - 1, 1), seg(T0, 1), seg(T0 + 1, 1.5),
+      seg(T0 + 2, 1)], []),
+    # the recorder started late: the head is missing
+    ([seg(T0 - 1, 1), seg(T0, 1), seg(T0 + 1, 1), seg(T0 + 2, 1)], [(T0 - 2, T0 - 1)]),
+    # the newest segment was flushed only to T0 + 1.5 and nothing came after: the tail
+    ([seg(T0 - 3, 2), seg(T0 - 1, 2), seg(T0 + 1, 0.5)], [(T0 + 1.5, T0 + 2)]),
+    # the same, but the next segment began (name T0 + 2): the footage runs on (jitter)
+    ([seg(T0 - 3, 2), seg(T0 - 1, 2), seg(T0 + 1, 0.9), seg(T0 + 2, None)], []),
+    # a restart left a hole in the middle
+    ([seg(T0 - 3, 2), seg(T0 + 1, 2)], [(T0 - 1, T0 + 1)]),
+    # an unreadable segment holds no footage
+    ([seg(T0 - 3, 2), seg(T0 - 1, None), seg(T0 + 1, 2)], [(T0 - 1, T0 + 1)]),
+    # a head shorter than a few frames is no gap
+    ([seg(T0 - 1.8, 4)], []),
+])
+def test_every_missing_span_is_a_gap(ring, gaps):
+    """Head, middle and tail without footage are gaps; naming jitter is not."""
+    plan = plan_clip(make_request('c', T0, 2, 2), ring)
+    assert list(plan.gaps) == gaps
+
+
+def test_a_clip_shorter_than_its_plan_lists_the_shortfall():
+    """A cut clip that came out shorter than planned lists the missing end as a gap."""
+    plan = plan_clip(make_request('c', T0, 2, 2), [seg(T0 - 3, 10)])
+    assert with_shortfall(plan, 3.8) is plan  # within tolerance
+    short = with_shortfall(plan, 3.0)
+    assert short.gaps == (pytest.approx((T0 + 1.0, T0 + 2.0)),)
 
 
 def test_sidecar_and_result_say_the_same():
@@ -161,8 +204,8 @@ def test_corrupt_pending_file_is_set_aside(tmp_path):
     assert read_windows(str(tmp_path)) == []
 
 
-def clip(stem, size, mtime):
-    return ArchivedClip(stem, (f'/a/{stem}.mp4',), size, mtime)
+def clip(stem, size, mtime, origin='cli'):
+    return ArchivedClip(stem, (f'/a/{stem}.mp4',), size, mtime, origin)
 
 
 @pytest.mark.parametrize('policy, expected', [
@@ -172,8 +215,26 @@ def clip(stem, size, mtime):
     (ArchivePolicy(max_count=0, max_bytes=0, max_age_s=0), []),
 ])
 def test_archive_retention_oldest_first(policy, expected):
-    """Count, byte and age caps each delete the oldest clips first."""
+    """Count, byte and age caps each delete the oldest (hand-made) clips first."""
     clips = [clip(f'c{i}', 100, 1000.0 + i * 100) for i in range(1, 5)]  # c1 oldest
+    doomed = plan_archive_deletions(clips, now=1500.0, policy=policy)
+    assert [c.stem for c, _ in doomed] == expected
+
+
+@pytest.mark.parametrize('policy, expected', [
+    # the caps take every hand-made clip, however new, before the oldest evidence
+    (ArchivePolicy(max_count=2, max_bytes=0, max_age_s=0), ['m2', 'm4']),
+    (ArchivePolicy(max_count=1, max_bytes=0, max_age_s=0), ['m2', 'm4', 'a1']),
+    (ArchivePolicy(max_count=0, max_bytes=150, max_age_s=0), ['m2', 'm4', 'a1']),
+    # the age limit spares evidence unless alert_max_age_s is set
+    (ArchivePolicy(max_count=0, max_bytes=0, max_age_s=250), ['m2']),
+    (ArchivePolicy(max_count=0, max_bytes=0, max_age_s=250, alert_max_age_s=250),
+     ['a1', 'm2']),
+])
+def test_archive_keeps_evidence_of_alerts_longest(policy, expected):
+    """Clips of real alerts go last; test clips made by hand never push one out."""
+    clips = [clip('a1', 100, 1100.0, 'alert'), clip('m2', 100, 1200.0, 'cli'),
+             clip('a3', 100, 1300.0, 'alert'), clip('m4', 100, 1400.0, 'service')]
     doomed = plan_archive_deletions(clips, now=1500.0, policy=policy)
     assert [c.stem for c, _ in doomed] == expected
 
@@ -183,6 +244,17 @@ def test_archive_never_deletes_protected_clips():
     clips = [clip('c1', 100, 1.0), clip('c2', 100, 2.0), clip('c3', 100, 3.0)]
     doomed = plan_archive_deletions(clips, 10.0, ArchivePolicy(1, 0, 0), protected={'c1'})
     assert [c.stem for c, _ in doomed] == ['c2', 'c3']
+
+
+def test_archive_reads_the_origin_from_the_sidecar(tmp_path):
+    """scan_archive tells evidence (origin alert, or unreadable) from hand-made clips."""
+    (tmp_path / 'accident_1_a.json').write_text('{"origin": "alert"}')
+    (tmp_path / 'accident_2_b.json').write_text('{"origin": "cli"}')
+    (tmp_path / 'accident_3_c.json').write_text('{garbled')
+    (tmp_path / 'accident_4_d.mp4').write_bytes(b'')
+    found = {c.stem: c.is_evidence for c in scan_archive(str(tmp_path))}
+    assert found == {'accident_1_a': True, 'accident_2_b': False, 'accident_3_c': True,
+                     'accident_4_d': True}
 
 
 def test_scan_archive_pairs_video_and_sidecar_and_skips_parts(tmp_path):

@@ -139,9 +139,10 @@ def test_no_footage_gives_sidecar_and_error_and_archive_stays_capped(ros, tmp_pa
     for i in range(3):  # older clips, oldest first
         for ext in ('.mp4', '.json'):
             path = archive / f'accident_{1000 + i}_old-{i}{ext}'
-            path.write_bytes(b'x' * 10)
+            path.write_text('{"origin": "cli"}')  # hand-made: these go first
             os.utime(path, (recent + i, recent + i))
     (archive / 'accident_9_writing.mp4.part').write_bytes(b'x')
+    (tmp_path / 'empty_rec').mkdir()
     node = start_clipper(ros, str(tmp_path / 'empty_rec'), tmp_path, archive_max_count=2)
     _, inbox, _, client = listen(ros)
     response = call(ros, client, time.time() - 3600, 'nothing')
@@ -217,22 +218,27 @@ def test_make_clip_waiting_directly_holds_the_footage(tmp_path, make_segments):
     make_segments(str(tmp_path / 'rec'), now - 6, count=6, seg_s=1)
     state = str(tmp_path / 'state')
     held = []
-    argv = [str(now - 1), '--pre', '3', '--post', '2', '--direct', '--segment-s', '1',
+    argv = [str(now - 1), '--pre', '3', '--post', '2', '--direct',
             '--recording-dir', str(tmp_path / 'rec'), '--archive-dir', str(tmp_path / 'a'),
             '--state-dir', state]
-    status = v2x_make_clip.main(argv, out=io.StringIO(),
-                                sleep=lambda s: held.extend(read_windows(state)))
+
+    def sleep(seconds):  # meanwhile the recorder moves on past the window
+        held.extend(read_windows(state))
+        (tmp_path / 'rec' / f'seg_{now + 1}.mp4').write_bytes(b'')
+        time.sleep(seconds)
+
+    status = v2x_make_clip.main(argv, out=io.StringIO(), sleep=sleep)
     assert status == v2x_make_clip.Exit.OK
-    assert held == [(now - 4, now + 1)]
+    assert set(held) == {(now - 4, now + 1)}
     assert read_windows(state) == []
 
 
 def test_make_clip_uses_the_service_when_the_node_runs(ros, live_recording, tmp_path):
-    """v2x_make_clip asks the running event_clipper and, with --wait, prints its Clip."""
+    """The docs' `v2x_make_clip now --wait`: the node's own windows, its Clip printed."""
     start_clipper(ros, live_recording.recording_dir, tmp_path)
     proc = subprocess.Popen(
-        ['v2x_make_clip', 'now', '--pre', '1', '--post', '1', '--clip-id', 'via-srv',
-         '--wait', '--segment-s', '1', '--recording-dir', '/nonexistent'],
+        ['v2x_make_clip', 'now', '--clip-id', 'via-srv', '--wait',
+         '--state-dir', str(tmp_path / 'nostate')],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert ros.spin_until(lambda: proc.poll() is not None, timeout=60)
     out, err = proc.communicate()
@@ -240,6 +246,11 @@ def test_make_clip_uses_the_service_when_the_node_runs(ros, live_recording, tmp_
     reply, clip = (json.loads(line) for line in out.strip().splitlines())
     assert reply['accepted'] and reply['path'].startswith(str(tmp_path / 'archive'))
     assert clip['path'] == reply['path'] and clip['error'] == ''
+    assert 4.5 <= clip['duration_s'] <= 6.5  # the node's 2 s + 3 s, not 300 s + 300 s
+    # Direct mode takes the same defaults from the file the node keeps in its state_dir.
+    assert v2x_make_clip.read_clipper_settings(str(tmp_path / 'state')) == {
+        'recording_dir': live_recording.recording_dir, 'archive_dir': str(tmp_path / 'archive'),
+        'pre_window_s': 2.0, 'post_window_s': 3.0, 'segment_s': 1.0, 'cut_deadline_s': 60.0}
 
 
 @pytest.mark.parametrize('arg, name', [
@@ -291,3 +302,28 @@ def test_config_yaml_names_only_declared_parameters():
     with open(CONFIG) as f:
         doc = yaml.safe_load(f)
     assert set(doc['/**']['ros__parameters']) == {p.name for p in PARAMETERS}
+
+
+def test_bad_persisted_request_and_undeletable_clip_do_not_kill_the_node(ros, tmp_path):
+    """A malformed persisted request is set aside with its reason; a clip retention cannot
+    delete is logged and counted (WARN); the node runs on and serves the good request."""
+    state = tmp_path / 'state'
+    state.mkdir()
+    good = {'clip_id': 'good', 't0': time.time() - 600, 'pre_s': 1, 'post_s': 1}
+    (state / 'pending_clips.json').write_text(json.dumps(
+        {'version': 1, 'pending': [{'clip_id': 'bad', 't0': 'soon'}, good]}))
+    archive = tmp_path / 'archive'
+    (archive / 'accident_1000_stuck.mp4').mkdir(parents=True)  # unlink fails: EISDIR
+    (archive / 'accident_1000_stuck.mp4' / 'x').write_text('')
+    os.utime(archive / 'accident_1000_stuck.mp4', (1000, 1000))
+    node = start_clipper(ros, str(tmp_path / 'rec'), tmp_path, archive_max_count=1)
+    _, inbox, _, _ = listen(ros)
+    assert ros.spin_until(lambda: inbox, timeout=20)
+    assert inbox[0][1].clip_id == 'good'
+    (line,) = (state / 'pending_clips.json.rejected').read_text().splitlines()
+    rejected = json.loads(line)
+    assert rejected['record']['clip_id'] == 'bad' and 'malformed' in rejected['reason']
+    assert ros.spin_until(lambda: node.counts['archive_delete_errors'] >= 1, timeout=10)
+    level, message, values = node._health()
+    assert level == WARN and 'accident_1000_stuck' in message
+    assert values['set_aside'] == 1 and node.context.ok()

@@ -117,3 +117,28 @@ def test_local_stream_is_a_second_output_that_may_fail():
     assert cmd[cmd.index('-f', cmd.index('-c:v')) + 1] == 'tee'
     assert 'onfail=ignore' in cmd[-1] and cmd[-1].endswith('udp://127.0.0.1:5600')
     assert cmd.count('libx264') == 1
+
+
+def test_sigkilled_recording_keeps_its_complete_fragments(tools, tmp_path):
+    """ffmpeg SIGKILLed mid-segment: the segment keeps all its footage but the last
+    keyframe interval (fragments are written as soon as complete)."""
+    import signal
+    import subprocess
+    import time
+    opts = RecordOptions(source='testsrc', recording_dir=str(tmp_path), segment_s=30.0)
+    proc = subprocess.Popen(record_command(tools.ffmpeg, opts))
+
+    def recorded() -> float:
+        names = os.listdir(tmp_path)
+        try:
+            return mp4.duration_s(str(tmp_path / names[0])) if names else 0.0
+        except mp4.Mp4Error:
+            return 0.0
+    end = time.monotonic() + 30
+    while recorded() < 2.0 and time.monotonic() < end:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (name,) = os.listdir(tmp_path)
+    assert recorded() >= 2.0
+    assert probe_duration(str(tmp_path / name), tools) >= 2.0

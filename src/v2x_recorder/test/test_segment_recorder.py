@@ -164,6 +164,9 @@ def test_camera_credentials_stay_out_of_diagnostics(ros, tmp_path):
     assert 'secret' not in repr(values) and 'secret' not in message
     line = f'{node.settings.source}: Connection refused'  # how ffmpeg quotes its input
     assert node.redact(line) == f'{values["source"]}: Connection refused'
+    # The cause and the fix, not only ffmpeg's words
+    assert 'refused the connection' in values['last_problem_fix']
+    assert 'check the host and port' in values['last_problem_fix']
 
 
 def test_camera_credentials_stay_out_of_the_log(tmp_path, recorder_process):
@@ -209,3 +212,35 @@ def test_config_yaml_names_only_declared_parameters():
         doc = yaml.safe_load(f)
     keys = set(doc['/**']['ros__parameters'])
     assert keys == {p.name for p in PARAMETERS}
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f'/proc/{pid}/task'):
+        with open(f'/proc/{pid}/task/{task}/children') as f:
+            found += [int(c) for c in f.read().split()]
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().split(')')[-1].split()[0] == 'Z'  # a zombie is gone
+    except FileNotFoundError:
+        return True
+
+
+def test_killed_recorder_leaves_no_ffmpeg_behind(tmp_path, recorder_process):
+    """SIGKILL to segment_recorder: its ffmpeg (own session, parent-death signal) ends too."""
+    rec = recorder_process(str(tmp_path))
+    rec.wait_segments(2)
+    (ffmpeg,) = _children(rec.proc.pid)
+    os.killpg(os.getpgid(ffmpeg), 0)  # its own process group ...
+    assert os.getpgid(ffmpeg) != os.getpgid(rec.proc.pid)  # ... not the node's
+    rec.proc.kill()
+    rec.proc.wait(timeout=10)
+    end = time.monotonic() + 15
+    while not _gone(ffmpeg) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert _gone(ffmpeg)
+    rec.stop()

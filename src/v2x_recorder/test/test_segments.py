@@ -48,11 +48,11 @@ def test_scan_sorts_by_time_and_skips_strangers(tmp_path):
 
 
 def test_candidates_by_name_keep_the_segment_running_into_the_window():
-    """The last segment starting before the window is a candidate; older ones are not."""
+    """The last segment before the window and the first after it are candidates; no others."""
     ring = [seg(0), seg(10), seg(20), seg(30), seg(40)]
-    assert [s.start for s in candidates(ring, 15, 32)] == [10, 20, 30]
+    assert [s.start for s in candidates(ring, 15, 32)] == [10, 20, 30, 40]
     assert [s.start for s in candidates(ring, 50, 60)] == [40]
-    assert candidates(ring, -30, -10) == []
+    assert [s.start for s in candidates(ring, -30, -10)] == [0]
 
 
 def test_covering_needs_footage_inside_the_window():
@@ -120,3 +120,24 @@ def test_supervisor_kills_a_stalled_ffmpeg():
     assert sup.on_tick(6.1, alive=True, newest='seg_0.mp4') is Action.KILL
     assert sup.stats.stalls == 1
     assert sup.on_tick(7.2, alive=False, newest='seg_0.mp4') is Action.START
+
+
+def test_full_disk_deletes_oldest_unprotected_footage_first():
+    """Short of free space: to keep min_free_bytes free, unprotected footage older than
+    recent_s goes; below the floor (room to record), the oldest unprotected, then protected
+    segments; the newest (being written) never."""
+    ring = [seg(t, size=100) for t in (0, 10, 20, 30, 40)]
+    policy = RingPolicy(keep_s=1000, max_bytes=0, recent_s=15)
+    # soft target: only unprotected footage that ended before now - recent_s (10, 20)
+    doomed = plan_ring_deletions(ring, now=46, policy=policy, protected=[(0, 5)],
+                                 free_bytes=50, min_free_bytes=10_000)
+    assert [(s.start, why) for s, why in doomed] == [(10, 'disk'), (20, 'disk')]
+    # the floor: anything but the newest, unprotected first
+    doomed = plan_ring_deletions(ring, now=45, policy=policy, protected=[(0, 5)],
+                                 free_bytes=50, floor_bytes=350)
+    assert [s.start for s, _ in doomed] == [10, 20, 30]
+    doomed = plan_ring_deletions(ring, now=45, policy=policy, protected=[(0, 5)],
+                                 free_bytes=0, floor_bytes=10_000)
+    assert [s.start for s, _ in doomed] == [0, 10, 20, 30]
+    assert plan_ring_deletions(ring, now=45, policy=policy, free_bytes=10_000,
+                               min_free_bytes=250, floor_bytes=250) == []

@@ -1,25 +1,39 @@
-"""Retention of the clip archive: capped by count, bytes and age, oldest first.
+"""Retention of the clip archive: capped by count, bytes and age; evidence of alerts last.
 
 A clip is its accident_<T0>_<id>.mp4 and .json sidecar together (or the sidecar alone when
 no footage existed). Files still being written (``.part``) are never listed, and the
 caller names the clips in progress as protected.
+
+Clips cut for real alerts (sidecar origin 'alert') are evidence: the caps delete every
+other clip (made by hand: v2x_make_clip, the service) before the first of them, and the
+age limit applies to them only when ``alert_max_age_s`` is set. A clip whose sidecar
+cannot be read counts as evidence (never deleted first by mistake).
 """
 
 from dataclasses import dataclass
+import json
 import os
 from typing import Iterable, Sequence
 
 from v2x_recorder.clips import ARCHIVE_PREFIX
 
+ALERT_ORIGIN = 'alert'
+
 
 @dataclass(frozen=True)
 class ArchivedClip:
-    """One archived clip: its stem, files, total size and newest modification time."""
+    """One archived clip: its stem, files, total size, newest modification time, origin."""
 
     stem: str
     files: tuple[str, ...]
     size: int
     mtime: float
+    origin: str = ALERT_ORIGIN
+
+    @property
+    def is_evidence(self) -> bool:
+        """True for a clip of a real alert (or one whose origin is unknown)."""
+        return self.origin not in ('service', 'cli')
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,19 @@ class ArchivePolicy:
     max_count: int
     max_bytes: int
     max_age_s: float
+    alert_max_age_s: float = 0.0  # clips of real alerts: 0 = no age limit
+
+
+def _origin(files: Sequence[str]) -> str:
+    for path in files:
+        if path.endswith('.json'):
+            try:
+                with open(path, encoding='utf-8') as f:
+                    origin = json.load(f).get('origin', ALERT_ORIGIN)
+            except (OSError, ValueError, AttributeError):
+                return ALERT_ORIGIN
+            return str(origin)
+    return ALERT_ORIGIN
 
 
 def scan_archive(directory: str) -> list[ArchivedClip]:
@@ -47,40 +74,59 @@ def scan_archive(directory: str) -> list[ArchivedClip]:
         except FileNotFoundError:
             continue
         groups.setdefault(stem, []).append((entry.path, st.st_size, st.st_mtime))
-    clips = [ArchivedClip(stem, tuple(sorted(f[0] for f in files)),
-                          sum(f[1] for f in files), max(f[2] for f in files))
-             for stem, files in groups.items()]
+    clips = []
+    for stem, files in groups.items():
+        paths = tuple(sorted(f[0] for f in files))
+        clips.append(ArchivedClip(stem, paths, sum(f[1] for f in files),
+                                  max(f[2] for f in files), _origin(paths)))
     return sorted(clips, key=lambda c: (c.mtime, c.stem))
 
 
 def plan_archive_deletions(clips: Sequence[ArchivedClip], now: float, policy: ArchivePolicy,
                            protected: Iterable[str] = ()) -> list[tuple[ArchivedClip, str]]:
-    """(clip, reason) to delete, oldest first; reason is 'age', 'count' or 'bytes'."""
+    """(clip, reason) to delete; reason is 'age', 'count' or 'bytes'.
+
+    By age: clips older than max_age_s, evidence of alerts only past alert_max_age_s (if
+    set). Then, while a cap is exceeded: hand-made clips oldest first, then evidence oldest
+    first. Protected stems (clips in progress) are never deleted.
+    """
     keep_out = set(protected)
-    candidates = [c for c in clips if c.stem not in keep_out]
     doomed: list[tuple[ArchivedClip, str]] = []
     count = len(clips)
     total = sum(c.size for c in clips)
-    for clip in candidates:  # oldest first
-        reason = None
-        if policy.max_age_s > 0 and now - clip.mtime > policy.max_age_s:
-            reason = 'age'
-        elif policy.max_count > 0 and count > policy.max_count:
+    left = []
+    for clip in clips:
+        limit = policy.alert_max_age_s if clip.is_evidence else policy.max_age_s
+        if clip.stem not in keep_out and limit > 0 and now - clip.mtime > limit:
+            doomed.append((clip, 'age'))
+            count -= 1
+            total -= clip.size
+        else:
+            left.append(clip)
+    order = ([c for c in left if not c.is_evidence] + [c for c in left if c.is_evidence])
+    for clip in order:
+        if clip.stem in keep_out:
+            continue
+        if policy.max_count > 0 and count > policy.max_count:
             reason = 'count'
         elif policy.max_bytes > 0 and total > policy.max_bytes:
             reason = 'bytes'
-        if reason is None:
-            continue
+        else:
+            break
         doomed.append((clip, reason))
         count -= 1
         total -= clip.size
     return doomed
 
 
-def delete_clip(clip: ArchivedClip) -> None:
-    """Remove a clip's files (already gone is fine)."""
+def delete_clip(clip: ArchivedClip) -> list[str]:
+    """Remove a clip's files (already gone is fine); the problems, [] when all went."""
+    problems = []
     for path in clip.files:
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            problems.append(f'{path}: {exc.strerror or exc}')
+    return problems

@@ -1,19 +1,29 @@
 """Evidence clips: requests, the concat plan with inpoint/outpoint, sidecar (pure Python).
 
-A clip covers [T0 - pre, T0 + post]. The plan lists the covering segments for ffmpeg's
+A clip covers [T0 - pre, T0 + post]. It is cut once the footage of T0 + post is recorded
+and closed (the recorder began a segment at or after it), or at a deadline (the recorder
+is down or behind: what exists is cut). The plan lists the covering segments for ffmpeg's
 concat demuxer, trimming the first with ``inpoint`` and the last with ``outpoint``; with
 stream copy the cut lands on the keyframe before the inpoint, so a clip may start up to
-one keyframe interval early. Missing footage becomes gaps in the sidecar; the concat
-joins the footage either side of a gap, so the clip is shorter by the gaps.
+one keyframe interval early. Every stretch of the window without footage (head, middle,
+tail) becomes a gap in the sidecar; the concat joins the footage either side of a gap, so
+the clip is shorter by the gaps, never by more.
 """
 
-from dataclasses import asdict, dataclass, field
+import bisect
+from dataclasses import asdict, dataclass, field, replace
 import math
 import re
 from typing import Sequence
 
 from v2x_common.timeutil import iso
-from v2x_recorder.segments import GAP_TOLERANCE_S, Segment, covering, find_gaps
+from v2x_recorder.segments import (
+    EDGE_TOLERANCE_S,
+    GAP_TOLERANCE_S,
+    Segment,
+    covering,
+    find_gaps,
+)
 
 DEFAULT_PRE_S = 300.0
 DEFAULT_POST_S = 300.0
@@ -21,6 +31,10 @@ DEFAULT_POST_S = 300.0
 MAX_WINDOW_S = 86400.0
 #: A T0 further ahead of the request than this is a wrong clock, not an event.
 MAX_FUTURE_S = 3600.0
+#: Longest wait after T0 + post for its footage; then what exists is cut, the rest are gaps.
+DEFAULT_DEADLINE_S = 60.0
+#: A cut clip shorter than its plan by more than this lists the shortfall as a gap.
+SHORTFALL_TOLERANCE_S = 0.5
 
 ARCHIVE_PREFIX = 'accident_'
 SIDECAR_VERSION = 1
@@ -110,23 +124,32 @@ def clip_stem(t0: float, clip_id: str) -> str:
     return f'{ARCHIVE_PREFIX}{int(t0)}_{safe_clip_id(clip_id)}'
 
 
-def is_due(request: ClipRequest, now: float, segment_s: float, settle_s: float = 1.0,
-           newest_start: float | None = None) -> bool:
-    """True once the post-window is recorded and the segment holding its end is closed.
+def is_due(request: ClipRequest, now: float, settle_s: float = 1.0,
+           next_start: float | None = None,
+           deadline_s: float = DEFAULT_DEADLINE_S) -> bool:
+    """True once the footage of the window's end is recorded and closed, or at the deadline.
 
-    That is certain when a segment started at or after the window's end (newest_start, the
-    recorder has moved on) settle_s ago; without one, after one segment length and settle_s
-    (the recorder may be down: cut what exists).
+    Recorded: the first segment that started at or after T0 + post (next_start, from its
+    name, which is never later than its real start; see first_start_after) started settle_s
+    ago, so the recorder closed the segment that holds T0 + post. Deadline: deadline_s after
+    T0 + post the recorder is down or behind, and what exists is cut, the rest listed as
+    gaps.
     """
-    if now >= request.hi + segment_s + settle_s:
+    if now >= due_at(request, deadline_s):
         return True
-    return newest_start is not None and newest_start >= request.hi \
-        and now >= newest_start + settle_s
+    return next_start is not None and next_start >= request.hi \
+        and now >= next_start + settle_s
 
 
-def due_at(request: ClipRequest, segment_s: float, settle_s: float = 1.0) -> float:
-    """The wall-clock time at which is_due becomes true."""
-    return request.hi + segment_s + settle_s
+def first_start_after(starts: Sequence[float], t: float) -> float | None:
+    """The first of the sorted segment starts at or after t (None when none)."""
+    i = bisect.bisect_left(starts, t)
+    return starts[i] if i < len(starts) else None
+
+
+def due_at(request: ClipRequest, deadline_s: float = DEFAULT_DEADLINE_S) -> float:
+    """The wall-clock time by which a clip is cut at the latest (its deadline)."""
+    return request.hi + deadline_s
 
 
 @dataclass(frozen=True)
@@ -159,7 +182,8 @@ class ClipPlan:
 
 
 def plan_clip(request: ClipRequest, segments: Sequence[Segment],
-              tolerance: float = GAP_TOLERANCE_S) -> ClipPlan:
+              tolerance: float = GAP_TOLERANCE_S,
+              edge_tolerance: float = EDGE_TOLERANCE_S) -> ClipPlan:
     """The concat plan of request from segments whose durations are known."""
     lo, hi = request.lo, request.hi
     used = covering(segments, lo, hi)
@@ -168,8 +192,22 @@ def plan_clip(request: ClipRequest, segments: Sequence[Segment],
         inpoint = lo - seg.start if lo > seg.start else None
         outpoint = hi - seg.start if hi < seg.end else None
         pieces.append(Piece(seg.path, seg.start, float(seg.duration), inpoint, outpoint))
-    gaps = find_gaps(used, lo, hi, tolerance)
+    gaps = find_gaps(segments, lo, hi, tolerance, edge_tolerance)
     return ClipPlan(request, tuple(pieces), tuple(gaps))
+
+
+def with_shortfall(plan: ClipPlan, duration_s: float,
+                   tolerance: float = SHORTFALL_TOLERANCE_S) -> ClipPlan:
+    """plan with the footage the cut clip lacks against it listed as a gap at the tail.
+
+    Stream copy only ever adds footage (the first keyframe may come early), so a clip
+    shorter than its plan lost the end of its footage (a segment still being flushed).
+    """
+    short = plan.expected_duration_s - duration_s
+    if short <= tolerance:
+        return plan
+    hi = plan.request.hi
+    return replace(plan, gaps=(*plan.gaps, (hi - short, hi)))
 
 
 def _quote(path: str) -> str:
@@ -177,11 +215,15 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "'\\''") + "'"
 
 
-def concat_list(pieces: Sequence[Piece]) -> str:
-    """The ffconcat script of the pieces, with inpoint/outpoint where a piece is trimmed."""
+def concat_list(pieces: Sequence[Piece], read_as: dict[str, str] | None = None) -> str:
+    """The ffconcat script of the pieces, with inpoint/outpoint where a piece is trimmed.
+
+    read_as maps a piece's path to the name ffmpeg reads it by (an open descriptor).
+    """
+    read_as = read_as or {}
     lines = ['ffconcat version 1.0']
     for p in pieces:
-        lines.append(f'file {_quote(p.path)}')
+        lines.append(f'file {_quote(read_as.get(p.path, p.path))}')
         if p.inpoint is not None:
             lines.append(f'inpoint {p.inpoint:.3f}')
         if p.outpoint is not None:

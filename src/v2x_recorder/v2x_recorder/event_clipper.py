@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import os
 import sys
 import time
+import traceback
 
 from rclpy.node import Node
 
 from v2x_common import qos
-from v2x_common.diagnostics import OK, WARN, Diagnostics
+from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.files import write_json_atomic
 from v2x_common.node_main import EXIT_MISSING_TOOL, run_node
 from v2x_common.params import (
     Param,
@@ -28,10 +30,11 @@ from v2x_common.params import (
     gt,
     make_dirs,
 )
+from v2x_common.recent import RecentEvents
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip
 from v2x_recorder import archive, clips, conversions, cutter, ffmpeg_tools, segments
-from v2x_recorder.pending import PendingStore
+from v2x_recorder.pending import CLIPPER_SETTINGS_FILE, PendingStore
 
 NODE_NAME = 'event_clipper'
 
@@ -51,12 +54,19 @@ PARAMETERS = (
           ge(0.0)),
     Param('archive_max_bytes', 50_000_000_000, 'byte cap of the archive (0 = no limit)',
           ge(0.0)),
-    Param('archive_max_age_s', 2_592_000.0, 'clips older than this are deleted (0 = keep)',
+    Param('archive_max_age_s', 2_592_000.0, 'hand-made clips (v2x_make_clip, the service) '
+          'older than this are deleted (0 = keep)', ge(0.0)),
+    Param('archive_alert_max_age_s', 0.0, 'clips of real alerts older than this are deleted '
+          '(0 = keep until the count or byte cap needs room: they go last)', ge(0.0)),
+    Param('settle_s', 1.0, 'wait after the recorder began the segment past T0 + post',
           ge(0.0)),
-    Param('settle_s', 1.0, 'extra wait after the post-window plus one segment',
-          ge(0.0)),
+    Param('cut_deadline_s', clips.DEFAULT_DEADLINE_S, 'longest wait after T0 + post for its '
+          'footage (recorder down or behind); then what exists is cut, the rest are gaps',
+          gt(0.0)),
     Param('ffmpeg_path', '', 'ffmpeg binary; empty = system ffmpeg, then imageio-ffmpeg'),
     Param('check_period_s', 0.5, 'how often pending clips are checked', gt(0.0)),
+    Param('health_window_s', 60.0, 'diagnostics judge the problems of this last stretch '
+          '(seconds); lifetime totals stay in the values', gt(0.0)),
 )
 
 #: How often archive retention runs besides after each clip.
@@ -77,19 +87,26 @@ class ClipperSettings:
     archive_max_count: int
     archive_max_bytes: int
     archive_max_age_s: float
+    archive_alert_max_age_s: float
     settle_s: float
+    cut_deadline_s: float
     ffmpeg_path: str
     check_period_s: float
+    health_window_s: float
 
     def validate(self) -> None:
         """Cross-parameter checks; raises ParameterError."""
         if self.pre_window_s + self.post_window_s <= 0:
             raise ParameterError('post_window_s', 'pre_window_s + post_window_s must be > 0')
+        if self.cut_deadline_s < self.segment_s + self.settle_s:
+            raise ParameterError('cut_deadline_s', 'must be at least segment_s + settle_s '
+                                 f'({self.segment_s + self.settle_s:g} s): the recorder '
+                                 'needs that long to close the segment holding T0 + post')
 
     @property
     def archive_policy(self) -> archive.ArchivePolicy:
         return archive.ArchivePolicy(self.archive_max_count, self.archive_max_bytes,
-                                     self.archive_max_age_s)
+                                     self.archive_max_age_s, self.archive_alert_max_age_s)
 
 
 class EventClipper(Node):
@@ -107,15 +124,21 @@ class EventClipper(Node):
         self.tools = ffmpeg_tools.find_ffmpeg(s.ffmpeg_path)
         make_dirs(archive_dir=s.archive_dir, state_dir=s.state_dir)
         self.store = PendingStore(s.state_dir)
+        self._write_settings_file()
         loaded, problems = self.store.load()
         for problem in problems:
-            self.get_logger().warning(f'dropped a persisted clip request: {problem}')
+            self.get_logger().error(f'persisted clip request set aside: {problem}')
         self.pending: dict[str, clips.ClipRequest] = {r.clip_id: r for r in loaded}
         self._running: dict[str, Future] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='clip')
         self.counts = {'published': 0, 'failed': 0, 'no_footage': 0, 'with_gaps': 0,
                        'rejected': 0, 'duplicates': 0, 'archive_deleted': 0,
-                       'save_failed': 0}
+                       'archive_deleted_evidence': 0, 'archive_delete_errors': 0,
+                       'save_failed': 0, 'set_aside': len(problems), 'internal_errors': 0}
+        # Health judges the last health_window_s; the counts above are lifetime totals.
+        self.recent = {kind: RecentEvents(s.health_window_s)
+                       for kind in ('failed', 'save_failed', 'archive', 'internal')}
+        self.last_deleted = ''
         self._last_archive = 0.0
         self.pub = self.create_publisher(Clip, 'v2x/clip', qos.CLIP)
         self.sub = self.create_subscription(Alert, 'v2x/alert_sent', self._on_alert,
@@ -126,6 +149,20 @@ class EventClipper(Node):
         self.get_logger().info(
             f'clipping {s.recording_dir} -> {s.archive_dir} (pre {s.pre_window_s:g} s, post '
             f'{s.post_window_s:g} s); {len(self.pending)} pending clip(s) resumed')
+
+    def _write_settings_file(self) -> None:
+        """Tell v2x_make_clip (direct mode) the windows and directories this node uses."""
+        s = self.settings
+        path = os.path.join(s.state_dir, CLIPPER_SETTINGS_FILE)
+        try:
+            write_json_atomic(path, {
+                'recording_dir': os.path.abspath(s.recording_dir),
+                'archive_dir': os.path.abspath(s.archive_dir),
+                'pre_window_s': s.pre_window_s, 'post_window_s': s.post_window_s,
+                'segment_s': s.segment_s, 'cut_deadline_s': s.cut_deadline_s})
+        except OSError as exc:
+            self.get_logger().warning(f'cannot write {path} (v2x_make_clip --direct will not '
+                                      f'know these windows): {exc}')
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -174,7 +211,7 @@ class EventClipper(Node):
             self.get_logger().error(f'clip {request.clip_id} refused: {problem}',
                                     throttle_duration_sec=5.0)
             return False, f'refused: {problem}'
-        due = clips.due_at(request, self.settings.segment_s, self.settings.settle_s)
+        due = clips.due_at(request, self.settings.cut_deadline_s)
         wait = max(0.0, due - time.time())
         self.get_logger().info(f'clip {request.clip_id} queued: T0 {request.t0:.3f}, window '
                                f'-{request.pre_s:g}/+{request.post_s:g} s, cut within '
@@ -187,24 +224,35 @@ class EventClipper(Node):
             self.store.save(self.pending.values())
         except OSError as exc:
             self.counts['save_failed'] += 1
-            return f'cannot save pending clips to {self.store.path}: {exc}'
+            problem = f'cannot save pending clips to {self.store.path}: {exc}'
+            self.recent['save_failed'].add(problem)
+            return problem
         return ''
 
     # --- the work ----------------------------------------------------------------------
 
     def _tick(self) -> None:
-        now = time.time()
+        try:
+            self._check(time.time())
+        except Exception as exc:  # noqa: B902 -- a bug must not kill the node in a loop
+            self.counts['internal_errors'] += 1
+            self.recent['internal'].add(f'{type(exc).__name__}: {exc}')
+            self.get_logger().error(f'clip check failed: {exc!r}\n{traceback.format_exc()}',
+                                    throttle_duration_sec=10.0)
+
+    def _check(self, now: float) -> None:
         for clip_id, future in list(self._running.items()):
             if future.done():
                 del self._running[clip_id]
                 self._finish(self.pending.get(clip_id), future)
         waiting = [r for r in self.pending.values() if r.clip_id not in self._running]
-        found = segments.scan(self.settings.recording_dir) if waiting else []
-        newest = found[-1].start if found else None
+        starts = [seg.start for seg in segments.scan(self.settings.recording_dir)] \
+            if waiting else []
         for request in waiting:
             clip_id = request.clip_id
-            if clips.is_due(request, now, self.settings.segment_s, self.settings.settle_s,
-                            newest):
+            if clips.is_due(request, now, self.settings.settle_s,
+                            clips.first_start_after(starts, request.hi),
+                            self.settings.cut_deadline_s):
                 self._running[clip_id] = self._worker.submit(
                     cutter.cut_clip, request, self.settings.recording_dir,
                     self.settings.archive_dir, self.tools)
@@ -216,10 +264,12 @@ class EventClipper(Node):
             return
         exc = future.exception()
         if exc is not None:
-            if not isinstance(exc, (OSError, ValueError)):
-                raise exc
-            result = clips.ClipResult(request.clip_id, request.t0, '', '', 0.0, (),
-                                      f'cutting failed: {exc}')
+            # Whatever broke the cut (a bug, a bad request), the clip is answered with the
+            # error and its request set aside with the reason: never retried in a loop.
+            reason = f'cutting failed: {type(exc).__name__}: {exc}'
+            self.get_logger().error(f'clip {request.clip_id}: {reason}')
+            self._set_aside(request, reason)
+            result = clips.ClipResult(request.clip_id, request.t0, '', '', 0.0, (), reason)
         else:
             result = future.result()
         self.pub.publish(conversions.clip_to_msg(result))
@@ -227,6 +277,8 @@ class EventClipper(Node):
         if result.error:  # no footage: a sidecar listing no segments
             no_footage = result.sidecar.get('segments') == []
             self.counts['no_footage' if no_footage else 'failed'] += 1
+            if not no_footage:
+                self.recent['failed'].add(result.error)
         if result.gaps:
             self.counts['with_gaps'] += 1
         if result.error:
@@ -241,25 +293,54 @@ class EventClipper(Node):
             self.get_logger().error(problem, throttle_duration_sec=5.0)
         self._enforce_archive(time.time())
 
+    def _set_aside(self, request: clips.ClipRequest, reason: str) -> None:
+        try:
+            self.store.set_aside(request.to_json(), reason)
+        except OSError as exc:
+            self.get_logger().error(f'cannot set clip request {request.clip_id} aside: {exc}')
+        self.counts['set_aside'] += 1
+
     def _enforce_archive(self, now: float) -> None:
+        """Apply retention; each deletion is logged with its reason, evidence as a warning."""
         self._last_archive = now
         protected = {r.stem for r in self.pending.values()}
         found = archive.scan_archive(self.settings.archive_dir)
         for clip, reason in archive.plan_archive_deletions(
                 found, now, self.settings.archive_policy, protected):
-            archive.delete_clip(clip)
+            problems = archive.delete_clip(clip)
+            if problems:
+                self.counts['archive_delete_errors'] += 1
+                self.recent['archive'].add(f'cannot delete {clip.stem}: {problems[0]}')
+                self.get_logger().error(f'archive: cannot delete {clip.stem} ({reason}): '
+                                        + '; '.join(problems), throttle_duration_sec=10.0)
+                continue
             self.counts['archive_deleted'] += 1
-            self.get_logger().info(f'archive: deleted {clip.stem} ({reason})')
+            what = 'evidence of an alert' if clip.is_evidence else f'{clip.origin} clip'
+            self.last_deleted = f'{clip.stem} ({what}, {reason})'
+            if clip.is_evidence:
+                self.counts['archive_deleted_evidence'] += 1
+                self.get_logger().warning(
+                    f'archive: deleted {self.last_deleted}: the {reason} cap left no other '
+                    'clip to delete; raise archive_max_count / archive_max_bytes')
+            else:
+                self.get_logger().info(f'archive: deleted {self.last_deleted}')
 
     # --- health ------------------------------------------------------------------------
 
     def _health(self):
+        recent = {kind: events.count() for kind, events in self.recent.items()}
         values = dict(self.counts, pending=len(self.pending), cutting=len(self._running),
-                      ffmpeg=self.tools.ffmpeg)
-        if self.counts['failed']:
-            return WARN, f'{self.counts["failed"]} clip(s) failed', values
-        if self.counts['save_failed']:
-            return WARN, f'{self.counts["save_failed"]} save(s) of pending clips failed', values
+                      ffmpeg=self.tools.ffmpeg, last_deleted=self.last_deleted,
+                      health_window_s=self.settings.health_window_s,
+                      **{f'recent_{kind}': n for kind, n in recent.items()})
+        window = f'in the last {self.settings.health_window_s:g} s'
+        for kind, level, what in (('internal', ERROR, 'internal error(s)'),
+                                  ('save_failed', WARN, 'save(s) of pending clips failed'),
+                                  ('archive', WARN, 'archive deletion(s) failed'),
+                                  ('failed', WARN, 'clip(s) failed')):
+            if recent[kind]:
+                return level, f'{recent[kind]} {what} {window}: ' \
+                              f'{self.recent[kind].last}', values
         return OK, f'{len(self.pending)} pending clip(s)', values
 
     def destroy_node(self):

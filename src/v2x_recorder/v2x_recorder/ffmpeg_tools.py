@@ -127,8 +127,11 @@ class RecordOptions:
     x264_preset: str = 'ultrafast'
 
 
-# Fragmented MP4: a segment cut short by a crash keeps every complete fragment.
-SEGMENT_MOVFLAGS = 'movflags=+frag_keyframe+empty_moov+default_base_moof'
+# Fragmented MP4, one fragment per keyframe, each written out as soon as it is complete
+# (flush_packets: else ffmpeg's 32 KiB write buffer holds a low-bitrate segment whole and a
+# SIGKILL leaves a 28-byte file): a segment cut short by a crash keeps every complete
+# fragment, i.e. all its footage but the last keyframe interval.
+SEGMENT_MOVFLAGS = 'movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1'
 
 
 def record_command(ffmpeg: str, opts: RecordOptions) -> list[str]:
@@ -196,3 +199,39 @@ def _encode_args(opts: RecordOptions, scale: bool) -> list[str]:
         # Keyframes on the segment grid, so segments are segment_s long.
         '-force_key_frames', f'expr:gte(t,n_forced*{opts.keyframe_s:g})',
     ]
+
+
+# (what ffmpeg says, the cause and the fix) for a recording that fails; first match wins.
+_FAILURES = (
+    ('No space left on device', 'disk full', 'free space on the recording filesystem '
+     '(the ring deletes the oldest footage; lower max_bytes or min_free_bytes)'),
+    ('401 Unauthorized', 'the camera refused the credentials',
+     'check the user and password in the source URL'),
+    ('404 Not Found', 'the camera has no such stream', 'check the path in the source URL'),
+    ('Connection refused', 'the camera refused the connection',
+     'check the host and port in the source URL and that the camera is on'),
+    ('Failed to resolve hostname', "the camera's host name does not resolve",
+     "check the host in the source URL or use the camera's IP address"),
+    ('Name or service not known', "the camera's host name does not resolve",
+     "check the host in the source URL or use the camera's IP address"),
+    ('timed out', 'the camera does not answer', 'check its address and the network'),
+    ('No route to host', 'the camera is unreachable', 'check its address and the network'),
+    ('Network is unreachable', 'the camera is unreachable', 'check the network'),
+    ('Device or resource busy', 'the device is open in another program',
+     "a V4L2 device opens once: point hazard_detector at the recorder's local_stream"),
+    ('Permission denied', 'permission denied',
+     "give the node's user access (group video for /dev/video*, the recording dir)"),
+    ('No such file or directory', 'no such device or file', 'check source (ls /dev/video*)'),
+    ('Invalid data found', 'the source sent nothing ffmpeg reads as video',
+     'check that the source URL points at a video stream'),
+)
+
+
+def explain_failure(lines) -> str:
+    """'cause: fix' for the ffmpeg output lines of a failed recording; '' when unknown."""
+    text = '\n'.join(lines)
+    for needle, cause, fix in _FAILURES:
+        if needle in text:
+            return f'{cause}: {fix}'
+    return ''
+

@@ -13,6 +13,8 @@ from v2x_common.files import write_json_atomic
 from v2x_recorder.clips import BadClipRequest, ClipRequest
 
 PENDING_FILE = 'pending_clips.json'
+#: event_clipper's settings as it runs (windows, directories), for v2x_make_clip's defaults.
+CLIPPER_SETTINGS_FILE = 'event_clipper_settings.json'
 
 
 class PendingStore:
@@ -23,7 +25,8 @@ class PendingStore:
         self.state_dir = state_dir
 
     def load(self) -> tuple[list[ClipRequest], list[str]]:
-        """(requests, problems): a corrupt file or record is reported, never fatal."""
+        """(requests, problems): a corrupt file or record is set aside and reported, never
+        fatal (a record that cannot be trusted goes to the set-aside file with its reason)."""
         try:
             with open(self.path, encoding='utf-8') as f:
                 data = json.load(f)
@@ -31,9 +34,32 @@ class PendingStore:
             return [], []
         except (OSError, ValueError) as exc:
             aside = self.path + '.corrupt'
-            os.replace(self.path, aside)
+            try:
+                os.replace(self.path, aside)
+            except OSError as why:
+                return [], [f'{self.path} unreadable ({exc}); cannot move it aside ({why})']
             return [], [f'{self.path} unreadable ({exc}); moved to {aside}']
-        return _parse(data)
+        requests, bad = _parse(data)
+        problems = []
+        for record, reason in bad:
+            try:
+                self.set_aside(record, reason)
+                problems.append(f'{reason}; kept in {self.aside_path}')
+            except OSError as exc:
+                problems.append(f'{reason}; cannot keep it in {self.aside_path}: {exc}')
+        return requests, problems
+
+    @property
+    def aside_path(self) -> str:
+        """Where requests that cannot be served are kept, one JSON object a line."""
+        return self.path + '.rejected'
+
+    def set_aside(self, record, reason: str) -> None:
+        """Append a request record that cannot be served, with its reason."""
+        with open(self.aside_path, 'a', encoding='utf-8') as f:
+            f.write(json.dumps({'reason': reason, 'record': record}, default=repr) + '\n')
+            f.flush()
+            os.fsync(f.fileno())
 
     def save(self, requests) -> None:
         """Write the requests atomically."""
@@ -41,15 +67,18 @@ class PendingStore:
                           indent=1)
 
 
-def _parse(data) -> tuple[list[ClipRequest], list[str]]:
+def _parse(data) -> tuple[list[ClipRequest], list[tuple[object, str]]]:
+    """(requests, [(bad record, reason)])."""
     records = data.get('pending', []) if isinstance(data, dict) else []
-    requests, problems = [], []
+    if not isinstance(records, list):
+        return [], [(records, 'pending is not a list')]
+    requests, bad = [], []
     for record in records:
         try:
             requests.append(ClipRequest.from_json(record))
         except BadClipRequest as exc:
-            problems.append(str(exc))
-    return requests, problems
+            bad.append((record, str(exc)))
+    return requests, bad
 
 
 def read_windows(state_dir: str) -> list[tuple[float, float]]:

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 import functools
 import os
 import re
-import signal
+import shutil
 import subprocess
 import sys
 import time
+import traceback
 
 from rclpy.node import Node
 
@@ -29,6 +30,7 @@ from v2x_common.params import (
     make_dirs,
     not_empty,
 )
+from v2x_common.recent import RecentEvents
 from v2x_common.redact import redact_url
 from v2x_common.worker import Worker
 from v2x_recorder import ffmpeg_tools, pending, segments
@@ -49,6 +51,9 @@ PARAMETERS = (
           ge(0.0)),
     Param('max_bytes', 20_000_000_000, 'byte cap of the recording dir (0 = none); never '
           'exceeded, oldest segments go first', ge(0.0)),
+    Param('min_free_bytes', 100_000_000, 'keep at least this much free on the recording '
+          'filesystem by deleting footage older than pre_window_s (room for two segments '
+          'is always kept, deleting the oldest footage)', ge(0.0)),
     Param('local_stream', '', 'also stream the encoded video here for hazard_detector, e.g. '
           'udp://127.0.0.1:5600 (MPEG-TS); empty = off'),
     Param('video_size', '', 'WxH to encode at (testsrc default 320x240); empty = source size'),
@@ -60,6 +65,8 @@ PARAMETERS = (
     Param('restart_backoff_s', 1.0, 'first wait before restarting ffmpeg (doubles)', gt(0.0)),
     Param('restart_backoff_max_s', 30.0, 'longest wait before restarting ffmpeg', gt(0.0)),
     Param('check_period_s', 0.5, 'how often the ring and ffmpeg are checked', gt(0.0)),
+    Param('health_window_s', 60.0, 'diagnostics judge the problems of this last stretch '
+          '(seconds); lifetime totals stay in the values', gt(0.0)),
 )
 
 _SIZE_RE = re.compile(r'^\d{2,5}x\d{2,5}$')
@@ -76,6 +83,7 @@ class RecorderSettings:
     pre_window_s: float
     margin_s: float
     max_bytes: int
+    min_free_bytes: int
     local_stream: str
     video_size: str
     framerate: float
@@ -85,6 +93,7 @@ class RecorderSettings:
     restart_backoff_s: float
     restart_backoff_max_s: float
     check_period_s: float
+    health_window_s: float
 
     def validate(self) -> None:
         """Cross-parameter checks; raises ParameterError."""
@@ -109,12 +118,13 @@ class RecorderSettings:
             x264_preset=self.x264_preset)
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def die_with_parent(command: list[str]) -> list[str]:
+    """command run through util-linux setpriv so that ffmpeg gets SIGTERM when the node dies
+    (even by SIGKILL); without setpriv, command unchanged (a node killed by SIGKILL then
+    leaves ffmpeg running until its output fails). No preexec_fn: that is unsafe in a
+    threaded process (the child can deadlock before exec)."""
+    setpriv = shutil.which('setpriv')
+    return [setpriv, '--pdeathsig', 'SIGTERM', '--', *command] if setpriv else command
 
 
 class SegmentRecorder(Node):
@@ -134,15 +144,23 @@ class SegmentRecorder(Node):
         s = self.settings
         self.supervisor = Supervisor(s.segment_s, s.restart_backoff_s, s.restart_backoff_max_s)
         self.ring = segments.RingPolicy(keep_s=s.pre_window_s + s.margin_s,
-                                        max_bytes=s.max_bytes)
+                                        max_bytes=s.max_bytes, recent_s=s.pre_window_s)
         self._stderr_tail: deque[str] = deque(maxlen=20)
         self._last_exit = None
-        self.deleted = {'age': 0, 'bytes': 0}
+        self.deleted = {'age': 0, 'bytes': 0, 'disk': 0}
+        self.free_bytes: int | None = None
+        self.need_free_bytes = 0
+        self.floor_bytes = 0
+        self.recent_disk = RecentEvents(s.health_window_s)  # deletions to make room
+        self.recent_errors = RecentEvents(s.health_window_s)  # the tick's own failures
         self.protected_lost = 0
         self.delete_errors = 0
         self._ring_bytes = 0
         self._ring_count = 0
         self._newest = ''
+        self.dir_problem = ''
+        self.last_hint = ''  # cause and fix of the last ffmpeg failure, when known
+        self.recent_lost = RecentEvents(s.health_window_s)  # pending footage lost to caps
         self._command = ffmpeg_tools.record_command(self.tools.ffmpeg, s.record_options())
         self.diag = Diagnostics(self, status_fn=self._health)
         self._timer = self.create_timer(s.check_period_s, self._tick)
@@ -168,8 +186,19 @@ class SegmentRecorder(Node):
         return self._proc.pid if self._proc is not None else None
 
     def _tick(self) -> None:
+        try:
+            self._check()
+        except Exception as exc:  # noqa: B902 -- a bug must not stop the recording
+            self.recent_errors.add(f'{type(exc).__name__}: {exc}')
+            self.get_logger().error(f'recorder check failed: {exc!r}\n'
+                                    f'{traceback.format_exc()}', throttle_duration_sec=10.0)
+
+    def _check(self) -> None:
         now = time.monotonic()
+        self._ensure_recording_dir()
         found = segments.scan(self.settings.recording_dir)
+        # The ring first: on a full disk it makes the room ffmpeg needs to (re)start.
+        found = self._apply_ring(found, time.time())
         if self._proc is not None and self._proc.poll() is not None:
             self._on_exit(self._proc.returncode)
         alive = self._proc is not None
@@ -179,7 +208,20 @@ class SegmentRecorder(Node):
         elif action is Action.KILL:
             self.get_logger().warning(f'{self.supervisor.stats.last_reason}; killing ffmpeg')
             self._stop(grace_s=2.0)
-        self._apply_ring(found, time.time())
+
+    def _ensure_recording_dir(self) -> None:
+        """Recreate recording_dir if it went away (say so); a failure is named, not hidden."""
+        path = self.settings.recording_dir
+        if os.path.isdir(path):
+            self.dir_problem = ''
+            return
+        try:
+            os.makedirs(path, exist_ok=True)
+            self.get_logger().warning(f'recording dir {path} was missing; created it again')
+            self.dir_problem = ''
+        except OSError as exc:
+            self.dir_problem = f'recording dir {path} is missing and cannot be created ' \
+                               f'({exc.strerror}): mount or create it'
 
     def _start(self) -> None:
         stats = self.supervisor.stats
@@ -188,10 +230,12 @@ class SegmentRecorder(Node):
                                    f'{stats.last_reason})')
         self._stderr_tail.clear()
         try:
+            # Its own session: a Ctrl-C in the terminal reaches the node, which stops
+            # ffmpeg cleanly (closing the segment), not ffmpeg directly.
             self._proc = subprocess.Popen(
-                self._command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, text=True, errors='replace',
-                preexec_fn=_die_with_parent)
+                die_with_parent(self._command), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                errors='replace', start_new_session=True)
         except OSError as exc:
             self.get_logger().error(f'cannot start ffmpeg: {exc}')
             self._proc = None
@@ -209,7 +253,9 @@ class SegmentRecorder(Node):
         self._last_exit = code
         tail = ' | '.join(self.redact(line) for line in list(self._stderr_tail)[-3:])
         tail = tail or 'no output'
-        self.get_logger().warning(f'ffmpeg exited with status {code}: {tail}')
+        self.last_hint = ffmpeg_tools.explain_failure(self._stderr_tail)
+        self.get_logger().warning(f'ffmpeg exited with status {code}: {tail}'
+                                  + (f' -- {self.last_hint}' if self.last_hint else ''))
         self._proc = None
 
     def _stop(self, grace_s: float = 5.0) -> None:
@@ -225,11 +271,26 @@ class SegmentRecorder(Node):
 
     # --- the ring ----------------------------------------------------------------------
 
-    def _apply_ring(self, found: list[segments.Segment], now: float) -> None:
+    def _free_bytes(self) -> int | None:
+        try:
+            st = os.statvfs(self.settings.recording_dir)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+
+    def _apply_ring(self, found: list[segments.Segment], now: float) -> list[segments.Segment]:
+        """Delete what the ring policy says; returns the segments kept."""
         protected = pending.read_windows(self.settings.state_dir)
         finished = found[:-1]
-        reserve = int(max((seg.size for seg in finished[-3:]), default=0) * 1.25)
-        doomed = segments.plan_ring_deletions(found, now, self.ring, protected, reserve)
+        recent = max((seg.size for seg in finished[-3:]), default=0)
+        reserve = int(recent * 1.25)
+        self.free_bytes = self._free_bytes()
+        # Room to go on recording: two segments as large as the recent ones
+        self.floor_bytes = max(2 * reserve, 65_536)
+        self.need_free_bytes = max(self.settings.min_free_bytes, self.floor_bytes)
+        doomed = segments.plan_ring_deletions(
+            found, now, self.ring, protected, reserve, self.free_bytes,
+            self.settings.min_free_bytes, self.floor_bytes)
         gone = set()
         for seg, reason in doomed:
             try:
@@ -244,15 +305,33 @@ class SegmentRecorder(Node):
             gone.add(seg.path)
             self.deleted[reason] += 1
             end = seg.start + self.settings.segment_s
-            if reason == 'bytes' and segments.protected_overlap(seg, end, protected):
+            if reason == 'disk':
+                self.recent_disk.add(seg.name)
+            if reason in ('bytes', 'disk') and segments.protected_overlap(seg, end, protected):
                 self.protected_lost += 1
+                self.recent_lost.add(seg.name)
+                why = (f'byte cap {self.settings.max_bytes} B' if reason == 'bytes' else
+                       f'a full disk ({self._free_text()})')
                 self.get_logger().warning(
-                    f'byte cap {self.settings.max_bytes} B forced deleting {seg.name}, '
-                    'which a pending clip needs', throttle_duration_sec=10.0)
+                    f'{why} forced deleting {seg.name}, which a pending clip needs',
+                    throttle_duration_sec=10.0)
+        if gone and any(reason == 'disk' for _, reason in doomed):
+            self.get_logger().warning(
+                f'disk full: deleted {sum(1 for _, r in doomed if r == "disk")} oldest '
+                f'segment(s) to keep recording; {self._free_text()}',
+                throttle_duration_sec=10.0)
+            self.free_bytes = self._free_bytes()
         kept = [seg for seg in found if seg.path not in gone]
         self._ring_bytes = sum(seg.size for seg in kept)
         self._ring_count = len(kept)
         self._newest = kept[-1].name if kept else ''
+        return kept
+
+    def _free_text(self) -> str:
+        free = self._free_bytes()
+        shown = 'unknown' if free is None else f'{free / 1e6:.1f} MB'
+        return (f'{shown} free on {self.settings.recording_dir} (keeping '
+                f'{self.need_free_bytes / 1e6:.1f} MB free)')
 
     # --- health ------------------------------------------------------------------------
 
@@ -269,11 +348,15 @@ class SegmentRecorder(Node):
             'stalls': sup.stats.stalls,
             'last_exit_status': '' if self._last_exit is None else self._last_exit,
             'last_problem': sup.stats.last_reason,
+            'last_problem_fix': self.last_hint,
             'segments': self._ring_count,
             'bytes': self._ring_bytes,
             'newest_segment': self._newest,
             'deleted_by_age': self.deleted['age'],
             'deleted_by_bytes': self.deleted['bytes'],
+            'deleted_for_disk_space': self.deleted['disk'],
+            'free_bytes': '' if self.free_bytes is None else self.free_bytes,
+            'min_free_bytes': self.need_free_bytes,
             'pending_footage_lost': self.protected_lost,
             'delete_errors': self.delete_errors,
         }
@@ -281,16 +364,31 @@ class SegmentRecorder(Node):
             values.update(self._drainer.status())
             if self._drainer.dead:
                 return ERROR, f'ffmpeg stderr reader died: {self._drainer.last_error}', values
+        disk_full = self.free_bytes is not None and self.free_bytes < self.floor_bytes
+        if self.dir_problem:
+            return ERROR, self.dir_problem, values
         if sup.state is State.WAITING:
             wait = max(0.0, sup.restart_at - now)
-            return ERROR, f'ffmpeg not running ({sup.stats.last_reason}); restart in ' \
-                          f'{wait:.1f} s', values
+            why = f'disk full: {self._free_text()}' if disk_full or self._no_space() \
+                else sup.stats.last_reason + (f'; {self.last_hint}' if self.last_hint else '')
+            return ERROR, f'ffmpeg not running ({why}); restart in {wait:.1f} s', values
+        if disk_full:
+            return ERROR, f'disk full: {self._free_text()}; nothing left to delete', values
+        if self.recent_disk.count():
+            return WARN, f'disk full: deleted {self.recent_disk.count()} segment(s) in the ' \
+                         f'last {self.settings.health_window_s:g} s to keep recording; ' \
+                         f'{self._free_text()}', values
+        if self.recent_errors.count():
+            return WARN, f'recorder check failed: {self.recent_errors.last}', values
         idle = sup.seconds_since_progress(now)
         if idle > 2 * self.settings.segment_s:
             return WARN, f'no new segment for {idle:.1f} s', values
-        if self.protected_lost:
+        if self.recent_lost.count():
             return WARN, 'byte cap deleted footage a pending clip needed', values
         return OK, 'recording', values
+
+    def _no_space(self) -> bool:
+        return any('No space left' in line for line in list(self._stderr_tail))
 
     def destroy_node(self):
         self._stop()

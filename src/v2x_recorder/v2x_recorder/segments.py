@@ -12,9 +12,13 @@ from typing import Iterable, Sequence
 
 SEGMENT_RE = re.compile(r'^seg_(\d{1,12})(?:\.(\d{1,9}))?\.mp4$')
 
-#: A hole between two segments shorter than this is naming jitter (the epoch in a name is
-#: a whole second), not missing footage.
-GAP_TOLERANCE_S = 1.5
+#: A hole between two segments shorter than this is naming jitter, not missing footage:
+#: a name holds the whole second its segment began, so the hole between one segment's end
+#: (name + duration) and the next one's name is always less than a second.
+GAP_TOLERANCE_S = 1.0
+
+#: Missing footage at the head or tail of a window longer than this is a gap (a few frames).
+EDGE_TOLERANCE_S = 0.25
 
 #: The recorder counts ffmpeg as stalled after this many segment lengths without a new one.
 STALL_SEGMENTS = 3.0
@@ -73,15 +77,17 @@ def scan(directory: str) -> list[Segment]:
 
 
 def candidates(segments: Sequence[Segment], lo: float, hi: float) -> list[Segment]:
-    """The segments that may overlap [lo, hi], judged by names alone.
+    """The segments that may overlap [lo, hi], judged by names alone, and the first after.
 
     A segment can only overlap if it starts before hi and the next one starts after lo
     (segments do not overlap each other); the last one before lo is kept because its
-    footage may run into the window.
+    footage may run into the window, and the first one at or after hi because it tells
+    whether the footage runs on past hi (see find_gaps).
     """
     chosen = []
     for i, seg in enumerate(segments):
         if seg.start >= hi:
+            chosen.append(seg)
             break
         nxt = segments[i + 1].start if i + 1 < len(segments) else None
         if nxt is not None and nxt <= lo:
@@ -96,18 +102,36 @@ def covering(segments: Iterable[Segment], lo: float, hi: float) -> list[Segment]
             if s.duration and s.duration > 0 and s.start < hi and s.end > lo]
 
 
-def find_gaps(covered: Sequence[Segment], lo: float, hi: float,
-              tolerance: float = GAP_TOLERANCE_S) -> list[tuple[float, float]]:
-    """The stretches of [lo, hi] that no segment covers, longer than tolerance."""
-    gaps = []
-    cursor = lo
-    for seg in covered:
-        if seg.start - cursor > tolerance:
-            gaps.append((cursor, min(seg.start, hi)))
-        cursor = max(cursor, seg.end)
-    if hi - cursor > tolerance:
-        gaps.append((cursor, hi))
-    return gaps
+def find_gaps(timed: Sequence[Segment], lo: float, hi: float,
+              tolerance: float = GAP_TOLERANCE_S,
+              edge_tolerance: float = EDGE_TOLERANCE_S) -> list[tuple[float, float]]:
+    """The stretches of [lo, hi] without footage, from segments oldest first.
+
+    Segments without a known duration hold no usable footage. A hole between two segments
+    counts when longer than tolerance (naming jitter is shorter); the head and the tail of
+    the window count when longer than edge_tolerance, except that a segment starting
+    after hi within tolerance of the footage's end means the footage runs on (jitter).
+    """
+    holes = []
+    cursor = None
+    after = None  # the first segment starting at or after hi
+    for seg in sorted(timed, key=lambda s: s.start):
+        if seg.start >= hi:
+            after = seg.start
+            break
+        if not seg.duration or seg.duration <= 0:
+            continue
+        if cursor is None:
+            if seg.start - lo > edge_tolerance:
+                holes.append((lo, seg.start))
+        elif seg.start - cursor > tolerance:
+            holes.append((cursor, seg.start))
+        cursor = seg.end if cursor is None else max(cursor, seg.end)
+    if cursor is None:
+        holes.append((lo, hi))
+    elif hi - cursor > edge_tolerance and (after is None or after - cursor > tolerance):
+        holes.append((cursor, hi))
+    return [(max(a, lo), min(b, hi)) for a, b in holes if min(b, hi) > max(a, lo)]
 
 
 def with_durations(segments: Iterable[Segment], read_duration) -> list[Segment]:
@@ -117,42 +141,65 @@ def with_durations(segments: Iterable[Segment], read_duration) -> list[Segment]:
 
 @dataclass(frozen=True)
 class RingPolicy:
-    """How much the recorder keeps: footage within keep_s of now, at most max_bytes."""
+    """How much the recorder keeps: footage within keep_s of now, at most max_bytes; to keep
+    min_free_bytes free on the filesystem, footage older than recent_s goes too."""
 
     keep_s: float
     max_bytes: int  # 0: no byte cap
+    recent_s: float = 0.0  # footage a new alert's clip needs (pre_window_s)
 
 
 def plan_ring_deletions(segments: Sequence[Segment], now: float, policy: RingPolicy,
                         protected: Sequence[tuple[float, float]] = (),
-                        reserve_bytes: int = 0) -> list[tuple[Segment, str]]:
-    """(segment, reason) to delete, oldest first; reason is 'age' or 'bytes'.
+                        reserve_bytes: int = 0, free_bytes: int | None = None,
+                        min_free_bytes: int = 0,
+                        floor_bytes: int = 0) -> list[tuple[Segment, str]]:
+    """(segment, reason) to delete, oldest first; reason is 'age', 'bytes' or 'disk'.
 
     The newest segment (being written) is never deleted. By age: every segment that ended
     (the next one started) more than keep_s ago, unless it overlaps a protected window (a
     pending clip). By bytes: oldest first until the rest plus reserve_bytes (room for the
     segment being written to grow) fits max_bytes, protected or not, since the cap is
-    never exceeded.
+    never exceeded. By disk (the filesystem has free_bytes free): while less than
+    min_free_bytes is free, unprotected segments that ended more than recent_s ago, oldest
+    first; while less than floor_bytes (room to go on recording) is free, the oldest
+    segments, unprotected first, then protected ones: recording goes on.
     """
     if len(segments) < 2:
         return []
     finished = list(segments[:-1])
     newest = segments[-1]
+    ends = {seg.path: segments[i + 1].start for i, seg in enumerate(finished)}
     doomed: list[tuple[Segment, str]] = []
     kept = []
-    for i, seg in enumerate(finished):
-        end = segments[i + 1].start
+    for seg in finished:
+        end = ends[seg.path]
         if end < now - policy.keep_s and not protected_overlap(seg, end, protected):
             doomed.append((seg, 'age'))
         else:
             kept.append(seg)
     if policy.max_bytes > 0:
         total = sum(s.size for s in kept) + newest.size + reserve_bytes
-        for seg in kept:
+        for seg in list(kept):
             if total <= policy.max_bytes:
                 break
             doomed.append((seg, 'bytes'))
+            kept.remove(seg)
             total -= seg.size
+    if free_bytes is not None:
+        free = free_bytes + sum(seg.size for seg, _ in doomed)
+        unprotected = [s for s in kept if not protected_overlap(s, ends[s.path], protected)]
+        old = [s for s in unprotected if ends[s.path] < now - policy.recent_s]
+        for target, order in ((min_free_bytes, old),
+                              (floor_bytes, unprotected + [s for s in kept
+                                                           if s not in unprotected])):
+            for seg in order:
+                if free >= target:
+                    break
+                if seg in kept:
+                    doomed.append((seg, 'disk'))
+                    kept.remove(seg)
+                    free += seg.size
     return sorted(doomed, key=lambda d: d[0].start)
 
 

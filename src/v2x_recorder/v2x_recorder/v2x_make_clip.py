@@ -1,9 +1,12 @@
 """v2x_make_clip <T0> [--pre S --post S]: the seed's make_clip.py as a CLI.
 
 When event_clipper runs (its v2x/request_clip service answers within --service-timeout),
-the request goes to it and the clip follows on v2x/clip (--wait prints it). Otherwise the
-clip is cut directly from the recording dir, after waiting for the post-window to be
-recorded (unless --no-wait). T0 is epoch seconds, an ISO 8601 time, or 'now'.
+the request goes to it and the clip follows on v2x/clip (--wait prints it); a window not
+given is the node's own (pre_window_s / post_window_s), and --wait waits as long as the
+node may take (its parameters, read over its parameter service). Otherwise the clip is cut
+directly from the recording dir, after waiting for the post-window to be recorded (unless
+--no-wait), with the windows and directories event_clipper last ran with (its settings
+file in --state-dir) unless given. T0 is epoch seconds, an ISO 8601 time, or 'now'.
 """
 
 import argparse
@@ -16,8 +19,8 @@ import sys
 import time
 from typing import Callable, TextIO
 
-from v2x_recorder import clips, cutter, ffmpeg_tools
-from v2x_recorder.pending import PendingStore
+from v2x_recorder import clips, cutter, ffmpeg_tools, segments
+from v2x_recorder.pending import CLIPPER_SETTINGS_FILE, PendingStore
 
 
 class Exit(enum.IntEnum):
@@ -55,17 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
         '(through event_clipper when it runs, else directly from the recording dir).')
     p.add_argument('t0', help="event time: epoch seconds, ISO 8601 or 'now'")
     p.add_argument('--pre', type=float, default=0.0,
-                   help=f'seconds before T0 (0 = default, {clips.DEFAULT_PRE_S:g})')
+                   help="seconds before T0 (0 = event_clipper's pre_window_s)")
     p.add_argument('--post', type=float, default=0.0,
-                   help=f'seconds after T0 (0 = default, {clips.DEFAULT_POST_S:g})')
+                   help="seconds after T0 (0 = event_clipper's post_window_s)")
     p.add_argument('--clip-id', default='', help="clip id (default 'manual-<T0>')")
-    p.add_argument('--recording-dir', default='/var/rec', help='direct mode: segments')
-    p.add_argument('--archive-dir', default='/var/archive', help='direct mode: output')
+    p.add_argument('--recording-dir', default='',
+                   help="direct mode: segments (default: event_clipper's, else /var/rec)")
+    p.add_argument('--archive-dir', default='',
+                   help="direct mode: output (default: event_clipper's, else /var/archive)")
     p.add_argument('--state-dir', default='/var/lib/v2x/recorder',
                    help="direct mode: segment_recorder's state_dir, where the wait holds "
                         'the footage as a pending clip')
-    p.add_argument('--segment-s', type=float, default=10.0,
-                   help="direct mode: the recorder's segment length (for the wait)")
+    p.add_argument('--deadline', type=float, default=clips.DEFAULT_DEADLINE_S,
+                   help='direct mode: longest wait after T0 + post for its footage; then '
+                        'what exists is cut and the rest listed as gaps')
     p.add_argument('--direct', action='store_true', help='do not try the service')
     p.add_argument('--service', default='v2x/request_clip', help='service name')
     p.add_argument('--service-timeout', type=float, default=5.0,
@@ -88,10 +94,15 @@ def main(argv=None, env: dict | None = None, out: TextIO | None = None,
     out = out or sys.stdout
     env = os.environ if env is None else env
     now = time.time()
+    clipper = read_clipper_settings(args.state_dir)
+    args.recording_dir = args.recording_dir or clipper.get('recording_dir', '/var/rec')
+    args.archive_dir = args.archive_dir or clipper.get('archive_dir', '/var/archive')
     try:
         t0 = parse_t0(args.t0, now)
-        request = clips.make_request(args.clip_id, t0, args.pre, args.post, origin='cli',
-                                     requested_at=now)
+        request = clips.make_request(
+            args.clip_id, t0, args.pre, args.post, origin='cli', requested_at=now,
+            default_pre_s=clipper.get('pre_window_s', clips.DEFAULT_PRE_S),
+            default_post_s=clipper.get('post_window_s', clips.DEFAULT_POST_S))
     except (argparse.ArgumentTypeError, clips.BadClipRequest) as exc:
         print(f'v2x_make_clip: {exc}', file=sys.stderr)
         return Exit.USAGE
@@ -109,17 +120,36 @@ def _direct(args, request: clips.ClipRequest, out: TextIO, sleep, env) -> int:
     except ffmpeg_tools.FfmpegNotFound as exc:
         print(f'v2x_make_clip: {exc}', file=sys.stderr)
         return Exit.NO_FFMPEG
-    wait = 0.0 if args.no_wait else clips.due_at(request, args.segment_s) - time.time()
-    if wait > 0:
-        print(f'v2x_make_clip: waiting {wait:.1f} s for the post-window to be recorded',
-              file=sys.stderr)
+    if not args.no_wait and not _recorded(args, request):
+        deadline = clips.due_at(request, args.deadline)
+        print(f'v2x_make_clip: waiting up to {max(0.0, deadline - time.time()):.1f} s for '
+              'the post-window to be recorded', file=sys.stderr)
         with _held(args.state_dir, request):
-            sleep(wait)
+            while not _recorded(args, request):
+                sleep(min(0.5, max(0.0, deadline - time.time())))
     result = cutter.cut_clip(request, args.recording_dir, args.archive_dir, tools)
     print(json.dumps(result.sidecar, indent=1, sort_keys=True), file=out)
     if result.path:
         return Exit.OK
     return Exit.NO_FOOTAGE if not result.sidecar.get('segments') else Exit.FAILED
+
+
+def read_clipper_settings(state_dir: str) -> dict:
+    """The settings event_clipper last ran with (its file in state_dir); {} when absent."""
+    try:
+        with open(os.path.join(state_dir, CLIPPER_SETTINGS_FILE), encoding='utf-8') as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _recorded(args, request: clips.ClipRequest) -> bool:
+    """True once the recorder closed the footage of T0 + post, or at the deadline."""
+    starts = [seg.start for seg in segments.scan(args.recording_dir)]
+    return clips.is_due(request, time.time(), settle_s=1.0,
+                        next_start=clips.first_start_after(starts, request.hi),
+                        deadline_s=args.deadline)
 
 
 @contextlib.contextmanager
@@ -164,8 +194,8 @@ def _via_service(args, request: clips.ClipRequest, out: TextIO) -> int | None:
         req = RequestClip.Request()
         fill_stamp(req.t0, request.t0)
         req.clip_id = request.clip_id
-        req.pre_s = float(request.pre_s)
-        req.post_s = float(request.post_s)
+        req.pre_s = float(args.pre)    # 0: the node's own window
+        req.post_s = float(args.post)
         future = client.call_async(req)
         executor.spin_until_future_complete(future, timeout_sec=10.0)
         if not future.done() or future.result() is None:
@@ -178,7 +208,7 @@ def _via_service(args, request: clips.ClipRequest, out: TextIO) -> int | None:
             return Exit.FAILED
         if not args.wait:
             return Exit.OK
-        limit = args.wait_timeout or (clips.due_at(request, args.segment_s) - time.time() + 60.0)
+        limit = args.wait_timeout or _longest_wait(node, executor, args, request)
         end = time.monotonic() + max(1.0, limit)
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.2)
@@ -195,6 +225,43 @@ def _via_service(args, request: clips.ClipRequest, out: TextIO) -> int | None:
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def _longest_wait(node, executor, args, request: clips.ClipRequest) -> float:
+    """Seconds until the clipper's deadline for request, plus a minute for the cut."""
+    params = _clipper_parameters(node, executor, args.service)
+    post = args.post or params.get('post_window_s', request.post_s)
+    deadline_s = params.get('cut_deadline_s', clips.DEFAULT_DEADLINE_S)
+    return request.t0 + post + deadline_s + 60.0 - time.time()
+
+
+def _clipper_parameters(node, executor, service: str) -> dict:
+    """post_window_s and cut_deadline_s of the node serving service ({} if unknown)."""
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import GetParameters
+
+    full = node.resolve_service_name(service)
+    for name, ns in node.get_node_names_and_namespaces():
+        try:
+            served = node.get_service_names_and_types_by_node(name, ns)
+        except Exception:  # noqa: B902 -- the node left meanwhile (rclpy raises NodeNameNonExistentError)
+            continue
+        if full not in {srv for srv, _ in served}:
+            continue
+        client = node.create_client(GetParameters, f'{ns.rstrip("/")}/{name}/get_parameters')
+        try:
+            if not client.wait_for_service(timeout_sec=5.0):
+                return {}
+            names = ['post_window_s', 'cut_deadline_s']
+            future = client.call_async(GetParameters.Request(names=names))
+            executor.spin_until_future_complete(future, timeout_sec=5.0)
+            if not future.done() or future.result() is None:
+                return {}
+            return {n: v.double_value for n, v in zip(names, future.result().values, strict=False)
+                    if v.type == ParameterType.PARAMETER_DOUBLE}
+        finally:
+            node.destroy_client(client)
+    return {}
 
 
 if __name__ == '__main__':
