@@ -127,7 +127,7 @@ def _script(block: Block) -> str:
         body.append(f'echo "{MARK} {n}"')
         body.append(cmd.text)
         # on a line of its own even when the command's output does not end with a newline
-        body.append(f'printf \'\\n{MARK} {n} rc=%s\\n\' $?')
+        body.append(f"printf '\\n{MARK} {n} rc=%s\\n' $?")
     body.append('wait')
     return '\n'.join(body) + '\n'
 
