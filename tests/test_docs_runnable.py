@@ -23,7 +23,9 @@ import os
 from pathlib import Path
 import re
 import secrets
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -124,20 +126,47 @@ def _script(block: Block) -> str:
     for n, cmd in enumerate(block.commands):
         body.append(f'echo "{MARK} {n}"')
         body.append(cmd.text)
-        body.append(f'echo "{MARK} {n} rc=$?"')
+        # on a line of its own even when the command's output does not end with a newline
+        body.append(f"printf '\\n{MARK} {n} rc=%s\\n' $?")
     body.append('wait')
     return '\n'.join(body) + '\n'
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """Stop whatever the block left running (a failed block never reaches its `kill`)."""
+    for sig, grace_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        deadline = time.monotonic() + grace_s
+        try:
+            os.killpg(proc.pid, sig)
+            while time.monotonic() < deadline:
+                os.killpg(proc.pid, 0)  # raises once no member of the group is left
+                time.sleep(0.05)
+        except ProcessLookupError:
+            break
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def run_block(block: Block, tmp_path: Path) -> list[tuple[Command, list[str], int]]:
     """Run a block as one bash script; each command with its output lines and status."""
     env = dict(os.environ, V2X_ENV_QUIET='1', ROS_DOMAIN_ID=str(random_domain_id()),
                V2X_KEY=secrets.token_hex(32), HOME=str(tmp_path), V2X_DOC_ROOT=str(ROOT))
-    proc = subprocess.run(['bash', '-c', _script(block)], cwd=tmp_path, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=BLOCK_TIMEOUT_S)
+    proc = subprocess.Popen(['bash', '-c', _script(block)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=BLOCK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _end_group(proc)
+        out, _ = proc.communicate()
+        pytest.fail(f'{block.name}: did not finish within {BLOCK_TIMEOUT_S} s; it printed:\n'
+                    + '\n'.join(out.splitlines()[-30:]))
+    finally:
+        _end_group(proc)
     results, current, lines = [], None, []
-    for line in proc.stdout.splitlines():
+    for line in out.splitlines():
         if line.startswith(MARK):
             parts = line.split()
             if len(parts) == 2:
