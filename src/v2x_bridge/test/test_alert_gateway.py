@@ -78,6 +78,7 @@ def test_one_alert_exactly_one_delivery_and_update_cancel(pair):
     assert (sent.source_id, sent.sequence, sent.clip_id) == ('rsu_server_01', 1,
                                                              'rsu_server_01-1')
     assert sent.validity_s == 600.0 and sent.detection_time.sec > 0
+    assert (sent.path, sent.authenticated) == (Alert.PATH_LOCAL, True)  # produced here
     # several repeat intervals pass: still exactly one delivery
     assert ros.spin_until(lambda: pair['veh'].counters()['repeats'] >= 3, 20)
     assert len(got['alert']) == 1
@@ -85,6 +86,7 @@ def test_one_alert_exactly_one_delivery_and_update_cancel(pair):
     assert (a.source_id, a.sequence, a.kind, a.road) == ('rsu_server_01', 1,
                                                          Alert.KIND_COLLISION, 'segment_A')
     assert math.isclose(a.distance_m, 500.0) and a.clip_id == 'rsu_server_01-1'
+    assert (a.path, a.authenticated) == (Alert.PATH_RADIO, True)  # heard and verified
 
     update = _collision(source_id='rsu_server_01', sequence=1, severity=Alert.SEVERITY_MEDIUM,
                         detection_time=sent.detection_time, validity_s=600.0)

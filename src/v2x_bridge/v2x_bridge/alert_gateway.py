@@ -412,7 +412,8 @@ class AlertGateway(Node):
         self._outbox.put(alert, now)
         self._transmit(data)
         self._federation.sent(alert, data)  # federation: also to the broker (RSU)
-        self._pub_sent.publish(conversions.alert_to_msg(alert))
+        # produced (and signed) here: local and trusted, as Alert.msg defines them
+        self._pub_sent.publish(_alert_msg(alert, Alert.PATH_LOCAL, True))
 
     def _drop_alert_out(self, reason: str, exc: Exception, error: bool = False) -> None:
         with self._lock:
