@@ -30,7 +30,15 @@ from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
-from v2x_common.params import Param, ParameterError, check, declare_parameters, in_range, one_of
+from v2x_common.params import (
+    Param,
+    ParameterError,
+    check,
+    declare_parameters,
+    in_range,
+    make_dirs,
+    one_of,
+)
 from v2x_common.take import queued
 from v2x_common.worker import Worker
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
@@ -238,6 +246,11 @@ class AlertGateway(Node):
         self._last_foreign = ''
         self._markers_dirty = True
         self._signer, keyring = self._load_keys(s)
+        dirs = {'state_dir': s.state_dir}
+        if s.csv_log:
+            dirs['csv_log'] = os.path.dirname(os.path.abspath(s.csv_log))
+        for line in make_dirs(**dirs):  # said when made; refused when nobody's or unwritable
+            self.get_logger().info(line)
         try:  # the station's origin and sequences (shared with the CLI tools)
             self._sequences = SequenceStore(Path(s.state_dir))
         except (OSError, ValueError) as exc:

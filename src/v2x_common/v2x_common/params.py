@@ -276,10 +276,10 @@ def declare_parameters(node, table: Sequence[Param]) -> dict[str, Any]:
     return values
 
 
-def make_dirs(**dirs: str) -> None:
-    """Create each directory parameter's directory; ParameterError names the one that fails."""
-    for name, path in dirs.items():
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as exc:
-            raise ParameterError(name, f'cannot create {path!r}: {exc.strerror}') from None
+def make_dirs(**dirs: str) -> list[str]:
+    """Make each directory parameter's directory one this process can write (see
+    v2x_common.paths.prepare_dir); returns a line for each one created, for the node's
+    log. ParameterError names the parameter and the fix (a directory that cannot be
+    created, or that belongs to no user of this host or to nobody)."""
+    from v2x_common.paths import prepare_dir
+    return [line for name, path in dirs.items() if (line := prepare_dir(path, name))]

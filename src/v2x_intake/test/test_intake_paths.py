@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from v2x_common.params import ParameterError
+from v2x_common.paths import prepare_dir
 from v2x_intake.http_api import bind_or_explain
-from v2x_intake.paths import prepare_dir
 
 
 def test_missing_directory_is_made_and_said(tmp_path):

@@ -21,6 +21,7 @@ from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
 from v2x_common.node_main import EXIT_INTERNAL, run_node
 from v2x_common.params import ParameterError, declare_parameters
+from v2x_common.paths import prepare_dir
 from v2x_common.worker import dead, exit_node
 from v2x_intake.convert import event_to_alert
 from v2x_intake.core import (
@@ -37,7 +38,6 @@ from v2x_intake.core import (
 from v2x_intake.http_api import HttpServer, bind_or_explain, create_app
 from v2x_intake.ledger import Ledger
 from v2x_intake.logbudget import LogBudget
-from v2x_intake.paths import prepare_dir
 from v2x_intake.schema import IntakeError, IntakeEvent
 from v2x_intake.watch import DirectoryIntake
 from v2x_msgs.msg import Alert

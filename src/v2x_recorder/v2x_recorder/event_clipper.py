@@ -122,7 +122,8 @@ class EventClipper(Node):
         self.settings.validate()
         s = self.settings
         self.tools = ffmpeg_tools.find_ffmpeg(s.ffmpeg_path)
-        make_dirs(archive_dir=s.archive_dir, state_dir=s.state_dir)
+        for line in make_dirs(archive_dir=s.archive_dir, state_dir=s.state_dir):
+            self.get_logger().info(line)
         self.store = PendingStore(s.state_dir)
         self._write_settings_file()
         loaded, problems = self.store.load()

@@ -140,7 +140,8 @@ class SegmentRecorder(Node):
         self.settings = RecorderSettings(**declare_parameters(self, PARAMETERS))
         self.settings.validate()
         self.tools = ffmpeg_tools.find_ffmpeg(self.settings.ffmpeg_path)
-        make_dirs(recording_dir=self.settings.recording_dir)
+        for line in make_dirs(recording_dir=self.settings.recording_dir):
+            self.get_logger().info(line)
         s = self.settings
         self.supervisor = Supervisor(s.segment_s, s.restart_backoff_s, s.restart_backoff_max_s)
         self.ring = segments.RingPolicy(keep_s=s.pre_window_s + s.margin_s,

@@ -1,4 +1,4 @@
-"""The directories event_intake writes: made when missing, and said so; refused, with the
+"""The directories a node writes: made when missing, and said so; refused, with the
 command that fixes it, when this process cannot write them or they belong to nobody.
 
 Pure Python (no rclpy); errors are ParameterError naming the parameter.
