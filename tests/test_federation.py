@@ -379,7 +379,7 @@ def test_vehicle_stack_from_launch_file_gets_alerts_via_broker(stack):
     cred = mq.credentials_file(stack.tmp / 'veh_proc.cred', 'veh_proc', USERS['veh_proc'])
     group = random_group()
     args = {'key_file': stack.key, 'group': group[0], 'port': group[1], 'iface': '127.0.0.1',
-            'station_id': 'veh_proc', 'state_dir': stack.tmp / 'proc', 'csv_log': '',
+            'station_id': 'veh_proc', 'state_dir': stack.tmp / 'proc', 'csv_log': "''",
             'profile': ws / 'launch/config/demo.yaml', 'broker_url': stack.a.url,
             'broker_credentials_file': cred, 'broker_ca_file': stack.tls['ca']}
     observer = RosHarness()

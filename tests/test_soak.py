@@ -171,10 +171,12 @@ def test_evidence_survives_kills_a_full_disk_and_restarts(ros, small_fs, tmp_pat
             f'clips missing: {sorted({m.clip_id for m in clipped} - set(clips))}'
         for clip in clips.values():
             check_complete_or_gaps(clip, archive)
-        # the faults happened and were seen for what they were
-        assert any(clip.gaps for clip in clips.values()), 'no clip shows the ffmpeg kill'
+        # the faults happened and were seen for what they were (a gap from the kill is
+        # listed when it exceeds the tolerance; on a fast restart the footage stays whole,
+        # which check_complete_or_gaps above accepts only when it really is)
         log = (logs / 'recorder.log').read_text()
-        assert 'ffmpeg exited' in log and 'disk full' in log, log[-3000:]
+        assert 'ffmpeg exited' in log and 'restarting ffmpeg' in log, log[-3000:]
+        assert 'disk full' in log, log[-3000:]
         assert any('disk full' in m and 'MB free' in m for m in said), said
         print(f'soak: {len(sent)} alerts out, {len(clips)} clips, '
               f'{sum(1 for c in clips.values() if c.gaps)} with gaps, '
