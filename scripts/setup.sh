@@ -41,17 +41,29 @@ if [ "$(id -u)" = 0 ]; then
   command -v iptables >/dev/null 2>&1 || apt_needed+=(iptables)
   command -v ip >/dev/null 2>&1 || apt_needed+=(iproute2)
 fi
-# The MQTT broker of the federation (mosquitto), the console's browser tests (chromium and
-# its driver) and the independent DENM decoder (tshark). Tests that need one skip with the
-# reason where it cannot be had; as root, setup installs them.
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_needed+=(mosquitto)
-command -v mosquitto_pub >/dev/null 2>&1 || apt_needed+=(mosquitto-clients)
-command -v chromium >/dev/null 2>&1 || apt_needed+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || apt_needed+=(chromium-driver)
-command -v tshark >/dev/null 2>&1 || apt_needed+=(tshark)
-command -v openssl >/dev/null 2>&1 || apt_needed+=(openssl)
+# Optional: the MQTT broker of the federation (mosquitto), the console's browser tests
+# (chromium and its driver) and the independent DENM decoder (tshark). Tests that need one
+# skip with the reason where it is missing. As root (full install) setup installs them; a
+# light install (small vehicles) and a user without root only get them named.
+optional=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || optional+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || optional+=(mosquitto-clients)
+command -v chromium >/dev/null 2>&1 || optional+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || optional+=(chromium-driver)
+command -v tshark >/dev/null 2>&1 || optional+=(tshark)
+command -v openssl >/dev/null 2>&1 || optional+=(openssl)
+can_apt=0
+[ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && can_apt=1
+if [ ${#optional[@]} -gt 0 ]; then
+  if [ "$can_apt" = 1 ] && [ "$light" != 1 ]; then
+    apt_needed+=("${optional[@]}")
+  else
+    log "note: not installing ${optional[*]} (broker, browser and DENM-decoder tests skip" \
+        "with the reason); to have them: sudo apt-get install -y ${optional[*]}"
+  fi
+fi
 if [ ${#apt_needed[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  if [ "$can_apt" = 1 ]; then
     log "installing system packages: ${apt_needed[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
