@@ -140,7 +140,7 @@ class Stack:
                        {'console_port': self.veh_port, 'role': 'vehicle'}),
         ]
         self.ros = RosHarness(self.rsu_domain)
-        node = self.ros.node('console_test_driver')
+        node = self.graph = self.ros.node('console_test_driver')
         self.pub = node.create_publisher(Alert, '/v2x/alert_out', qos.ALERT_OUT)
         self.sent: list[Alert] = []
         node.create_subscription(Alert, '/v2x/alert_sent', self.sent.append, qos.ALERT_SENT)
@@ -201,6 +201,10 @@ def stack(tmp_path_factory):
     try:
         s.wait(s.healthy, 60, 'console /healthz')
         s.wait(lambda: s.pub.get_subscription_count() > 0, 60, 'RSU gateway on alert_out')
+        # v2x/alert_sent is VOLATILE: an alert sent before DDS matched the console's reader
+        # never reaches it, so wait until the console and the clipper read it (and us)
+        s.wait(lambda: s.graph.count_subscribers('/v2x/alert_sent') >= 3, 60,
+               'console and clipper on alert_sent')
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for arg in ('--headless=new', '--no-sandbox', '--disable-gpu',
