@@ -36,7 +36,11 @@ from v2x_testing import (
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.common.exceptions import (
+        StaleElementReferenceException,
+        TimeoutException,
+        WebDriverException,
+    )
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -217,6 +221,17 @@ def stack(tmp_path_factory):
         s.driver.get(s.base + '/')
         until(s.driver, 20).until(
             lambda d: d.find_element(By.ID, 'live').text == 'LIVE')
+        # DDS matching under load can lag the graph: an alert on VOLATILE alert_sent before
+        # the gateway matched the console's reader is never shown. Warm the path up with
+        # short-lived alerts until one appears on the page, so each case starts matched.
+        for attempt in range(6):
+            warm = s.inject(f'warm-up-{attempt}', 5.0)
+            try:
+                until(s.driver, 15).until(
+                    lambda d, w=warm: row(d, f'{w.source_id}/{w.sequence}') is not None)
+                break
+            except TimeoutException:
+                continue
         yield s
     finally:
         s.close()
