@@ -422,5 +422,5 @@ def test_restarted_rsu_continues_sequence_and_is_heard(pair):
     pair['pub'].publish(_collision())
     assert ros.spin_until(lambda: len(got['alert']) == 2, 20)
     assert got['alert'][1].sequence > got['alert'][0].sequence
-    assert new.settings.station_id == got['alert'][1].source_id
+    assert new.identity.station_id == got['alert'][1].source_id
     assert not any(k.startswith('dropped_') for k in veh.counters())
