@@ -276,22 +276,7 @@ class AlertGateway(Node):
                          else None)
         except OSError as exc:
             raise ParameterError('csv_log', str(exc)) from None
-        try:
-            self._rx = net.open_receiver(s.group, s.port, s.iface, timeout_s=0.0)
-        except (OSError, ValueError) as exc:
-            raise ParameterError('iface', f'group/port/iface: {exc}') from None
-        try:
-            self._tx = net.open_sender(s.group, s.port, s.iface, s.ttl, s.loopback)
-        except (OSError, ValueError) as exc:
-            self._rx.close()
-            raise ParameterError('iface', f'iface/ttl: {exc}') from None
-        self._reader = net.BatchReader(self._rx, RX_BATCH)
-        self._rcvbuf = net.rcvbuf_bytes(self._rx)
-        if self._rcvbuf < 2 * net.RCVBUF_BYTES:
-            self.get_logger().info(
-                f'receive buffer {self._rcvbuf} bytes (asked {2 * net.RCVBUF_BYTES}); '
-                'a flood fills it sooner: raise net.core.rmem_max')
-
+        self._open_link(s)
         self._pub_alert = self.create_publisher(Alert, 'v2x/alert', qos.ALERT)
         self._seen_sub = self.create_subscription(Alert, 'v2x/alert', self._on_alert_seen,
                                                   qos.ALERT_READER)
@@ -341,6 +326,24 @@ class AlertGateway(Node):
             f'{s.role} {self.identity.station_id} on {s.group}:{s.port} '
             f'iface={s.iface or "default"} auth={s.auth_mode}'
             + (' INSECURE' if s.insecure else ''))
+
+    def _open_link(self, s: Settings) -> None:
+        """The multicast sockets and the batch reader; ParameterError names what failed."""
+        try:
+            self._rx = net.open_receiver(s.group, s.port, s.iface, timeout_s=0.0)
+        except (OSError, ValueError) as exc:
+            raise ParameterError('iface', f'group/port/iface: {exc}') from None
+        try:
+            self._tx = net.open_sender(s.group, s.port, s.iface, s.ttl, s.loopback)
+        except (OSError, ValueError) as exc:
+            self._rx.close()
+            raise ParameterError('iface', f'iface/ttl: {exc}') from None
+        self._reader = net.BatchReader(self._rx, RX_BATCH)
+        self._rcvbuf = net.rcvbuf_bytes(self._rx)
+        if self._rcvbuf < 2 * net.RCVBUF_BYTES:
+            self.get_logger().info(
+                f'receive buffer {self._rcvbuf} bytes (asked {2 * net.RCVBUF_BYTES}); '
+                'a flood fills it sooner: raise net.core.rmem_max')
 
     # --- actions of the core ------------------------------------------------------------
     def _do(self, actions) -> None:
