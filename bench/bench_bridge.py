@@ -317,7 +317,8 @@ def _node_rate(ring, signer, data) -> float:
             params += [Parameter('auth_mode', value='ed25519'),
                        Parameter('trust_store', value=store)]
         node = AlertGateway(context=ctx, parameter_overrides=params)
-        node._receiver.max_events = node._receiver.max_events_per_source = len(data) + 1
+        rx = node.core.receiver
+        rx.max_events = rx.max_events_per_source = len(data) + 1
         try:
             before = node.counters()['delivered']
             rate = _rate(node.handle_datagram, data)
@@ -340,7 +341,8 @@ def cpu_cost(n: int = 5000) -> tuple[float, float]:
     tx, box = Sender(key), Outbox(1.0)
     rx = Receiver(keys.Keyring([key]), max_events=n + 1, max_events_per_source=n + 1)
     msg = Alert()
-    msg.kind, msg.severity, msg.validity_s, msg.road = 1, 3, 2.0, 'segment_A'
+    # valid long enough that none expires while the loop runs (2 s did on a loaded machine)
+    msg.kind, msg.severity, msg.validity_s, msg.road = 1, 3, 60.0, 'segment_A'
     with tempfile.TemporaryDirectory() as tmp:
         store = SequenceStore(tmp)
         datagrams = []

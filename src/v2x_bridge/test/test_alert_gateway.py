@@ -422,5 +422,23 @@ def test_restarted_rsu_continues_sequence_and_is_heard(pair):
     pair['pub'].publish(_collision())
     assert ros.spin_until(lambda: len(got['alert']) == 2, 20)
     assert got['alert'][1].sequence > got['alert'][0].sequence
-    assert new.settings.station_id == got['alert'][1].source_id
+    assert new.identity.station_id == got['alert'][1].source_id
     assert not any(k.startswith('dropped_') for k in veh.counters())
+
+
+def test_high_water_file_round_trip_and_unreadable(tmp_path):
+    """The replay marks saved (atomically, as JSON) load back as the Receiver holds them;
+    a missing or unreadable file loads as no marks (start-up goes on)."""
+    from v2x_bridge.alert_gateway import HighWaterFile
+    from v2x_protocol import keys
+    from v2x_protocol.receiver import Receiver
+
+    marks = {('rsu_a', 1, b'\x01' * 8): 5 * 10**18, ('veh:x', 2, b'\x02' * 8): 7}
+    store = HighWaterFile(tmp_path)
+    assert store.load() == {}
+    rx = Receiver(keys.Keyring(), high_water=marks)
+    store.save(rx.high_water_state())
+    assert store.load() == marks
+    assert not list(tmp_path.glob('.*'))  # no temporary file left behind
+    store.path.write_text('{not json')
+    assert store.load() == {}

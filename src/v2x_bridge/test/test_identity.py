@@ -201,13 +201,13 @@ def test_gateway_reports_another_station_with_its_id_and_rotates_pseudonyms(ros,
     tx = Sender(keys.HmacKey(KEY.encode()))
     with net.open_sender(group, port, '127.0.0.1') as sock:
         sock.send(tx.datagram(wire.HeartbeatData('rsu_far', 1), time.time_ns() + 20 * 10**9))
-    rsu._id_conflict_at = -1e9  # the conflict's ERROR outranks the WARN: let it pass
+    rsu.core._id_conflict_at = -1e9  # the conflict's ERROR outranks the WARN: let it pass
     assert ros.spin_until(lambda: rsu._health()[0] == WARN
                           and 'rsu_far' in rsu._health()[1], 20), rsu._health()[1]
     seen = set()
 
     def vehicles():
-        seen.update(p.source_id for p in rsu._peers.snapshot(time.time_ns())
+        seen.update(p.source_id for p in rsu.core.peers.snapshot(time.time_ns())
                     if p.source_id.startswith('vehicle_'))
         return len(seen) >= 2
     assert ros.spin_until(vehicles, 20), seen

@@ -5,8 +5,10 @@ RSU: every datagram the gateway sends for an alert, and its heartbeat, is also p
 (retained, expiring). Vehicle: subscribes to the 3x3 tiles around its `fix`
 (sensor_msgs/NavSatFix), or broker_area / the tiles around origin_lat/origin_lon until a
 fix arrives, and hands each payload to the gateway's `deliver(bytes)`, which runs it
-through the same Receiver as the radio path. paho calls back on its own network thread:
-`deliver` must be thread-safe (the gateway serialises its receive path).
+through the same Receiver as the radio path (the gateway core skips a datagram already
+accepted on the other path). paho calls back on its own network thread: `deliver` must be
+thread-safe (the gateway serialises its receive path). The station id on the RSU's topics
+and its client id come from the gateway's one Identity (identity.py).
 """
 
 import math
@@ -15,17 +17,17 @@ from typing import Callable
 
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 
+from v2x_bridge.identity import Identity
 from v2x_common import qos
 from v2x_common.params import Param, ParameterError, in_range
 from v2x_federation import quadkey, topics
-from v2x_federation.config import make_config
-from v2x_federation.duplicates import SeenDatagrams
+from v2x_federation.config import BrokerConfig, make_config
 from v2x_federation.link import BrokerLink
 from v2x_federation.publish import OFFLINE, RsuPublisher
 from v2x_protocol.wire import AlertData, HeartbeatData
 
 #: the broker_* rows of alert_gateway's one parameter table (alert_gateway.PARAMETERS
-#: ends with them); checked again, together, by v2x_federation.config.make_config
+#: ends with them), read with the others and checked together by read_config
 PARAMETERS = (
     Param('broker_url', '', "MQTT v5 broker ('' = off): mqtts://host:8883, or "
           'mqtt://127.0.0.1:1883 for a plain lab broker (warned)'),
@@ -39,58 +41,60 @@ PARAMETERS = (
     Param('broker_area', '', 'vehicle without a fix: comma-separated quadkeys to subscribe '
           "('' = the 3x3 tiles around origin_lat/origin_lon)"),
 )
-NAMES = tuple(row.name for row in PARAMETERS)
+
+
+def read_config(values: dict) -> BrokerConfig | None:
+    """The broker_* values (popped from the gateway's one parameter read) checked into
+    a config; None when broker_url is empty (federation off). Raises ParameterError."""
+    v = {row.name: values.pop(row.name) for row in PARAMETERS}
+    config = make_config(v['broker_url'], v['broker_credentials_file'], v['broker_ca_file'],
+                         v['broker_topic_prefix'], v['broker_zoom'], v['broker_area'])
+    if config is not None and values.get('station_id'):
+        try:  # the RSU's topics and client id carry it (a default id always fits)
+            topics.check_level(values['station_id'])
+        except topics.InvalidTopic as exc:
+            raise ParameterError('station_id', str(exc)) from None
+    return config
 
 
 class GatewayFederation:
-    """The gateway's broker link; `enabled` is False when broker_url is empty."""
+    """The gateway's broker link; `enabled` is False when there is no broker config."""
 
-    def __init__(self, node, *, role: str, station_id: str, site: tuple[float, float],
-                 heartbeat_period_s: float, stale_after: int,
+    def __init__(self, node, config: BrokerConfig | None, identity: Identity, *,
+                 site: tuple[float, float], heartbeat_period_s: float, stale_after: int,
                  deliver: Callable[[bytes], None]):
-        v = {name: node.get_parameter(name).value for name in NAMES}  # declared by the node
-        self.config = make_config(v['broker_url'], v['broker_credentials_file'],
-                                  v['broker_ca_file'], v['broker_topic_prefix'],
-                                  v['broker_zoom'], v['broker_area'])
-        self.enabled = self.config is not None
+        self.config = config
+        self.enabled = config is not None
         self.link = None
         if not self.enabled:
             return
-        try:
-            topics.check_level(station_id)
-        except topics.InvalidTopic as exc:
-            raise ParameterError('station_id', str(exc)) from None
+        role = identity.role
         self._node, self._role, self._deliver = node, role, deliver
         self._period_s, self._stale_after = heartbeat_period_s, stale_after
-        self._dropped = {'offline_status': 0, 'foreign_topic': 0, 'empty': 0,
-                         'path_duplicates': 0}
-        self._seen = SeenDatagrams()
+        self._dropped = {'offline_status': 0, 'foreign_topic': 0, 'empty': 0}
         self._logger = node.get_logger()
-        for warning in self.config.warnings:
+        for warning in config.warnings:
             self._logger.warning(warning)
         will = None
-        if role == 'rsu':
+        if role == 'rsu':  # an RSU's identity is fixed: its topics name it for good
             try:
-                self._publisher = RsuPublisher(self.config.prefix, station_id,
-                                               self.config.zoom, site)
+                self._publisher = RsuPublisher(config.prefix, identity.station_id,
+                                               config.zoom, site)
             except quadkey.InvalidPosition as exc:
                 raise ParameterError('origin_lat', f'the site position: {exc}') from None
             will = self._publisher.will()
-        # an RSU's client id is its station id (one session per station); a vehicle's is
-        # left to the broker, so it does not carry the vehicle's (pseudonymous) station id
-        self.link = BrokerLink(self.config, client_id=station_id if role == 'rsu' else '',
+        self.link = BrokerLink(config, client_id=identity.broker_client_id,
                                on_message=self._on_message if role == 'vehicle' else None,
                                will=will, log=self._log)
         if role == 'vehicle':
-            self._tiles = topics.TileSubscriptions(self.config.prefix, self.config.zoom,
-                                                   self.config.area)
-            if not self.config.area:
+            self._tiles = topics.TileSubscriptions(config.prefix, config.zoom, config.area)
+            if not config.area:
                 self._tiles.moved_to(*site)
             self.link.set_filters(sorted(self._tiles.filters), [])
             node.create_subscription(NavSatFix, 'fix', self._on_fix, qos.SENSOR_DATA)
         self.link.start()
-        self._logger.info(f'broker {self.config.url} prefix={self.config.prefix} '
-                          f'zoom={self.config.zoom} as {self.config.username or "anonymous"}')
+        self._logger.info(f'broker {config.url} prefix={config.prefix} '
+                          f'zoom={config.zoom} as {config.username or "anonymous"}')
 
     def _log(self, level: str, text: str) -> None:
         # one call site per severity: rclpy refuses a severity change at one call site
@@ -144,20 +148,6 @@ class GatewayFederation:
     def filters(self) -> frozenset[str]:
         """The vehicle's current subscriptions."""
         return self._tiles.filters if self.enabled and self._role == 'vehicle' else frozenset()
-
-    # --- both (called under the gateway's receive lock) ------------------------------
-    def duplicate(self, data: bytes) -> bool:
-        """True (and counted) when this exact datagram was accepted already by the other
-        path: skip it before the Receiver, which would count it as a replay."""
-        if not self.enabled or data not in self._seen:
-            return False
-        self._dropped['path_duplicates'] += 1
-        return True
-
-    def accepted(self, data: bytes) -> None:
-        """The Receiver accepted data (delivered, repeat or heartbeat)."""
-        if self.enabled:
-            self._seen.add(data)
 
     # --- both -----------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

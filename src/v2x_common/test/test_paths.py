@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from v2x_common.params import ParameterError, make_dirs
+from v2x_common.params import ParameterError
+from v2x_common.paths import make_dirs
 
 
 def test_make_dirs_says_what_it_made_and_nothing_when_there(tmp_path):

@@ -275,11 +275,3 @@ def declare_parameters(node, table: Sequence[Param]) -> dict[str, Any]:
         values[row.name] = check_value(row, value)
     return values
 
-
-def make_dirs(**dirs: str) -> list[str]:
-    """Make each directory parameter's directory one this process can write (see
-    v2x_common.paths.prepare_dir); returns a line for each one created, for the node's
-    log. ParameterError names the parameter and the fix (a directory that cannot be
-    created, or that belongs to no user of this host or to nobody)."""
-    from v2x_common.paths import prepare_dir
-    return [line for name, path in dirs.items() if (line := prepare_dir(path, name))]

@@ -1,7 +1,9 @@
 """The directories a node writes: made when missing, and said so; refused, with the
 command that fixes it, when this process cannot write them or they belong to nobody.
 
-Pure Python (no rclpy); errors are ParameterError naming the parameter.
+Pure Python (no rclpy); errors are ParameterError naming the parameter. This module
+imports params, never the other way round: a node calls :func:`make_dirs` with its
+directory parameters after reading them.
 """
 
 import grp
@@ -77,3 +79,11 @@ def prepare_dir(path: str, parameter: str) -> str | None:
                             f'as {_me()}: it cannot write there; sudo chown {_me()} {path} '
                             '(or run the node as its owner)')
     return None
+
+
+def make_dirs(**dirs: str) -> list[str]:
+    """Make each directory parameter's directory one this process can write (see
+    :func:`prepare_dir`); returns a line for each one created, for the node's log.
+    ParameterError names the parameter and the fix (a directory that cannot be created,
+    or that belongs to no user of this host or to nobody)."""
+    return [line for name, path in dirs.items() if (line := prepare_dir(path, name))]

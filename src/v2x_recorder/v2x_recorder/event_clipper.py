@@ -28,8 +28,8 @@ from v2x_common.params import (
     directory,
     ge,
     gt,
-    make_dirs,
 )
+from v2x_common.paths import make_dirs
 from v2x_common.recent import RecentEvents
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip

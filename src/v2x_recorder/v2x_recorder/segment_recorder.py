@@ -27,9 +27,9 @@ from v2x_common.params import (
     directory,
     ge,
     gt,
-    make_dirs,
     not_empty,
 )
+from v2x_common.paths import make_dirs
 from v2x_common.recent import RecentEvents
 from v2x_common.redact import redact_url
 from v2x_common.worker import Worker
