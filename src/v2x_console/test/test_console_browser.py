@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -598,3 +599,41 @@ def test_text_from_the_air_stays_text(stack):
         until(d, 20).until(lambda d: d.find_element(By.ID, 'live').text == 'LIVE')
     sent = stack.inject('road-after-hostile', 60.0)
     until(d, 20).until(lambda d: row(d, f'{sent.source_id}/{sent.sequence}') is not None)
+
+
+def test_idle_streams_from_other_addresses_leave_the_operator_served(stack):
+    """300 idle live streams opened from 127.0.0.2 and other loopback addresses (never
+    read): the page, its live stream and an action from 127.0.0.1 still work."""
+    idle = []
+    try:
+        for i in range(300):
+            s = socket.create_connection(('127.0.0.1', stack.port), timeout=10,
+                                         source_address=(f'127.0.0.{2 + i % 75}', 0))
+            s.sendall(b'GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+            idle.append(s)
+
+        seen = {}
+
+        def answered():  # connections beyond the server's cap are reset while it catches up
+            try:
+                seen.update(http('GET', f'{stack.base}/healthz')[1])
+            except OSError:
+                return False
+            return seen['stream_clients'] + seen.get('streams_refused', 0) >= 200
+        stack.wait(answered, 30, 'the console answered the idle streams')
+        print(f'\nafter 300 idle streams: {seen}')
+        d = stack.driver
+        d.get(stack.base + '/')
+        until(d, 30).until(lambda d: d.find_element(By.ID, 'live').text == 'LIVE')
+        status, body = http('POST', f'{stack.base}/api/alerts', {'road': 'road-under-load'},
+                            {'Authorization': f'Bearer {TOKEN}', 'X-V2X-Console': '1',
+                             'Content-Type': 'application/json'})
+        assert status == 202, body
+        stack.wait(lambda: any(a.road == 'road-under-load' for a in stack.sent), 20,
+                   'the action reached alert_sent')
+        sent = next(a for a in stack.sent if a.road == 'road-under-load')
+        until(d, 20).until(lambda d: row(d, f'{sent.source_id}/{sent.sequence}') is not None)
+        assert http('GET', f'{stack.base}/healthz')[1]['stream_clients'] <= 64
+    finally:
+        for s in idle:
+            s.close()

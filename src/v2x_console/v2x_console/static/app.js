@@ -389,7 +389,11 @@ function connect() {
   const source = new EventSource('/api/events');
   const live = $('live');
   source.onopen = () => { live.textContent = 'LIVE'; live.className = 'good'; };
-  source.onerror = () => { live.textContent = 'RECONNECTING (data may be old)'; live.className = 'bad'; };
+  source.onerror = () => {
+    live.textContent = 'RECONNECTING (data may be old)'; live.className = 'bad';
+    // refused (429: too many streams) or an HTTP error: EventSource gives up; try again
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+  };
   const on = (kind, fn) => source.addEventListener(kind, (ev) => fn(JSON.parse(ev.data)));
   on('snapshot', (s) => {
     state = s; offsetMs = s.now * 1000 - Date.now();
