@@ -14,6 +14,7 @@ from v2x_console.archive import ArchiveReader
 from v2x_console.core import ConsoleState, Event
 from v2x_console.http_app import (
     MAX_STREAMS_PER_CLIENT,
+    EventStream,
     Hub,
     NotCancellable,
     StreamRefused,
@@ -180,24 +181,38 @@ def test_stream_snapshot_then_events_and_slow_client_dropped():
 
 def test_streams_capped_per_address_and_in_all():
     """A few streams per client address; when all are taken a newcomer replaces the
-    oldest stream of the address holding the most, and is refused when none holds more."""
+    oldest stream of the address holding the most (of those, the one that opened the most
+    lately), and is refused when none holds more than it does."""
     async def scenario():
-        hub = Hub(lambda: {}, max_streams=6, per_client=2)
-        a1, _ = hub.open('10.0.0.1'), hub.open('10.0.0.1')
+        hub = Hub(lambda: {}, max_streams=4, per_client=2)
+        a1, a2 = hub.open('10.0.0.1', now=1), hub.open('10.0.0.1', now=2)
         with pytest.raises(StreamRefused, match='at most 2 per client address'):
-            hub.open('10.0.0.1')
-        for address in ('10.0.0.2', '10.0.0.2', '10.0.0.3', '10.0.0.3'):
-            hub.open(address)
-        assert hub.clients == 6
-        d1 = hub.open('10.0.0.4')               # replaces 10.0.0.1's oldest stream
-        assert a1.get_nowait() is None and hub.clients == 6
-        with pytest.raises(StreamRefused, match='all 6 live streams are taken'):
-            hub.open('10.0.0.4')                # it would hold 2, as many as anyone
-        hub.release(d1)
-        hub.open('10.0.0.5')
-        assert hub.stats() == {'stream_clients': 6, 'stream_clients_dropped': 0,
-                               'streams_refused': 2, 'streams_replaced': 1,
+            hub.open('10.0.0.1', now=3)
+        b1, b2 = hub.open('10.0.0.2', now=4), hub.open('10.0.0.2', now=5)
+        c1 = hub.open('10.0.0.3', now=6)        # 10.0.0.1 opened most: its oldest goes
+        assert a1.get_nowait() is None and hub.clients == 4
+        hub.open('10.0.0.4', now=7)             # now 10.0.0.2 holds the most
+        assert b1.get_nowait() is None and a2.empty() and b2.empty() and c1.empty()
+        with pytest.raises(StreamRefused, match='all 4 live streams are taken'):
+            hub.open('10.0.0.3', now=8)         # it would hold 2: more than anyone
+        assert hub.stats() == {'stream_clients': 4, 'stream_clients_dropped': 0,
+                               'streams_refused': 2, 'streams_replaced': 2,
                                'streams_stalled': 0}
+    asyncio.run(scenario())
+
+
+def test_reconnecting_clients_do_not_displace_a_steady_stream():
+    """Every stream taken, one per address: clients that keep reconnecting replace each
+    other, never the operator's stream that opened once."""
+    async def scenario():
+        hub = Hub(lambda: {}, max_streams=4, per_client=4)
+        operator = hub.open('192.0.2.1', now=0)
+        for i in range(3):
+            hub.open(f'198.51.100.{i}', now=0.1 * (i + 1))
+        for t in range(1, 120):                 # 10 more addresses, each reconnecting
+            hub.open(f'198.51.100.{3 + t % 10}', now=t)
+            assert operator.empty() and hub.clients == 4
+        assert hub.replaced_streams == 119
     asyncio.run(scenario())
 
 
@@ -269,3 +284,37 @@ def test_verification_one_at_a_time_per_client(app, monkeypatch):
     worker.join(10)
     assert first[0].json()['ok'] is True
     assert client.get(f'/api/archive/{stem}/verify').json()['ok'] is True
+
+
+def test_unread_stream_closed_and_gone_client_released():
+    """A stream whose writes stay blocked (the client reads nothing) ends after stall_s,
+    unfinished (the server then closes the connection); a client's disconnect ends its
+    stream at once. Either way its slot is free."""
+    async def scenario():
+        hub = Hub(lambda: {'now': NOW})
+        sent = []
+
+        async def blocked_send(message):
+            sent.append(message['type'])
+            if message['type'] == 'http.response.body':
+                await asyncio.sleep(60)  # the socket's buffers are full
+
+        async def never_disconnects():
+            await asyncio.sleep(60)
+            return {'type': 'http.disconnect'}
+        await asyncio.wait_for(EventStream(hub, hub.open('10.0.0.9'), stall_s=0.2)(
+            {}, never_disconnects, blocked_send), 5)
+        assert sent == ['http.response.start', 'http.response.body']
+        assert hub.stalled_streams == 1 and hub.clients == 0
+
+        async def reading_send(message):
+            sent.append(message.get('more_body'))
+
+        async def disconnects():
+            await asyncio.sleep(0.1)
+            return {'type': 'http.disconnect'}
+        sent.clear()
+        await asyncio.wait_for(EventStream(hub, hub.open('10.0.0.9'))(
+            {}, disconnects, reading_send), 5)
+        assert sent == [None, True, False] and hub.clients == 0
+    asyncio.run(scenario())

@@ -13,10 +13,11 @@ Resources are bounded per client address, so that nobody without credentials can
 the operator's page: live streams (each holds a connection for as long as it lasts) are
 at most MAX_STREAMS_PER_CLIENT per address and MAX_STREAMS in all, well below the
 server's connection cap; when all are taken, a newcomer's stream replaces the oldest of
-the address holding the most, as long as that address would still hold more than the
-newcomer's. A refused stream is answered 429 and its connection closed. A stream whose
-client stops reading (a write blocked for STALL_S) is closed. A video verification (it
-hashes a whole clip) runs one at a time per client address and MAX_VERIFICATIONS at once.
+the address holding the most (among those, of the one that opened the most streams
+lately), as long as that address holds more than the newcomer's. A refused stream is
+answered 429 and its connection closed. A stream whose client stops reading (a write
+blocked for STALL_S) is closed. A video verification (it hashes a whole clip) runs one
+at a time per client address and MAX_VERIFICATIONS at once.
 
 Host names (DNS rebinding): a request must name this console by an IP address, by a
 loopback name, or (when bound beyond loopback) by this machine's name or one of
@@ -27,6 +28,7 @@ import asyncio
 from contextlib import aclosing
 import ipaddress
 import json
+import math
 from pathlib import Path
 import re
 import socket
@@ -66,6 +68,10 @@ MAX_STREAMS_PER_CLIENT = 4
 #: Seconds a write to a stream may stay blocked (the client reads nothing) before the
 #: stream is closed; keep-alives every KEEPALIVE_S make an idle reader's block show.
 STALL_S = 30.0
+#: How fast a client's count of streams opened lately decays (seconds), and how many
+#: addresses are tracked at most.
+CHURN_S = 60.0
+MAX_TRACKED = 4096
 #: Video verifications hashing at once (each also one at a time per client address).
 MAX_VERIFICATIONS = 2
 RETRY_AFTER_S = 10
@@ -113,6 +119,7 @@ class Hub:
         self._per_client = per_client
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: dict[asyncio.Queue, str] = {}  # queue -> client address, oldest first
+        self._churn: dict[str, tuple[float, float]] = {}  # address -> (opens score, at)
         self.dropped_clients = 0
         self.unencodable = 0
         self.refused_streams = 0
@@ -124,11 +131,15 @@ class Hub:
     def clients(self) -> int:
         return len(self._clients)
 
-    def open(self, address: str) -> asyncio.Queue:
+    def open(self, address: str, now: float | None = None) -> asyncio.Queue:
         """Register a stream of a client address (counted from now on); raises
         StreamRefused when its address holds its share, or every stream is taken by
-        addresses holding no more than it would."""
+        addresses holding no more than it does. When all are taken, the newcomer replaces
+        the oldest stream of the address holding the most; among those, of the one that
+        opened the most streams lately (a client that keeps reconnecting loses first,
+        an operator's long-lived stream last)."""
         self._loop = asyncio.get_running_loop()
+        churn = self._opened(address, time.monotonic() if now is None else now)
         held: dict[str, int] = {}
         for owner in self._clients.values():
             held[owner] = held.get(owner, 0) + 1
@@ -138,16 +149,28 @@ class Hub:
             raise StreamRefused(f'{address} holds {mine} live streams already (at most '
                                 f'{self._per_client} per client address)')
         if len(self._clients) >= self._max_streams:
-            heaviest = max(held, key=lambda owner: held[owner])  # first: oldest stream
-            if held[heaviest] <= mine + 1:
+            victim = max(held, key=lambda owner: (held[owner], churn(owner)))
+            if held[victim] <= mine:
                 self.refused_streams += 1
                 raise StreamRefused(f'all {self._max_streams} live streams are taken')
-            oldest = next(q for q, owner in self._clients.items() if owner == heaviest)
+            oldest = next(q for q, owner in self._clients.items() if owner == victim)
             self._end(oldest)
             self.replaced_streams += 1
         queue: asyncio.Queue = asyncio.Queue()
         self._clients[queue] = address
         return queue
+
+    def _opened(self, address: str, now: float) -> Callable[[str], float]:
+        """Count one stream opened by address (a score decaying with CHURN_S); returns
+        the score of any address at now."""
+        def score(owner: str) -> float:
+            value, at = self._churn.get(owner, (0.0, now))
+            return value * math.exp(-(now - at) / CHURN_S)
+        if len(self._churn) >= MAX_TRACKED and address not in self._churn:
+            for old in [a for a in self._churn if score(a) < 0.5] or list(self._churn):
+                del self._churn[old]
+        self._churn[address] = (score(address) + 1.0, now)
+        return score
 
     def release(self, queue: asyncio.Queue) -> None:
         """The stream ended (any way): its slot is free."""
