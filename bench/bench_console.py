@@ -405,10 +405,13 @@ def flood(b: Bench, args) -> None:
         time.sleep(max(0.0, args.flood_window_s - (time.monotonic() - t0)))
         cpu = 100.0 * (cpu_s(b.console.pid) - c0) / (time.monotonic() - t0)
         rss = rss_mib(b.console.pid)
-        conn = http.client.HTTPConnection('127.0.0.1', b.port, timeout=10)
-        conn.request('GET', '/healthz')
-        health = json.loads(conn.getresponse().read())
-        conn.close()
+        try:
+            conn = http.client.HTTPConnection('127.0.0.1', b.port, timeout=10)
+            conn.request('GET', '/healthz')
+            health = json.loads(conn.getresponse().read())
+            conn.close()
+        except (OSError, http.client.HTTPException):  # refused: every connection taken
+            health = {'stream_clients': 'unknown (/healthz refused)'}
         if attack:
             attack.stop()
         rows.append((label, cpu, rss, view, health, attack))
