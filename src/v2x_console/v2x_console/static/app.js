@@ -308,7 +308,7 @@ async function verifyClip(c, button) {
   try {
     const r = await fetch(`/api/archive/${encodeURIComponent(c.stem)}/verify`);
     const j = await r.json();
-    cell.textContent = j.ok ? ' ✓ verified' : ` ✗ ${j.error || j.detail}`;
+    cell.textContent = j.ok ? ' ✓ verified' : ` ✗ ${j.detail || j.error}`;  // 429: busy
     cell.className = `verify-result ${j.ok ? 'good' : 'bad'}`;
   } catch (e) {
     cell.textContent = ` ✗ ${e}`;
