@@ -345,8 +345,9 @@ def allowed_hosts(bind: str, extra: Iterable[str] = ()) -> frozenset[str]:
     A page of another site that the operator visits cannot reach the console through
     DNS rebinding: its requests carry that site's name."""
     names = {'localhost', *extra}
-    if not is_loopback(bind):
-        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    if not is_loopback(bind):  # its name and mDNS name (no DNS lookup: a site may have none)
+        host = socket.gethostname().lower()
+        names |= {host, f'{host}.local'}
     return frozenset(n.rstrip('.') for n in names if n)
 
 
