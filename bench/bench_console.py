@@ -9,14 +9,23 @@
 3. Alert-path latency /v2x/alert_out -> RSU gateway -> loopback multicast -> vehicle
    gateway -> /v2x/alert, p50/p99 over --alerts alerts, with the console off, on (with
    the stream clients connected) and off again, in the same run.
+4. Refused streams (issue 24 item 4): --flood idle live streams from 127.0.0.2 and other
+   loopback addresses (never read; each refused one reconnects after 1 s, as a browser
+   would), against the same console without them, in the same run: console CPU and RSS,
+   the operator's GET / latency from 127.0.0.1 (p50/p99), how long its own live stream
+   takes to deliver the snapshot, and what the console refused.
 
 Usage (inside scripts/env.sh):  python bench/bench_console.py [--window-s 20] [--alerts 300]
+                                [--sections resources,chromium,latency,flood] [--flood 300]
 """
 
 import argparse
 import http.client
+import json
 import os
 from pathlib import Path
+import selectors
+import socket
 import tempfile
 import threading
 import time
@@ -198,7 +207,8 @@ def measure(pid: int, seconds: float) -> tuple[float, float]:
 
 
 def resources(b: Bench, args) -> list[StreamClient]:
-    b.start_console()
+    if b.console is None:
+        b.start_console()
     time.sleep(3.0)  # let start-up work (imports, first diagnostics) settle
     idle_cpu, idle_rss = measure(b.console.pid, args.window_s)
     clients = [StreamClient(b.port) for _ in range(args.clients)]
@@ -288,6 +298,136 @@ def chromium(b: Bench) -> None:
         driver.quit()
 
 
+class Flood(threading.Thread):
+    """n idle live streams from 127.0.0.2.. : each sends its request and reads only the
+    status line; a refused one (429, or closed) reconnects after retry_s, an accepted one
+    is held open and never read again."""
+
+    def __init__(self, port: int, n: int, retry_s: float = 1.0):
+        super().__init__(daemon=True)
+        self.port, self.n, self.retry_s = port, n, retry_s
+        self.refused = self.held = self.attempts = 0
+        self._halt = threading.Event()
+        self._open: list[socket.socket] = []
+
+    def _connect(self, i: int, sel: selectors.BaseSelector) -> None:
+        self.attempts += 1
+        try:
+            s = socket.create_connection(('127.0.0.1', self.port), timeout=5,
+                                         source_address=(f'127.0.0.{2 + i % 75}', 0))
+            s.sendall(b'GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+        except OSError:
+            self.refused += 1
+            return
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, i)
+
+    def run(self):
+        sel = selectors.DefaultSelector()
+        due: dict[int, float] = {i: 0.0 for i in range(self.n)}
+        while not self._halt.is_set():
+            now = time.monotonic()
+            for i, at in list(due.items()):
+                if at <= now:
+                    del due[i]
+                    self._connect(i, sel)
+            for key, _ in sel.select(timeout=0.05):
+                s, i = key.fileobj, key.data
+                sel.unregister(s)
+                try:
+                    head = s.recv(12)
+                except OSError:
+                    head = b''
+                if head.startswith(b'HTTP/1.1 200'):
+                    self.held += 1
+                    self._open.append(s)  # held, never read again
+                else:
+                    self.refused += 1
+                    s.close()
+                    due[i] = time.monotonic() + self.retry_s
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+        for s in self._open:
+            s.close()
+
+    def stop(self):
+        self._halt.set()
+        self.join(10)
+
+
+def operator_view(port: int, requests: int = 40) -> dict:
+    """GET / latency p50/p99 (ms) from 127.0.0.1, failures, and the time until the
+    operator's own live stream delivers its snapshot."""
+    lat, failed = [], 0
+    for _ in range(requests):
+        t0 = time.monotonic()
+        try:
+            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+            conn.request('GET', '/')
+            ok = conn.getresponse().status == 200
+            conn.close()
+        except (OSError, http.client.HTTPException):
+            ok = False
+        if ok:
+            lat.append((time.monotonic() - t0) * 1000)
+        else:
+            failed += 1
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    stream_ms = None
+    try:
+        conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+        conn.request('GET', '/api/events')
+        resp = conn.getresponse()
+        if resp.status == 200 and b'event: snapshot' in resp.read1(65536):
+            stream_ms = (time.monotonic() - t0) * 1000
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        pass
+    return {'p50': percentile(lat, 50), 'p99': percentile(lat, 99), 'failed': failed,
+            'stream_ms': stream_ms}
+
+
+def flood(b: Bench, args) -> None:
+    """Section 4: the console with and without args.flood idle streams, same run."""
+    if b.console is None:
+        b.start_console()
+    time.sleep(2.0)
+    rows = []
+    for label, n in (('no flood', 0), (f'{args.flood} idle streams', args.flood),
+                     ('no flood again', 0)):
+        attack = Flood(b.port, n) if n else None
+        if attack:
+            attack.start()
+            time.sleep(3.0)  # the first wave answered
+        c0, t0 = cpu_s(b.console.pid), time.monotonic()
+        view = operator_view(b.port)
+        time.sleep(max(0.0, args.flood_window_s - (time.monotonic() - t0)))
+        cpu = 100.0 * (cpu_s(b.console.pid) - c0) / (time.monotonic() - t0)
+        rss = rss_mib(b.console.pid)
+        try:
+            conn = http.client.HTTPConnection('127.0.0.1', b.port, timeout=10)
+            conn.request('GET', '/healthz')
+            health = json.loads(conn.getresponse().read())
+            conn.close()
+        except (OSError, http.client.HTTPException):  # refused: every connection taken
+            health = {'stream_clients': 'unknown (/healthz refused)'}
+        if attack:
+            attack.stop()
+        rows.append((label, cpu, rss, view, health, attack))
+    print(f'\n4. refused streams: the console with and without {args.flood} idle live streams '
+          f'from 127.0.0.2..127.0.0.76 (refused ones reconnect after 1 s), '
+          f'{args.flood_window_s:g} s each:')
+    for label, cpu, rss, view, health, attack in rows:
+        stream = f"{view['stream_ms']:.1f} ms" if view['stream_ms'] is not None else 'FAILED'
+        extra = (f'; attack: {attack.attempts} attempts, {attack.refused} refused, '
+                 f'{attack.held} held' if attack else '')
+        print(f'   {label:<22} CPU {cpu:5.1f} %  RSS {rss:6.1f} MiB  operator GET / p50 '
+              f"{view['p50']:6.2f} ms p99 {view['p99']:6.2f} ms failed {view['failed']}; "
+              f'own stream snapshot in {stream}; console streams {health["stream_clients"]}, '
+              f'refused {health.get("streams_refused", "?")}{extra}')
+
+
 def report(label: str, result: tuple[float, float, int]) -> None:
     p50, p99, lost = result
     print(f'   {label:<32} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  lost {lost}')
@@ -302,12 +442,22 @@ def main():
                    help='validity of the load alerts (active alerts ~ rate x validity)')
     p.add_argument('--alerts', type=int, default=300, help='alerts per latency run')
     p.add_argument('--latency-rate', type=float, default=20.0)
+    p.add_argument('--sections', default='resources,chromium,latency,flood',
+                   help='which sections to run (comma-separated)')
+    p.add_argument('--flood', type=int, default=300, help='idle streams of section 4')
+    p.add_argument('--flood-window-s', type=float, default=10.0)
     args = p.parse_args()
+    sections = set(args.sections.split(','))
     with tempfile.TemporaryDirectory() as tmp:
         b = Bench(Path(tmp))
         try:
-            clients = resources(b, args)
-            chromium(b)
+            if 'flood' in sections:
+                flood(b, args)
+            clients = resources(b, args) if 'resources' in sections else []
+            if 'chromium' in sections:
+                chromium(b)
+            if 'latency' not in sections:
+                return
             time.sleep(args.validity_s)  # the load's alerts expire: no more repeats
             print(f'\n3. alert path /v2x/alert_out -> /v2x/alert (RSU gateway -> multicast -> '
                   f'vehicle gateway), {args.alerts} alerts at {args.latency_rate:g}/s per run, '

@@ -1,5 +1,6 @@
-"""Federation through real mosquitto brokers (TLS with a test CA, per-station passwords,
-the deploy/ ACL, persistence on) and real gateways (rclpy, multicast on loopback).
+"""Federation through real mosquitto brokers (deploy/mosquitto's examples as shipped: TLS
+with a test CA, per-station passwords, the ACL, persistence on, a bridge) and real
+gateways (rclpy, multicast on loopback).
 
 One stack for the module: broker A, broker B bridged to A, an RSU on A, and vehicles:
 near (the RSU's multicast group + broker A), far (another group, broker A, fix near the
@@ -39,7 +40,7 @@ SITE = (37.12345, 127.12345)
 EVENT = (37.13000, 127.13000)       # ~900 m from the site
 AWAY = (37.70000, 127.50000)        # ~70 km away
 ZOOM_RSU, ZOOM_VEH = 18, 14
-USERS = {'rsu_1': 'pw-rsu-1', 'rsu_2': 'pw-rsu-2', 'bridge': 'pw-bridge',
+USERS = {'rsu_1': 'pw-rsu-1', 'rsu_2': 'pw-rsu-2', 'bridge_region_b': 'pw-bridge',
          'veh_near': 'pw-near', 'veh_far': 'pw-far', 'veh_away': 'pw-away',
          'veh_b': 'pw-b', 'veh_late': 'pw-late', 'veh_proc': 'pw-proc', 'rsu_3': 'pw-rsu-3'}
 SECRET = 'federation-test-key-0123'
@@ -56,19 +57,16 @@ class Stack:
         self.tmp = tmp
         self.tls = mq.make_ca(tmp / 'ca')
         self.passwords = mq.make_passwords(tmp / 'passwd', USERS)
-        self.acl = mq.make_acl(tmp / 'acl', 'v2x', ['rsu_1', 'rsu_2', 'rsu_3', 'bridge'])
+        self.acl = mq.make_acl(tmp / 'acl', 'v2x', ['rsu_1', 'rsu_2', 'rsu_3'])
         self.key = tmp / 'hmac.key'
         self.key.write_text(SECRET + '\n')
         self.key.chmod(0o600)
-        self.a = mq.Mosquitto(tmp / 'a', tls=self.tls, passwords=self.passwords,
-                              acl=self.acl, persistence=True).start()
-        bridge = '\n'.join([
-            'connection to_a', f'address 127.0.0.1:{self.a.port}', 'topic v2x/# in 1',
-            'bridge_protocol_version mqttv50', f"bridge_cafile {self.tls['ca']}",
-            'remote_username bridge', f"remote_password {USERS['bridge']}",
-            'remote_clientid bridge_b', 'cleansession true', 'restart_timeout 1 2'])
-        self.b = mq.Mosquitto(tmp / 'b', tls=self.tls, passwords=self.passwords,
-                              acl=self.acl, extra=bridge).start()
+        # both brokers as deploy/mosquitto ships them (only paths and ports substituted)
+        self.a = mq.Mosquitto.from_examples(tmp / 'a', tls=self.tls, passwords=self.passwords,
+                                            acl=self.acl).start()
+        self.b = mq.Mosquitto.from_examples(
+            tmp / 'b', tls=self.tls, passwords=self.passwords, acl=self.acl,
+            bridge_to=self.a, bridge_password=USERS['bridge_region_b']).start()
         self.ros = RosHarness()
         self.groups = [random_group() for _ in range(5)]
         self.alerts: dict[str, list[Alert]] = {}
@@ -275,7 +273,8 @@ def test_vehicle_credentials_cannot_publish(stack):
     watcher = raw_client(stack, 'veh_late')
     veh, rsu2 = raw_client(stack, 'veh_far'), raw_client(stack, 'rsu_2')
     try:
-        watcher.subscribe([('v2x/#', SubscribeOptions(qos=1))])
+        watcher.subscribe([('v2x/alert/#', SubscribeOptions(qos=1)),
+                           ('v2x/status/#', SubscribeOptions(qos=1))])
         assert wait_for(lambda: watcher.subacks)
         key = quadkey.quadkey_of(*EVENT, ZOOM_RSU)
         forged = {veh: [topics.alert_topic('v2x', 'veh_far', key, 'veh_far', 1),

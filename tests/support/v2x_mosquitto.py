@@ -2,7 +2,9 @@
 
 CA and certificates made with openssl, a password file made with mosquitto_passwd, the
 ACL of deploy/mosquitto, and `mosquitto -c FILE` in the foreground on a free port.
-No mocks: the Debian broker."""
+Mosquitto.from_examples loads deploy/mosquitto/mosquitto.conf.example (and
+bridge.conf.example) as shipped, with only the paths, the port and the bridge's address
+and password substituted. No mocks: the Debian broker."""
 
 import os
 from pathlib import Path
@@ -13,6 +15,8 @@ import subprocess
 import time
 
 MOSQUITTO = shutil.which('mosquitto') or '/usr/sbin/mosquitto'
+#: deploy/mosquitto: the shipped examples the tests load as they are (paths substituted)
+EXAMPLES = Path(__file__).resolve().parents[2] / 'deploy' / 'mosquitto'
 
 
 def missing_tools() -> str:
@@ -58,14 +62,47 @@ def make_passwords(path: Path, users: dict[str, str]) -> Path:
 
 
 def make_acl(path: Path, prefix: str, publishers: list[str]) -> Path:
-    """The ACL of deploy/mosquitto/acl.example: every user reads <prefix>/#; each
-    publisher (RSU, bridge) writes only under its own station id."""
-    lines = [f'pattern read {prefix}/#', '']
+    """deploy/mosquitto/acl.example as shipped (every user reads the alert and status
+    trees; rsu_server_01 and rsu_server_02 write under their ids), and after it a section
+    of the same form for each further publisher (RSU, bridge): it writes only under its
+    own station id. The example's prefix is v2x."""
+    if prefix != 'v2x':
+        raise ValueError('acl.example is written for the prefix v2x')
+    lines = [EXAMPLES.joinpath('acl.example').read_text(), '']
     for name in publishers:
         lines += [f'user {name}', f'topic write {prefix}/alert/{name}/#',
                   f'topic write {prefix}/status/{name}/#', '']
     Path(path).write_text('\n'.join(lines))
     return Path(path)
+
+
+def substitute(example: str, values: dict[str, str]) -> str:
+    """A shipped config example with the values of some keys replaced (paths, the port,
+    the bridge's address and password): only the value's own characters, the rest of the
+    line stays as shipped (mosquitto would read an inline comment as part of the value,
+    and so it does here). Every key named must be in the example once, so a changed
+    example fails here rather than silently testing something else."""
+    out, seen = [], set()
+    for line in EXAMPLES.joinpath(example).read_text().splitlines():
+        key, _, rest = line.partition(' ')
+        if key in values and not line.startswith('#'):
+            if key in seen:
+                raise ValueError(f'{example}: {key} appears twice')
+            seen.add(key)
+            value = rest.lstrip(' ').split(' ', 1)[0]
+            start = len(line) - len(rest.lstrip(' '))  # where the value begins
+            line = f'{key} {values[key]}{line[start + len(value):]}'
+        out.append(line)
+    missing = set(values) - seen
+    if missing:
+        raise ValueError(f'{example} has no {sorted(missing)}')
+    return '\n'.join(out) + '\n'
+
+
+def _run_as() -> str:
+    """As root, stay root: mosquitto would drop to user mosquitto, who cannot read our
+    mode-600 files (a deployment installs them owned by mosquitto instead)."""
+    return 'user root\n' if os.geteuid() == 0 else ''
 
 
 def credentials_file(path: Path, username: str, password: str) -> Path:
@@ -85,14 +122,18 @@ class Mosquitto:
     """
 
     def __init__(self, directory: Path, *, tls=None, passwords=None, acl=None,
-                 persistence=False, extra='', port=None):
+                 persistence=False, extra='', port=None, text=None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.conf = self.dir / 'mosquitto.conf'
+        self.log = self.dir / 'mosquitto.log'
+        self.proc = None
+        if text is not None:  # a whole configuration (from_examples)
+            self.conf.write_text(text + _run_as())
+            return
         lines = ['per_listener_settings false', f'listener {self.port} 127.0.0.1']
-        if os.geteuid() == 0:  # else mosquitto drops to user mosquitto: our files are 600
-            lines.append('user root')
+        lines.append(_run_as())
         if tls:
             lines += [f"cafile {tls['ca']}", f"certfile {tls['cert']}",
                       f"keyfile {tls['key']}", 'tls_version tlsv1.2']
@@ -109,8 +150,26 @@ class Mosquitto:
                   'log_type notice', 'max_queued_messages 100000',
                   'max_inflight_messages 1000', extra]
         self.conf.write_text('\n'.join(lines) + '\n')
-        self.log = self.dir / 'mosquitto.log'
-        self.proc = None
+
+    @classmethod
+    def from_examples(cls, directory: Path, *, tls, passwords, acl, bridge_to=None,
+                      bridge_password: str = '') -> 'Mosquitto':
+        """A broker configured by deploy/mosquitto/mosquitto.conf.example as shipped (TLS
+        listener, passwords, ACL, persistence, max_packet_size), on a free port of
+        127.0.0.1; with bridge_to (a Mosquitto), bridge.conf.example as shipped after it,
+        pointed at that broker."""
+        directory = Path(directory)
+        port = free_port()
+        text = substitute('mosquitto.conf.example', {
+            'listener': f'{port} 127.0.0.1', 'cafile': str(tls['ca']),
+            'certfile': str(tls['cert']), 'keyfile': str(tls['key']),
+            'password_file': str(passwords), 'acl_file': str(acl),
+            'persistence_location': f'{directory}/'})
+        if bridge_to is not None:
+            text += substitute('bridge.conf.example', {
+                'address': f'127.0.0.1:{bridge_to.port}', 'bridge_cafile': str(tls['ca']),
+                'remote_password': bridge_password})
+        return cls(directory, port=port, text=text)
 
     @property
     def url(self) -> str:

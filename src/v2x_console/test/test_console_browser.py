@@ -13,18 +13,20 @@ import json
 import os
 from pathlib import Path
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import pytest
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 
 from v2x_common import qos
-from v2x_common.timeutil import iso
+from v2x_common.timeutil import fill_stamp, iso
 from v2x_console.core import PATHS
-from v2x_msgs.msg import Alert, PolicyState
+from v2x_msgs.msg import Alert, Clip, PeerArray, PeerStatus, PolicyState
 from v2x_testing import (
     RosHarness,
     free_tcp_port,
@@ -67,11 +69,21 @@ pytestmark = [
 ]
 
 
-def make_clip(archive: Path) -> dict:
+#: Text from the air that must stay text on the page (each also tried as every field).
+HOSTILE = [
+    '__INITIAL_STATE__',                                   # the template's placeholder
+    '<meta http-equiv=refresh content=0;url=https://attacker.example/login>',
+    '<!--<script>',                                        # script data escape state
+    '</script><script>document.title="owned"</script>',    # ends the inline JSON
+    '"><img src=x id=owned onerror="document.title=1">',    # out of an attribute
+    '&lt;b&gt;&amp; __ALERT_ROWS__',                        # entities stay as written
+]
+
+
+def make_clip(archive: Path, clip_id: str = 'rsu_console_test-99', error: str = '') -> dict:
     """A 3 s H.264 MP4 and its sidecar, as event_clipper writes them."""
     t0 = time.time() - 120.0
-    clip_id = 'rsu_console_test-99'
-    stem = f'accident_{int(t0)}_{clip_id}'
+    stem = f'accident_{int(t0)}_{clip_id if not error else "hostile"}'
     video = archive / f'{stem}.mp4'
     subprocess.run(['ffmpeg', '-v', 'error', '-f', 'lavfi', '-i',
                     'testsrc=size=320x240:rate=10', '-t', '3', '-c:v', 'libx264',
@@ -83,7 +95,7 @@ def make_clip(archive: Path) -> dict:
                'origin': 'alert', 'alert': None, 'path': str(video),
                'sha256': hashlib.sha256(video.read_bytes()).hexdigest(), 'duration_s': 3.0,
                'expected_duration_s': 3.0, 'segments': [], 'gaps': [], 'gaps_s': [],
-               'error': '', 'created_at': t0 + 2, 'created_at_iso': iso(t0 + 2)}
+               'error': error, 'created_at': t0 + 2, 'created_at_iso': iso(t0 + 2)}
     (archive / f'{stem}.json').write_text(json.dumps(sidecar))
     return {'stem': stem, **sidecar}
 
@@ -117,6 +129,7 @@ class Stack:
         self.archive = tmp / 'archive'
         self.archive.mkdir()
         self.clip = make_clip(self.archive)
+        make_clip(self.archive, HOSTILE[1], HOSTILE[2])  # hostile text from a sidecar
         self.csv = tmp / 'vehicle.csv'
         self.port = free_tcp_port()
         self.base = f'http://127.0.0.1:{self.port}'
@@ -146,6 +159,12 @@ class Stack:
         self.ros = RosHarness(self.rsu_domain)
         node = self.graph = self.ros.node('console_test_driver')
         self.pub = node.create_publisher(Alert, '/v2x/alert_out', qos.ALERT_OUT)
+        # what the console reads from the air, written directly (its text is hostile)
+        self.air = node.create_publisher(Alert, '/v2x/alert', qos.ALERT)
+        self.air_peers = node.create_publisher(PeerArray, '/v2x/peers', qos.PEERS)
+        self.air_clip = node.create_publisher(Clip, '/v2x/clip', qos.CLIP)
+        self.air_diag = node.create_publisher(DiagnosticArray, '/diagnostics',
+                                              qos.DIAGNOSTICS)
         self.sent: list[Alert] = []
         node.create_subscription(Alert, '/v2x/alert_sent', self.sent.append, qos.ALERT_SENT)
         self.veh = RosHarness(self.veh_domain)
@@ -486,3 +505,135 @@ def test_page_needs_no_network_beyond_the_node(stack, tmp_path_factory):
     if os.environ.get('V2X_CONSOLE_SCREENSHOT'):
         shutil.copy(path, os.environ['V2X_CONSOLE_SCREENSHOT'])
     assert path.stat().st_size > 10000
+
+
+PAGE_ID = """
+    const out = [];
+    for (const r of document.querySelectorAll('#alerts tbody tr')) {
+      if (r.dataset.id === arguments[0]) out.push([...r.children].map((c) => c.textContent));
+    }
+    return out;"""
+
+
+def hostile_state(stack) -> None:
+    """Alerts, peers, a clip result and diagnostics whose every text field is hostile."""
+    now = time.time()
+    for i, text in enumerate(HOSTILE):
+        msg = Alert(source_id=text, sequence=900 + i, kind=Alert.KIND_FIRE,
+                    severity=Alert.SEVERITY_MEDIUM, suggest=Alert.SUGGEST_SLOW_DOWN,
+                    validity_s=600.0, road=text, clip_id=text, distance_m=100.0 + i,
+                    latitude=SITE[0] + 0.001 * i, longitude=SITE[1], confidence=0.5,
+                    path=Alert.PATH_RADIO, authenticated=True)
+        fill_stamp(msg.header.stamp, now)
+        fill_stamp(msg.detection_time, now)
+        stack.air.publish(msg)
+        clip = Clip(clip_id=text, error=text)
+        fill_stamp(clip.t0, now)
+        stack.air_clip.publish(clip)
+    # a node whose name, message, value and drop reasons are hostile
+    diag = DiagnosticArray(status=[DiagnosticStatus(
+        level=DiagnosticStatus.WARN, name=f'/{text}', message=text,
+        values=[KeyValue(key=f'dropped_{text}', value='3'), KeyValue(key='x', value=text)])
+        for text in HOSTILE])
+    stack.air_diag.publish(diag)
+
+
+def publish_hostile_peers(stack) -> None:
+    """The peer table, as if every hostile text were a station heard (sent until seen:
+    the RSU gateway's own 1 Hz table replaces it on the page)."""
+    peers = PeerArray(peers=[PeerStatus(source_id=text, role=1, path=Alert.PATH_RADIO,
+                                        authenticated=True) for text in HOSTILE])
+    for p in peers.peers:
+        fill_stamp(p.last_heard, time.time())
+    stack.air_peers.publish(peers)
+
+
+def test_text_from_the_air_stays_text(stack):
+    """Hostile roads, station ids, clip ids, peer names, diagnostics messages and drop
+    reasons show as the very text sent, in the first render and live; no markup from them
+    runs (no meta refresh, no script, no img) and the page stays live."""
+    d = stack.driver
+    hostile_state(stack)
+    ids = [f'{text}/{900 + i}' for i, text in enumerate(HOSTILE)]
+    stack.wait(lambda: set(ids) <= {a['id'] for a in http(
+        'GET', f'{stack.base}/api/state')[1]['alerts']}, 20, 'hostile alerts in /api/state')
+    for load in ('live', 'first render'):
+        if load == 'first render':  # the page as served now, with all of it inline
+            d.get(stack.base + '/')
+        hostile_state(stack)  # diagnostics are VOLATILE: again, for this page's stream
+
+        def every_alert_shown(d):
+            return all(d.execute_script(PAGE_ID, alert_id) for alert_id in ids)
+        until(d, 20).until(every_alert_shown)
+        for i, text in enumerate(HOSTILE):
+            cells = d.execute_script(PAGE_ID, ids[i])[0]
+            assert cells[4] == text and cells[5] == f'{text} #{900 + i}', (load, cells)
+            assert cells[9] == f'failed: {text}', (load, cells)  # the Clip's error
+
+        def peers_shown(d):
+            publish_hostile_peers(stack)
+            stack.ros.spin_for(0.1)
+            return [r.find_element(By.TAG_NAME, 'td').get_attribute('textContent')
+                    for r in d.find_elements(By.CSS_SELECTOR, '#peers tbody tr')] \
+                == sorted(HOSTILE)
+        until(d, 20).until(peers_shown)
+
+        def nodes(d):
+            return d.execute_script("""return [...document.querySelectorAll(
+                '#nodes tbody tr, #drops tbody tr')].map((r) =>
+                [...r.children].map((c) => c.textContent));""")
+        until(d, 20).until(lambda d: sum(len(r) == 4 and r[0].startswith('/')
+                                         and r[0][1:] in HOSTILE for r in nodes(d)) == 6)
+        rows = nodes(d)
+        for text in HOSTILE:
+            assert [f'/{text}', 'WARN', text, f'dropped_{text}=3  x={text}'] in rows
+            assert [f'/{text}', text.replace('_', ' '), '3'] in rows  # the drop reason
+        archive = d.execute_script("""return [...document.querySelectorAll(
+            '#archive tbody tr td:nth-child(2)')].map((c) => c.textContent);""")
+        assert f'{HOSTILE[1]}{HOSTILE[2]}' in archive  # the sidecar's clip_id and error
+        # nothing of it became markup, and the page's own script still runs
+        assert d.current_url == stack.base + '/'
+        assert d.execute_script("""return [
+            document.querySelectorAll('meta[http-equiv], img, #owned').length,
+            document.scripts.length, document.title.includes('owned')]""") == [0, 2, False]
+        until(d, 20).until(lambda d: d.find_element(By.ID, 'live').text == 'LIVE')
+    sent = stack.inject('road-after-hostile', 60.0)
+    until(d, 20).until(lambda d: row(d, f'{sent.source_id}/{sent.sequence}') is not None)
+
+
+def test_idle_streams_from_other_addresses_leave_the_operator_served(stack):
+    """300 idle live streams opened from 127.0.0.2 and other loopback addresses (never
+    read): the page, its live stream and an action from 127.0.0.1 still work."""
+    idle = []
+    try:
+        for i in range(300):
+            s = socket.create_connection(('127.0.0.1', stack.port), timeout=10,
+                                         source_address=(f'127.0.0.{2 + i % 75}', 0))
+            s.sendall(b'GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+            idle.append(s)
+
+        seen = {}
+
+        def answered():  # connections beyond the server's cap are reset while it catches up
+            try:
+                seen.update(http('GET', f'{stack.base}/healthz')[1])
+            except OSError:
+                return False
+            return seen['stream_clients'] + seen.get('streams_refused', 0) >= 200
+        stack.wait(answered, 30, 'the console answered the idle streams')
+        print(f'\nafter 300 idle streams: {seen}')
+        d = stack.driver
+        d.get(stack.base + '/')
+        until(d, 30).until(lambda d: d.find_element(By.ID, 'live').text == 'LIVE')
+        status, body = http('POST', f'{stack.base}/api/alerts', {'road': 'road-under-load'},
+                            {'Authorization': f'Bearer {TOKEN}', 'X-V2X-Console': '1',
+                             'Content-Type': 'application/json'})
+        assert status == 202, body
+        stack.wait(lambda: any(a.road == 'road-under-load' for a in stack.sent), 20,
+                   'the action reached alert_sent')
+        sent = next(a for a in stack.sent if a.road == 'road-under-load')
+        until(d, 20).until(lambda d: row(d, f'{sent.source_id}/{sent.sequence}') is not None)
+        assert http('GET', f'{stack.base}/healthz')[1]['stream_clients'] <= 64
+    finally:
+        for s in idle:
+            s.close()

@@ -1,6 +1,7 @@
 """The console core and its action parsing: pure Python, no ROS, no HTTP."""
 
 import base64
+import html
 import json
 import math
 
@@ -226,7 +227,50 @@ def test_page_renders_alert_rows_escaped():
     page = render_page((STATIC_DIR / 'index.html').read_text(), s.snapshot(NOW + 5))
     assert page.index('data-id="rsu_a/2"') < page.index('data-id="rsu_a/1"')
     assert '<script>alert(1)</script>' not in page and '&lt;script&gt;alert(1)' in page
-    assert '<\\/script>' in page  # the inline JSON cannot end its script element
+    assert '\\u003c/script\\u003e' in page  # the inline JSON cannot end its script element
     assert '>0:55<' in page and '__' not in page.replace('__init__', '')
     empty = render_page((STATIC_DIR / 'index.html').read_text(), ConsoleState().snapshot(NOW))
     assert '<table id="alerts" class="big" hidden>' in empty
+
+
+@pytest.mark.parametrize('road', [
+    '__INITIAL_STATE__',                      # a placeholder name as text
+    '__ALERT_ROWS__ __ALERT_COUNT__',         # two of them
+    '<!--<script>',                           # would put the script element in escape state
+    '</script><meta http-equiv=refresh content=0;url=https://attacker.example/login>',
+    '&lt;b&gt; & <b>',                        # entities and markup stay the bytes they were
+])
+def test_page_fills_placeholders_once_and_script_json_has_no_markup(road):
+    """A value that reads like a placeholder stays text (one pass), and the inline JSON
+    holds no <, > or & (\\u escapes) yet reads back as the same state."""
+    from v2x_console.http_app import STATIC_DIR
+    from v2x_console.page import render_page
+    s = ConsoleState()
+    s.alert(alert(seq=1, road=road, source_id=road, clip_id=road), NOW)
+    page = render_page((STATIC_DIR / 'index.html').read_text(), s.snapshot(NOW + 5))
+    start = page.index('<script id="initial-state" type="application/json">')
+    script = page[start:].split('>', 1)[1].split('</script>', 1)[0]
+    assert not set('<>&') & set(script)
+    state = json.loads(script)
+    assert state['alerts'][0]['road'] == road and state['alerts'][0]['source_id'] == road
+    assert page.count('<script') == 2 and page.count('</script>') == 2
+    assert page.count('<tr class="sev-') == 1 and page.count('"alerts":[') == 1
+    assert f'<td>{html.escape(road)}</td>' in page  # the road cell holds the road itself
+
+
+def test_unauthenticated_alert_never_replaces_or_removes_an_authenticated_one():
+    """An unauthenticated update and cancel with the same id live apart (as speed_policy
+    keys them): the authenticated alert stays shown, unchanged."""
+    s = ConsoleState()
+    s.alert(alert(seq=7, road='signed'), NOW)
+    newer = alert(seq=7, road='forged', stamp=NOW + 1, path=3, authenticated=False)
+    events = s.alert(newer, NOW)
+    assert [e.data['id'] for e in events] == ['rsu_a/7/unauthenticated']
+    s.alert(alert(seq=7, stamp=NOW + 2, path=3, authenticated=False, cancelled=True), NOW)
+    shown = s.snapshot(NOW)['alerts']
+    assert [(a['id'], a['road']) for a in shown] == [('rsu_a/7', 'signed')]
+    # the authenticated cancellation still removes it; a local one counts as trusted
+    s.alert(alert(seq=8, road='own', path=0, authenticated=False), NOW, own=True)
+    assert s.own_alert('rsu_a', 8) is not None
+    s.alert(alert(seq=7, stamp=NOW + 3, cancelled=True), NOW)
+    assert [a['id'] for a in s.snapshot(NOW)['alerts']] == ['rsu_a/8']

@@ -12,7 +12,16 @@ import pytest
 from v2x_console.actions import Credentials
 from v2x_console.archive import ArchiveReader
 from v2x_console.core import ConsoleState, Event
-from v2x_console.http_app import Hub, NotCancellable, content_security_policy, create_app
+from v2x_console.http_app import (
+    MAX_STREAMS_PER_CLIENT,
+    EventStream,
+    Hub,
+    NotCancellable,
+    StreamRefused,
+    content_security_policy,
+    create_app,
+    parse_allowed_hosts,
+)
 
 TOKEN = b'http-test-token-0123456789'
 NOW = 1_800_000_000.0
@@ -55,6 +64,7 @@ def app(tmp_path):
     client = TestClient(create_app(lambda: state.snapshot(NOW), hub, ArchiveReader(
         str(archive)), actions, Credentials(TOKEN, ((b'ops', b'password-123'),))),
         base_url='http://127.0.0.1:8090')
+    client.app_state_hub = hub
     return client, actions
 
 
@@ -149,11 +159,6 @@ def test_tile_host_is_the_only_outside_source():
     assert "connect-src 'self'" in csp and 'example' not in content_security_policy('')
 
 
-class _Request:
-    async def is_disconnected(self):
-        return False
-
-
 def test_stream_snapshot_then_events_and_slow_client_dropped():
     """A client gets the snapshot, then each event published from another thread; a client
     that falls more than max_queued events behind is dropped (it reconnects)."""
@@ -161,7 +166,7 @@ def test_stream_snapshot_then_events_and_slow_client_dropped():
 
     async def scenario():
         hub = Hub(lambda: state.snapshot(NOW), max_queued=3)
-        stream = hub.stream(_Request())
+        stream = hub.events(hub.open('127.0.0.1'))
         first = await stream.__anext__()
         assert b'event: snapshot' in first
         threading.Thread(target=hub.publish, args=([Event('peers', [])],)).start()
@@ -171,4 +176,145 @@ def test_stream_snapshot_then_events_and_slow_client_dropped():
         with pytest.raises(StopAsyncIteration):
             await asyncio.wait_for(stream.__anext__(), 5)
         assert hub.dropped_clients == 1 and hub.clients == 0
+    asyncio.run(scenario())
+
+
+def test_streams_capped_per_address_and_in_all():
+    """A few streams per client address; when all are taken a newcomer replaces the
+    oldest stream of the address holding the most (of those, the one that opened the most
+    lately), and is refused when none holds more than it does."""
+    async def scenario():
+        hub = Hub(lambda: {}, max_streams=4, per_client=2)
+        a1, a2 = hub.open('10.0.0.1', now=1), hub.open('10.0.0.1', now=2)
+        with pytest.raises(StreamRefused, match='at most 2 per client address'):
+            hub.open('10.0.0.1', now=3)
+        b1, b2 = hub.open('10.0.0.2', now=4), hub.open('10.0.0.2', now=5)
+        c1 = hub.open('10.0.0.3', now=6)        # 10.0.0.1 opened most: its oldest goes
+        assert a1.get_nowait() is None and hub.clients == 4
+        hub.open('10.0.0.4', now=7)             # now 10.0.0.2 holds the most
+        assert b1.get_nowait() is None and a2.empty() and b2.empty() and c1.empty()
+        with pytest.raises(StreamRefused, match='all 4 live streams are taken'):
+            hub.open('10.0.0.3', now=8)         # it would hold 2: more than anyone
+        assert hub.stats() == {'stream_clients': 4, 'stream_clients_dropped': 0,
+                               'streams_refused': 2, 'streams_replaced': 2,
+                               'streams_stalled': 0}
+    asyncio.run(scenario())
+
+
+def test_reconnecting_clients_do_not_displace_a_steady_stream():
+    """Every stream taken, one per address: clients that keep reconnecting replace each
+    other, never the operator's stream that opened once."""
+    async def scenario():
+        hub = Hub(lambda: {}, max_streams=4, per_client=4)
+        operator = hub.open('192.0.2.1', now=0)
+        for i in range(3):
+            hub.open(f'198.51.100.{i}', now=0.1 * (i + 1))
+        for t in range(1, 120):                 # 10 more addresses, each reconnecting
+            hub.open(f'198.51.100.{3 + t % 10}', now=t)
+            assert operator.empty() and hub.clients == 4
+        assert hub.replaced_streams == 119
+    asyncio.run(scenario())
+
+
+def test_refused_stream_is_429_and_closes_the_connection(app):
+    """Beyond the per-address cap the stream is refused with 429, Retry-After and
+    Connection: close (the slot is not held)."""
+    client, _ = app
+    hub = client.app_state_hub
+    for _ in range(MAX_STREAMS_PER_CLIENT):
+        hub._clients[object()] = 'testclient'  # streams held by this client address
+    response = client.get('/api/events')
+    assert response.status_code == 429 and response.json()['error'] == 'too_many_streams'
+    assert response.headers['connection'] == 'close' and response.headers['retry-after']
+
+
+@pytest.mark.parametrize('bind, host, ok', [
+    ('0.0.0.0', 'console.example.org:8090', True),      # console_allowed_hosts
+    ('0.0.0.0', 'x.ops.example.org', True),             # *.ops.example.org
+    ('0.0.0.0', '192.168.1.20:8090', True),             # an address: nothing to rebind
+    ('0.0.0.0', '[fe80::1]:8090', True),
+    ('0.0.0.0', 'localhost:8090', True),
+    ('0.0.0.0', 'attacker.example:8090', False),        # DNS rebinding
+    ('0.0.0.0', 'example.org', False),
+    ('0.0.0.0', 'ops.example.org.evil.example', False),
+    ('0.0.0.0', '', False),
+    ('127.0.0.1', 'attacker.example', False),
+    ('127.0.0.1', '127.0.0.1:8090', True),
+])
+def test_host_names_allowed(tmp_path, bind, host, ok):
+    """Only IP addresses, loopback names, this machine's names (bound beyond loopback)
+    and console_allowed_hosts are answered; any other Host header is 400."""
+    extra = parse_allowed_hosts('console.example.org, *.ops.example.org')
+    client = TestClient(create_app(lambda: ConsoleState().snapshot(NOW),
+                                   Hub(lambda: {}), ArchiveReader(''), Recorder(),
+                                   Credentials(), bind=bind, extra_hosts=extra))
+    response = client.get('/api/state', headers={'Host': host})
+    assert response.status_code == (200 if ok else 400), response.text
+    assert 'content-security-policy' in response.headers
+
+
+@pytest.mark.parametrize('text', ['a b', 'http://x', 'x:80', '*', '-a.example'])
+def test_bad_allowed_hosts_are_refused(text):
+    """console_allowed_hosts names hosts or *.domain only: anything else is refused."""
+    with pytest.raises(ValueError):
+        parse_allowed_hosts(text)
+
+
+def test_verification_one_at_a_time_per_client(app, monkeypatch):
+    """While a client's verification hashes, its second is refused (429); it may verify
+    again once the first is done."""
+    client, _ = app
+    stem = client.get('/api/archive').json()[0]['stem']
+    started, release = threading.Event(), threading.Event()
+    reader = ArchiveReader.verify
+
+    def slow_verify(self, stem):
+        started.set()
+        release.wait(10)
+        return reader(self, stem)
+    monkeypatch.setattr(ArchiveReader, 'verify', slow_verify)
+    first = []
+    worker = threading.Thread(target=lambda: first.append(
+        client.get(f'/api/archive/{stem}/verify')))
+    worker.start()
+    assert started.wait(10)
+    second = client.get(f'/api/archive/{stem}/verify')
+    assert second.status_code == 429 and second.json()['error'] == 'busy'
+    release.set()
+    worker.join(10)
+    assert first[0].json()['ok'] is True
+    assert client.get(f'/api/archive/{stem}/verify').json()['ok'] is True
+
+
+def test_unread_stream_closed_and_gone_client_released():
+    """A stream whose writes stay blocked (the client reads nothing) ends after stall_s,
+    unfinished (the server then closes the connection); a client's disconnect ends its
+    stream at once. Either way its slot is free."""
+    async def scenario():
+        hub = Hub(lambda: {'now': NOW})
+        sent = []
+
+        async def blocked_send(message):
+            sent.append(message['type'])
+            if message['type'] == 'http.response.body':
+                await asyncio.sleep(60)  # the socket's buffers are full
+
+        async def never_disconnects():
+            await asyncio.sleep(60)
+            return {'type': 'http.disconnect'}
+        await asyncio.wait_for(EventStream(hub, hub.open('10.0.0.9'), stall_s=0.2)(
+            {}, never_disconnects, blocked_send), 5)
+        assert sent == ['http.response.start', 'http.response.body']
+        assert hub.stalled_streams == 1 and hub.clients == 0
+
+        async def reading_send(message):
+            sent.append(message.get('more_body'))
+
+        async def disconnects():
+            await asyncio.sleep(0.1)
+            return {'type': 'http.disconnect'}
+        sent.clear()
+        await asyncio.wait_for(EventStream(hub, hub.open('10.0.0.9'))(
+            {}, disconnects, reading_send), 5)
+        assert sent == [None, True, False] and hub.clients == 0
     asyncio.run(scenario())

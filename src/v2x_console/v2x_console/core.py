@@ -7,8 +7,12 @@ one thing (an alert, the peer list, the policy state, one node's diagnostics, th
 archive), so applying an event twice, or after a snapshot that already holds it, is
 harmless. ``snapshot(now)`` is the whole state as JSON-ready dicts (the first render).
 
-Alerts: keyed by (source_id, sequence). A newer version (header stamp) replaces the
-shown one, an older one is ignored, a cancellation or the expiry
+Alerts: keyed by (source_id, sequence), an unauthenticated alert apart (as speed_policy
+and the wire's AlertData.key keep it: an alert heard on this station's own graph, path
+local, counts as authenticated), so that an unauthenticated update or cancellation (a
+DENM from an unsecured station) never replaces or removes an authenticated alert with
+the same id; its id on the page ends in ``/unauthenticated``. A newer version (header
+stamp) replaces the shown one, an older one is ignored, a cancellation or the expiry
 (detection_time + validity_s) removes it. Alerts this station's gateway sent
 (v2x/alert_sent) are marked ``own``: only those can be cancelled from the console.
 """
@@ -20,6 +24,9 @@ from typing import Any, Iterable, Mapping
 from v2x_common.mappings import kind_to_str, severity_to_str, suggest_to_str
 
 PATHS = {0: 'local', 1: 'radio', 2: 'broker', 3: 'denm'}
+PATH_LOCAL = 0  # Alert.PATH_LOCAL
+UNAUTHENTICATED = 'unauthenticated'
+
 LEVELS = {0: 'ok', 1: 'warn', 2: 'error', 3: 'stale'}
 ACTIONS = {0: 'none', 1: 'slow_down', 2: 'stop'}
 ROLES = {1: 'rsu', 2: 'vehicle'}
@@ -53,8 +60,13 @@ class AlertInput:
     authenticated: bool
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.source_id, self.sequence)
+    def trusted(self) -> bool:
+        """Verified by the gateway, or produced on this station's own graph."""
+        return self.authenticated or self.path == PATH_LOCAL
+
+    @property
+    def key(self) -> tuple:
+        return alert_key(self.source_id, self.sequence, self.trusted)
 
     @property
     def expires_at(self) -> float:
@@ -150,7 +162,7 @@ class ConsoleState:
     settings: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     def __post_init__(self):
-        self._alerts: dict[tuple[str, int], _Shown] = {}
+        self._alerts: dict[tuple, _Shown] = {}
         self._peers: list[PeerInput] = []
         self._peers_at = math.nan
         self._policy: PolicyInput | None = None
@@ -214,7 +226,7 @@ class ConsoleState:
 
     def own_alert(self, source_id: str, sequence: int) -> AlertInput | None:
         """The shown alert (source_id, sequence) when this station sent it, else None."""
-        shown = self._alerts.get((source_id, sequence))
+        shown = self._alerts.get(alert_key(source_id, sequence, True))
         return shown.alert if shown is not None and shown.own else None
 
     def _clip_state(self, a: AlertInput) -> str:
@@ -228,7 +240,7 @@ class ConsoleState:
     def _alert_json(self, s: _Shown) -> dict:
         a = s.alert
         return {
-            'id': alert_id(a.source_id, a.sequence),
+            'id': alert_id(*a.key),
             'source_id': a.source_id, 'sequence': a.sequence,
             'kind': kind_to_str(a.kind), 'severity': severity_to_str(a.severity),
             'severity_level': int(a.severity), 'suggest': suggest_to_str(a.suggest),
@@ -345,12 +357,18 @@ class ConsoleState:
         }
 
 
-def alert_id(source_id: str, sequence: int) -> str:
-    """The alert's id in the API and the page: '<source_id>/<sequence>'."""
-    return f'{source_id}/{sequence}'
+def alert_key(source_id: str, sequence: int, trusted: bool) -> tuple:
+    """The core's key of an alert: an unauthenticated one in its own id space."""
+    return (source_id, sequence) if trusted else (source_id, sequence, UNAUTHENTICATED)
 
 
-def _removed(key: tuple[str, int], reason: str) -> Event:
+def alert_id(source_id: str, sequence: int, *space: str) -> str:
+    """The alert's id in the API and the page: '<source_id>/<sequence>', with
+    '/unauthenticated' after it for an unauthenticated alert."""
+    return '/'.join((source_id, str(sequence), *space))
+
+
+def _removed(key: tuple, reason: str) -> Event:
     return Event('alert_removed', {'id': alert_id(*key), 'reason': reason})
 
 

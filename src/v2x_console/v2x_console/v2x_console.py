@@ -40,7 +40,13 @@ from v2x_console import conversions
 from v2x_console.actions import ClipRequestBody, InjectRequest, load_credentials
 from v2x_console.archive import ArchiveReader
 from v2x_console.core import ConsoleSettings, ConsoleState
-from v2x_console.http_app import ActionFailed, Hub, NotCancellable, create_app
+from v2x_console.http_app import (
+    ActionFailed,
+    Hub,
+    NotCancellable,
+    create_app,
+    parse_allowed_hosts,
+)
 from v2x_intake.http_api import HttpServer, bind
 from v2x_msgs.msg import Alert, Clip, PeerArray, PolicyState
 from v2x_msgs.srv import RequestClip
@@ -55,12 +61,24 @@ def _site(low: float, high: float) -> Check:
                  else f'{v!r} is not NaN or within [{low:g}, {high:g}]')
 
 
+def _hosts_problem(text: str) -> str | None:
+    try:
+        parse_allowed_hosts(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 #: Every parameter, read once at start-up (read-only).
 PARAMETERS = (
     Param('role', 'rsu', "'rsu' (actions: inject, cancel, clip) or 'vehicle' (read-only, "
           'shows the policy state and its own position)', one_of(*ROLES)),
     Param('console_bind', '127.0.0.1', 'address the page listens on (0.0.0.0 opens it to '
           'the network: set credentials first)', not_empty),
+    Param('console_allowed_hosts', '', 'host names (or *.domain) the page may be reached '
+          'by besides IP addresses, localhost and, when console_bind is not loopback, this '
+          "machine's name; any other Host header is refused (DNS rebinding)",
+          check('comma-separated host names or *.domain', _hosts_problem)),
     Param('console_port', 8090, 'TCP port of the page (0 = any free port)',
           in_range(0, 65535)),
     Param('console_token_file', '', "file whose first line is the bearer token for actions "
@@ -134,7 +152,8 @@ class ConsoleNode(Node):
         self.actions_done = {'injected': 0, 'cancelled': 0, 'clips_requested': 0}
         self._diag = Diagnostics(self, status_fn=self._health)
         app = create_app(self.snapshot, self.hub, self.archive, self, self.credentials,
-                         p['tile_url'], bind=p['console_bind'])
+                         p['tile_url'], bind=p['console_bind'],
+                         extra_hosts=parse_allowed_hosts(p['console_allowed_hosts']))
         self._http = HttpServer(app, sock, logger=self.get_logger(),
                                 on_death=functools.partial(exit_node, self), name='http')
         self.port = self._http.port
@@ -257,9 +276,8 @@ class ConsoleNode(Node):
         with self._lock:
             values = dict(self.state.counts)
             values.update(self.actions_done)
-        values.update(stream_clients=self.hub.clients,
-                      stream_clients_dropped=self.hub.dropped_clients,
-                      events_unencodable=self.hub.unencodable, port=self.port)
+        values.update(self.hub.stats(), events_unencodable=self.hub.unencodable,
+                      port=self.port)
         values.update(self._http.worker.status() if self._http else {})
         if self._http is not None and dead([self._http.worker]):
             return ERROR, 'HTTP server died', values

@@ -99,3 +99,19 @@ def test_bounded_table():
     for seq in range(5):
         rx.receive_btp(_btp(_alert(sequence=seq)), T0 + S)
     assert rx.active_events == 3
+
+
+def test_termination_for_an_unknown_event_is_ignored_not_stored():
+    """A termination for an actionID never heard is dropped ('unknown_event') and not
+    kept: the event's first DENM afterwards is still delivered as new."""
+    rx = DenmReceiver(own_station_id=1)
+    a = _alert(sequence=40, stamp_ns=T0 + 5 * S)
+    pre_cancel = dataclasses.replace(a, stamp_ns=T0 + 2 * S, cancelled=True)
+    got = rx.receive_btp(_btp(pre_cancel), T0 + 3 * S)
+    assert isinstance(got, DenmRejected) and got.reason == 'unknown_event'
+    assert rx.active_events == 0
+    first = rx.receive_btp(_btp(a), T0 + 6 * S)
+    assert isinstance(first, DenmDelivered) and first.change == 'new'
+    # the event known, a termination of it still cancels
+    end = dataclasses.replace(a, stamp_ns=T0 + 7 * S, cancelled=True)
+    assert rx.receive_btp(_btp(end), T0 + 8 * S).change == 'cancel'

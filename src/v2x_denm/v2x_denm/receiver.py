@@ -10,7 +10,9 @@ replay window per sender session; instead
   4. expiry: detectionTime + validityDuration has passed ('expired'; validity 0 included),
   5. the event table keyed by actionID (source 'denm:<originatingStationID>', sequence):
      new / update (newer referenceTime) / cancel (termination; final) are delivered,
-     a repetition (same referenceTime) or an older version is not.
+     a repetition (same referenceTime) or an older version is not; a termination for
+     an actionID never seen (or already forgotten) is dropped ('unknown_event') and not
+     stored, so an unsecured station cannot pre-cancel an event that has not begun.
 State is bounded: an event is forgotten once expired (any copy of it then fails step 4),
 and the table holds at most max_events (oldest first out).
 """
@@ -107,6 +109,9 @@ class DenmReceiver:
                                 f'{(now_ns - expires_ns) / 1e9:.3f} s ago')
         key = a.key
         prev = self._events.get(key)
+        if prev is None and a.cancelled:
+            return DenmRejected('unknown_event', f'{a.source_id}#{a.sequence} terminates '
+                                'an event never heard: ignored, not stored')
         change = classify(None if prev is None else prev[:2], a)
         if change in (REPEAT, OUTDATED):
             return DenmRepeated(denm, change)

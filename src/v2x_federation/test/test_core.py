@@ -203,14 +203,20 @@ def test_bad_urls_name_the_parameter(url, param):
 
 
 def test_config_parses_credentials_and_warns(tmp_path):
-    """Credentials come from the file; plain mqtt and loose file modes are warned about;
-    bad prefix / zoom / CA name their parameter; the password never shows in repr."""
+    """Credentials come from the file; plain mqtt is warned about; a credentials file
+    group/others may read is refused like a key file, saying the chmod; bad prefix /
+    zoom / CA name their parameter; the password never shows in repr."""
     cred = tmp_path / 'cred'
     cred.write_text('# station\nusername=rsu_1\npassword=s3cret\n')
-    cred.chmod(0o644)
+    for mode in (0o644, 0o640, 0o604, 0o660):
+        cred.chmod(mode)
+        with pytest.raises(ParameterError, match=f'chmod 600 {cred}') as err:
+            make_config('mqtt://127.0.0.1', str(cred), '', 'v2x', 16)
+        assert err.value.name == 'broker_credentials_file' and 's3cret' not in str(err.value)
+    cred.chmod(0o600)
     cfg = make_config('mqtt://127.0.0.1', str(cred), '', 'v2x', 16)
     assert (cfg.host, cfg.port, cfg.tls, cfg.username) == ('127.0.0.1', 1883, False, 'rsu_1')
-    assert 's3cret' not in repr(cfg) and len(cfg.warnings) == 2
+    assert 's3cret' not in repr(cfg) and len(cfg.warnings) == 1
     assert make_config('', '', '', 'v2x', 16) is None
     for args, name in [(('mqtts://b', '', '', 'v2x/#', 16), 'broker_topic_prefix'),
                        (('mqtts://b', '', '', 'v2x', 0), 'broker_zoom'),

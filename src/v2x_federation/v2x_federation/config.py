@@ -1,7 +1,8 @@
 """Broker settings from the node parameters (pure: reads only the credentials file).
 
 broker_url               '' (off) | mqtts://host[:8883] | mqtt://host[:1883] (plain: lab only)
-broker_credentials_file  lines `username=NAME` and `password=SECRET` ('#' comments); never argv
+broker_credentials_file  lines `username=NAME` and `password=SECRET` ('#' comments); never argv;
+                         mode 600 (a file group/others may read is refused, as key files are)
 broker_ca_file           PEM CA bundle for mqtts ('' = the system's CAs)
 broker_topic_prefix      first topic level(s), e.g. v2x
 broker_zoom              quadkey zoom of published topics / subscribed tiles
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 from v2x_common.params import ParameterError
 from v2x_federation import quadkey as qk
 from v2x_federation import topics
+from v2x_protocol.keys import KeyConfigError, check_private_file
 
 DEFAULT_PORTS = {'mqtt': 1883, 'mqtts': 8883}
 
@@ -88,13 +90,11 @@ def make_config(url: str, credentials_file: str, ca_file: str, prefix: str, zoom
         raise ParameterError('broker_ca_file', 'given, but broker_url is not mqtts://')
     username = password = ''
     if credentials_file:
+        try:  # a password others may read is refused, as key files are (and as ssh does)
+            check_private_file(credentials_file, 'broker credentials file')
+        except KeyConfigError as exc:
+            raise ParameterError('broker_credentials_file', str(exc)) from None
         username, password = read_credentials(credentials_file)
-        try:
-            if os.stat(credentials_file).st_mode & 0o077:
-                warnings.append(f'broker_credentials_file {credentials_file} is readable by '
-                                'group/others (chmod 600)')
-        except OSError:
-            pass
     else:
         warnings.append('no broker_credentials_file: connecting anonymously')
     try:

@@ -3,6 +3,9 @@
 paho's network thread (loop_start) connects, reconnects (0.5..5 s back-off) and calls
 back; on_message(topic, payload) is called on THAT thread, so the caller must hand the
 payload on thread-safely. publish() and set_filters() may be called from any thread.
+The broker is asked (MaximumPacketSize) never to send a packet over MAX_PACKET_BYTES, and a
+payload over MAX_PAYLOAD_BYTES (one datagram) is dropped before anyone parses it and
+counted as ``oversized``, in case a broker in the path ignores the request.
 
 Ordering on the broker matters (the retained copy must be the newest version), so one
 lock (`_order`) orders every publish against the reconnect flush: while disconnected
@@ -25,10 +28,17 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from v2x_federation.config import BrokerConfig
 from v2x_federation.publish import OfflineQueue, Publication
+from v2x_protocol.wire import MAX_DATAGRAM
 
 QOS = 1
 KEEPALIVE_S = 10
 INFLIGHT = 1000
+#: The largest payload the link hands on: one datagram of the protocol (wire.MAX_DATAGRAM).
+MAX_PAYLOAD_BYTES = MAX_DATAGRAM
+#: MaximumPacketSize sent on connect: the broker must not send this client a larger
+#: packet (MQTT v5 3.1.2.11.4; mosquitto drops it for this client). A datagram plus its
+#: topic and properties fits well within it; deploy/mosquitto sets the same max_packet_size.
+MAX_PACKET_BYTES = 4096
 
 
 def _properties(pub: Publication, now_ns: int) -> Properties | None:
@@ -59,9 +69,9 @@ class BrokerLink:
         self._inflight: dict[int, Publication] = {}
         self._pending: set[int] = set()  # (un)subscribe requests not acknowledged yet
         self._acked: set[int] = set()    # acknowledged before we noted them as pending
-        self.counts = {'published': 0, 'queued': 0, 'received': 0, 'connects': 0,
-                       'disconnects': 0, 'connect_failures': 0, 'publish_refused': 0,
-                       'subscribe_refused': 0}
+        self.counts = {'published': 0, 'queued': 0, 'received': 0, 'oversized': 0,
+                       'connects': 0, 'disconnects': 0, 'connect_failures': 0,
+                       'publish_refused': 0, 'subscribe_refused': 0}
         self._failing = False  # logged once per run of failed attempts
         self._stopping = False
         c = self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -88,8 +98,10 @@ class BrokerLink:
     # --- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
         """Connect in the background (a broker down at start is retried, not an error)."""
+        props = Properties(PacketTypes.CONNECT)
+        props.MaximumPacketSize = MAX_PACKET_BYTES
         self._client.connect_async(self.config.host, self.config.port, keepalive=KEEPALIVE_S,
-                                   clean_start=True)
+                                   clean_start=True, properties=props)
         self._client.loop_start()
 
     def stop(self, final: Publication | None = None, timeout: float = 2.0) -> None:
@@ -261,6 +273,9 @@ class BrokerLink:
             self._log('warn', f'broker refused a subscription: {refused[0]}')
 
     def _on_message(self, client, userdata, message) -> None:
+        if len(message.payload) > MAX_PAYLOAD_BYTES:  # dropped unread, counted
+            self._count('oversized')
+            return
         self._count('received')
         if self._on_message_cb is not None:
             self._on_message_cb(message.topic, bytes(message.payload))

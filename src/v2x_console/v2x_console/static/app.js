@@ -308,7 +308,7 @@ async function verifyClip(c, button) {
   try {
     const r = await fetch(`/api/archive/${encodeURIComponent(c.stem)}/verify`);
     const j = await r.json();
-    cell.textContent = j.ok ? ' ✓ verified' : ` ✗ ${j.error || j.detail}`;
+    cell.textContent = j.ok ? ' ✓ verified' : ` ✗ ${j.detail || j.error}`;  // 429: busy
     cell.className = `verify-result ${j.ok ? 'good' : 'bad'}`;
   } catch (e) {
     cell.textContent = ` ✗ ${e}`;
@@ -389,7 +389,11 @@ function connect() {
   const source = new EventSource('/api/events');
   const live = $('live');
   source.onopen = () => { live.textContent = 'LIVE'; live.className = 'good'; };
-  source.onerror = () => { live.textContent = 'RECONNECTING (data may be old)'; live.className = 'bad'; };
+  source.onerror = () => {
+    live.textContent = 'RECONNECTING (data may be old)'; live.className = 'bad';
+    // refused (429: too many streams) or an HTTP error: EventSource gives up; try again
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+  };
   const on = (kind, fn) => source.addEventListener(kind, (ev) => fn(JSON.parse(ev.data)));
   on('snapshot', (s) => {
     state = s; offsetMs = s.now * 1000 - Date.now();
