@@ -27,7 +27,6 @@ from v2x_common.node_main import run_node
 from v2x_common.params import (
     Check,
     Param,
-    ParameterError,
     check,
     declare_parameters,
     in_range,
@@ -41,7 +40,7 @@ from v2x_console.actions import ClipRequestBody, InjectRequest, load_credentials
 from v2x_console.archive import ArchiveReader
 from v2x_console.core import ConsoleSettings, ConsoleState
 from v2x_console.http_app import ActionFailed, Hub, NotCancellable, create_app
-from v2x_intake.http_api import HttpServer, bind
+from v2x_http.server import HttpServer, bind_or_explain
 from v2x_msgs.msg import Alert, Clip, PeerArray, PolicyState
 from v2x_msgs.srv import RequestClip
 
@@ -103,11 +102,9 @@ class ConsoleNode(Node):
         p = self.params = read_settings(self)
         self.credentials = load_credentials(p['console_token_file'],
                                             p['console_password_file'])
-        try:  # a taken port stops the start here, naming the parameter
-            sock = bind(p['console_bind'], p['console_port'])
-        except OSError as exc:
-            raise ParameterError('console_port', f"cannot listen on {p['console_bind']}:"
-                                 f"{p['console_port']}: {exc.strerror or exc}") from None
+        # a taken port stops the start here, naming the parameter, the cause and the fix
+        sock = bind_or_explain(p['console_bind'], p['console_port'],
+                               host_param='console_bind', port_param='console_port')
         self._lock = threading.Lock()
         self.state = ConsoleState(ConsoleSettings(
             role=p['role'], site_lat=p['site_lat'], site_lon=p['site_lon'],
