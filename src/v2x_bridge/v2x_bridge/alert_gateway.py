@@ -23,7 +23,7 @@ import time
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
-from v2x_bridge import conversions, federation, net
+from v2x_bridge import federation, markers, net
 from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_bridge.federation import GatewayFederation
 from v2x_common import qos
@@ -41,6 +41,7 @@ from v2x_common.params import (
 )
 from v2x_common.take import queued
 from v2x_common.worker import Worker
+import v2x_conversion as conversions
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol import keys
 from v2x_protocol.peers import FORGET_AFTER_S, PeerTable
@@ -105,9 +106,7 @@ def _alert_out_reason(exc: Exception) -> str:
 
 
 def _alert_msg(a: AlertData, path: int, authenticated: bool) -> Alert:
-    msg = conversions.alert_to_msg(a)
-    msg.path, msg.authenticated = path, authenticated
-    return msg
+    return conversions.alert_to_msg(replace(a, path=path, authenticated=authenticated))
 
 
 def _same_version(a: AlertData, b: AlertData) -> bool:
@@ -407,7 +406,7 @@ class AlertGateway(Node):
         s = self.settings
         now = time.time_ns()
         try:
-            alert = fill_identity(conversions.alert_from_msg(msg, strict=True),
+            alert = fill_identity(conversions.alert_from_msg(msg, strict=True, provenance=False),
                                   station_id=s.station_id, now_ns=now,
                                   default_validity_s=s.default_validity_s,
                                   next_sequence=self._sequences.next,
@@ -558,7 +557,7 @@ class AlertGateway(Node):
         """Re-assert our version of an event when a message would replace it for a
         consumer (speed_policy takes a version with a stamp at least as new) with
         different content."""
-        seen = conversions.alert_from_msg(msg)
+        seen = conversions.alert_from_msg(msg, provenance=False)
         with self._lock:
             own, path, authenticated = self._published.get(seen.key, (None, 0, False))
             if own is None:
@@ -634,10 +633,7 @@ class AlertGateway(Node):
                 held = {p.source_id for p in peers}
                 self._peer_paths = {k: v for k, v in self._peer_paths.items() if k in held}
             paths = dict(self._peer_paths)
-        peer_msg = conversions.peers_to_msg(peers)
-        for p in peer_msg.peers:
-            p.path, p.authenticated = paths.get(p.source_id, (Alert.PATH_RADIO, False))
-        self._pub_peers.publish(peer_msg)
+        self._pub_peers.publish(conversions.peers_to_msg(peers, paths))
         self._publish_markers()
         self._log_drops()
         self._log_graph()
@@ -667,7 +663,7 @@ class AlertGateway(Node):
             alerts = list(self._live.values())[-MAX_MARKED_ALERTS:]
         s = self.settings
         stamp = self.get_clock().now().to_msg()
-        self._pub_markers.publish(conversions.markers_from_alerts(
+        self._pub_markers.publish(markers.markers_from_alerts(
             alerts, (s.origin_lat, s.origin_lon), stamp))
 
     def _count(self, name: str) -> None:

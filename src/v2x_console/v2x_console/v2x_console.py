@@ -38,8 +38,9 @@ from v2x_common.worker import dead, exit_node
 from v2x_console import conversions
 from v2x_console.actions import ClipRequestBody, InjectRequest, load_credentials
 from v2x_console.archive import ArchiveReader
-from v2x_console.core import ConsoleSettings, ConsoleState
+from v2x_console.core import ConsoleSettings, ConsoleState, cancellation
 from v2x_console.http_app import ActionFailed, Hub, NotCancellable, create_app
+from v2x_conversion.alert import alert_from_msg, alert_to_msg
 from v2x_http.server import HttpServer, bind_or_explain
 from v2x_msgs.msg import Alert, Clip, PeerArray, PolicyState
 from v2x_msgs.srv import RequestClip
@@ -162,10 +163,10 @@ class ConsoleNode(Node):
 
     # --- inputs -------------------------------------------------------------------------
     def _on_alert(self, msg: Alert) -> None:
-        self._apply(self.state.alert, conversions.alert_input(msg), time.time())
+        self._apply(self.state.alert, alert_from_msg(msg), time.time())
 
     def _on_alert_sent(self, msg: Alert) -> None:
-        self._apply(self.state.alert, conversions.alert_input(msg), time.time(), own=True)
+        self._apply(self.state.alert, alert_from_msg(msg), time.time(), own=True)
 
     def _on_peers(self, msg: PeerArray) -> None:
         self._apply(self.state.peers, conversions.peer_inputs(msg), time.time())
@@ -202,7 +203,7 @@ class ConsoleNode(Node):
         if self._pub_out.get_subscription_count() == 0:
             raise ActionFailed(f'no subscriber on {self._pub_out.topic_name} (is the gateway '
                                'running?)')
-        msg = conversions.inject_to_msg(request)
+        msg = alert_to_msg(request, frame_id='')  # identity and times: the gateway's
         self._pub_out.publish(msg)
         self._done('injected')
         self.get_logger().info(f'operator injected a test alert (kind {msg.kind}, severity '
@@ -218,7 +219,7 @@ class ConsoleNode(Node):
             raise NotCancellable(f'no active alert {source_id}/{sequence} sent by this station')
         if self._pub_out.get_subscription_count() == 0:
             raise ActionFailed(f'no subscriber on {self._pub_out.topic_name}')
-        self._pub_out.publish(conversions.cancel_to_msg(alert))
+        self._pub_out.publish(alert_to_msg(cancellation(alert), frame_id=''))
         self._done('cancelled')
         self.get_logger().info(f'operator cancelled {source_id}/{sequence}')
         return {'status': 'published', 'id': f'{source_id}/{sequence}'}

@@ -18,8 +18,10 @@ import math
 import sys
 import time
 
-from v2x_bridge.cli import ExitCode, add_alert_flags
+from v2x_common.alert_flags import add_alert_flags
+from v2x_common.exit_codes import ExitCode
 from v2x_common.mappings import kind_to_str, severity_to_str, suggest_to_str
+from v2x_conversion.alert import alert_from_flags
 from v2x_denm import codec
 from v2x_protocol.wire import AlertData
 
@@ -58,12 +60,7 @@ def alert_from_args(args, now_ns: int) -> tuple[AlertData, codec.Station]:
     station_id = (args.station_id if args.station_id is not None
                   else codec.station_id_of(source_id or 'v2x_denm'))
     station = codec.Station(station_id, args.station_type, source_id)
-    alert = AlertData(
-        source_id=source_id, sequence=args.sequence, kind=args.kind, severity=args.severity,
-        suggest=args.suggest, stamp_ns=now_ns, detection_time_ns=now_ns,
-        validity_s=args.ttl_s, cancelled=args.cancel, latitude=args.lat, longitude=args.lon,
-        road=args.road, distance_m=args.distance_m, confidence=args.confidence,
-        clip_requested=args.clip)
+    alert = alert_from_flags(args, stamp_ns=now_ns, detection_time_ns=now_ns)
     return alert, station
 
 

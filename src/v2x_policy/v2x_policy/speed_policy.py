@@ -20,6 +20,7 @@ from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
 from v2x_common.params import ANY, Param, check, declare_parameters, in_range
 from v2x_common.take import queued
+from v2x_conversion.alert import alert_from_msg
 from v2x_msgs.msg import Alert, PeerArray, PolicyState
 from v2x_policy import conversions
 from v2x_policy.policy import (
@@ -197,7 +198,7 @@ class SpeedPolicy(Node):
 
     def _handle_alert(self, msg: Alert) -> None:
         self.counts['alerts_received'] += 1
-        note = self._step(AlertReceived(conversions.alert_from_msg(msg), self._now()))
+        note = self._step(AlertReceived(alert_from_msg(msg), self._now()))
         key = {'new': 'alerts_new', 'update': 'alerts_updated', 'cancel': 'alerts_cancelled',
                'repeat': 'alerts_repeated', 'older': 'alerts_older',
                'expired': 'alerts_expired', 'invalid': 'alerts_invalid'}[note]
