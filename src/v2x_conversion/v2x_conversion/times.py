@@ -2,7 +2,7 @@
 
 from builtin_interfaces.msg import Time
 
-from v2x_common.timeutil import NS_PER_S, to_ns
+from v2x_common.timeutil import NS_PER_S, split_seconds, to_ns
 from v2x_protocol.sender import InvalidTiming
 
 
@@ -15,6 +15,13 @@ def ns_to_time(ns: int) -> Time:
     """Integer ns -> builtin_interfaces/Time (negative clamps to 0)."""
     ns = max(0, int(ns))
     return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def seconds_to_ns(t: float) -> int:
+    """Float seconds -> integer ns, rounded to the nanosecond as fill_stamp writes a Time
+    (raises ValueError for a time that is not finite)."""
+    sec, nsec = split_seconds(t)
+    return sec * NS_PER_S + nsec
 
 
 def checked_time_ns(t: Time, field: str) -> int:
