@@ -106,7 +106,7 @@ def _alert_out_reason(exc: Exception) -> str:
 
 
 def _alert_msg(a: AlertData, path: int, authenticated: bool) -> Alert:
-    return conversions.alert_to_msg(replace(a, path=path, authenticated=authenticated))
+    return conversions.alert_to_msg(a, path=path, authenticated=authenticated)
 
 
 def _same_version(a: AlertData, b: AlertData) -> bool:

@@ -102,3 +102,17 @@ def test_flags_make_the_alert_they_name():
     bare = alert_from_flags(p.parse_args([]))
     assert (bare.source_id, bare.sequence, bare.stamp_ns, bare.detection_time_ns,
             bare.validity_s) == ('', 0, 0, 0, 0.0)
+
+
+@pytest.mark.parametrize('path, authenticated', [
+    (Alert.PATH_RADIO, True),    # a verified radio alert
+    (Alert.PATH_DENM, False),    # a DENM: never authenticated
+    (Alert.PATH_LOCAL, False),   # given False over the value's True
+])
+def test_how_it_was_heard_given_apart(path, authenticated):
+    """path and authenticated given to alert_to_msg say how this station got the alert
+    instead of the value's own; the other fields are the value's."""
+    msg = alert_to_msg(FULL, path=path, authenticated=authenticated)
+    assert (msg.path, msg.authenticated) == (path, authenticated)
+    back = alert_from_msg(msg)
+    assert dataclasses.replace(back, authenticated=FULL.authenticated) == FULL

@@ -18,6 +18,8 @@ from v2x_protocol.wire import AlertData
 
 #: AlertData's fields that say how this station got the alert (not on the wire).
 PROVENANCE = ('authenticated', 'path')
+_WIRE_AUTHENTICATED = AlertData.__dataclass_fields__['authenticated'].default
+_WIRE_PATH = AlertData.__dataclass_fields__['path'].default
 
 
 def alert_from_msg(msg: Alert, strict: bool = False, provenance: bool = True) -> AlertData:
@@ -37,20 +39,25 @@ def alert_from_msg(msg: Alert, strict: bool = False, provenance: bool = True) ->
         detection_ns = checked_time_ns(msg.detection_time, 'detection_time')
     else:
         stamp_ns, detection_ns = time_to_ns(msg.header.stamp), time_to_ns(msg.detection_time)
-    how = {'authenticated': bool(msg.authenticated), 'path': int(msg.path)} \
-        if provenance else {}
+    if provenance:
+        authenticated, path = msg.authenticated, msg.path
+    else:
+        authenticated, path = _WIRE_AUTHENTICATED, _WIRE_PATH
+    # The message's fields are typed already (rosidl checks every assignment): no casts.
     return AlertData(
-        source_id=msg.source_id, sequence=int(msg.sequence), kind=int(msg.kind),
-        severity=int(msg.severity), suggest=int(msg.suggest), stamp_ns=stamp_ns,
-        detection_time_ns=detection_ns, validity_s=float(msg.validity_s),
-        cancelled=bool(msg.cancelled), latitude=float(msg.latitude),
-        longitude=float(msg.longitude), road=msg.road, distance_m=float(msg.distance_m),
-        confidence=float(msg.confidence), clip_requested=bool(msg.clip_requested),
-        clip_id=msg.clip_id, **how)
+        source_id=msg.source_id, sequence=msg.sequence, kind=msg.kind,
+        severity=msg.severity, suggest=msg.suggest, stamp_ns=stamp_ns,
+        detection_time_ns=detection_ns, validity_s=msg.validity_s,
+        cancelled=msg.cancelled, latitude=msg.latitude, longitude=msg.longitude,
+        road=msg.road, distance_m=msg.distance_m, confidence=msg.confidence,
+        clip_requested=msg.clip_requested, clip_id=msg.clip_id,
+        authenticated=authenticated, path=path)
 
 
-def alert_to_msg(a: AlertData, frame_id: str = 'map') -> Alert:
-    """AlertData -> Alert message (every field, how this station got it included)."""
+def alert_to_msg(a: AlertData, frame_id: str = 'map', path: int | None = None,
+                 authenticated: bool | None = None) -> Alert:
+    """AlertData -> Alert message (every field, how this station got it included; path and
+    authenticated, when given, say it instead of the value's own)."""
     msg = Alert()
     msg.header.stamp = ns_to_time(a.stamp_ns)
     msg.header.frame_id = frame_id
@@ -69,8 +76,12 @@ def alert_to_msg(a: AlertData, frame_id: str = 'map') -> Alert:
     msg.confidence = float(a.confidence)
     msg.clip_requested = a.clip_requested
     msg.clip_id = a.clip_id
-    msg.path = a.path
-    msg.authenticated = a.authenticated
+    path = a.path if path is None else path
+    authenticated = a.authenticated if authenticated is None else authenticated
+    if path:  # a fresh message holds 0 / False: each set costs microseconds in rosidl
+        msg.path = path
+    if authenticated:
+        msg.authenticated = True
     return msg
 
 

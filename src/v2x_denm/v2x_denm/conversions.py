@@ -17,4 +17,4 @@ def sent_alert(msg: Alert) -> AlertData:
 
 def received_msg(a: AlertData) -> Alert:
     """A received DENM's alert as published: path DENM, never authenticated."""
-    return alert_to_msg(dataclasses.replace(a, path=Alert.PATH_DENM, authenticated=False))
+    return alert_to_msg(a, path=Alert.PATH_DENM, authenticated=False)
