@@ -28,7 +28,7 @@ import time
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
-from v2x_bridge import conversions, federation, gateway_core, net
+from v2x_bridge import federation, gateway_core, markers, net
 from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_bridge.federation import GatewayFederation
 from v2x_bridge.gateway_core import (
@@ -63,6 +63,7 @@ from v2x_common.params import (
 from v2x_common.paths import make_dirs
 from v2x_common.take import queued
 from v2x_common.worker import Worker
+import v2x_conversion as conversions
 from v2x_federation.config import BrokerConfig
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol import keys
@@ -80,9 +81,7 @@ RX_BATCH = 256           # datagrams read per wake-up (one core call)
 
 
 def _alert_msg(a: AlertData, path: int, authenticated: bool) -> Alert:
-    msg = conversions.alert_to_msg(a)
-    msg.path, msg.authenticated = path, authenticated
-    return msg
+    return conversions.alert_to_msg(a, path=path, authenticated=authenticated)
 
 
 @dataclass(frozen=True)
@@ -391,15 +390,11 @@ class AlertGateway(Node):
             self.get_logger().warning(text, throttle_duration_sec=5.0)
 
     def _on_peers(self, p: PeersNow) -> None:
-        msg = conversions.peers_to_msg(p.peers)
-        for peer in msg.peers:
-            peer.path, peer.authenticated = p.paths.get(peer.source_id, (Alert.PATH_RADIO,
-                                                                         False))
-        self._pub_peers.publish(msg)
+        self._pub_peers.publish(conversions.peers_to_msg(p.peers, p.paths))
 
     def _on_markers(self, m: MarkersNow) -> None:
         s = self.settings
-        self._pub_markers.publish(conversions.markers_from_alerts(
+        self._pub_markers.publish(markers.markers_from_alerts(
             m.alerts, (s.origin_lat, s.origin_lon), self.get_clock().now().to_msg()))
 
     def _on_save(self, save: SaveOutbox | SaveHighWater) -> None:
@@ -421,7 +416,7 @@ class AlertGateway(Node):
         """Take in, sign and send one alert; bad input is dropped and counted, never raised
         (an exception escaping a callback would stop the gateway)."""
         try:
-            alert = conversions.alert_from_msg(msg, strict=True)
+            alert = conversions.alert_from_msg(msg, strict=True, provenance=False)
         except Exception as exc:  # noqa: BLE001 -- one bad alert must not stop the node
             with self._lock:
                 actions = self.core.refuse_alert_out(exc)
@@ -494,7 +489,7 @@ class AlertGateway(Node):
             self._check_seen(more)
 
     def _check_seen(self, msg: Alert) -> None:
-        seen = conversions.alert_from_msg(msg)
+        seen = conversions.alert_from_msg(msg, provenance=False)
         with self._lock:
             again = self.core.seen(seen)
         if again is not None:

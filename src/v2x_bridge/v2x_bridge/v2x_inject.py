@@ -4,7 +4,7 @@ From the seed server's flags (--type --severity --distance-m --suggest --road --
 --ttl-s, plus --clip --cancel --sequence --source-id), or from a YAML mapping of Alert
 fields (--yaml "{kind: 1, severity: 3, road: A}"; kind/severity/suggest may be names).
 Waits up to --wait-s for a subscriber, publishes, waits for it to be acknowledged, prints
-what it sent and exits 0 (3 when nobody subscribed in time). Fields outside the protocol's
+what it sent and exits 0 (6 when nobody subscribed in time). Fields outside the protocol's
 range table are refused (exit 2, naming the field). A cancellation waits up to --confirm-s
 for the gateway to send it (v2x/alert_sent) and exits 1 when it does not: the gateway
 holds no live event with that sequence.
@@ -18,10 +18,11 @@ import rclpy
 import yaml
 
 from v2x_bridge import cli
-from v2x_bridge.cli import NAMED_FIELDS, ExitCode
-from v2x_bridge.conversions import alert_from_msg
 from v2x_common import qos
+from v2x_common.alert_flags import NAMED_FIELDS, add_alert_flags
+from v2x_common.exit_codes import ExitCode
 from v2x_common.mappings import UnknownValue
+from v2x_conversion.alert import alert_from_flags, alert_from_msg, alert_to_msg
 from v2x_msgs.msg import Alert
 from v2x_protocol.sender import check_input
 from v2x_protocol.wire import InvalidMessage
@@ -38,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--confirm-s', type=float, default=5.0,
                    help='a cancellation: wait this long for the gateway to send it '
                    '(default 5)')
-    cli.add_alert_flags(p, ttl_default=0.0)
+    add_alert_flags(p, ttl_default=0.0)
     return p
 
 
@@ -94,18 +95,7 @@ def set_fields(msg, values: dict, path: str = ''):
 
 def from_flags(args) -> Alert:
     """The Alert the flags describe (zeros left for the gateway to fill)."""
-    m = Alert()
-    m.source_id = args.source_id
-    m.sequence = args.sequence
-    m.kind, m.severity, m.suggest = args.kind, args.severity, args.suggest
-    m.validity_s = args.ttl_s
-    m.cancelled = args.cancel
-    m.latitude, m.longitude = args.lat, args.lon
-    m.road = args.road
-    m.distance_m = args.distance_m
-    m.confidence = args.confidence
-    m.clip_requested = args.clip
-    return m
+    return alert_to_msg(alert_from_flags(args), frame_id='')
 
 
 def summary(m: Alert, topic: str) -> str:

@@ -17,7 +17,7 @@ import sys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from v2x_bridge.cli import ExitCode
+from v2x_common.exit_codes import ExitCode
 from v2x_protocol import keys
 
 
