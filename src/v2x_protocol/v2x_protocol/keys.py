@@ -5,9 +5,16 @@ HKDF-SHA256 under separate labels, so the key id is no fingerprint of the secret
 must be at least MIN_SECRET_BYTES long (`v2x_keygen --hmac` makes one). Ed25519 key ids
 are the first 8 bytes of SHA-256 of the raw public key. Key files must not be readable by
 group or others (check_private_file). Secrets never appear in repr() or messages.
+
+The fleet's key model (docs/protocol.md "Keys"): RSUs sign with their own Ed25519 keys,
+bound by the trust store to the source ids they speak for; vehicles sign their heartbeats
+with the fleet-wide heartbeat key (HeartbeatKey: an HMAC secret under its own HKDF labels),
+which every receiver refuses for alerts and for any heartbeat but a vehicle's. A source id
+bound to an Ed25519 key is spoken for by that key only.
 """
 
 import base64
+from dataclasses import dataclass
 import hashlib
 import hmac
 import os
@@ -36,13 +43,21 @@ MIN_SECRET_BYTES = 16
 #: HKDF-SHA256 labels (info) of protocol v2; no salt
 LABEL_MAC = b'v2x v2 hmac-sha256 key'
 LABEL_KEY_ID = b'v2x v2 key id'
+#: the fleet heartbeat key's labels: the same secret never gives an alert key or its id
+LABEL_HEARTBEAT_MAC = b'v2x v2 heartbeat hmac-sha256 key'
+LABEL_HEARTBEAT_KEY_ID = b'v2x v2 heartbeat key id'
 MAKE_SECRET_HELP = ('make one with `v2x_keygen --hmac --out-dir DIR` (32 random bytes as '
                     '64 hex digits, file mode 0600) and give the file as --key-file / '
                     'key_file, or its content as $V2X_KEY')
 
 
 class KeyConfigError(ValueError):
-    """A key or trust store that cannot be used (local configuration problem)."""
+    """A key or trust store that cannot be used (local configuration problem). param names
+    the setting at fault (key_file, trust_store, heartbeat_key_file, insecure, ...)."""
+
+    def __init__(self, message: str, param: str = 'key_file'):
+        super().__init__(message)
+        self.param = param
 
 
 def key_id_of(material: bytes) -> bytes:
@@ -69,14 +84,17 @@ class HmacKey:
     """An HMAC-SHA256 secret: signs and verifies with its HKDF-derived MAC key."""
 
     auth = AUTH_HMAC
+    signs_alerts = True
+    _labels = (LABEL_MAC, LABEL_KEY_ID)
 
     def __init__(self, secret: bytes, where: str = 'HMAC key'):
         check_secret(bytes(secret), where)
-        self._secret = hkdf(bytes(secret), LABEL_MAC, 32)
-        self.key_id = hkdf(bytes(secret), LABEL_KEY_ID, KEY_ID_LEN)
+        mac_label, id_label = self._labels
+        self._secret = hkdf(bytes(secret), mac_label, 32)
+        self.key_id = hkdf(bytes(secret), id_label, KEY_ID_LEN)
 
     def __repr__(self) -> str:
-        return f'HmacKey(key_id={self.key_id.hex()})'
+        return f'{type(self).__name__}(key_id={self.key_id.hex()})'
 
     def sign(self, data: bytes) -> bytes:
         """32-byte HMAC-SHA256 tag."""
@@ -87,10 +105,27 @@ class HmacKey:
         return hmac.compare_digest(hmac.digest(self._secret, data, 'sha256'), tag)
 
 
+class HeartbeatKey(HmacKey):
+    """The fleet-wide heartbeat key: an HMAC secret under the heartbeat HKDF labels.
+
+    Every vehicle holds it and signs its heartbeats with it (one key for all, so it links
+    no pseudonyms); receivers refuse it for an alert and for any heartbeat but a vehicle's.
+    """
+
+    signs_alerts = False
+    _labels = (LABEL_HEARTBEAT_MAC, LABEL_HEARTBEAT_KEY_ID)
+
+    def __init__(self, secret: bytes, where: str = 'heartbeat key'):
+        super().__init__(secret, where)
+        #: the key id the same secret would have as an alert key (to refuse that mix-up)
+        self.alert_key_id = hkdf(bytes(secret), LABEL_KEY_ID, KEY_ID_LEN)
+
+
 class Ed25519Signer:
     """A station's Ed25519 private key."""
 
     auth = AUTH_ED25519
+    signs_alerts = True
 
     def __init__(self, private_key: Ed25519PrivateKey):
         self._key = private_key
@@ -151,6 +186,7 @@ class Ed25519Verifier:
     speak for (its name and the ids listed after the key; empty = any, for tests)."""
 
     auth = AUTH_ED25519
+    signs_alerts = True
 
     def __init__(self, public_raw: bytes, name: str = '', source_ids=()):
         problem = public_key_problem(public_raw)
@@ -176,20 +212,42 @@ class Ed25519Verifier:
 
 
 class _NoAuth:
+    signs_alerts = True
+    name = 'none'
+
     def verify(self, data: bytes, tag: bytes) -> bool:
         return True
 
 
 class Keyring:
-    """What a receiver accepts: HMAC keys, trusted Ed25519 keys, and optionally 'none'."""
+    """What a receiver accepts: HMAC keys, trusted Ed25519 keys, heartbeat-only keys, and
+    optionally 'none'. bound_ids: the source ids the trust store binds to an Ed25519 key;
+    no other key may speak for them."""
 
-    def __init__(self, hmac_keys=(), ed25519_keys=(), allow_none: bool = False):
+    def __init__(self, hmac_keys=(), ed25519_keys=(), allow_none: bool = False,
+                 heartbeat_keys=()):
         self._by_id = {}
-        for k in hmac_keys:
+        for k in list(hmac_keys) + list(heartbeat_keys):
             self._by_id[(AUTH_HMAC, k.key_id)] = k
+        bound = set()
         for k in ed25519_keys:
             self._by_id[(AUTH_ED25519, k.key_id)] = k
+            bound |= k.source_ids
+        self.bound_ids = frozenset(bound)
         self.allow_none = allow_none
+
+    def signs_alerts_with(self, hmac_key_id: bytes) -> bool:
+        """True when an alert-capable HMAC key of this id is held."""
+        key = self._by_id.get((AUTH_HMAC, hmac_key_id))
+        return key is not None and key.signs_alerts
+
+    def may_speak_for(self, verifier, source_id: str) -> bool:
+        """True when verifier may sign datagrams of source_id: an Ed25519 key for the ids
+        its trust-store line lists; any other key for any id no Ed25519 key is bound to."""
+        own = getattr(verifier, 'source_ids', None)
+        if own:
+            return source_id in own
+        return source_id not in self.bound_ids
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -302,6 +360,14 @@ def load_trust_store(path: str | Path) -> list[Ed25519Verifier]:
     return keys
 
 
+def read_heartbeat_key(path: str | Path) -> HeartbeatKey:
+    """The fleet heartbeat key from its file (the format of an HMAC secret file)."""
+    try:
+        return HeartbeatKey(read_secret_file(path), f'heartbeat key file {path}')
+    except KeyConfigError as exc:
+        raise KeyConfigError(str(exc), 'heartbeat_key_file') from None
+
+
 def hmac_from_sources(key: str | None = None, key_file: str | None = None,
                       env=os.environ) -> HmacKey | None:
     """The HMAC key from a literal, a file, or $V2X_KEY, in that order; None when none."""
@@ -333,19 +399,20 @@ def make_signer(auth_mode: str, key_file: str = '', hmac_key: str = '', env=os.e
 
 def make_keyring(auth_mode: str, *, key_file: str = '', hmac_key: str = '',
                  accept_key_files=(), trust_store: str = '', insecure: bool = False,
-                 env=os.environ) -> Keyring:
+                 env=os.environ, heartbeat_keys=()) -> Keyring:
     """What a receiver accepts. hmac: the key plus accept_key_files (rotation); ed25519:
     the trust store (plus HMAC keys if given); none: only unsigned, with insecure set."""
     if auth_mode == 'none':
         if not insecure:
-            raise KeyConfigError("auth mode 'none' needs the insecure flag set explicitly")
+            raise KeyConfigError("auth mode 'none' needs the insecure flag set explicitly",
+                                 'insecure')
         if hmac_key or key_file or accept_key_files or trust_store:
             raise KeyConfigError('insecure (auth none) together with a key: a receiver '
                                  'either checks signatures or runs insecure, not both')
         return Keyring(allow_none=True)
     if insecure:
         raise KeyConfigError(f'insecure together with auth mode {auth_mode!r}: a receiver '
-                             'either checks signatures or runs insecure, not both')
+                             'either checks signatures or runs insecure, not both', 'insecure')
     hmac_keys = []
     if auth_mode == 'hmac' or hmac_key:
         first = hmac_from_sources(hmac_key, key_file if auth_mode == 'hmac' else '', env)
@@ -357,11 +424,73 @@ def make_keyring(auth_mode: str, *, key_file: str = '', hmac_key: str = '',
     if auth_mode == 'ed25519':
         if not trust_store:
             raise KeyConfigError('ed25519 receiving needs a trust store file (v2x_keygen '
-                                 'prints its entries)')
-        ed_keys = load_trust_store(trust_store)
+                                 'prints its entries)', 'trust_store')
+        try:
+            ed_keys = load_trust_store(trust_store)
+        except KeyConfigError as exc:
+            raise KeyConfigError(str(exc), 'trust_store') from None
     elif auth_mode != 'hmac':
-        raise KeyConfigError(f'unknown auth mode {auth_mode!r}; expected hmac, ed25519 or none')
+        raise KeyConfigError(f'unknown auth mode {auth_mode!r}; expected hmac, ed25519 or none',
+                             'auth_mode')
     if not hmac_keys and not ed_keys:
         raise KeyConfigError(f'no HMAC key: give --hmac-key / key_file, or set {ENV_KEY}; '
                              'or run insecure (auth none) on purpose')
-    return Keyring(hmac_keys, ed_keys)
+    return Keyring(hmac_keys, ed_keys, heartbeat_keys=heartbeat_keys)
+
+
+@dataclass(frozen=True)
+class StationKeys:
+    """A gateway's keys. signer: signs this station's alerts (an RSU's own key), and its
+    heartbeats unless heartbeat_signer is set (a vehicle's fleet heartbeat key); keyring:
+    what it accepts. None signers: this station signs nothing of that kind."""
+
+    signer: object | None
+    heartbeat_signer: object | None
+    keyring: Keyring
+
+    @property
+    def can_send(self) -> bool:
+        """True when this station signs anything (alerts or heartbeats)."""
+        return self.signer is not None or self.heartbeat_signer is not None
+
+
+def load_station_keys(role: str, auth_mode: str, *, key_file: str = '',
+                      accept_key_files=(), trust_store: str = '',
+                      heartbeat_key_file: str = '', insecure: bool = False,
+                      env=os.environ) -> StationKeys:
+    """A gateway's keys from its settings (KeyConfigError naming the setting at fault).
+
+    The recommended deployment (docs/protocol.md "Keys"): an RSU runs auth_mode ed25519
+    with its private key_file (its alerts and heartbeats) and the fleet heartbeat key
+    (to hear vehicles); a vehicle runs auth_mode ed25519 with the trust store of the RSUs'
+    keys and the fleet heartbeat key (its heartbeats), and holds no key that signs an
+    alert. HMAC (a shared key_file or $V2X_KEY) stays for labs and the demo.
+    """
+    if insecure and auth_mode != 'none':
+        raise KeyConfigError(f'true together with auth_mode {auth_mode}: a gateway either '
+                             'signs and checks, or runs insecure (auth_mode none), not both',
+                             'insecure')
+    if auth_mode == 'none' and heartbeat_key_file:
+        raise KeyConfigError('a heartbeat key with auth_mode none: an insecure gateway '
+                             'signs nothing', 'heartbeat_key_file')
+    heartbeat = read_heartbeat_key(heartbeat_key_file) if heartbeat_key_file else None
+    signer = None
+    env_key = auth_mode == 'hmac' and env.get(ENV_KEY)
+    if auth_mode != 'none' and (role == 'rsu' or key_file or env_key):
+        signer = make_signer(auth_mode, key_file, env=env)
+    if auth_mode == 'ed25519' and signer is not None and not trust_store:
+        # an RSU without a trust store hears only stations sharing its own key
+        keyring = Keyring(ed25519_keys=[Ed25519Verifier(signer.public_raw)],
+                          heartbeat_keys=[heartbeat] if heartbeat else ())
+    else:
+        keyring = make_keyring(auth_mode, key_file=key_file if auth_mode == 'hmac' else '',
+                               accept_key_files=accept_key_files, trust_store=trust_store,
+                               insecure=insecure, env=env,
+                               heartbeat_keys=[heartbeat] if heartbeat else ())
+    if heartbeat is not None and keyring.signs_alerts_with(heartbeat.alert_key_id):
+        raise KeyConfigError(f'heartbeat key file {heartbeat_key_file} holds the same '
+                             'secret as an alert key: every vehicle holds the heartbeat key, '
+                             'so it must be a secret of its own (v2x_keygen --heartbeat)',
+                             'heartbeat_key_file')
+    hb_signer = heartbeat if role != 'rsu' else None  # an RSU's heartbeats: its own key
+    return StationKeys(signer, hb_signer, keyring)

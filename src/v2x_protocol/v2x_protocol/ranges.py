@@ -26,7 +26,9 @@ MAX_DISTANCE_M = 1_000_000.0
 KINDS = {0: 'unknown', 1: 'collision', 2: 'fire', 3: 'blockage'}
 SEVERITIES = {1: 'low', 2: 'medium', 3: 'high'}
 SUGGESTS = {0: 'none', 1: 'slow_down', 2: 'stop'}
-ROLES = {1: 'rsu', 2: 'vehicle'}
+ROLE_RSU = 1
+ROLE_VEHICLE = 2
+ROLES = {ROLE_RSU: 'rsu', ROLE_VEHICLE: 'vehicle'}
 STATUSES = {0: 'ok', 1: 'warn', 2: 'error'}
 
 #: C0 controls, DEL and C1 controls: never allowed in a text field
