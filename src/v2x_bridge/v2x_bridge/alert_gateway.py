@@ -147,6 +147,7 @@ class Settings:
     origin_lon: float
     default_validity_s: float
     pseudonym_period_s: float = 0.0
+    heartbeat_key_file: str = ''
 
 
 def _station_id(value: str) -> str | None:
@@ -172,6 +173,9 @@ PARAMETERS = (
     Param('accept_key_files', '', 'comma-separated extra HMAC secret files accepted (rotation)'),
     Param('trust_store', '', 'ed25519: file of trusted public keys (v2x_keygen prints entries)'),
     Param('insecure', False, 'accept and send unsigned datagrams'),
+    Param('heartbeat_key_file', '', "the fleet's heartbeat key (v2x_keygen --heartbeat): a "
+          'vehicle signs its heartbeats with it, every gateway accepts it for vehicle '
+          'heartbeats only, never for alerts'),
     Param('repeat_interval_s', 1.0, 'resend period of each live alert',
           in_range(0.01, 3600.0)),
     Param('heartbeat_period_s', 10.0, 'heartbeat period', in_range(0.05, 3600.0)),
@@ -258,8 +262,9 @@ class AlertGateway(Node):
         # a vehicle without a station_id uses random pseudonyms (and no persisted origin)
         self._pseudonymous = s.role == 'vehicle' and not self.get_parameter('station_id').value
         self._station_id = s.station_id
-        self._sender = (Sender(self._signer, origin=self._origin())
-                        if (self._signer or s.insecure) else None)
+        self._sender = (Sender(self._signer, origin=self._origin(),
+                               heartbeat_signer=self._heartbeat_signer)
+                        if (self._signer or self._heartbeat_signer or s.insecure) else None)
         own = () if self._sender is None else (self._sender.session,)
         self._receiver = Receiver(keyring, s.max_clock_skew_s, own_sessions=own,
                                   high_water=self._load_high_water())
@@ -278,7 +283,7 @@ class AlertGateway(Node):
         except OSError as exc:
             raise ParameterError('csv_log', str(exc)) from None
         if s.role == 'rsu':
-            if self._sender is None:
+            if self._signer is None and not s.insecure:
                 raise ParameterError('key_file', 'an RSU needs a signing key (or insecure: true)')
             self._outbox_file = OutboxFile(s.state_dir)
         try:
@@ -360,31 +365,19 @@ class AlertGateway(Node):
 
     # --- set-up ---------------------------------------------------------------------
     def _load_keys(self, s: Settings):
-        signer = None
-        if s.insecure and s.auth_mode != 'none':
-            raise ParameterError('insecure', f'true together with auth_mode {s.auth_mode}: a '
-                                 'gateway either signs and checks, or runs insecure '
-                                 '(auth_mode none), not both')
         try:
-            env_key = s.auth_mode == 'hmac' and os.environ.get(keys.ENV_KEY)
-            if s.auth_mode != 'none' and (s.role == 'rsu' or s.key_file or env_key):
-                signer = keys.make_signer(s.auth_mode, s.key_file)
-            if s.auth_mode == 'ed25519' and signer is not None and not s.trust_store:
-                # an RSU without a trust store hears only stations sharing its own key
-                keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)])
-            else:
-                keyring = keys.make_keyring(
-                    s.auth_mode, key_file=s.key_file if s.auth_mode == 'hmac' else '',
-                    accept_key_files=s.accept_key_files, trust_store=s.trust_store,
-                    insecure=s.insecure)
+            loaded = keys.load_station_keys(
+                s.role, s.auth_mode, key_file=s.key_file, accept_key_files=s.accept_key_files,
+                trust_store=s.trust_store, heartbeat_key_file=s.heartbeat_key_file,
+                insecure=s.insecure)
         except keys.KeyConfigError as exc:
-            name = 'trust_store' if 'trust store' in str(exc) else 'key_file'
             text = str(exc)
             if text.startswith('no HMAC key'):  # keys' wording names the CLIs' --hmac-key
                 text = (f'no HMAC key: give key_file:=FILE (launch) or -p key_file:=FILE, '
                         f'or set {keys.ENV_KEY}; or -p insecure:=true on purpose (testing only)')
-            raise ParameterError(name, text) from None
-        return signer, keyring
+            raise ParameterError(exc.param, text) from None
+        self._heartbeat_signer = loaded.heartbeat_signer
+        return loaded.signer, loaded.keyring
 
     # --- sending --------------------------------------------------------------------
     def _send(self, payload) -> None:
@@ -529,7 +522,7 @@ class AlertGateway(Node):
         elif isinstance(event, HeartbeatReceived):
             self._count('heartbeats')
             with self._lock:
-                accepted = self._peers.heard(event.heartbeat, now, event.clock_offset_s)
+                accepted = self._peers.heard_event(event, now)
                 if accepted:
                     self._peer_paths[event.heartbeat.source_id] = (
                         path, event.envelope.auth != AUTH_NONE)
@@ -702,7 +695,8 @@ class AlertGateway(Node):
         """A new pseudonym, origin and session: nothing on the air links it to the old."""
         self._receiver.own_ids.pop(self._station_id, None)
         self._station_id = pseudonym()
-        self._sender = Sender(self._signer, origin=self._origin())
+        self._sender = Sender(self._signer, origin=self._origin(),
+                              heartbeat_signer=self._heartbeat_signer)
         self._receiver.own_sessions.add(self._sender.session)
         self._receiver.own_ids[self._station_id] = (self._sender.origin, self._sender.session)
         self.get_logger().info(f'new pseudonym {self._station_id}')
