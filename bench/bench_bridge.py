@@ -333,8 +333,8 @@ def cpu_cost(n: int = 5000) -> tuple[float, float]:
     signed datagram -> outbox -> alert_sent msg) and vehicle side (datagram -> pipeline ->
     Alert msg)."""
     from v2x_bridge import conversions
+    from v2x_protocol.io.state import SequenceStore
     from v2x_protocol.sender import Outbox, fill_identity
-    from v2x_protocol.state import SequenceStore
 
     key = keys.HmacKey(SECRET.encode())
     tx, box = Sender(key), Outbox(1.0)

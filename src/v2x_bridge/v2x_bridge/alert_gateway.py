@@ -42,7 +42,9 @@ from v2x_common.params import (
 from v2x_common.take import queued
 from v2x_common.worker import Worker
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
-from v2x_protocol import keys
+from v2x_protocol.io import keys
+from v2x_protocol.io.state import OutboxFile, SequenceStore
+from v2x_protocol.io.station import default_station_id, pseudonym
 from v2x_protocol.peers import FORGET_AFTER_S, PeerTable
 from v2x_protocol.receiver import (
     AlertDelivered,
@@ -59,8 +61,6 @@ from v2x_protocol.sender import (
     UnknownEvent,
     fill_identity,
 )
-from v2x_protocol.state import OutboxFile, SequenceStore
-from v2x_protocol.station import default_station_id, pseudonym
 from v2x_protocol.wire import (
     AUTH_NONE,
     MAX_TIME_NS,

@@ -18,7 +18,8 @@ from v2x_common.mappings import (
     suggest_from_str,
     suggest_to_str,
 )
-from v2x_protocol import keys, ranges
+from v2x_protocol import ranges
+from v2x_protocol.io import keys
 from v2x_protocol.wire import AlertData
 
 #: Alert fields that may be given by name ('collision', 'high', 'slow_down').

@@ -11,7 +11,8 @@ stop: it is delivered at its first datagram.
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from v2x_protocol import keys, wire
+from v2x_protocol import wire
+from v2x_protocol.io import keys
 from v2x_protocol.peers import PeerTable
 from v2x_protocol.receiver import AlertDelivered, DatagramRejected, HeartbeatReceived, Receiver
 from v2x_protocol.sender import Sender

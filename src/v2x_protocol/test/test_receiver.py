@@ -3,7 +3,8 @@ from dataclasses import replace
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pytest
 
-from v2x_protocol import keys, wire
+from v2x_protocol import wire
+from v2x_protocol.io import keys
 from v2x_protocol.receiver import (
     AlertDelivered,
     AlertRepeated,

@@ -1,10 +1,13 @@
-"""Keys: HMAC secrets, Ed25519 key files, the trust store, and the receiver's keyring.
+"""Keys (pure): HMAC secrets, Ed25519 keys, the trust store's text, and the keyring.
+
+No file, environment or permission is read here: v2x_protocol.io.keys loads keys from
+files and the environment and hands the bytes and text to the parsers below.
 
 HMAC (protocol v2): the MAC key and the on-air key id are derived from the secret with
 HKDF-SHA256 under separate labels, so the key id is no fingerprint of the secret; a secret
 must be at least MIN_SECRET_BYTES long (`v2x_keygen --hmac` makes one). Ed25519 key ids
 are the first 8 bytes of SHA-256 of the raw public key. Key files must not be readable by
-group or others (check_private_file). Secrets never appear in repr() or messages.
+group or others (io.keys.check_private_file). Secrets never appear in repr() or messages.
 
 The fleet's key model (docs/protocol.md "Keys"): RSUs sign with their own Ed25519 keys,
 bound by the trust store to the source ids they speak for; vehicles sign their heartbeats
@@ -14,12 +17,9 @@ bound to an Ed25519 key is spoken for by that key only.
 """
 
 import base64
-from dataclasses import dataclass
+import binascii
 import hashlib
 import hmac
-import os
-from pathlib import Path
-import stat
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -38,7 +38,14 @@ from v2x_protocol.wire import (
     UnknownKey,
 )
 
-ENV_KEY = 'V2X_KEY'
+__all__ = [
+    'MIN_SECRET_BYTES', 'LABEL_MAC', 'LABEL_KEY_ID', 'LABEL_HEARTBEAT_MAC',
+    'LABEL_HEARTBEAT_KEY_ID', 'MAKE_SECRET_HELP', 'KeyConfigError', 'key_id_of', 'hkdf',
+    'check_secret', 'HmacKey', 'HeartbeatKey', 'Ed25519Signer', 'public_key_problem',
+    'Ed25519Verifier', 'Keyring', 'parse_secret', 'signer_from_pem', 'trust_entry',
+    'parse_trust_store',
+]
+
 MIN_SECRET_BYTES = 16
 #: HKDF-SHA256 labels (info) of protocol v2; no salt
 LABEL_MAC = b'v2x v2 hmac-sha256 key'
@@ -71,7 +78,8 @@ def hkdf(secret: bytes, label: bytes, length: int) -> bytes:
 
 
 def check_secret(secret: bytes, where: str = 'HMAC key') -> None:
-    """Refuse a secret that is too short or is a PEM key file's text."""
+    """Refuse a secret that is too short or is a PEM key file's text (it starts, after
+    any ASCII whitespace, with '-----BEGIN')."""
     if secret.lstrip().startswith(b'-----BEGIN'):
         raise KeyConfigError(f'{where} is a PEM key (Ed25519?), not an HMAC secret: use '
                              'auth_mode ed25519 for it, or ' + MAKE_SECRET_HELP)
@@ -264,233 +272,85 @@ class Keyring:
             raise UnknownKey(f'no key with id {key_id.hex()} for auth {auth}') from None
 
 
-# --- files ------------------------------------------------------------------------------
-
-def check_private_file(path: str | Path, what: str = 'key file') -> None:
-    """Refuse a secret file that group or others may read or write (as ssh does), saying
-    the chmod that fixes it. Raises KeyConfigError (also when it cannot be stat'ed)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise KeyConfigError(f'cannot read {what} {path}: {exc.strerror}') from None
-    if mode & 0o077:
-        raise KeyConfigError(f'{what} {path} is accessible by group or others (mode '
-                             f'{stat.S_IMODE(mode):04o}); run: chmod 600 {path}')
 
 
-def read_secret_file(path: str | Path) -> bytes:
-    """An HMAC secret from a file: its bytes less one trailing LF or CRLF (nothing else is
-    trimmed). Refuses a file group/others can read, a short secret, and a PEM key."""
-    check_private_file(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise KeyConfigError(f'cannot read key file {path}: {exc.strerror}') from None
+def parse_secret(data: bytes, where: str = 'key file') -> bytes:
+    """An HMAC secret from a key file's bytes: less exactly one trailing LF or CRLF
+    (nothing else is trimmed); refuses a short secret and a PEM key."""
     if data.endswith(b'\r\n'):
         data = data[:-2]
     elif data.endswith(b'\n'):
         data = data[:-1]
-    check_secret(data, f'key file {path}')
+    check_secret(data, where)
     return data
 
 
-def load_private_key(path: str | Path) -> Ed25519Signer:
-    """An Ed25519 private key from an unencrypted PEM PKCS#8 file (v2x_keygen writes one)."""
-    check_private_file(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise KeyConfigError(f'cannot read key file {path}: {exc.strerror}') from None
+def signer_from_pem(data: bytes, where: str = 'key file') -> Ed25519Signer:
+    """An Ed25519 private key from an unencrypted PEM PKCS#8 file's bytes."""
     if not data.lstrip().startswith(b'-----BEGIN'):
-        raise KeyConfigError(f'{path} is not a PEM private key (an HMAC secret? use '
+        raise KeyConfigError(f'{where} is not a PEM private key (an HMAC secret? use '
                              'auth_mode hmac for it)')
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
-        raise KeyConfigError(f'{path} is not an unencrypted PEM private key') from None
+        raise KeyConfigError(f'{where} is not an unencrypted PEM private key') from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyConfigError(f'{path} is not an Ed25519 private key')
+        raise KeyConfigError(f'{where} is not an Ed25519 private key')
     return Ed25519Signer(key)
 
 
-def is_pem_private_key(path: str | Path) -> bool:
-    """True when the file looks like a PEM private key (not an HMAC secret)."""
-    try:
-        head = Path(path).read_bytes()[:64]
-    except OSError:
-        return False
-    return head.startswith(b'-----BEGIN') and b'PRIVATE KEY' in head
+def _is_word(word: str) -> bool:
+    return bool(word) and not word.startswith('#') and not any(c.isspace() for c in word)
 
 
 def trust_entry(name: str, public_raw: bytes, speaks_for=()) -> str:
     """One trust-store line: '<name> ed25519 <base64 public key> [<source_id> ...]'."""
     for word in (name, *speaks_for):
-        if not word or any(c.isspace() or c == '#' for c in word):
-            raise KeyConfigError(f'trust-store name/source id {word!r} must be one word')
+        if not _is_word(word):
+            raise KeyConfigError(f'trust-store name/source id {word!r} must be one word, not '
+                                 "starting with '#'")
     extra = ''.join(f' {w}' for w in speaks_for if w != name)
     return f'{name} ed25519 {base64.b64encode(public_raw).decode()}{extra}'
 
 
-def load_trust_store(path: str | Path) -> list[Ed25519Verifier]:
-    """Trusted keys from a text file of '<name> ed25519 <base64> [<source_id> ...]' lines
-    ('#' comments). The key may sign for its name and the source ids listed after it."""
-    try:
-        text = Path(path).read_text(encoding='utf-8')
-    except OSError as exc:
-        raise KeyConfigError(f'cannot read trust store {path}: {exc.strerror}') from None
-    keys = []
+def _strip_comment(line: str) -> str:
+    """The line without its comment: from a '#' that starts a word (at the start of the
+    line or after whitespace) to the end; a '#' inside a word (det/cam#1) is text."""
+    for i, c in enumerate(line):
+        if c == '#' and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
+
+
+def parse_trust_store(text: str, where: str = 'trust store') -> list[Ed25519Verifier]:
+    """Trusted keys from a trust store's text: lines '<name> ed25519 <base64 public key>
+    [<source_id> ...]', '#' comments. The whole store is refused (KeyConfigError naming
+    where:line) on any bad line: not that shape, base64 that is not the canonical 44
+    characters of a 32-byte key, a key refused by public_key_problem, or a key listed twice.
+    A source id may be listed under several keys (an RSU rolling its key over)."""
+    keys, seen = [], {}
     for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.split('#', 1)[0].strip()
-        if not line:
+        parts = _strip_comment(line).split()
+        if not parts:
             continue
-        parts = line.split()
         if len(parts) < 3 or parts[1] != 'ed25519':
-            raise KeyConfigError(f'{path}:{lineno}: expected "<name> ed25519 <base64 key> '
+            raise KeyConfigError(f'{where}:{lineno}: expected "<name> ed25519 <base64 key> '
                                  '[<source_id> ...]"')
         try:
             raw = base64.b64decode(parts[2], validate=True)
-        except ValueError:
-            raise KeyConfigError(f'{path}:{lineno}: key is not base64') from None
+        except (ValueError, binascii.Error):
+            raise KeyConfigError(f'{where}:{lineno}: key is not base64') from None
+        if base64.b64encode(raw).decode() != parts[2]:
+            raise KeyConfigError(f'{where}:{lineno}: key is not canonical base64 (44 '
+                                 'characters ending in one "=", as v2x_keygen writes it)')
+        if raw in seen:
+            raise KeyConfigError(f'{where}:{lineno}: the same key as line {seen[raw]}: list '
+                                 'a key once, with every source id it speaks for')
+        seen[raw] = lineno
         try:
             keys.append(Ed25519Verifier(raw, parts[0], parts[3:]))
         except KeyConfigError as exc:
-            raise KeyConfigError(f'{path}:{lineno}: {exc}') from None
+            raise KeyConfigError(f'{where}:{lineno}: {exc}') from None
     if not keys:
-        raise KeyConfigError(f'trust store {path} holds no keys')
+        raise KeyConfigError(f'{where} holds no keys')
     return keys
-
-
-def read_heartbeat_key(path: str | Path) -> HeartbeatKey:
-    """The fleet heartbeat key from its file (the format of an HMAC secret file)."""
-    try:
-        return HeartbeatKey(read_secret_file(path), f'heartbeat key file {path}')
-    except KeyConfigError as exc:
-        raise KeyConfigError(str(exc), 'heartbeat_key_file') from None
-
-
-def hmac_from_sources(key: str | None = None, key_file: str | None = None,
-                      env=os.environ) -> HmacKey | None:
-    """The HMAC key from a literal, a file, or $V2X_KEY, in that order; None when none."""
-    if key:
-        return HmacKey(key.encode('utf-8'), 'the --hmac-key secret')
-    if key_file:
-        return HmacKey(read_secret_file(key_file), f'key file {key_file}')
-    if env.get(ENV_KEY):
-        return HmacKey(env[ENV_KEY].encode('utf-8'), f'${ENV_KEY}')
-    return None
-
-
-def make_signer(auth_mode: str, key_file: str = '', hmac_key: str = '', env=os.environ):
-    """The sending key for auth_mode; None for 'none'. Raises KeyConfigError saying how."""
-    if auth_mode == 'none':
-        return None
-    if auth_mode == 'hmac':
-        key = hmac_from_sources(hmac_key, key_file, env)
-        if key is None:
-            raise KeyConfigError(f'no HMAC key: give --hmac-key / key_file, or set {ENV_KEY}; '
-                                 'or run insecure (auth none) on purpose')
-        return key
-    if auth_mode == 'ed25519':
-        if not key_file:
-            raise KeyConfigError('ed25519 needs a private key file (make one with v2x_keygen)')
-        return load_private_key(key_file)
-    raise KeyConfigError(f'unknown auth mode {auth_mode!r}; expected hmac, ed25519 or none')
-
-
-def make_keyring(auth_mode: str, *, key_file: str = '', hmac_key: str = '',
-                 accept_key_files=(), trust_store: str = '', insecure: bool = False,
-                 env=os.environ, heartbeat_keys=()) -> Keyring:
-    """What a receiver accepts. hmac: the key plus accept_key_files (rotation); ed25519:
-    the trust store (plus HMAC keys if given); none: only unsigned, with insecure set."""
-    if auth_mode == 'none':
-        if not insecure:
-            raise KeyConfigError("auth mode 'none' needs the insecure flag set explicitly",
-                                 'insecure')
-        if hmac_key or key_file or accept_key_files or trust_store:
-            raise KeyConfigError('insecure (auth none) together with a key: a receiver '
-                                 'either checks signatures or runs insecure, not both')
-        return Keyring(allow_none=True)
-    if insecure:
-        raise KeyConfigError(f'insecure together with auth mode {auth_mode!r}: a receiver '
-                             'either checks signatures or runs insecure, not both', 'insecure')
-    hmac_keys = []
-    if auth_mode == 'hmac' or hmac_key:
-        first = hmac_from_sources(hmac_key, key_file if auth_mode == 'hmac' else '', env)
-        if first is not None:
-            hmac_keys.append(first)
-    hmac_keys += [HmacKey(read_secret_file(p), f'key file {p}') for p in accept_key_files
-                  if p]
-    ed_keys = []
-    if auth_mode == 'ed25519':
-        if not trust_store:
-            raise KeyConfigError('ed25519 receiving needs a trust store file (v2x_keygen '
-                                 'prints its entries)', 'trust_store')
-        try:
-            ed_keys = load_trust_store(trust_store)
-        except KeyConfigError as exc:
-            raise KeyConfigError(str(exc), 'trust_store') from None
-    elif auth_mode != 'hmac':
-        raise KeyConfigError(f'unknown auth mode {auth_mode!r}; expected hmac, ed25519 or none',
-                             'auth_mode')
-    if not hmac_keys and not ed_keys:
-        raise KeyConfigError(f'no HMAC key: give --hmac-key / key_file, or set {ENV_KEY}; '
-                             'or run insecure (auth none) on purpose')
-    return Keyring(hmac_keys, ed_keys, heartbeat_keys=heartbeat_keys)
-
-
-@dataclass(frozen=True)
-class StationKeys:
-    """A gateway's keys. signer: signs this station's alerts (an RSU's own key), and its
-    heartbeats unless heartbeat_signer is set (a vehicle's fleet heartbeat key); keyring:
-    what it accepts. None signers: this station signs nothing of that kind."""
-
-    signer: object | None
-    heartbeat_signer: object | None
-    keyring: Keyring
-
-    @property
-    def can_send(self) -> bool:
-        """True when this station signs anything (alerts or heartbeats)."""
-        return self.signer is not None or self.heartbeat_signer is not None
-
-
-def load_station_keys(role: str, auth_mode: str, *, key_file: str = '',
-                      accept_key_files=(), trust_store: str = '',
-                      heartbeat_key_file: str = '', insecure: bool = False,
-                      env=os.environ) -> StationKeys:
-    """A gateway's keys from its settings (KeyConfigError naming the setting at fault).
-
-    The recommended deployment (docs/protocol.md "Keys"): an RSU runs auth_mode ed25519
-    with its private key_file (its alerts and heartbeats) and the fleet heartbeat key
-    (to hear vehicles); a vehicle runs auth_mode ed25519 with the trust store of the RSUs'
-    keys and the fleet heartbeat key (its heartbeats), and holds no key that signs an
-    alert. HMAC (a shared key_file or $V2X_KEY) stays for labs and the demo.
-    """
-    if insecure and auth_mode != 'none':
-        raise KeyConfigError(f'true together with auth_mode {auth_mode}: a gateway either '
-                             'signs and checks, or runs insecure (auth_mode none), not both',
-                             'insecure')
-    if auth_mode == 'none' and heartbeat_key_file:
-        raise KeyConfigError('a heartbeat key with auth_mode none: an insecure gateway '
-                             'signs nothing', 'heartbeat_key_file')
-    heartbeat = read_heartbeat_key(heartbeat_key_file) if heartbeat_key_file else None
-    signer = None
-    env_key = auth_mode == 'hmac' and env.get(ENV_KEY)
-    if auth_mode != 'none' and (role == 'rsu' or key_file or env_key):
-        signer = make_signer(auth_mode, key_file, env=env)
-    if auth_mode == 'ed25519' and signer is not None and not trust_store:
-        # an RSU without a trust store hears only stations sharing its own key
-        keyring = Keyring(ed25519_keys=[Ed25519Verifier(signer.public_raw)],
-                          heartbeat_keys=[heartbeat] if heartbeat else ())
-    else:
-        keyring = make_keyring(auth_mode, key_file=key_file if auth_mode == 'hmac' else '',
-                               accept_key_files=accept_key_files, trust_store=trust_store,
-                               insecure=insecure, env=env,
-                               heartbeat_keys=[heartbeat] if heartbeat else ())
-    if heartbeat is not None and keyring.signs_alerts_with(heartbeat.alert_key_id):
-        raise KeyConfigError(f'heartbeat key file {heartbeat_key_file} holds the same '
-                             'secret as an alert key: every vehicle holds the heartbeat key, '
-                             'so it must be a secret of its own (v2x_keygen --heartbeat)',
-                             'heartbeat_key_file')
-    hb_signer = heartbeat if role != 'rsu' else None  # an RSU's heartbeats: its own key
-    return StationKeys(signer, hb_signer, keyring)

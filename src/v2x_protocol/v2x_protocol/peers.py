@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 from v2x_protocol.wire import HeartbeatData
 
+__all__ = [
+    'MAX_PEERS', 'FORGET_AFTER_S', 'PeerInfo', 'PeerTable',
+]
+
 #: Entries the table holds at most.
 MAX_PEERS = 1024
 #: A peer silent this long is forgotten (the gateway passes a longer age when its own

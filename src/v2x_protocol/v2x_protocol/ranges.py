@@ -9,6 +9,14 @@ starts with the field's name, so each entry point refuses the same value the sam
 import math
 import re
 
+__all__ = [
+    'MAX_TEXT_BYTES', 'MAX_STATION_ID_BYTES', 'MAX_VALIDITY_S', 'MAX_TIME_NS',
+    'MAX_HEARTBEAT_PERIOD_S', 'MAX_DISTANCE_M', 'KINDS', 'SEVERITIES', 'SUGGESTS', 'ROLE_RSU',
+    'ROLE_VEHICLE', 'ROLES', 'STATUSES', 'PRINTABLE_PATTERN', 'FieldError', 'ControlCharacter',
+    'check_text', 'has_control', 'printable', 'check_range', 'check_enum', 'check_validity',
+    'check_time_ns', 'check_alert_fields', 'check_heartbeat_fields',
+]
+
 #: text fields on the wire are str8: at most this many bytes of UTF-8
 MAX_TEXT_BYTES = 255
 #: a station id (source_id) set by an operator: at most this many bytes

@@ -46,6 +46,13 @@ from v2x_protocol.wire import (
     parse_header,
 )
 
+__all__ = [
+    'NEW', 'UPDATE', 'CANCEL', 'REPEAT', 'OUTDATED', 'WINDOW', 'MAX_COUNTER_JUMP',
+    'ESTABLISHED_RESERVE', 'StateFull', 'AlertDelivered', 'AlertRepeated', 'HeartbeatReceived',
+    'DatagramRejected', 'OwnDatagramSkipped', 'IdConflict', 'classify', 'ReplayWindow',
+    'Receiver',
+]
+
 NEW = 'new'
 UPDATE = 'update'
 CANCEL = 'cancel'

@@ -12,6 +12,11 @@ import secrets
 from v2x_protocol import ranges, wire
 from v2x_protocol.wire import AlertData, HeartbeatData
 
+__all__ = [
+    'MAX_VALIDITY_S', 'InvalidTiming', 'UnknownEvent', 'OutOfRangeInput', 'check_validity',
+    'check_input', 'Sender', 'fill_identity', 'Outbox',
+]
+
 #: the largest validity_s accepted (ranges.MAX_VALIDITY_S, DENM's one day)
 MAX_VALIDITY_S = ranges.MAX_VALIDITY_S
 

@@ -19,6 +19,18 @@ import struct
 
 from v2x_protocol import ranges
 
+__all__ = [
+    'MAGIC', 'VERSION', 'MAX_DATAGRAM', 'HEADER_LEN', 'KEY_ID_LEN', 'TAG_LEN', 'TYPE_ALERT',
+    'TYPE_HEARTBEAT', 'AUTH_NONE', 'AUTH_HMAC', 'AUTH_ED25519', 'AUTH_NAMES', 'FLAG_CANCELLED',
+    'FLAG_CLIP_REQUESTED', 'MAX_TEXT', 'MAX_TIME_NS', 'WireError', 'MalformedDatagram',
+    'OversizedDatagram', 'UnsupportedVersion', 'Unauthenticated', 'UnknownKey', 'BadSignature',
+    'HeartbeatKeyMisuse', 'ForgedSource', 'OutOfRange', 'ControlChars', 'FutureDated',
+    'TooOld', 'Expired', 'Replayed', 'CounterJump', 'InternalError', 'InvalidMessage',
+    'AlertData', 'HeartbeatData', 'Envelope', 'Datagram', 'encode', 'encode_alert_body',
+    'encode_heartbeat_body', 'parse_header', 'decode', 'decode_alert_body',
+    'decode_heartbeat_body', 'f32',
+]
+
 MAGIC = b'VX'
 VERSION = 2
 MAX_DATAGRAM = 1200

@@ -20,6 +20,8 @@ import secrets
 from v2x_common.files import write_json_atomic
 from v2x_protocol.wire import AlertData
 
+__all__ = ['MAX_SEQUENCE', 'OutboxFile', 'SentEvents', 'SequenceStore', 'locked']
+
 MAX_SEQUENCE = 0xFFFFFFFF
 
 
