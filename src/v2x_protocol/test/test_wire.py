@@ -12,9 +12,12 @@ RING = keys.Keyring([KEY])
 T = 1_800_000_000_000_000_000
 
 f32s = st.floats(width=32, allow_nan=False, allow_infinity=False)
-#: printable text (no C0/C1/DEL: the range table refuses those)
-texts = st.text(st.characters(blacklist_categories=('Cs', 'Cc')), max_size=60)
-ids = st.text(st.characters(blacklist_categories=('Cs', 'Cc')), min_size=1, max_size=40)
+#: printable text (no C0/C1/DEL, no bidi control: the range table refuses those)
+BIDI = '\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069'
+texts = st.text(st.characters(blacklist_categories=('Cs', 'Cc'), blacklist_characters=BIDI),
+                max_size=60)
+ids = st.text(st.characters(blacklist_categories=('Cs', 'Cc'),
+                            blacklist_characters=BIDI + '@'), min_size=1, max_size=40)
 unit = st.floats(0.0, 1.0, width=32)
 alerts = st.builds(
     wire.AlertData,

@@ -147,8 +147,8 @@ def classify(prev: tuple[int, bool] | None, alert: AlertData) -> str:
     prev_stamp, prev_cancelled = prev
     if prev_cancelled:
         return REPEAT  # a cancellation is final
-    if alert.cancelled:
-        return CANCEL
+    if alert.cancelled:  # a cancellation older than the live version delivered is outdated
+        return CANCEL if alert.stamp_ns >= prev_stamp else OUTDATED
     if alert.stamp_ns > prev_stamp:
         return UPDATE
     return REPEAT if alert.stamp_ns == prev_stamp else OUTDATED
