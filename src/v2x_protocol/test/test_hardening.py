@@ -12,7 +12,7 @@ import pytest
 
 from v2x_protocol import keys, ranges, wire
 from v2x_protocol.io import keys as keyfiles
-from v2x_protocol.io.state import SentEvents, SequenceStore
+from v2x_protocol.io.state import HighWaterFile, SentEvents, SequenceStore
 from v2x_protocol.receiver import (
     MAX_COUNTER_JUMP,
     WINDOW,
@@ -370,3 +370,15 @@ def test_origins_per_source_id_are_bounded():
         names.add(got.alert.source_id)
     assert len(names) == 58 and len(rx._origins['rsu_server_01']) <= 16
     assert len(rx._names) <= 16
+
+
+def test_high_water_file_round_trip(tmp_path):
+    """The high-water marks saved by HighWaterFile come back as the receiver's marks; a
+    broken file reads as none."""
+    rx = Receiver(keys.Keyring([KEY]))
+    rx.receive(Sender(KEY).datagram(wire.HeartbeatData('rsu_server_01', 1), T), T)
+    store = HighWaterFile(tmp_path)
+    store.save(rx)
+    assert store.load() == rx.high_water == {('rsu_server_01', 1, KEY.key_id): T}
+    store.path.write_text('{not json')
+    assert store.load() == {}

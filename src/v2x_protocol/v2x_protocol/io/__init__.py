@@ -14,7 +14,8 @@ from v2x_protocol import lazy_exports
 #: name -> the module of this package that defines it
 _EXPORTS = {
     'StationKeys': 'keys', 'load_station_keys': 'keys', 'KeyConfigError': 'keys',
-    'OutboxFile': 'state', 'SentEvents': 'state', 'SequenceStore': 'state',
+    'HighWaterFile': 'state', 'OutboxFile': 'state', 'SentEvents': 'state',
+    'SequenceStore': 'state',
     'default_station_id': 'station', 'pseudonym': 'station',
 }
 __all__ = sorted(_EXPORTS)
