@@ -68,6 +68,9 @@ MAX_ORIGINS_PER_SOURCE = 16  # station instances remembered per source id
 ESTABLISHED_RESERVE = 16
 #: an RSU heard by a heartbeat stays established this long after its last one
 ESTABLISHED_FOR_NS = 600 * 1_000_000_000
+#: RSUs established by heartbeat remembered at most (newcomers lose): with a shared HMAC
+#: key a key holder could invent RSUs, whose reserve then takes at most 256 x 16 events
+MAX_ESTABLISHED_RSUS = 256
 
 
 class StateFull(WireError):
@@ -398,7 +401,7 @@ class Receiver:
         rsus = self._rsus
         if source in rsus:
             rsus.move_to_end(source)
-        elif len(rsus) >= self.max_sessions:
+        elif len(rsus) >= MAX_ESTABLISHED_RSUS:
             return
         rsus[source] = mono
 
