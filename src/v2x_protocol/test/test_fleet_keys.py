@@ -192,3 +192,15 @@ def test_station_keys_of_the_recommended_deployment(tmp_path):
         keys.load_station_keys('vehicle', 'hmac', key_file=str(hb_file),
                                heartbeat_key_file=str(hb_file), env={})
     assert exc.value.param == 'heartbeat_key_file'
+
+
+def test_rsus_established_by_heartbeat_are_bounded():
+    """A shared-key holder heartbeating 300 invented RSUs: at most 256 are established, the
+    RSU heard first stays established, and invented RSUs past the bound are newcomers."""
+    rx = Receiver(keys.Keyring([LAB]))
+    tx = Sender(LAB)
+    for i in range(300):
+        name = 'rsu_real' if i == 0 else f'rsu_fake_{i}'
+        rx.receive(tx.datagram(wire.HeartbeatData(name, 1), T), T)
+    assert rx.established('rsu_real') and not rx.established('rsu_fake_299')
+    assert sum(rx.established(f'rsu_fake_{i}') for i in range(1, 300)) == 255
