@@ -334,8 +334,8 @@ def cpu_cost(n: int = 5000) -> tuple[float, float]:
     signed datagram -> outbox -> alert_sent msg) and vehicle side (datagram -> pipeline ->
     Alert msg)."""
     import v2x_conversion as conversions
+    from v2x_protocol.io.state import SequenceStore
     from v2x_protocol.sender import Outbox, fill_identity
-    from v2x_protocol.state import SequenceStore
 
     key = keys.HmacKey(SECRET.encode())
     tx, box = Sender(key), Outbox(1.0)

@@ -12,7 +12,8 @@ import math
 
 from v2x_bridge import net
 from v2x_common.mappings import kind_to_str, severity_to_str, suggest_to_str
-from v2x_protocol import keys, ranges
+from v2x_protocol import ranges
+from v2x_protocol.io import keys
 from v2x_protocol.wire import AlertData
 
 

@@ -18,7 +18,7 @@ from v2x_bridge import cli, net
 from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_common.exit_codes import ExitCode
 from v2x_common.timeutil import iso
-from v2x_protocol import keys
+from v2x_protocol.io import keys
 from v2x_protocol.ranges import printable
 from v2x_protocol.receiver import AlertDelivered, AlertRepeated, DatagramRejected, Receiver
 

@@ -19,9 +19,10 @@ from v2x_common.alert_flags import add_alert_flags
 from v2x_common.exit_codes import ExitCode
 from v2x_common.timeutil import iso
 from v2x_conversion.alert import alert_from_flags
-from v2x_protocol import keys, ranges, wire
+from v2x_protocol import ranges, wire
+from v2x_protocol.io import keys
+from v2x_protocol.io.state import OutboxFile, SentEvents, SequenceStore
 from v2x_protocol.sender import MAX_VALIDITY_S, Sender, fill_identity
-from v2x_protocol.state import OutboxFile, SentEvents, SequenceStore
 from v2x_protocol.wire import AlertData, InvalidMessage
 
 #: shared with the gateway's default state_dir: one sequence store (and origin) per host

@@ -20,7 +20,7 @@ from v2x_common.mappings import (
 )
 from v2x_common.params import ParameterError
 from v2x_protocol import ranges
-from v2x_protocol.keys import KeyConfigError, check_private_file
+from v2x_protocol.io.keys import KeyConfigError, check_private_file
 from v2x_protocol.wire import AlertData
 
 MAX_CLIP_WINDOW_S = 86400.0  # event_clipper's MAX_WINDOW_S

@@ -29,8 +29,8 @@ from v2x_common.worker import Worker
 from v2x_denm import codec, conversions, frames, link, net
 from v2x_denm.receiver import DenmDelivered, DenmReceiver, DenmRejected, DenmRepeated
 from v2x_msgs.msg import Alert
+from v2x_protocol.io.station import default_station_id
 from v2x_protocol.sender import Outbox
-from v2x_protocol.station import default_station_id
 
 NODE_NAME = 'denm_gateway'
 SUMMARY_PERIOD_S = 10.0
