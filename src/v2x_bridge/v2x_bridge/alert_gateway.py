@@ -18,7 +18,6 @@ the broker paths publish in the order the core decided.
 """
 
 from dataclasses import dataclass
-import json
 import os
 from pathlib import Path
 import sys
@@ -49,7 +48,6 @@ from v2x_bridge.gateway_core import (
 from v2x_bridge.identity import Identity
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
-from v2x_common.files import write_json_atomic
 from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
 from v2x_common.params import (
@@ -67,7 +65,6 @@ import v2x_conversion as conversions
 from v2x_federation.config import BrokerConfig
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol.io import keys
-from v2x_protocol.receiver import Receiver
 from v2x_protocol.io.state import HighWaterFile, OutboxFile, SequenceStore
 from v2x_protocol.wire import AlertData
 

@@ -15,8 +15,8 @@ Pure Python (no rclpy); the signer and the persisted origin come in as arguments
 
 import secrets
 
-from v2x_protocol.sender import Sender
 from v2x_protocol.io.station import default_station_id, pseudonym
+from v2x_protocol.sender import Sender
 
 
 class FixedIdentity(Exception):
