@@ -5,12 +5,12 @@ loopback port in the foreground and answers PromQL through its HTTP API (/api/v1
 No mocks: the server scrapes our exporters over HTTP as it would in production."""
 
 import json
+from pathlib import Path
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import urlopen
 
@@ -39,8 +39,9 @@ class Prometheus:
             f"  - job_name: {name}\n    static_configs:\n      - targets: ['{target}']\n"
             for name, target in targets.items())
         config = directory / 'prometheus.yml'
-        config.write_text(f'global:\n  scrape_interval: {round(interval_s * 1000)}ms\n'
-                          f'  scrape_timeout: {round(interval_s * 1000)}ms\nscrape_configs:\n{jobs}')
+        every = f'{round(interval_s * 1000)}ms'
+        config.write_text(f'global:\n  scrape_interval: {every}\n  scrape_timeout: {every}\n'
+                          f'scrape_configs:\n{jobs}')
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
         self._log = open(directory / 'prometheus.log', 'w')

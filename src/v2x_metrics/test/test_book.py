@@ -1,10 +1,9 @@
 """The metrics book: what the nodes publish in, Prometheus families out (no ROS)."""
 
 import math
-
-from prometheus_client.parser import text_string_to_metric_families
 import threading
 
+from prometheus_client.parser import text_string_to_metric_families
 from v2x_metrics.book import (
     AlertSeen,
     MetricsBook,

@@ -90,6 +90,8 @@ def number(text) -> float | None:
 
 @dataclass(frozen=True)
 class Sample:
+    """One sample of a family: name suffix, labels, value."""
+
     suffix: str                       # '' or _total, _bucket, _sum, _count
     labels: tuple[tuple[str, str], ...]
     value: float
@@ -120,6 +122,8 @@ class NodeReport:
 
 @dataclass(frozen=True)
 class PeerReport:
+    """One PeerStatus as plain values."""
+
     source_id: str
     role: int
     last_heard: float   # epoch seconds
@@ -380,7 +384,7 @@ class MetricsBook:
     def _histograms(f: Family, table, what: str, st) -> None:
         for (name, path), h in sorted(table.items()):
             labels = dict(st, path=path, **{what: name})
-            for bound, count in zip(h.bounds, h.counts):
+            for bound, count in zip(h.bounds, h.counts, strict=True):
                 f.add(dict(labels, le=f'{bound:g}'), count, '_bucket')
             f.add(dict(labels, le='+Inf'), h.total, '_bucket')
             f.add(labels, h.sum, '_sum')

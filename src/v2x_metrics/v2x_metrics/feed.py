@@ -32,6 +32,7 @@ def _level(level) -> str:
 
 
 def alert_seen(msg: Alert) -> AlertSeen:
+    """The fields of an Alert the book times."""
     return AlertSeen(source_id=msg.source_id, sequence=int(msg.sequence),
                      stamp=_seconds(msg.header.stamp), path=int(msg.path),
                      authenticated=bool(msg.authenticated), kind=int(msg.kind),

@@ -8,8 +8,8 @@ token, the same rules as the console's token file) and answers only the Host nam
 ``/metrics``; run this where the console is off (a light vehicle).
 """
 
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import hmac
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import ipaddress
 import socket
 import threading
@@ -41,6 +41,7 @@ PARAMETERS = (
 
 
 def is_loopback(address: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost'."""
     if address == 'localhost':
         return True
     try:
@@ -65,6 +66,7 @@ def read_token(path: str) -> bytes:
 
 
 def host_names(bind: str, extra) -> set[str]:
+    """The Host header names answered: loopback names, the bind address, ``extra``."""
     names = {'127.0.0.1', 'localhost', '[::1]', bind}
     names.update(h.strip().lower() for h in extra if h.strip())
     return names
@@ -107,6 +109,8 @@ def make_handler(render, token: bytes, hosts: set[str]):
 
 
 class MetricsExporter(Node):
+    """The feed, the book and a loopback HTTP server of its text exposition."""
+
     def __init__(self):
         super().__init__(NODE_NAME)
         p = declare_parameters(self, PARAMETERS)
@@ -142,4 +146,5 @@ class MetricsExporter(Node):
 
 
 def main(args=None) -> int:
+    """Run v2x_metrics_exporter."""
     return run_node(NODE_NAME, MetricsExporter, args)
