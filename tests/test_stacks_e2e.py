@@ -18,11 +18,11 @@ import time
 
 from geometry_msgs.msg import Twist
 import pytest
-from v2x_prometheus import Prometheus, free_port
-from v2x_prometheus import missing as prometheus_missing
 
 from v2x_common import qos
 from v2x_msgs.msg import Alert, PolicyState
+from v2x_prometheus import Prometheus, free_port
+from v2x_prometheus import missing as prometheus_missing
 from v2x_testing import random_domain_id
 
 WS = Path(__file__).resolve().parents[1]

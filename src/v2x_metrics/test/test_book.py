@@ -4,6 +4,7 @@ import math
 import threading
 
 from prometheus_client.parser import text_string_to_metric_families
+
 from v2x_metrics.book import (
     AlertSeen,
     MetricsBook,

@@ -14,7 +14,7 @@ Translation rules:
 - Every DiagnosticStatus: ``v2x_node_level{node}`` (0 OK, 1 WARN, 2 ERROR, 3 STALE) and
   ``v2x_node_report_age_seconds{node}``; each numeric value ``KEY`` of a node whose name
   ends in ``COMPONENT`` becomes ``v2x_<component>_<key>``: a counter (``_total``) when the
-  key is a running count (:data:`COUNTER_KEYS`, or ``dropped_<reason>``, which becomes
+  key is a running count (:data:`COUNTERS`, or ``dropped_<reason>``, which becomes
   ``v2x_<component>_dropped_total{reason}``), else a gauge.
 - Peers: heartbeat age, clock offset, stale, active alerts, authenticated, per peer and path.
 - Policy: the action in force, the speed limit, enabled, decisions by action; cmd_vel
@@ -34,15 +34,33 @@ from typing import Iterable, Mapping
 #: Node levels (diagnostic_msgs/DiagnosticStatus) as numbers.
 LEVELS = {'OK': 0, 'WARN': 1, 'ERROR': 2, 'STALE': 3}
 
-#: Diagnostic keys that are running counts in our nodes (the rest are gauges).
-COUNTER_KEYS = frozenset({
-    'received', 'reasserted', 'foreign_alerts', 'delivered', 'repeats', 'heartbeats',
-    'sent', 'send_errors', 'csv_errors', 'invalid_input', 'internal_errors', 'kernel_drops',
-    'peers_refused', 'peers_evicted', 'peers_forgotten', 'id_conflicts', 'clock_steps',
-    'frames', 'events', 'published', 'restarts', 'segments', 'clips', 'clips_failed',
-    'gaps', 'accepted', 'rejected', 'decisions', 'encoded', 'decoded', 'broker_sent',
-    'broker_received', 'broker_dropped', 'denm_in', 'denm_out', 'commands',
-})
+#: Diagnostic keys that are running counts, per component (the rest are gauges; every
+#: ``dropped_<reason>`` is a count). A key a node adds later is a gauge until listed here.
+COUNTERS = {
+    'alert_gateway': frozenset({
+        'received', 'reasserted', 'foreign_alerts', 'delivered', 'repeats', 'heartbeats',
+        'sent', 'send_errors', 'csv_errors', 'invalid_input', 'internal_errors',
+        'kernel_drops', 'peers_refused', 'peers_evicted', 'peers_forgotten', 'id_conflicts',
+        'clock_steps'}),
+    'speed_policy': frozenset({
+        'alerts_received', 'alerts_new', 'alerts_updated', 'alerts_cancelled',
+        'alerts_repeated', 'alerts_older', 'alerts_expired', 'alerts_invalid', 'cmd_in',
+        'cmd_out', 'cmd_dropped_nonfinite', 'stale_zero_sent', 'fixes', 'fixes_invalid',
+        'decisions_changed'}),
+    'segment_recorder': frozenset({
+        'starts', 'restarts', 'exits', 'stalls', 'deleted_by_age', 'deleted_by_bytes',
+        'deleted_for_disk_space', 'pending_footage_lost', 'delete_errors'}),
+    'event_clipper': frozenset({
+        'published', 'failed', 'no_footage', 'with_gaps', 'rejected', 'duplicates',
+        'archive_deleted', 'archive_deleted_evidence', 'archive_delete_errors',
+        'save_failed', 'internal_errors'}),
+    'hazard_detector': frozenset({
+        'frames', 'alerts', 'updates', 'cancels', 'bad_images', 'frame_errors',
+        'json_errors', 'dropped_frames', 'source_errors'}),
+    'denm_gateway': frozenset({
+        'sent_udp', 'sent_gn', 'send_errors', 'delivered', 'repeats', 'unencodable',
+        'internal_errors'}),
+}
 
 #: The stages of an alert's life, in order, and the topic (or event) that shows each.
 STAGES = ('raised', 'sent', 'delivered', 'decided', 'cmd_vel')
@@ -333,7 +351,7 @@ class MetricsBook:
                     f = fam(f'v2x_{comp}_dropped', 'counter',
                             f'{comp}: inputs dropped, by reason')
                     f.add(dict(labels, reason=mkey[len('dropped_'):]), value, '_total')
-                elif mkey in COUNTER_KEYS:
+                elif mkey in COUNTERS.get(comp, ()):
                     fam(f'v2x_{comp}_{mkey}', 'counter',
                         f'{comp}: {key} (running count)').add(labels, value, '_total')
                 else:
