@@ -73,6 +73,8 @@ LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.
 
 PATH_NAMES = {0: 'local', 1: 'radio', 2: 'broker', 3: 'denm'}
 ACTION_NAMES = {0: 'none', 1: 'slow_down', 2: 'stop'}
+#: A changed command seen this long before a decision's stamp still belongs to it.
+CMD_SLACK_S = 0.1
 #: Alerts remembered for the hop measurement (oldest forgotten first).
 MAX_TRACKED = 4096
 
@@ -220,6 +222,8 @@ class MetricsBook:
         # topics, two publishers: either may arrive first): key -> decision time
         self._early: OrderedDict[tuple[str, int], float] = OrderedDict()
         self._cmd_changed_at = -math.inf
+        self._decided_at = -math.inf
+        self._raised: OrderedDict[float, float] = OrderedDict()  # stamp -> raise time
 
     # --- input -------------------------------------------------------------------------
     def on_diagnostics(self, reports: Iterable[NodeReport], now: float) -> None:
@@ -252,10 +256,15 @@ class MetricsBook:
         if 'decided' in self._alerts[key]:
             return
         self._stage(key, 'decided', at)
-        if self._cmd_changed_at >= at:   # the changed command arrived first
-            self._stage(key, 'cmd_vel', self._cmd_changed_at)
+        # speed_policy publishes the changed command and its state in one step, either
+        # first: a change seen since the previous decision, within CMD_SLACK_S before
+        # this one's stamp, is this decision's command
+        changed = self._cmd_changed_at
+        if changed > self._decided_at and changed >= at - CMD_SLACK_S:
+            self._stage(key, 'cmd_vel', max(changed, at))
         else:
             self._pending_cmd.append((key, at))
+        self._decided_at = max(self._decided_at, at)
 
     def on_cmd_vel(self, linear_x: float, angular_z: float, now: float) -> None:
         """A command on cmd_vel: counted; the first changed command after a decision closes
@@ -280,24 +289,25 @@ class MetricsBook:
         self._messages[label] = self._messages.get(label, 0) + 1
         stage = {'v2x/alert_out': 'raised', 'v2x/alert_sent': 'sent',
                  'v2x/alert': 'delivered'}.get(topic)
-        if stage is None or alert.cancelled or alert.sequence == 0 and stage != 'raised':
+        if stage is None or alert.cancelled or (alert.sequence == 0 and stage != 'raised'):
+            return
+        if stage == 'raised':
+            # alert_out carries no sequence yet (the gateway assigns it, and the station id
+            # when empty): keep the raise time by the alert's stamp until alert_sent names it.
+            self._raised[alert.stamp] = now
+            while len(self._raised) > MAX_TRACKED:
+                self._raised.popitem(last=False)
             return
         key = (alert.source_id, alert.sequence)
         record = self._alerts.get(key)
         if record is None:
-            if stage == 'raised':
-                # alert_out carries sequence 0 (the gateway assigns it): keep it by source
-                # until alert_sent names the sequence.
-                key = (alert.source_id, -1)
             record = self._alerts.setdefault(key, {'stamp': alert.stamp, 'path': path})
             while len(self._alerts) > MAX_TRACKED:
                 self._alerts.popitem(last=False)
         elif stage in record:
             return   # a repeat or an update: the first one counts
-        if stage == 'sent':
-            raised = self._alerts.pop((alert.source_id, -1), None)
-            if raised is not None and 'raised' in raised and raised['stamp'] == alert.stamp:
-                record['raised'] = raised['raised']
+        if stage == 'sent' and alert.stamp in self._raised:
+            self._stage(key, 'raised', self._raised.pop(alert.stamp))
         if stage == 'delivered':
             record['path'] = path   # the later stages are labelled by the delivery path
         self._stage(key, stage, now)
@@ -316,6 +326,11 @@ class MetricsBook:
                 self._hops.setdefault((hop, path), Histogram()).observe(at - record[first])
 
     # --- output ------------------------------------------------------------------------
+    def stages(self, source_id: str, sequence: int) -> dict[str, float]:
+        """When this book saw each stage of one alert (receive times, epoch seconds)."""
+        record = self._alerts.get((source_id, sequence), {})
+        return {k: v for k, v in record.items() if k in STAGES}
+
     def latency_table(self) -> list[dict]:
         """p50/p99 per stage (since capture) and per hop, for the console."""
         rows = []
