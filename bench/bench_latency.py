@@ -137,7 +137,7 @@ def bare_rclpy(n=200):
         before = len(got)
         t0 = time.time()
         pub.publish(Alert(source_id='bare', road='x' * 40))
-        if wait(lambda: len(got) > before, 2):
+        if wait(lambda before=before: len(got) > before, 2):
             out.append(got[-1] - t0)
         time.sleep(0.005)
     dom.close()
