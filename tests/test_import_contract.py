@@ -24,7 +24,7 @@ LAYERS = (
     ('messages', ('v2x_msgs',)),
     ('common', ('v2x_common',)),
     ('protocol', ('v2x_protocol',)),
-    ('libraries', ('v2x_federation', 'v2x_http', 'v2x_conversion')),
+    ('libraries', ('v2x_federation', 'v2x_http', 'v2x_conversion', 'v2x_metrics')),
     ('applications', ('v2x_bridge', 'v2x_intake', 'v2x_detector', 'v2x_recorder',
                       'v2x_policy', 'v2x_denm', 'v2x_console')),
     ('compositions', ('v2x_stacks',)),

@@ -124,6 +124,10 @@ def _sent_topic(topic: str) -> str:
     return base + 'alert_sent'
 
 
+#: Nodes that read alert_out only to watch it (never send what they read).
+PASSIVE_READERS = ('v2x_metrics_exporter',)
+
+
 def main(argv=None, env=None) -> int:
     """Publish the alert; see --help."""
     args = parser().parse_args(argv)
@@ -146,9 +150,9 @@ def main(argv=None, env=None) -> int:
                 else None, qos.ALERT_SENT)
         pub = node.create_publisher(Alert, args.topic, qos.ALERT_OUT)
         deadline = time.monotonic() + args.wait_s
-        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while not _gateway_matched(node, pub) and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.05)
-        if pub.get_subscription_count() == 0:
+        if not _gateway_matched(node, pub):
             print(f'v2x_inject: no subscriber on {pub.topic_name} within {args.wait_s:g} s '
                   '(is the gateway running, on this ROS_DOMAIN_ID?)', file=sys.stderr)
             return ExitCode.NO_SUBSCRIBER
@@ -172,6 +176,18 @@ def main(argv=None, env=None) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _gateway_matched(node, pub) -> bool:
+    """True once a reader of a named node other than a passive one (the metrics exporter)
+    is in the graph and the publisher has matched every reader the graph knows: the
+    exporter, discovered first, must not let the alert go out before the gateway can
+    receive it. (Discovery is incremental: a reader may show before its node's name, as
+    _NODE_NAME_UNKNOWN_, and a node before all its readers.)"""
+    readers = node.get_subscriptions_info_by_topic(pub.topic_name)
+    active = [r for r in readers
+              if r.node_name not in PASSIVE_READERS and not r.node_name.startswith('_')]
+    return bool(active) and pub.get_subscription_count() >= len(readers)
 
 
 if __name__ == '__main__':
