@@ -9,6 +9,7 @@ from v2x_console.core import (
     PeerInput,
     PolicyInput,
 )
+from v2x_console.held import HeldInput
 from v2x_msgs.msg import Alert
 
 
@@ -80,3 +81,11 @@ def cancel_to_msg(a: AlertInput) -> Alert:
     m.distance_m = a.distance_m
     m.confidence = a.confidence
     return m
+
+
+def held_input(m) -> HeldInput:
+    """A HeldEvent message (hazard_detector's operator confirmation)."""
+    return HeldInput(hold_id=m.hold_id, state=m.state, alert=alert_input(m.alert),
+                     threshold=float(m.threshold), deadline=to_seconds(m.deadline),
+                     boxes=tuple(float(v) for v in m.boxes), width=int(m.width),
+                     height=int(m.height), jpeg=bytes(m.jpeg), note=m.note)

@@ -241,7 +241,7 @@ class OperatorHold:
             except OSError as exc:
                 self.counts['negative_errors'] += 1
                 self.node.get_logger().error(f'negative {name} not kept: {exc}')
-        self.node.get_logger().info(f'held event {hold.hold_id}: {outcome} ({action.by})')
+        self.node.get_logger().info(f'held event {hold.hold_id}: {outcome} ({action.by!r})')
         self.pub.publish(self._message(hold, _STATES[outcome], note))
         self._frames.pop(hold.hold_id, None)
 
