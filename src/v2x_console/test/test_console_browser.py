@@ -526,58 +526,6 @@ def held_item(driver, hold_id):
         return null;""", hold_id)
 
 
-def test_held_events_confirmed_and_dismissed_from_the_page(stack, tmp_path_factory):
-    """A real hazard_detector (in-process) holds two weak fire events: the page shows each
-    with its snapshot; Confirm and Dismiss without credentials are refused (401) and change
-    nothing; signed in, Confirm broadcasts the alert (the RSU gateway sends it) and Dismiss
-    keeps its frame as a labelled negative."""
-    state_dir = tmp_path_factory.mktemp('detector')
-    node = stack.ros.add(HazardDetector(context=stack.ros.context, parameter_overrides=[
-        Parameter('backend', value='onnx'), Parameter('state_dir', value=str(state_dir)),
-        Parameter('confirm_fire', value=0.5), Parameter('road', value='road-held'),
-        Parameter('source_id', value='rsu_detector_held')]))
-    try:
-        d = stack.driver
-        d.get(stack.base + '/')
-        frame = np.zeros((180, 320, 3), np.uint8)
-        frame[60:120, 100:180] = (0, 128, 255)
-        ids = []
-        for incident in (1, 2):
-            event = HazardEvent(incident=incident, phase=NEW, kind=Alert.KIND_FIRE,
-                                severity=2, suggest=1, confidence=0.3,
-                                detection_time=time.time(), stamp=time.time(),
-                                box=(100.0, 60.0, 180.0, 120.0), track_ids=(),
-                                clip_requested=False)
-            node.hold.offer(event, frame, lambda: frame)
-            ids.append(node.hold.gate.held[-1].hold_id)
-        stack.wait(lambda: all((held_item(d, i) or [0] * 7)[6] == 320 for i in ids), 30,
-                   'held events with their snapshots on the page')
-        statuses = d.execute_async_script("""
-            const done = arguments[arguments.length - 1];
-            Promise.all(['confirm', 'dismiss'].map((v) => fetch(`/api/held/${v}`, {
-                method: 'POST', headers: {'Content-Type': 'application/json',
-                'X-V2X-Console': '1'}, body: JSON.stringify({id: arguments[0]})})
-              .then((r) => r.status))).then(done);""", ids[0])
-        assert statuses == [401, 401]
-        assert len(node.hold.gate.held) == 2
-        sign_in(d)
-        d.find_element(By.CSS_SELECTOR, f'button[data-confirm="{ids[0]}"]').click()
-        stack.wait(lambda: any(a.road == 'road-held' for a in stack.sent), 30,
-                   'the confirmed alert sent by the RSU gateway')
-        sent = next(a for a in stack.sent if a.road == 'road-held')
-        assert sent.kind == Alert.KIND_FIRE and sent.source_id == 'rsu_detector_held'
-        stack.wait(lambda: held_item(d, ids[0])[1] == 'confirmed', 20, 'shown confirmed')
-        d.find_element(By.CSS_SELECTOR, f'button[data-dismiss="{ids[1]}"]').click()
-        stack.wait(lambda: held_item(d, ids[1])[1] == 'dismissed', 20, 'shown dismissed')
-        assert held_item(d, ids[1])[5].startswith('token; kept as neg_')
-        with open(state_dir / 'negatives' / 'labels.tsv', encoding='utf-8') as f:
-            [label] = list(csv.DictReader(f, delimiter='\t'))
-        assert label['kind'] == 'none' and label['file'].endswith(f'{ids[1]}.jpg')
-        assert sum(a.road == 'road-held' for a in stack.sent) == 1
-    finally:
-        stack.ros.remove(node)
-
-
 PAGE_ID = """
     const out = [];
     for (const r of document.querySelectorAll('#alerts tbody tr')) {
@@ -719,3 +667,55 @@ def test_idle_streams_from_other_addresses_leave_the_operator_served(stack):
     finally:
         for s in idle:
             s.close()
+
+
+def test_held_events_confirmed_and_dismissed_from_the_page(stack, tmp_path_factory):
+    """A real hazard_detector (in-process) holds two weak fire events: the page shows each
+    with its snapshot; Confirm and Dismiss without credentials are refused (401) and change
+    nothing; signed in, Confirm broadcasts the alert (the RSU gateway sends it) and Dismiss
+    keeps its frame as a labelled negative."""
+    state_dir = tmp_path_factory.mktemp('detector')
+    node = stack.ros.add(HazardDetector(context=stack.ros.context, parameter_overrides=[
+        Parameter('backend', value='onnx'), Parameter('state_dir', value=str(state_dir)),
+        Parameter('confirm_fire', value=0.5), Parameter('road', value='road-held'),
+        Parameter('source_id', value='rsu_detector_held')]))
+    try:
+        d = stack.driver
+        d.get(stack.base + '/')
+        frame = np.zeros((180, 320, 3), np.uint8)
+        frame[60:120, 100:180] = (0, 128, 255)
+        ids = []
+        for incident in (1, 2):
+            event = HazardEvent(incident=incident, phase=NEW, kind=Alert.KIND_FIRE,
+                                severity=2, suggest=1, confidence=0.3,
+                                detection_time=time.time(), stamp=time.time(),
+                                box=(100.0, 60.0, 180.0, 120.0), track_ids=(),
+                                clip_requested=False)
+            node.hold.offer(event, frame, lambda: frame)
+            ids.append(node.hold.gate.held[-1].hold_id)
+        stack.wait(lambda: all((held_item(d, i) or [0] * 7)[6] == 320 for i in ids), 30,
+                   'held events with their snapshots on the page')
+        statuses = d.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            Promise.all(['confirm', 'dismiss'].map((v) => fetch(`/api/held/${v}`, {
+                method: 'POST', headers: {'Content-Type': 'application/json',
+                'X-V2X-Console': '1'}, body: JSON.stringify({id: arguments[0]})})
+              .then((r) => r.status))).then(done);""", ids[0])
+        assert statuses == [401, 401]
+        assert len(node.hold.gate.held) == 2
+        sign_in(d)
+        d.find_element(By.CSS_SELECTOR, f'button[data-confirm="{ids[0]}"]').click()
+        stack.wait(lambda: any(a.road == 'road-held' for a in stack.sent), 30,
+                   'the confirmed alert sent by the RSU gateway')
+        sent = next(a for a in stack.sent if a.road == 'road-held')
+        assert sent.kind == Alert.KIND_FIRE and sent.source_id == 'rsu_detector_held'
+        stack.wait(lambda: held_item(d, ids[0])[1] == 'confirmed', 20, 'shown confirmed')
+        d.find_element(By.CSS_SELECTOR, f'button[data-dismiss="{ids[1]}"]').click()
+        stack.wait(lambda: held_item(d, ids[1])[1] == 'dismissed', 20, 'shown dismissed')
+        assert held_item(d, ids[1])[5].startswith('token; kept as neg_')
+        with open(state_dir / 'negatives' / 'labels.tsv', encoding='utf-8') as f:
+            [label] = list(csv.DictReader(f, delimiter='\t'))
+        assert label['kind'] == 'none' and label['file'].endswith(f'{ids[1]}.jpg')
+        assert sum(a.road == 'road-held' for a in stack.sent) == 1
+    finally:
+        stack.ros.remove(node)

@@ -99,7 +99,8 @@ PARAMETERS = (
           in_range(0.05, 10.0)),
     Param('max_alerts', 2000, 'alerts shown at most (more are counted as overflow)',
           in_range(1, 100000)),
-    Param('request_clip_timeout_s', 10.0, 'wait this long for event_clipper to answer',
+    Param('request_clip_timeout_s', 10.0, 'wait this long for event_clipper (and for '
+          'hazard_detector on confirm or dismiss) to answer',
           in_range(0.1, 120.0)),
 )
 
@@ -271,13 +272,7 @@ class ConsoleNode(Node):
         fill_stamp(req.t0, request.t0)
         req.clip_id = request.clip_id
         req.pre_s, req.post_s = request.pre_s, request.post_s
-        done = threading.Event()
-        future = self._clip_client.call_async(req)
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.params['request_clip_timeout_s']):
-            future.cancel()
-            raise ActionFailed('event_clipper did not answer in time')
-        result = future.result()
+        result = self._call(self._clip_client, req, 'event_clipper')
         self._done('clips_requested')
         self.get_logger().info(f'operator requested a clip at {request.t0:.3f}: '
                                f'accepted={result.accepted}')
@@ -292,19 +287,24 @@ class ConsoleNode(Node):
         req = ResolveHeld.Request(hold_id=hold_id, decided_by=by,
                                   decision=ResolveHeld.Request.CONFIRM if confirm
                                   else ResolveHeld.Request.DISMISS)
-        done = threading.Event()
-        future = self._held_client.call_async(req)
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.params['request_clip_timeout_s']):
-            future.cancel()
-            raise ActionFailed('hazard_detector did not answer in time')
-        result = future.result()
+        result = self._call(self._held_client, req, 'hazard_detector')
         if not result.accepted:
             raise NotHeld(result.message)
         self._done('held_confirmed' if confirm else 'held_dismissed')
         self.get_logger().info(f'{by!r} {"confirmed" if confirm else "dismissed"} held event '
                                f'{hold_id!r}')
         return {'status': result.message, 'id': hold_id}
+
+    def _call(self, client, request, who: str):
+        """A service's answer (from an HTTP worker thread: the executor delivers it), or
+        ActionFailed after request_clip_timeout_s."""
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(self.params['request_clip_timeout_s']):
+            future.cancel()
+            raise ActionFailed(f'{who} did not answer in time')
+        return future.result()
 
     def _done(self, action: str) -> None:
         with self._lock:

@@ -170,7 +170,9 @@ class OperatorHold:
 
     @property
     def waiting(self) -> int:
-        return len(self.gate.held)
+        """Events held now (for the diagnostics, from the executor's thread)."""
+        with self._lock:
+            return len(self.gate.held)
 
     def offer(self, event, image: np.ndarray, draw: Callable[[], np.ndarray]) -> None:
         """One event of the rules (worker thread): published, or held with its frame."""
