@@ -42,6 +42,9 @@ PEERS = _profile(1, DurabilityPolicy.VOLATILE)
 MARKERS = _profile(1, DurabilityPolicy.TRANSIENT_LOCAL)
 #: /v2x/clip: finished evidence clips.
 CLIP = _profile(20, DurabilityPolicy.TRANSIENT_LOCAL)
+#: /v2x/held_events: events held for an operator and their decisions (a console that
+#: starts late still sees the last 50: the held ones among them).
+HELD_EVENTS = _profile(50, DurabilityPolicy.TRANSIENT_LOCAL)
 #: /v2x/policy_state: on change and 1 Hz.
 POLICY_STATE = _profile(1, DurabilityPolicy.TRANSIENT_LOCAL)
 #: /cmd_vel_in and /cmd_vel: never transient-local (a stale command must not replay).

@@ -8,6 +8,7 @@ there (docs/console.png is made that way).
 """
 
 import base64
+import csv
 import hashlib
 import json
 import os
@@ -20,13 +21,17 @@ import urllib.error
 import urllib.request
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
 import pytest
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import NavSatFix, NavSatStatus
 
 from v2x_common import qos
 from v2x_common.timeutil import fill_stamp, iso
 from v2x_console.core import PATHS
-from v2x_msgs.msg import Alert, Clip, PeerArray, PeerStatus, PolicyState
+from v2x_detector.hazard_detector import HazardDetector
+from v2x_detector.rules import NEW, HazardEvent
+from v2x_msgs.msg import Alert, Clip, HeldEvent, PeerArray, PeerStatus, PolicyState
 from v2x_testing import (
     RosHarness,
     free_tcp_port,
@@ -165,6 +170,7 @@ class Stack:
         self.air_clip = node.create_publisher(Clip, '/v2x/clip', qos.CLIP)
         self.air_diag = node.create_publisher(DiagnosticArray, '/diagnostics',
                                               qos.DIAGNOSTICS)
+        self.air_held = node.create_publisher(HeldEvent, '/v2x/held_events', qos.HELD_EVENTS)
         self.sent: list[Alert] = []
         node.create_subscription(Alert, '/v2x/alert_sent', self.sent.append, qos.ALERT_SENT)
         self.veh = RosHarness(self.veh_domain)
@@ -507,6 +513,19 @@ def test_page_needs_no_network_beyond_the_node(stack, tmp_path_factory):
     assert path.stat().st_size > 10000
 
 
+def held_item(driver, hold_id):
+    """(class, text of each part) of a held event's item on the page, or None."""
+    return driver.execute_script("""
+        for (const li of document.querySelectorAll('#held li')) {
+          if (li.dataset.held !== arguments[0]) continue;
+          const img = li.querySelector('img.held-snapshot');
+          return [li.className, ...['.held-state', '.held-source', '.held-road', '.held-id',
+            '.held-note'].map((s) => li.querySelector(s).textContent),
+            img ? img.complete && img.naturalWidth : null];
+        }
+        return null;""", hold_id)
+
+
 PAGE_ID = """
     const out = [];
     for (const r of document.querySelectorAll('#alerts tbody tr')) {
@@ -536,6 +555,12 @@ def hostile_state(stack) -> None:
         values=[KeyValue(key=f'dropped_{text}', value='3'), KeyValue(key='x', value=text)])
         for text in HOSTILE])
     stack.air_diag.publish(diag)
+    for i, text in enumerate(HOSTILE):  # events held for an operator (no snapshot)
+        held = HeldEvent(hold_id=text, state=HeldEvent.STATE_HELD, note=text, threshold=0.5,
+                         alert=Alert(source_id=text, road=text, kind=Alert.KIND_FIRE,
+                                     severity=Alert.SEVERITY_LOW, confidence=0.1))
+        fill_stamp(held.deadline, now + 3600 + i)
+        stack.air_held.publish(held)
 
 
 def publish_hostile_peers(stack) -> None:
@@ -549,9 +574,10 @@ def publish_hostile_peers(stack) -> None:
 
 
 def test_text_from_the_air_stays_text(stack):
-    """Hostile roads, station ids, clip ids, peer names, diagnostics messages and drop
-    reasons show as the very text sent, in the first render and live; no markup from them
-    runs (no meta refresh, no script, no img) and the page stays live."""
+    """Hostile roads, station ids, clip ids, peer names, diagnostics messages, drop
+    reasons and held events (id, station, road, note) show as the very text sent, in the
+    first render and live; no markup from them runs (no meta refresh, no script, no img)
+    and the page stays live."""
     d = stack.driver
     hostile_state(stack)
     ids = [f'{text}/{900 + i}' for i, text in enumerate(HOSTILE)]
@@ -591,6 +617,10 @@ def test_text_from_the_air_stays_text(stack):
         archive = d.execute_script("""return [...document.querySelectorAll(
             '#archive tbody tr td:nth-child(2)')].map((c) => c.textContent);""")
         assert f'{HOSTILE[1]}{HOSTILE[2]}' in archive  # the sidecar's clip_id and error
+        # held events: id, station, road and note
+        until(d, 20).until(lambda d: all(held_item(d, text) for text in HOSTILE))
+        for text in HOSTILE:
+            assert held_item(d, text)[2:6] == [text, text, text, text], load
         # nothing of it became markup, and the page's own script still runs
         assert d.current_url == stack.base + '/'
         assert d.execute_script("""return [
@@ -637,3 +667,55 @@ def test_idle_streams_from_other_addresses_leave_the_operator_served(stack):
     finally:
         for s in idle:
             s.close()
+
+
+def test_held_events_confirmed_and_dismissed_from_the_page(stack, tmp_path_factory):
+    """A real hazard_detector (in-process) holds two weak fire events: the page shows each
+    with its snapshot; Confirm and Dismiss without credentials are refused (401) and change
+    nothing; signed in, Confirm broadcasts the alert (the RSU gateway sends it) and Dismiss
+    keeps its frame as a labelled negative."""
+    state_dir = tmp_path_factory.mktemp('detector')
+    node = stack.ros.add(HazardDetector(context=stack.ros.context, parameter_overrides=[
+        Parameter('backend', value='onnx'), Parameter('state_dir', value=str(state_dir)),
+        Parameter('confirm_fire', value=0.5), Parameter('road', value='road-held'),
+        Parameter('source_id', value='rsu_detector_held')]))
+    try:
+        d = stack.driver
+        d.get(stack.base + '/')
+        frame = np.zeros((180, 320, 3), np.uint8)
+        frame[60:120, 100:180] = (0, 128, 255)
+        ids = []
+        for incident in (1, 2):
+            event = HazardEvent(incident=incident, phase=NEW, kind=Alert.KIND_FIRE,
+                                severity=2, suggest=1, confidence=0.3,
+                                detection_time=time.time(), stamp=time.time(),
+                                box=(100.0, 60.0, 180.0, 120.0), track_ids=(),
+                                clip_requested=False)
+            node.hold.offer(event, frame, lambda: frame)
+            ids.append(node.hold.gate.held[-1].hold_id)
+        stack.wait(lambda: all((held_item(d, i) or [0] * 7)[6] == 320 for i in ids), 30,
+                   'held events with their snapshots on the page')
+        statuses = d.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            Promise.all(['confirm', 'dismiss'].map((v) => fetch(`/api/held/${v}`, {
+                method: 'POST', headers: {'Content-Type': 'application/json',
+                'X-V2X-Console': '1'}, body: JSON.stringify({id: arguments[0]})})
+              .then((r) => r.status))).then(done);""", ids[0])
+        assert statuses == [401, 401]
+        assert len(node.hold.gate.held) == 2
+        sign_in(d)
+        d.find_element(By.CSS_SELECTOR, f'button[data-confirm="{ids[0]}"]').click()
+        stack.wait(lambda: any(a.road == 'road-held' for a in stack.sent), 30,
+                   'the confirmed alert sent by the RSU gateway')
+        sent = next(a for a in stack.sent if a.road == 'road-held')
+        assert sent.kind == Alert.KIND_FIRE and sent.source_id == 'rsu_detector_held'
+        stack.wait(lambda: held_item(d, ids[0])[1] == 'confirmed', 20, 'shown confirmed')
+        d.find_element(By.CSS_SELECTOR, f'button[data-dismiss="{ids[1]}"]').click()
+        stack.wait(lambda: held_item(d, ids[1])[1] == 'dismissed', 20, 'shown dismissed')
+        assert held_item(d, ids[1])[5].startswith('token; kept as neg_')
+        with open(state_dir / 'negatives' / 'labels.tsv', encoding='utf-8') as f:
+            [label] = list(csv.DictReader(f, delimiter='\t'))
+        assert label['kind'] == 'none' and label['file'].endswith(f'{ids[1]}.jpg')
+        assert sum(a.road == 'road-held' for a in stack.sent) == 1
+    finally:
+        stack.ros.remove(node)

@@ -23,6 +23,7 @@ from v2x_console.core import (
     PeerInput,
     PolicyInput,
 )
+from v2x_console.held import MAX_DECIDED, HeldInput, HeldList
 from v2x_protocol.wire import AlertData
 
 NOW = 1_800_000_000.0
@@ -273,3 +274,28 @@ def test_unauthenticated_alert_never_replaces_or_removes_an_authenticated_one():
     assert s.own_alert('rsu_a', 8) is not None
     s.alert(alert(seq=7, stamp=NOW + 3, cancelled=True), NOW)
     assert [a['id'] for a in s.snapshot(NOW)['alerts']] == ['rsu_a/8']
+
+
+def held(hold_id='h-1', state=0, deadline=NOW + 60, jpeg=b'\xff\xd8'):
+    return HeldInput(hold_id=hold_id, state=state, alert=alert(kind=2, confidence=0.3),
+                     threshold=0.5, deadline=deadline, boxes=(1.0, 2.0, 3.0, 4.0),
+                     width=640, height=360, jpeg=jpeg, note='')
+
+
+def test_held_events_decision_wins_and_snapshot_only_while_waiting():
+    """A held event shows with its snapshot; its decision replaces it and drops the JPEG;
+    a late replay of the held version does not bring it back; the newest 20 decided stay."""
+    h = HeldList()
+    [event] = h.update(held(), NOW)
+    assert event.kind == 'held' and event.data['snapshot'] and event.data['kind'] == 'fire'
+    assert h.jpeg('h-1') == b'\xff\xd8'
+    [event] = h.update(held(state=2, jpeg=b''), NOW + 1)
+    assert event.data['state'] == 'dismissed' and not event.data['waiting']
+    assert h.jpeg('h-1') is None
+    assert h.update(held(), NOW + 2) == []
+    h.update(held('h-2', deadline=NOW + 5), NOW)
+    for i in range(MAX_DECIDED + 3):
+        h.update(held(f'd-{i}', state=1), NOW + 10 + i)
+    shown = h.json()
+    assert shown[0]['id'] == 'h-2' and len(shown) == 1 + MAX_DECIDED
+    assert shown[1]['id'] == f'd-{MAX_DECIDED + 2}'

@@ -17,6 +17,7 @@ from v2x_console.http_app import (
     EventStream,
     Hub,
     NotCancellable,
+    NotHeld,
     StreamRefused,
     content_security_policy,
     create_app,
@@ -47,6 +48,12 @@ class Recorder:
         self.calls.append(('clip', request))
         return {'accepted': True, 'path': '/x.mp4', 'message': ''}
 
+    def resolve_held(self, hold_id, confirm, by):
+        if hold_id != 'h-1':
+            raise NotHeld(f'no held event {hold_id!r}')
+        self.calls.append(('held', hold_id, confirm, by))
+        return {'status': 'confirmed' if confirm else 'dismissed', 'id': hold_id}
+
 
 @pytest.fixture
 def app(tmp_path):
@@ -62,8 +69,8 @@ def app(tmp_path):
     hub = Hub(lambda: state.snapshot(NOW))
     actions = Recorder()
     client = TestClient(create_app(lambda: state.snapshot(NOW), hub, ArchiveReader(
-        str(archive)), actions, Credentials(TOKEN, ((b'ops', b'password-123'),))),
-        base_url='http://127.0.0.1:8090')
+        str(archive)), actions, Credentials(TOKEN, ((b'ops', b'password-123'),)),
+        held_jpeg={'h-1': b'\xff\xd8jpeg'}.get), base_url='http://127.0.0.1:8090')
     client.app_state_hub = hub
     return client, actions
 
@@ -88,6 +95,34 @@ def test_inject_needs_credentials_and_csrf_header(app, headers, status):
     response = client.post('/api/alerts', json={'type': 'fire'}, headers=headers)
     assert response.status_code == status, response.text
     assert len(actions.calls) == (1 if status == 202 else 0)
+
+
+BASIC = {'Authorization': 'Basic ' + base64.b64encode(b'ops:password-123').decode(),
+         'X-V2X-Console': '1'}
+
+
+def test_confirm_and_dismiss_guarded_as_inject(app):
+    """Confirm/dismiss of a held event: refused (401/403) without credentials, the CSRF
+    header or from another origin; accepted with the token or a basic user (who is passed
+    on); an unknown id is 404, a bad body 422; the snapshot is served while it waits."""
+    client, actions = app
+    for headers, status in [({}, 401), ({'X-V2X-Console': '1'}, 401),
+                            ({'Authorization': 'Bearer wrong', 'X-V2X-Console': '1'}, 401),
+                            ({'Authorization': f'Bearer {TOKEN.decode()}'}, 403),
+                            ({**AUTH, 'Origin': 'http://evil.example'}, 403)]:
+        for verb in ('confirm', 'dismiss'):
+            response = client.post(f'/api/held/{verb}', json={'id': 'h-1'}, headers=headers)
+            assert response.status_code == status, (verb, headers, response.text)
+    assert actions.calls == []
+    assert client.post('/api/held/confirm', json={'id': 'h-1'}, headers=AUTH).status_code == 202
+    assert client.post('/api/held/dismiss', json={'id': 'h-1'}, headers=BASIC).status_code == 202
+    assert actions.calls == [('held', 'h-1', True, 'token'), ('held', 'h-1', False, 'ops')]
+    assert client.post('/api/held/confirm', json={'id': 'h-2'}, headers=AUTH).status_code == 404
+    bad = client.post('/api/held/dismiss', json={'id': 5}, headers=AUTH)
+    assert bad.status_code == 422 and bad.json()['field'] == 'id'
+    jpeg = client.get('/api/held/snapshot.jpg', params={'id': 'h-1'})
+    assert jpeg.content == b'\xff\xd8jpeg' and jpeg.headers['content-type'] == 'image/jpeg'
+    assert client.get('/api/held/snapshot.jpg', params={'id': 'h-2'}).status_code == 404
 
 
 def test_bad_bodies_name_the_field(app):

@@ -134,6 +134,15 @@ def parse_clip_request(body, now: float) -> ClipRequestBody:
         clip_id=clip_id)
 
 
+def parse_held_request(body) -> str:
+    """{"id": <hold id>} of a confirm or dismiss (ids are hazard_detector's, 1..128 chars)."""
+    body = _check_keys(body, {'id'})
+    hold_id = body.get('id')
+    if not isinstance(hold_id, str) or not 0 < len(hold_id) <= 128:
+        raise ActionError('id', "expected the held event's id, 1..128 characters")
+    return hold_id
+
+
 def _within(name: str, value: float, lo: float, hi: float) -> float:
     if not (math.isfinite(value) and lo <= value <= hi):
         raise ActionError(name, f'{value!r} is not in {lo:g}..{hi:g}')

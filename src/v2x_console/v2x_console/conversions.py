@@ -8,6 +8,8 @@ from v2x_console.core import (
     PeerInput,
     PolicyInput,
 )
+from v2x_console.held import HeldInput
+from v2x_conversion.alert import alert_from_msg
 
 
 def peer_inputs(m) -> list[PeerInput]:
@@ -40,3 +42,11 @@ def clip_input(m) -> ClipInput:
     """A Clip message."""
     return ClipInput(clip_id=m.clip_id, t0=to_seconds(m.t0), path=m.path, sha256=m.sha256,
                      duration_s=float(m.duration_s), gaps=tuple(m.gaps), error=m.error)
+
+
+def held_input(m) -> HeldInput:
+    """A HeldEvent message (hazard_detector's operator confirmation)."""
+    return HeldInput(hold_id=m.hold_id, state=m.state, alert=alert_from_msg(m.alert),
+                     threshold=float(m.threshold), deadline=to_seconds(m.deadline),
+                     boxes=tuple(float(v) for v in m.boxes), width=int(m.width),
+                     height=int(m.height), jpeg=bytes(m.jpeg), note=m.note)

@@ -47,6 +47,7 @@ from v2x_console.actions import (
     Credentials,
     InjectRequest,
     parse_clip_request,
+    parse_held_request,
     parse_inject,
 )
 from v2x_console.archive import ArchiveReader
@@ -88,12 +89,17 @@ class NotCancellable(LookupError):
     """No active alert of this station with that id: 404."""
 
 
+class NotHeld(LookupError):
+    """No event held for confirmation with that id (or decided already): 404."""
+
+
 class Actions(Protocol):
     """What the node does for the actions (called in a worker thread)."""
 
     def inject(self, request: InjectRequest) -> dict: ...
     def cancel(self, source_id: str, sequence: int) -> dict: ...
     def request_clip(self, request: ClipRequestBody) -> dict: ...
+    def resolve_held(self, hold_id: str, confirm: bool, by: str) -> dict: ...
 
 
 class StreamRefused(Exception):
@@ -408,8 +414,10 @@ def client_address(request: Request) -> str:
 def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
                actions: Actions, credentials: Credentials, tile_url: str = '',
                clock: Callable[[], float] = time.time, bind: str = '127.0.0.1',
-               extra_hosts: Iterable[str] = ()) -> FastAPI:
-    """The console's ASGI app (extra_hosts: console_allowed_hosts)."""
+               extra_hosts: Iterable[str] = (),
+               held_jpeg: Callable[[str], bytes | None] = lambda _id: None) -> FastAPI:
+    """The console's ASGI app (extra_hosts: console_allowed_hosts; held_jpeg: the snapshot
+    of an event held for confirmation, by id)."""
     app = FastAPI(title='V2X console', version='1.0.0', docs_url=None, redoc_url=None,
                   description='Live alerts, peers, policy state, diagnostics and evidence '
                               'clips of one V2X station; authenticated test actions.')
@@ -516,7 +524,7 @@ def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
     async def run_action(fn, *args) -> JSONResponse:
         try:
             result = await run_in_threadpool(fn, *args)
-        except NotCancellable as exc:
+        except (NotCancellable, NotHeld) as exc:
             return _problem(404, 'not_found', 'id', str(exc))
         except ActionFailed as exc:
             return _problem(503, 'unavailable', '', str(exc))
@@ -550,6 +558,34 @@ def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
         except ActionError as exc:
             return JSONResponse(exc.as_dict(), status_code=422)
         return await run_action(actions.request_clip, req)
+
+    @app.get('/api/held/snapshot.jpg')
+    def held_snapshot(id: str = '') -> Response:  # noqa: A002 -- the API's name
+        """The frame (boxes drawn) of an event held for confirmation, while it waits."""
+        jpeg = held_jpeg(id)
+        if jpeg is None:
+            return _problem(404, 'not_found', 'id', f'no held event {id!r} with a snapshot')
+        return Response(jpeg, media_type='image/jpeg')
+
+    async def resolve(request: Request, confirm: bool) -> JSONResponse:
+        if (refused := refuse(request)) is not None:
+            return refused
+        by = credentials.check(request.headers.get('authorization')) or ''
+        try:
+            hold_id = parse_held_request(await body_json(request))
+        except ActionError as exc:
+            return JSONResponse(exc.as_dict(), status_code=422)
+        return await run_action(actions.resolve_held, hold_id, confirm, by)
+
+    @app.post('/api/held/confirm', status_code=202)
+    async def confirm_held(request: Request) -> JSONResponse:
+        """Confirm an event the detector holds ({"id": ...}): it is broadcast at once."""
+        return await resolve(request, True)
+
+    @app.post('/api/held/dismiss', status_code=202)
+    async def dismiss_held(request: Request) -> JSONResponse:
+        """Dismiss an event the detector holds: dropped, its frame kept as a negative."""
+        return await resolve(request, False)
 
     return app
 

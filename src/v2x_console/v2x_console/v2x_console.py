@@ -40,17 +40,19 @@ from v2x_console import conversions
 from v2x_console.actions import ClipRequestBody, InjectRequest, load_credentials
 from v2x_console.archive import ArchiveReader
 from v2x_console.core import ConsoleSettings, ConsoleState, cancellation
+from v2x_console.held import HeldList
 from v2x_console.http_app import (
     ActionFailed,
     Hub,
     NotCancellable,
+    NotHeld,
     create_app,
     parse_allowed_hosts,
 )
 from v2x_conversion.alert import alert_from_msg, alert_to_msg
 from v2x_http.server import HttpServer, bind_or_explain
-from v2x_msgs.msg import Alert, Clip, PeerArray, PolicyState
-from v2x_msgs.srv import RequestClip
+from v2x_msgs.msg import Alert, Clip, HeldEvent, PeerArray, PolicyState
+from v2x_msgs.srv import RequestClip, ResolveHeld
 
 NODE_NAME = 'v2x_console'
 ROLES = ('rsu', 'vehicle')
@@ -98,7 +100,8 @@ PARAMETERS = (
           in_range(0.05, 10.0)),
     Param('max_alerts', 2000, 'alerts shown at most (more are counted as overflow)',
           in_range(1, 100000)),
-    Param('request_clip_timeout_s', 10.0, 'wait this long for event_clipper to answer',
+    Param('request_clip_timeout_s', 10.0, 'wait this long for event_clipper (and for '
+          'hazard_detector on confirm or dismiss) to answer',
           in_range(0.1, 120.0)),
 )
 
@@ -146,6 +149,7 @@ class ConsoleNode(Node):
         sock = bind_or_explain(p.console_bind, p.console_port,
                                host_param='console_bind', port_param='console_port')
         self._lock = threading.Lock()
+        self.held = HeldList()
         self.state = ConsoleState(ConsoleSettings(
             role=p.role, site_lat=p.site_lat, site_lon=p.site_lon,
             tile_url=p.tile_url, max_alerts=p.max_alerts,
@@ -155,6 +159,10 @@ class ConsoleNode(Node):
         if p.role == 'rsu':  # the actions' publisher and client: an RSU's only
             self._pub_out = self.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
             self._clip_client = self.create_client(RequestClip, 'v2x/request_clip')
+            # events hazard_detector holds for an operator (docs/detector.md)
+            self._held_client = self.create_client(ResolveHeld, 'v2x/resolve_held')
+            self.create_subscription(HeldEvent, 'v2x/held_events', self._on_held,
+                                     qos.HELD_EVENTS)
         self.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT_READER)
         self.create_subscription(Alert, 'v2x/alert_sent', self._on_alert_sent, qos.ALERT_SENT)
         self.create_subscription(PeerArray, 'v2x/peers', self._on_peers, qos.PEERS)
@@ -168,11 +176,13 @@ class ConsoleNode(Node):
         self.create_timer(p.expire_period_s, self._expire)
         self._scan_archive()
         self.create_timer(p.archive_scan_s, self._scan_archive)
-        self.actions_done = {'injected': 0, 'cancelled': 0, 'clips_requested': 0}
+        self.actions_done = {'injected': 0, 'cancelled': 0, 'clips_requested': 0,
+                             'held_confirmed': 0, 'held_dismissed': 0}
         self._diag = Diagnostics(self, status_fn=self._health)
         app = create_app(self.snapshot, self.hub, self.archive, self, self.credentials,
                          p.tile_url, bind=p.console_bind,
-                         extra_hosts=parse_allowed_hosts(p.console_allowed_hosts))
+                         extra_hosts=parse_allowed_hosts(p.console_allowed_hosts),
+                         held_jpeg=self._held_jpeg)
         self._http = HttpServer(app, sock, logger=self.get_logger(),
                                 on_death=functools.partial(exit_node, self), name='http')
         self.port = self._http.port
@@ -189,7 +199,7 @@ class ConsoleNode(Node):
     def snapshot(self) -> dict:
         """The core's state now (called from the HTTP threads)."""
         with self._lock:
-            return self.state.snapshot(time.time())
+            return dict(self.state.snapshot(time.time()), held=self.held.json())
 
     def _apply(self, method, *args, **kwargs) -> None:
         with self._lock:
@@ -224,6 +234,13 @@ class ConsoleNode(Node):
     def _on_fix(self, msg: NavSatFix) -> None:
         if msg.status.status >= NavSatStatus.STATUS_FIX:
             self._apply(self.state.position, msg.latitude, msg.longitude, time.time())
+
+    def _on_held(self, msg: HeldEvent) -> None:
+        self._apply(self.held.update, conversions.held_input(msg), time.time())
+
+    def _held_jpeg(self, hold_id: str) -> bytes | None:
+        with self._lock:
+            return self.held.jpeg(hold_id)
 
     def _expire(self) -> None:
         self._apply(self.state.expire, time.time())
@@ -274,17 +291,39 @@ class ConsoleNode(Node):
         fill_stamp(req.t0, request.t0)
         req.clip_id = request.clip_id
         req.pre_s, req.post_s = request.pre_s, request.post_s
-        done = threading.Event()
-        future = self._clip_client.call_async(req)
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.settings.request_clip_timeout_s):
-            future.cancel()
-            raise ActionFailed('event_clipper did not answer in time')
-        result = future.result()
+        result = self._call(self._clip_client, req, 'event_clipper')
         self._done('clips_requested')
         self.get_logger().info(f'operator requested a clip at {request.t0:.3f}: '
                                f'accepted={result.accepted}')
         return {'accepted': result.accepted, 'path': result.path, 'message': result.message}
+
+    def resolve_held(self, hold_id: str, confirm: bool, by: str) -> dict:
+        """Confirm or dismiss an event hazard_detector holds (v2x/resolve_held)."""
+        self._check_rsu('confirm' if confirm else 'dismiss')
+        if not self._held_client.service_is_ready():
+            raise ActionFailed(f'{self._held_client.srv_name} is not served (is '
+                               'hazard_detector running?)')
+        req = ResolveHeld.Request(hold_id=hold_id, decided_by=by,
+                                  decision=ResolveHeld.Request.CONFIRM if confirm
+                                  else ResolveHeld.Request.DISMISS)
+        result = self._call(self._held_client, req, 'hazard_detector')
+        if not result.accepted:
+            raise NotHeld(result.message)
+        self._done('held_confirmed' if confirm else 'held_dismissed')
+        self.get_logger().info(f'{by!r} {"confirmed" if confirm else "dismissed"} held event '
+                               f'{hold_id!r}')
+        return {'status': result.message, 'id': hold_id}
+
+    def _call(self, client, request, who: str):
+        """A service's answer (from an HTTP worker thread: the executor delivers it), or
+        ActionFailed after request_clip_timeout_s."""
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(self.settings.request_clip_timeout_s):
+            future.cancel()
+            raise ActionFailed(f'{who} did not answer in time')
+        return future.result()
 
     def _done(self, action: str) -> None:
         with self._lock:

@@ -53,6 +53,7 @@ from v2x_detector.conversions import (
 )
 from v2x_detector.detections import BackendError
 from v2x_detector.fire import FireColour, load_classifier
+from v2x_detector.held_events import CONFIRM_PARAMETERS, OperatorHold
 from v2x_detector.pipeline import (
     BACKENDS,
     Pipeline,
@@ -165,7 +166,7 @@ def _rule_row(f) -> Param:
 #: Every parameter: the node's own, then the rules' (defaults from RuleConfig; its
 #: problems() checks the combinations).
 PARAMETERS = tuple(Param(name, *row) for name, row in NODE_PARAMETERS.items()) + \
-    tuple(_rule_row(f) for f in fields(RuleConfig))
+    tuple(_rule_row(f) for f in fields(RuleConfig)) + CONFIRM_PARAMETERS
 
 
 def parameter_defaults() -> dict:
@@ -274,6 +275,9 @@ class HazardDetector(Node):
         self.image_pub = (self.create_publisher(Image, 'v2x/detections/image', qos.SENSOR_DATA)
                           if s.publish_image else None)
         self._sequence_of: dict[int, int] = {}
+        # Operator confirmation (off unless a confirm_<kind> threshold is set): every event
+        # goes through it; v2x/held_events, v2x/resolve_held.
+        self.hold = OperatorHold(self, self._publish_event, s.site, s.state_dir)
         self.counts = {'frames': 0, 'alerts': 0, 'updates': 0, 'cancels': 0,
                        'bad_images': 0, 'frame_errors': 0, 'json_errors': 0}
         # Health looks at the last HEALTH_WINDOW_S, not at lifetime counts.
@@ -364,7 +368,7 @@ class HazardDetector(Node):
 
     def _publish(self, frame: Frame, result) -> None:
         for event in result.events:
-            self._publish_event(event)
+            self.hold.offer(event, frame.image, lambda: annotate(frame.image, result, self.rules))
         every = self.settings.image_every
         if (self.image_pub is not None and self.counts['frames'] % every == 0
                 and self.image_pub.get_subscription_count() > 0):
@@ -420,7 +424,8 @@ class HazardDetector(Node):
                       dropped_frames=self.slot.dropped, backend=self.settings.backend,
                       model_sha256=self.model.sha256 or 'unchecked',
                       recent_input_errors=input_errors, recent_publish_errors=publish_errors,
-                      health_window_s=HEALTH_WINDOW_S, **self._worker.status())
+                      health_window_s=HEALTH_WINDOW_S, held_waiting=self.hold.waiting,
+                      **self._worker.status())
         if self._worker.dead:
             return ERROR, f'detector worker died: {self._worker.last_error}', values
         if publish_errors:

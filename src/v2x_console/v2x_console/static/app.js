@@ -11,6 +11,8 @@ let state = JSON.parse(document.getElementById('initial-state').textContent);
 let offsetMs = state.now * 1000 - Date.now();
 const alerts = new Map(state.alerts.map((a) => [a.id, a]));
 const diagnostics = new Map(state.diagnostics.map((d) => [d.name, d]));
+const held = new Map((state.held || []).map((h) => [h.id, h]));
+const MAX_DECIDED_SHOWN = 20;
 
 const $ = (id) => document.getElementById(id);
 const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -108,6 +110,11 @@ function tick() {
   }
   for (const cell of document.querySelectorAll('#peers td.age')) {
     cell.textContent = `${Math.max(0, now - Number(cell.dataset.heard)).toFixed(0)} s`;
+  }
+  for (const span of document.querySelectorAll('#held .held-countdown')) {
+    const left = Number(span.dataset.deadline) - now;
+    span.textContent = left > 0 ? `waiting: decided by the timeout in ${duration(left)}`
+      : 'waiting: the timeout decides now';
   }
   $('clock').textContent = `${localTime(now, true)} (${zone})`;
 }
@@ -379,10 +386,49 @@ $('clip-form').addEventListener('submit', (ev) => {
   post('/api/clips', {t0: t, pre_s: numberOrNull('c-pre') || 0, post_s: numberOrNull('c-post') || 0});
 });
 
+// --- events held for an operator (hazard_detector's confirmation) -------------------------------
+function renderHeld() {
+  const waiting = [...held.values()].filter((h) => h.waiting)
+    .sort((a, b) => a.deadline - b.deadline);
+  const decided = [...held.values()].filter((h) => !h.waiting)
+    .sort((a, b) => b.updated_at - a.updated_at);
+  for (const h of decided.slice(MAX_DECIDED_SHOWN)) held.delete(h.id);
+  const off = !state.actions;
+  const items = [...waiting, ...decided.slice(0, MAX_DECIDED_SHOWN)].map((h) => {
+    const snapshot = h.snapshot ? el('img', {class: 'held-snapshot',
+      src: `/api/held/snapshot.jpg?id=${encodeURIComponent(h.id)}`,
+      alt: `the frame of the held ${words(h.kind)} event, its boxes drawn`}) : null;
+    const buttons = h.waiting ? el('div', {class: 'buttons'},
+      el('button', {type: 'button', 'data-confirm': h.id, disabled: off,
+        onclick: () => post('/api/held/confirm', {id: h.id})}, 'Confirm'),
+      el('button', {type: 'button', class: 'danger', 'data-dismiss': h.id, disabled: off,
+        onclick: () => post('/api/held/dismiss', {id: h.id})}, 'Dismiss')) : null;
+    return el('li', {'data-held': h.id, class: h.waiting ? 'waiting' : 'decided'}, snapshot,
+      el('div', {class: 'held-text'},
+        el('div', {},
+          el('strong', {class: 'kind'}, words(h.kind)),
+          ` ${h.severity}, confidence ${h.confidence.toFixed(2)} (held below ${h.threshold})`),
+        el('div', {class: 'held-state'}, h.waiting
+          ? el('span', {class: 'held-countdown', 'data-deadline': h.deadline}, 'waiting')
+          : words(h.state)),
+        el('div', {class: 'held-source'}, h.source_id),
+        el('div', {class: 'held-road'}, h.road || '–'),
+        el('div', {class: 'held-id note'}, h.id),
+        el('div', {class: 'held-note'}, h.note),
+        el('div', {class: 'note'}, `detected ${localTime(h.detection_time, true)}`),
+        buttons));
+  });
+  $('held').replaceChildren(...items);
+  $('no-held').hidden = items.length !== 0;
+  $('held-count').textContent = waiting.length ? `(${waiting.length} waiting)` : '';
+  tick();
+}
+
 // --- live stream ------------------------------------------------------------------------------
 function renderAll() {
   $('role').textContent = state.role === 'vehicle' ? '· vehicle' : '· RSU';
   renderAlerts(); renderPeers(); renderPolicy(); renderDiagnostics(); renderArchive(); showLogin();
+  renderHeld();
 }
 
 function connect() {
@@ -399,6 +445,7 @@ function connect() {
     state = s; offsetMs = s.now * 1000 - Date.now();
     alerts.clear(); for (const a of s.alerts) alerts.set(a.id, a);
     diagnostics.clear(); for (const d of s.diagnostics) diagnostics.set(d.name, d);
+    held.clear(); for (const h of s.held || []) held.set(h.id, h);
     renderAll();
   });
   on('alert', (a) => { if (a.expires_at > serverNow()) alerts.set(a.id, a); renderAlerts(); });
@@ -409,6 +456,7 @@ function connect() {
   on('archive', (a) => { state.archive = a; renderArchive(); });
   on('counts', (c) => { state.counts = c; renderDiagnostics(); });
   on('position', (p) => { state.position = p; renderMap(); });
+  on('held', (h) => { held.set(h.id, h); renderHeld(); });
 }
 
 renderAll();
