@@ -353,3 +353,35 @@ def test_unread_stream_closed_and_gone_client_released():
             {}, disconnects, reading_send), 5)
         assert sent == [None, True, False] and hub.clients == 0
     asyncio.run(scenario())
+
+
+def _metrics_client(bind):
+    import threading
+
+    from v2x_metrics.book import MetricsBook, NodeReport
+    from v2x_metrics.exposition import Exposition
+    book = MetricsBook('rsu-1')
+    book.on_diagnostics([NodeReport('alert_gateway', 'OK', 'rsu', {'sent': '4'})], NOW)
+    exposition = Exposition(book, threading.Lock(), clock=lambda: NOW)
+    return TestClient(create_app(lambda: ConsoleState().snapshot(NOW), Hub(lambda: {}),
+                                 ArchiveReader(''), Recorder(), Credentials(TOKEN, ()),
+                                 bind=bind, metrics=exposition.render),
+                      base_url='http://127.0.0.1:8090')
+
+
+@pytest.mark.parametrize('bind, auth, status', [
+    ('127.0.0.1', {}, 200),                 # loopback: open, as the page is
+    ('0.0.0.0', {}, 401),                   # beyond loopback: it shows peer pseudonyms
+    ('0.0.0.0', {'Authorization': 'Bearer wrong-token-0123456789'}, 401),
+    ('0.0.0.0', {'Authorization': f'Bearer {TOKEN.decode()}'}, 200),
+])
+def test_metrics_are_served_in_the_prometheus_format_behind_the_token(bind, auth, status):
+    """/metrics answers the host's families on a loopback console, and off loopback only
+    with the console's token."""
+    from prometheus_client.parser import text_string_to_metric_families
+    response = _metrics_client(bind).get('/metrics', headers=auth)
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.headers['content-type'].startswith('text/plain')
+        names = {f.name for f in text_string_to_metric_families(response.text)}
+        assert 'v2x_alert_gateway_sent' in names and 'v2x_node_level' in names

@@ -415,9 +415,11 @@ def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
                actions: Actions, credentials: Credentials, tile_url: str = '',
                clock: Callable[[], float] = time.time, bind: str = '127.0.0.1',
                extra_hosts: Iterable[str] = (),
-               held_jpeg: Callable[[str], bytes | None] = lambda _id: None) -> FastAPI:
+               held_jpeg: Callable[[str], bytes | None] = lambda _id: None,
+               metrics: Callable[[], tuple[bytes, str]] | None = None) -> FastAPI:
     """The console's ASGI app (extra_hosts: console_allowed_hosts; held_jpeg: the snapshot
-    of an event held for confirmation, by id)."""
+    of an event held for confirmation, by id; metrics: the Prometheus text of this host,
+    docs/metrics.md)."""
     app = FastAPI(title='V2X console', version='1.0.0', docs_url=None, redoc_url=None,
                   description='Live alerts, peers, policy state, diagnostics and evidence '
                               'clips of one V2X station; authenticated test actions.')
@@ -487,6 +489,21 @@ def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
         return FileResponse(path, media_type=media,
                             filename=name if download else None,
                             content_disposition_type='attachment' if download else 'inline')
+
+    open_metrics = is_loopback(bind)
+
+    @app.get('/metrics')
+    def metrics_text(request: Request) -> Response:
+        """This host's metrics in the Prometheus text format: open on a loopback console,
+        else only with the console's credentials (they show peer pseudonyms)."""
+        if metrics is None:
+            return _problem(404, 'not_found', 'path', 'no metrics in this console')
+        if not open_metrics and credentials.check(request.headers.get('authorization')) is None:
+            return _problem(401, 'unauthorized', 'authorization', 'this console is not on '
+                            'loopback: /metrics needs its token or a password',
+                            **{'WWW-Authenticate': 'Bearer'})
+        body, content_type = metrics()
+        return Response(body, media_type=content_type)
 
     @app.get('/healthz')
     def healthz() -> dict:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import functools
 import math
 import os
+import socket
 import sys
 import threading
 import time
@@ -39,7 +40,7 @@ from v2x_common.worker import dead, exit_node
 from v2x_console import conversions
 from v2x_console.actions import ClipRequestBody, InjectRequest, load_credentials
 from v2x_console.archive import ArchiveReader
-from v2x_console.core import ConsoleSettings, ConsoleState, cancellation
+from v2x_console.core import ConsoleSettings, ConsoleState, Event, cancellation
 from v2x_console.held import HeldList
 from v2x_console.http_app import (
     ActionFailed,
@@ -51,10 +52,15 @@ from v2x_console.http_app import (
 )
 from v2x_conversion.alert import alert_from_msg, alert_to_msg
 from v2x_http.server import HttpServer, bind_or_explain
+from v2x_metrics.book import MetricsBook
+from v2x_metrics.exposition import Exposition
+from v2x_metrics.feed import MetricsFeed
 from v2x_msgs.msg import Alert, Clip, HeldEvent, PeerArray, PolicyState
 from v2x_msgs.srv import RequestClip, ResolveHeld
 
 NODE_NAME = 'v2x_console'
+#: how often the page's alert latency table is refreshed (when it changed)
+LATENCY_PERIOD_S = 2.0
 ROLES = ('rsu', 'vehicle')
 
 
@@ -82,6 +88,7 @@ PARAMETERS = (
           'by besides IP addresses, localhost and, when console_bind is not loopback, this '
           "machine's name; any other Host header is refused (DNS rebinding)",
           check('comma-separated host names or *.domain', _hosts_problem)),
+    Param('station_label', '', "the 'station' label of /metrics ('' = the host name)"),
     Param('console_port', 8090, 'TCP port of the page (0 = any free port)',
           in_range(0, 65535)),
     Param('console_token_file', '', "file whose first line is the bearer token for actions "
@@ -113,6 +120,7 @@ class Settings:
     role: str
     console_bind: str
     console_allowed_hosts: str
+    station_label: str
     console_port: int
     console_token_file: str
     console_password_file: str
@@ -150,6 +158,14 @@ class ConsoleNode(Node):
                                host_param='console_bind', port_param='console_port')
         self._lock = threading.Lock()
         self.held = HeldList()
+        # /metrics and the page's latency table (docs/metrics.md): the same book as
+        # v2x_metrics_exporter, fed by its own readers; not of v2x/alert_out, which the
+        # console publishes on and whose readers its inject counts as the gateway
+        self.metrics = MetricsBook(p.station_label or socket.gethostname())
+        self._metrics_feed = MetricsFeed(self, self.metrics, cmd_vel=p.role == 'vehicle',
+                                         raised=False)
+        self._exposition = Exposition(self.metrics, self._metrics_feed.lock)
+        self._latency_sent = None
         self.state = ConsoleState(ConsoleSettings(
             role=p.role, site_lat=p.site_lat, site_lon=p.site_lon,
             tile_url=p.tile_url, max_alerts=p.max_alerts,
@@ -176,13 +192,14 @@ class ConsoleNode(Node):
         self.create_timer(p.expire_period_s, self._expire)
         self._scan_archive()
         self.create_timer(p.archive_scan_s, self._scan_archive)
+        self.create_timer(LATENCY_PERIOD_S, self._push_latency)
         self.actions_done = {'injected': 0, 'cancelled': 0, 'clips_requested': 0,
                              'held_confirmed': 0, 'held_dismissed': 0}
         self._diag = Diagnostics(self, status_fn=self._health)
         app = create_app(self.snapshot, self.hub, self.archive, self, self.credentials,
                          p.tile_url, bind=p.console_bind,
                          extra_hosts=parse_allowed_hosts(p.console_allowed_hosts),
-                         held_jpeg=self._held_jpeg)
+                         held_jpeg=self._held_jpeg, metrics=self._exposition.render)
         self._http = HttpServer(app, sock, logger=self.get_logger(),
                                 on_death=functools.partial(exit_node, self), name='http')
         self.port = self._http.port
@@ -199,7 +216,20 @@ class ConsoleNode(Node):
     def snapshot(self) -> dict:
         """The core's state now (called from the HTTP threads)."""
         with self._lock:
-            return dict(self.state.snapshot(time.time()), held=self.held.json())
+            snap = dict(self.state.snapshot(time.time()), held=self.held.json())
+        snap['latency'] = self._latency()
+        return snap
+
+    def _latency(self) -> list[dict]:
+        with self._metrics_feed.lock:
+            return self.metrics.latency_table()
+
+    def _push_latency(self) -> None:
+        """The page's latency table, when it changed (every LATENCY_PERIOD_S at most)."""
+        rows = self._latency()
+        if rows != self._latency_sent:
+            self._latency_sent = rows
+            self.hub.publish([Event('latency', rows)])
 
     def _apply(self, method, *args, **kwargs) -> None:
         with self._lock:

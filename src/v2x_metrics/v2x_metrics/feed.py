@@ -43,7 +43,7 @@ class MetricsFeed:
     """The subscriptions of ``node`` that keep ``book`` current (under ``lock``)."""
 
     def __init__(self, node, book: MetricsBook, lock=None,
-                 clock=time.time, cmd_vel: bool = True):
+                 clock=time.time, cmd_vel: bool = True, raised: bool = True):
         self.book = book
         self.lock = lock or threading.Lock()
         self._clock = clock
@@ -52,9 +52,10 @@ class MetricsFeed:
         node.create_subscription(PeerArray, 'v2x/peers', self._peers, qos.PEERS)
         node.create_subscription(PolicyState, 'v2x/policy_state', self._policy,
                                  qos.POLICY_STATE)
-        for topic, profile in (('v2x/alert_out', qos.ALERT_OUT_READER),
-                               ('v2x/alert_sent', qos.ALERT_SENT),
-                               ('v2x/alert', qos.ALERT_READER)):
+        topics = [('v2x/alert_sent', qos.ALERT_SENT), ('v2x/alert', qos.ALERT_READER)]
+        if raised:  # the 'raised' stage: a reader of v2x/alert_out (see v2x_inject)
+            topics.append(('v2x/alert_out', qos.ALERT_OUT_READER))
+        for topic, profile in topics:
             node.create_subscription(Alert, topic, self._alert_on(topic), profile)
         if cmd_vel:
             node.create_subscription(Twist, 'cmd_vel', self._cmd_vel, qos.CMD_VEL)

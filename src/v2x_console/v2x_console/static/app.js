@@ -428,7 +428,18 @@ function renderHeld() {
 function renderAll() {
   $('role').textContent = state.role === 'vehicle' ? '· vehicle' : '· RSU';
   renderAlerts(); renderPeers(); renderPolicy(); renderDiagnostics(); renderArchive(); showLogin();
-  renderHeld();
+  renderHeld(); renderLatency();
+}
+
+// --- every alert's latency, per stage and hop (docs/metrics.md) -------------------------------
+function renderLatency() {
+  const rows = state.latency || [];
+  const ms = (v) => (v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(1));
+  $('latency').tBodies[0].replaceChildren(...rows.map((r) => el('tr', {},
+    el('td', {}, r.what), el('td', {}, r.path), el('td', {}, r.count),
+    el('td', {}, ms(r.p50_ms)), el('td', {}, ms(r.p99_ms)))));
+  $('latency').hidden = rows.length === 0;
+  $('no-latency').hidden = rows.length !== 0;
 }
 
 function connect() {
@@ -457,6 +468,7 @@ function connect() {
   on('counts', (c) => { state.counts = c; renderDiagnostics(); });
   on('position', (p) => { state.position = p; renderMap(); });
   on('held', (h) => { held.set(h.id, h); renderHeld(); });
+  on('latency', (rows) => { state.latency = rows; renderLatency(); });
 }
 
 renderAll();
