@@ -2,8 +2,8 @@
 
 An RSU whose camera is frozen, dark, washed out, blurred, covered, turned away or silent
 cannot warn anyone. :class:`CameraHealth` judges each decoded frame on a small grey copy
-(``width`` pixels wide, or as many pixels for other shapes: about 0.2 ms a frame at 640x360 on this 2-core machine; see
-bench/bench_camera_health.py) and says which of these holds:
+(``width`` x 9/16 of it, or as many pixels in another shape; its cost per frame is measured
+by bench/bench_camera_health.py) and says which of these holds:
 
 - ``silent``: no frame for ``silent_s`` (the caller's clock, e.g. time.monotonic()).
 - ``frozen``: consecutive frames identical (mean absolute difference under
