@@ -98,7 +98,8 @@ def peers_to_msg(peers: list[PeerInfo]) -> PeerArray:
     out.peers = [PeerStatus(source_id=p.source_id, role=p.role,
                             last_heard=ns_to_time(p.last_heard_ns), stale=p.stale,
                             active_alerts=min(p.active_alerts, 0xFFFF),
-                            clock_offset_s=float(p.clock_offset_s)) for p in peers]
+                            clock_offset_s=float(p.clock_offset_s), status=p.status,
+                            status_message=p.status_message) for p in peers]
     return out
 
 

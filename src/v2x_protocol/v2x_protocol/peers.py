@@ -30,6 +30,8 @@ class PeerInfo:
     stale: bool
     active_alerts: int
     clock_offset_s: float
+    status: int = 0             # the peer's last heartbeat: 0 OK, 1 WARN, 2 ERROR
+    status_message: str = ''    # and its message ('rsu degraded: camera ...': protocol.md)
 
 
 class PeerTable:
@@ -85,5 +87,6 @@ class PeerTable:
         for source_id in sorted(self._peers):
             hb, heard_ns, offset = self._peers[source_id]
             out.append(PeerInfo(source_id, hb.role, heard_ns,
-                                self._stale(hb, heard_ns, now_ns), hb.active_alerts, offset))
+                                self._stale(hb, heard_ns, now_ns), hb.active_alerts, offset,
+                                hb.status, hb.status_message))
         return out
