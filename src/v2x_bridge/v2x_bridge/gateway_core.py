@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 from v2x_bridge.identity import Identity
 from v2x_federation.duplicates import SeenDatagrams
-from v2x_protocol.peers import FORGET_AFTER_S, PeerInfo, PeerTable
+from v2x_protocol.peers import CAMERA_DEGRADED, FORGET_AFTER_S, PeerInfo, PeerTable
 from v2x_protocol.receiver import (
     AlertDelivered,
     AlertRepeated,
@@ -47,8 +47,6 @@ from v2x_protocol.wire import AUTH_NONE, MAX_TIME_NS, AlertData, HeartbeatData, 
 OK, WARN, ERROR = 'ok', 'warn', 'error'
 #: the heartbeat's status for each level (docs/protocol.md: 0 OK, 1 WARN, 2 ERROR)
 HEARTBEAT_STATUS = {OK: 0, WARN: 1, ERROR: 2}
-#: an RSU's heartbeat status_message when its camera cannot see (docs/protocol.md)
-CAMERA_DEGRADED = 'rsu degraded: camera '
 #: the reason when the detector says nothing (dead, disabled) or fails in itself
 DETECTOR_DOWN = 'detector_down'
 

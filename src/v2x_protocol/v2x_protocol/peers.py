@@ -15,6 +15,9 @@ from v2x_protocol.wire import HeartbeatData
 
 #: Entries the table holds at most.
 MAX_PEERS = 1024
+#: The start of an RSU heartbeat's status_message (status 2, ERROR) when its camera cannot
+#: see; the reason follows (docs/protocol.md, "Camera health in the heartbeat").
+CAMERA_DEGRADED = 'rsu degraded: camera '
 #: A peer silent this long is forgotten (the gateway passes a longer age when its own
 #: stale limit is longer).
 FORGET_AFTER_S = 600.0
