@@ -35,8 +35,9 @@ import numpy as np
 
 SILENT, FROZEN, DARK, WASHED_OUT, COVERED, BLURRED, MOVED = (
     'silent', 'frozen', 'dark', 'washed_out', 'covered', 'blurred', 'moved')
-#: every reason, the most telling first (a black frame is also flat and unsharp: dark)
-REASONS = (SILENT, FROZEN, DARK, WASHED_OUT, COVERED, BLURRED, MOVED)
+#: every reason, the most telling first (a black frame is also flat, unsharp and often
+#: repeated exactly: dark)
+REASONS = (SILENT, DARK, WASHED_OUT, COVERED, FROZEN, BLURRED, MOVED)
 
 
 @dataclass(frozen=True)
