@@ -570,6 +570,8 @@ class AlertGateway(Node):
             if rx.failed_within():
                 return ERROR, f'receive {rx.describe()}', c
         with self._lock:
+            if self.core.camera is not None:  # what the heartbeat says of the camera
+                c['camera'] = self.core.camera_fault() or 'ok'
             level, message = self.core.health(c)
         return LEVELS[level], message, c
 

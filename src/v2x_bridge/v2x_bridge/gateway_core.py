@@ -406,11 +406,15 @@ class GatewayCore:
         if self.camera is not None:
             self.camera.heard(level, camera, self._clock.monotonic())
 
+    def camera_fault(self) -> str | None:
+        """Why the RSU's camera cannot see now (None: it can, or none is watched)."""
+        return self.camera.fault(self._clock.monotonic()) if self.camera else None
+
     def heartbeat_status(self, level: str, message: str) -> tuple[int, str]:
         """(status, status_message) of our heartbeat from our own health (level, message):
         an RSU whose camera cannot see says ERROR 'rsu degraded: camera <reason>' unless the
         gateway itself is in ERROR (that is said first)."""
-        fault = self.camera.fault(self._clock.monotonic()) if self.camera else None
+        fault = self.camera_fault()
         if fault is not None and level != ERROR:
             return HEARTBEAT_STATUS[ERROR], CAMERA_DEGRADED + fault
         return HEARTBEAT_STATUS[level], message
