@@ -55,6 +55,7 @@ class HealthConfig:
     moved_shift: float = 0.04
     moved_match: float = 0.3
     moved_smooth_s: float = 2.0
+    compare_s: float = 0.1  # the view is compared with the reference at most this often
     hold_s: float = 3.0
     moved_hold_s: float = 10.0
     reference_s: float = 2.0
@@ -101,18 +102,26 @@ class Measures:
 
 
 def grey_small(image: np.ndarray, width: int) -> np.ndarray:
-    """A float32 grey copy of a BGR (or grey) frame of about width x (width * 9 / 16)
-    pixels (a portrait frame is as many pixels, narrower)."""
+    """A uint8 grey copy of a BGR (or grey) frame of about width x (width * 9 / 16) pixels
+    (a portrait frame is as many pixels, narrower): the mean of k x k blocks, k whole (the
+    fast path of cv2's area resize; the last rows and columns short of a block are left)."""
     h, w = image.shape[:2]
-    scale = math.sqrt(width * width * 9 / 16 / (w * h))
-    width, height = max(8, round(w * scale)), max(8, round(h * scale))
-    step = max(1, w // (2 * width))  # cheap decimation first, then an area average
-    if step > 1:
-        image = image[::step, ::step]
-    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    k = max(1, round(math.sqrt(w * h / (width * width * 9 / 16))))
+    if h // k < 8 or w // k < 8:
+        k = max(1, min(h, w) // 8)
+    small = cv2.resize(image[:h // k * k, :w // k * k], (w // k, h // k),
+                       interpolation=cv2.INTER_AREA)
     if small.ndim == 3:
         small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    return small.astype(np.float32)
+    return small
+
+
+def _percentiles(grey: np.ndarray) -> tuple[float, float]:
+    """(5th, 95th) percentile of a uint8 image, from its histogram."""
+    cumulative = np.cumsum(cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel())
+    n = cumulative[-1]
+    return (float(np.searchsorted(cumulative, 0.05 * n)),
+            float(np.searchsorted(cumulative, 0.95 * n)))
 
 
 def _sharpness(grey: np.ndarray) -> float:
@@ -162,6 +171,7 @@ class CameraHealth:
         self._collect: list[np.ndarray] = []  # frames of the reference being taken
         self._collect_from: float | None = None
         self._retake = False
+        self._compared: tuple[float, float, float] | None = None  # (t, shift, match)
         self._since: dict[str, float] = {}  # reason -> frame time it was first seen
         self._absent: dict[str, float] = {}  # reported reason -> frame time it went away
         self._reported: tuple[str, ...] = ()
@@ -183,7 +193,8 @@ class CameraHealth:
         c = self.config
         self.last_frame_at = now
         self.frames += 1
-        grey = grey_small(image, c.width)
+        small = grey_small(image, c.width)
+        grey = small.astype(np.float32)
         if self._previous is not None and self._previous.shape != grey.shape:
             self._previous = None
             self._reference, self._collect, self._collect_from = None, [], None
@@ -195,7 +206,7 @@ class CameraHealth:
                 self._unchanged_since = t
         else:
             self._unchanged_since = None
-        low, high = np.percentile(grey, (5, 95))
+        low, high = _percentiles(small)
         contrast = float(grey.std())
         sharpness = _sharpness(grey)
         ratio, shift, match = self._against_reference(grey, sharpness, t)
@@ -230,6 +241,7 @@ class CameraHealth:
         if self._retake or (self._reference is None and self._collect_from is None):
             self._retake = False
             self._reference, self._collect, self._collect_from = None, [], t
+            self._compared = None
         if self._reference is None:
             self._collect.append(grey)
             if t - self._collect_from >= c.reference_s or len(self._collect) >= 250:
@@ -238,11 +250,13 @@ class CameraHealth:
                 self._reference, self._collect = _Reference(mean, sharp), []
             return 1.0, 0.0, 1.0
         ref = self._reference
-        gradient = _gradient(grey)
-        # (phaseCorrelate applies the window to its inputs in place: it gets copies)
-        (dx, dy), _ = cv2.phaseCorrelate(ref.windowed.copy(), gradient * ref.window)
-        shift = math.hypot(dx, dy) / grey.shape[1]
-        return sharpness / ref.sharpness, shift, _correlation(ref.gradient, gradient)
+        if self._compared is None or not 0 <= t - self._compared[0] < c.compare_s:
+            gradient = _gradient(grey)
+            # (phaseCorrelate applies the window to its inputs in place: it gets copies)
+            (dx, dy), _ = cv2.phaseCorrelate(ref.windowed.copy(), gradient * ref.window)
+            self._compared = (t, math.hypot(dx, dy) / grey.shape[1],
+                              _correlation(ref.gradient, gradient))
+        return sharpness / ref.sharpness, self._compared[1], self._compared[2]
 
     def _debounce(self, seen: list[str], t: float) -> None:
         for reason in list(self._since):
