@@ -17,7 +17,10 @@ by bench/bench_camera_health.py) and says which of these holds:
 - ``moved``: the view no longer matches the reference: the gradient images are shifted by
   more than ``moved_shift`` of the width, or their correlation (smoothed over
   ``moved_smooth_s``, so that a truck filling the view for a moment does not count) is under
-  ``moved_match`` (turned away); reported after ``moved_hold_s``, not ``hold_s``.
+  ``moved_match`` (turned away), or the view keeps moving: the median shift from one
+  comparison to the next (``compare_s`` apart, over ``shake_window`` of them) is over
+  ``moved_shake`` of the width (a hand-held camera, a swaying pole); reported after
+  ``moved_hold_s``, not ``hold_s``.
 
 The reference (average of the frames of the first ``reference_s`` of frame time) is taken
 at start and again on :meth:`CameraHealth.retake_reference` (an operator action: the
@@ -56,6 +59,8 @@ class HealthConfig:
     moved_match: float = 0.3
     moved_smooth_s: float = 2.0
     compare_s: float = 0.1  # the view is compared with the reference at most this often
+    moved_shake: float = 0.01
+    shake_window: int = 20  # comparisons the shake is the median of (2 s at compare_s)
     hold_s: float = 3.0
     moved_hold_s: float = 10.0
     reference_s: float = 2.0
@@ -99,6 +104,7 @@ class Measures:
     sharpness: float    # sharpness / the reference's (1.0 before a reference exists)
     shift: float        # view shift against the reference, fraction of the width
     match: float        # gradient correlation with the reference (1.0 before a reference)
+    shake: float        # median shift between comparisons, fraction of the width
 
 
 def grey_small(image: np.ndarray, width: int) -> np.ndarray:
@@ -172,6 +178,8 @@ class CameraHealth:
         self._collect_from: float | None = None
         self._retake = False
         self._compared: tuple[float, float, float] | None = None  # (t, shift, match)
+        self._last_windowed: np.ndarray | None = None  # the last compared gradient, windowed
+        self._shakes: list[float] = []  # shifts from one comparison to the next
         self._since: dict[str, float] = {}  # reason -> frame time it was first seen
         self._absent: dict[str, float] = {}  # reported reason -> frame time it went away
         self._reported: tuple[str, ...] = ()
@@ -216,8 +224,10 @@ class CameraHealth:
             self._match = 1.0
         else:
             self._match += (match - self._match) * (1.0 - math.exp(-dt / c.moved_smooth_s))
+        shake = (float(np.median(self._shakes)) if len(self._shakes) >= c.shake_window // 2
+                 else 0.0)
         self.measures = Measures(change, float(high), float(low), contrast, ratio, shift,
-                                 self._match)
+                                 self._match, shake)
         seen = []
         if self._unchanged_since is not None and t - self._unchanged_since >= c.frozen_s:
             seen.append(FROZEN)
@@ -229,7 +239,7 @@ class CameraHealth:
             seen.append(COVERED)
         elif ratio < c.blur_ratio:
             seen.append(BLURRED)
-        elif shift > c.moved_shift or self._match < c.moved_match:
+        elif shift > c.moved_shift or self._match < c.moved_match or shake > c.moved_shake:
             seen.append(MOVED)
         self._debounce(seen, t)
         return self.verdict(now)
@@ -241,7 +251,7 @@ class CameraHealth:
         if self._retake or (self._reference is None and self._collect_from is None):
             self._retake = False
             self._reference, self._collect, self._collect_from = None, [], t
-            self._compared = None
+            self._compared, self._last_windowed, self._shakes = None, None, []
         if self._reference is None:
             self._collect.append(grey)
             if t - self._collect_from >= c.reference_s or len(self._collect) >= 250:
@@ -252,8 +262,14 @@ class CameraHealth:
         ref = self._reference
         if self._compared is None or not 0 <= t - self._compared[0] < c.compare_s:
             gradient = _gradient(grey)
+            windowed = gradient * ref.window
             # (phaseCorrelate applies the window to its inputs in place: it gets copies)
-            (dx, dy), _ = cv2.phaseCorrelate(ref.windowed.copy(), gradient * ref.window)
+            (dx, dy), _ = cv2.phaseCorrelate(ref.windowed.copy(), windowed.copy())
+            if self._last_windowed is not None:
+                (mx, my), _ = cv2.phaseCorrelate(self._last_windowed, windowed.copy())
+                self._shakes.append(math.hypot(mx, my) / grey.shape[1])
+                del self._shakes[:-c.shake_window]
+            self._last_windowed = windowed
             self._compared = (t, math.hypot(dx, dy) / grey.shape[1],
                               _correlation(ref.gradient, gradient))
         return sharpness / ref.sharpness, self._compared[1], self._compared[2]
@@ -304,7 +320,8 @@ class CameraHealth:
             BLURRED: f'sharpness {m.sharpness:.0%} of the reference '
                      f'(limit {c.blur_ratio:.0%})',
             MOVED: f'view shifted {m.shift:.0%} of the width, match {m.match:.2f} with the '
-                   f'reference (limits {c.moved_shift:.0%}, {c.moved_match:g})',
+                   f'reference, moving {m.shake:.1%} of the width per {c.compare_s:g} s '
+                   f'(limits {c.moved_shift:.0%}, {c.moved_match:g}, {c.moved_shake:.0%})',
         }.get(reason, reason)
 
     def values(self) -> dict:
@@ -314,5 +331,5 @@ class CameraHealth:
         if m is not None:
             out.update(camera_change=m.change, camera_p95=m.dark, camera_p5=m.bright,
                        camera_contrast=m.contrast, camera_sharpness=m.sharpness,
-                       camera_shift=m.shift, camera_match=m.match)
+                       camera_shift=m.shift, camera_match=m.match, camera_shake=m.shake)
         return out
