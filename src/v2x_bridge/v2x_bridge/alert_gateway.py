@@ -458,14 +458,19 @@ class AlertGateway(Node):
         self._do(actions)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        """The detector's status among /diagnostics: its camera health for the heartbeat."""
+        """The detector's status among /diagnostics: its camera health for the heartbeat
+        (sent at once when the camera's state changed)."""
         for status in msg.status:
             if status.name != self._camera_name:
                 continue
             level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
             camera = next((kv.value for kv in status.values if kv.key == 'camera'), '')
             with self._lock:
+                before = self.core.camera_fault()
                 self.core.camera_heard(_CORE_LEVELS.get(level, gateway_core.ERROR), camera)
+                changed = self.core.camera_fault() != before
+            if changed:  # peers learn of it now, not at the next period
+                self._send_heartbeat()
 
     def _rotate_pseudonym(self) -> None:
         """A new pseudonym, origin and session: nothing on the air links it to the old."""
