@@ -337,7 +337,7 @@ def test_camera_health_in_diagnostics_and_the_retake_service(ros, tmp_path):
     ros.node('monitor').create_subscription(DiagnosticArray, '/diagnostics', health.append,
                                             qos.DIAGNOSTICS)
     node = start(ros, source='', backend='onnx', state_dir=str(tmp_path),
-                 camera_silent_s=3.0, camera_hold_s=0.5, publish_image=False)
+                 camera_silent_s=1.5, camera_hold_s=0.5, publish_image=False)
 
     def camera():
         values = [({kv.key: kv.value for kv in s.values}, s.message) for a in health
