@@ -23,8 +23,13 @@ Then a key holder heartbeats under --peer-ids source ids (20,000), each once in 
 period, and the gateway's CPU share is measured while they come and while idle after,
 with the length of /v2x/peers.
 
+With --baseline-ref REF the whole bench runs first against a gateway whose v2x_protocol
+and v2x_bridge come from git revision REF (the rest of the workspace as it is), then
+against ours, and both tables are printed: the same run, the same machine load.
+
 Usage (inside scripts/env.sh):
     python bench/bench_flood.py [--phase-s 10] [--rate 60000] [--alert-rate 3]
+                                [--baseline-ref REF]
 """
 
 import argparse
@@ -208,6 +213,9 @@ def main(argv=None) -> int:
     parser.add_argument('--gateway-nice', type=int, default=0,
                         help='run the gateway at this nice value (negative needs root), as a '
                              'vehicle would run its safety path ahead of other work')
+    parser.add_argument('--baseline-ref', default='',
+                        help="first run the gateway's v2x_protocol/v2x_bridge at this git "
+                             'revision, then ours, in the same run')
     parser.add_argument('--flood-worker', nargs=5, metavar=('GROUP', 'PORT', 'KINDS', 'KEYID',
                                                             'SECONDS'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -216,12 +224,23 @@ def main(argv=None) -> int:
         flood(group, int(port), kinds.split(','), bytes.fromhex(key_id), args.rate,
               float(seconds))
         return 0
+    if not args.baseline_ref:
+        return measure(args, 'ours', '')
+    import _baseline
+    with _baseline.baseline_tree(args.baseline_ref, ('v2x_protocol', 'v2x_bridge')) as tree:
+        status = measure(args, f'baseline {args.baseline_ref}', tree)
+    return status or measure(args, 'ours', '')
 
+
+def measure(args, label: str, pythonpath: str) -> int:
+    """One whole run against a gateway started with pythonpath first on its path."""
     domain = random_domain_id()
     group, port = random_group()
     key_id = keys.HmacKey(SECRET.encode()).key_id
     state = tempfile.mkdtemp(prefix='bench_flood_')
     env = {**os.environ, 'ROS_DOMAIN_ID': str(domain), 'V2X_KEY': SECRET}
+    if pythonpath:
+        env['PYTHONPATH'] = pythonpath + os.pathsep + env.get('PYTHONPATH', '')
     gateway = subprocess.Popen(
         ['nice', '-n', str(args.gateway_nice), 'alert_gateway', '--ros-args',
          '-p', 'role:=vehicle', '-p', f'group:={group}',
@@ -290,7 +309,8 @@ def main(argv=None) -> int:
         except subprocess.TimeoutExpired:
             gateway.kill()
 
-    print(f'alert_gateway (vehicle, hmac, nice {args.gateway_nice}) under a no-key flood: '
+    print(f'[{label}] alert_gateway (vehicle, hmac, nice {args.gateway_nice}) under a '
+          'no-key flood: '
           f'{os.cpu_count()} CPUs, loadavg {os.getloadavg()[0]:.1f}, '
           f'repeat interval {args.repeat_interval:g} s, '
           f'{args.alert_rate:g} real alerts/s, flood target {args.rate:g}/s')

@@ -230,7 +230,8 @@ def tree_size(path: Path) -> int:
 
 def print_size():
     ours = {pkg: tree_size(WS / 'src' / pkg / pkg) for pkg in
-            ('v2x_protocol', 'v2x_bridge', 'v2x_policy', 'v2x_common')}
+            ('v2x_protocol', 'v2x_bridge', 'v2x_policy', 'v2x_common', 'v2x_conversion',
+             'v2x_stacks')}
     msgs = WS / 'install' / 'v2x_msgs'
     ours['v2x_msgs (install)'] = tree_size(msgs) if msgs.is_dir() else 0
     now = dist_closure(['cryptography', 'pyyaml'])

@@ -29,7 +29,7 @@ from v2x_common.params import ParameterError
 from v2x_federation import quadkey, topics
 import v2x_mosquitto as mq
 from v2x_msgs.msg import Alert, PeerArray
-from v2x_protocol import keys
+from v2x_protocol.io import keys
 from v2x_protocol.wire import decode
 from v2x_testing import RosHarness, random_group
 

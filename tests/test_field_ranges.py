@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 import pytest
 
 from v2x_bridge import v2x_alert_server, v2x_inject
-from v2x_bridge.conversions import alert_from_msg
+from v2x_conversion.alert import alert_from_msg
 from v2x_intake.core import FileRejected, Intake, IntakeSettings
 from v2x_intake.http_api import create_app
 from v2x_intake.ledger import Ledger
@@ -108,7 +108,7 @@ def test_every_entry_point_refuses_the_value_naming_the_field(field, value, inta
     # the gateway's v2x/alert_out input (its conversion and fill_identity)
     msg = v2x_inject.from_flags(args)
     with pytest.raises(wire.InvalidMessage, match=field):
-        fill_identity(alert_from_msg(msg, strict=True), station_id='rsu_x',
+        fill_identity(alert_from_msg(msg, strict=True, provenance=False), station_id='rsu_x',
                       now_ns=time.time_ns(), default_validity_s=600.0,
                       next_sequence=lambda _: 1, previous=Outbox().get)
     # event_intake: a dropped file and an HTTP post
@@ -134,7 +134,7 @@ def test_a_good_alert_passes_every_entry_point(intake, tmp_path):
     args = v2x_inject.parser().parse_args(['--distance-m', '0', '--lat', '-90', '--lon',
                                            '180', '--confidence', '1', '--road', '€' * 85])
     msg = v2x_inject.build(args)
-    alert = fill_identity(alert_from_msg(msg, strict=True), station_id='rsu_x',
+    alert = fill_identity(alert_from_msg(msg, strict=True, provenance=False), station_id='rsu_x',
                           now_ns=time.time_ns(), default_validity_s=600.0,
                           next_sequence=lambda _: 1)
     data = Sender(KEY).datagram(alert, time.time_ns())

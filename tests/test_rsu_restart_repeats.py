@@ -1,7 +1,7 @@
 """An RSU that crashes and restarts resumes repeating its live alert from its outbox, and
 receivers count those datagrams as repeats, not as new deliveries.
 
-The claim (docs/ARCHITECTURE.md, v2x_protocol.state.OutboxFile): the outbox is saved in
+The claim (docs/ARCHITECTURE.md, v2x_protocol.io.state.OutboxFile): the outbox is saved in
 state_dir, a restart repeats what is still live "at once, in a new session". Real
 processes: the installed `alert_gateway` (role rsu) is killed with SIGKILL (a crash, no
 clean shutdown) and started again on the same state_dir; `v2x_inject` publishes the
@@ -21,7 +21,7 @@ import time
 import pytest
 
 from v2x_bridge import net
-from v2x_protocol import keys
+from v2x_protocol.io import keys
 from v2x_protocol.receiver import AlertDelivered, AlertRepeated, DatagramRejected, Receiver
 from v2x_testing import random_domain_id, random_group
 

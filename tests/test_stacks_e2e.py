@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,8 @@ import pytest
 
 from v2x_common import qos
 from v2x_msgs.msg import Alert, PolicyState
+from v2x_prometheus import Prometheus, free_port
+from v2x_prometheus import missing as prometheus_missing
 from v2x_testing import random_domain_id
 
 WS = Path(__file__).resolve().parents[1]
@@ -79,9 +82,28 @@ def stacks_args(tmp_path, mcast):
     return rsu, vehicle
 
 
-def test_injected_alert_reaches_cmd_vel(ros, tmp_path, stacks_args):
+def start_exporter(domain, name, log):
+    """v2x_metrics_exporter on one stack's domain, on a free loopback port."""
+    port = free_port()
+    proc = spawn(['v2x_metrics_exporter', '--ros-args', '-p', f'metrics_port:={port}',
+                  '-p', f'station_label:={name}'], domain, log)
+    return proc, f'127.0.0.1:{port}'
+
+
+def send_garbage(mcast):
+    """One datagram with a bad magic to the stacks' group: every gateway drops it as
+    malformed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('127.0.0.1'))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        s.sendto(b'XX' + bytes(62), (mcast['group'], mcast['port']))
+
+
+def test_injected_alert_reaches_cmd_vel(ros, tmp_path, stacks_args, mcast):
     """An alert injected on the RSU's domain slows /cmd_vel on the vehicle's, and its
-    cancellation releases it after the hold time."""
+    cancellation releases it after the hold time; a real Prometheus scraping both stacks'
+    exporters then answers PromQL with the delivered alerts, a drop by reason the test
+    caused, the peers and the alert's latency up to the changed /cmd_vel."""
     rsu_args, veh_args = stacks_args
     rsu_domain = random_domain_id()
     while rsu_domain == ros.domain_id:
@@ -90,6 +112,12 @@ def test_injected_alert_reaches_cmd_vel(ros, tmp_path, stacks_args):
     rsu = start_stack('rsu.launch.xml', rsu_domain, {**rsu_args, **iface}, tmp_path / 'rsu.log')
     veh = start_stack('vehicle.launch.xml', ros.domain_id, {**veh_args, **iface},
                       tmp_path / 'veh.log')
+    procs, prom = [rsu, veh], None
+    if not prometheus_missing():
+        rsu_exp, rsu_target = start_exporter(rsu_domain, 'rsu', tmp_path / 'rsu_exp.log')
+        veh_exp, veh_target = start_exporter(ros.domain_id, 'veh', tmp_path / 'veh_exp.log')
+        procs += [rsu_exp, veh_exp]
+        prom = Prometheus({'rsu': rsu_target, 'vehicle': veh_target}, tmp_path / 'prom')
     try:
         node = ros.node('e2e_observer')
         cmd, states = [], []
@@ -121,9 +149,36 @@ def test_injected_alert_reaches_cmd_vel(ros, tmp_path, stacks_args):
             rows = csv.read_text().splitlines() if csv.exists() else []
             return [r.split(',')[3] for r in rows[1:]]
         assert ros.spin_until(lambda: events() == ['new', 'cancel'], 10), events()
+        if prom is None:
+            pytest.skip(f'the alert path passed; metrics not checked: {prometheus_missing()}')
+        send_garbage(mcast)
+
+        def value(result):
+            return float(result[0]['value'][1]) if result else 0.0
+        delivered = prom.wait_for(
+            'v2x_alert_messages_total{job="vehicle",topic="v2x/alert",path="radio"}',
+            lambda r: value(r) >= 2)
+        assert value(delivered) == 2, delivered
+        dropped = prom.wait_for(
+            'sum by (reason) (v2x_alert_gateway_dropped_total{job="vehicle"})',
+            lambda r: any(x['metric'].get('reason') == 'malformed' for x in r))
+        assert any(x['metric'].get('reason') == 'malformed' and value([x]) >= 1
+                   for x in dropped), dropped
+        peers = prom.wait_for('v2x_peer_heartbeat_age_seconds{job="vehicle"}', bool)
+        assert peers and peers[0]['metric']['path'] == 'radio', peers
+        stages = prom.wait_for(
+            'sum by (stage) (v2x_alert_latency_seconds_count{job="vehicle"})',
+            lambda r: {x['metric']['stage'] for x in r} >= {'delivered', 'decided',
+                                                              'cmd_vel'})
+        assert {x['metric']['stage'] for x in stages} >= {'delivered', 'decided', 'cmd_vel'}
+        sent = prom.wait_for('v2x_alert_latency_seconds_count{job="rsu",stage="sent"}',
+                             lambda r: value(r) >= 1)
+        assert value(sent) == 1, sent
     finally:
-        stop(rsu)
-        stop(veh)
+        for proc in procs:
+            stop(proc)
+        if prom is not None:
+            prom.stop()
 
 
 # --- two hosts: network namespaces (root) --------------------------------------------------

@@ -19,7 +19,6 @@ setup(
     entry_points={
         'console_scripts': [
             'speed_policy = v2x_policy.speed_policy:main',
-            'vehicle_stack = v2x_policy.vehicle_stack:main',
         ],
     },
 )

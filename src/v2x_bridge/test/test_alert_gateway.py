@@ -17,7 +17,7 @@ from v2x_common import qos
 from v2x_common.diagnostics import ERROR, WARN, make_status
 from v2x_common.params import ParameterError, defaults
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
-from v2x_protocol.state import OutboxFile
+from v2x_protocol.io.state import OutboxFile
 
 STRONG = 'test-key-0123456789abcdef'  # >= 16 bytes: short secrets are refused
 CONFIG = Path(__file__).resolve().parents[3] / 'launch' / 'config'

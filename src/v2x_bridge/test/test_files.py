@@ -6,9 +6,10 @@ import pytest
 
 from v2x_bridge.cli import describe
 from v2x_bridge.csvlog import COLUMNS, RotatingCsv, cell, row
-from v2x_protocol import keys, wire
+from v2x_protocol import wire
+from v2x_protocol.io import keys
+from v2x_protocol.io.state import SequenceStore
 from v2x_protocol.sender import MAX_VALIDITY_S, InvalidTiming, Outbox, fill_identity
-from v2x_protocol.state import SequenceStore
 
 S = 1_000_000_000
 T = 1_800_000_000 * S
@@ -197,7 +198,7 @@ def test_validity_the_time_math_cannot_take_is_refused(validity):
 
 def test_outbox_file_round_trip_skips_expired(tmp_path):
     """Saved live alerts come back (NaN position included); expired ones do not."""
-    from v2x_protocol.state import OutboxFile
+    from v2x_protocol.io.state import OutboxFile
     live = _alert(source_id='r', sequence=1, detection_time_ns=T, validity_s=60.0, stamp_ns=T)
     dead = _alert(source_id='r', sequence=2, detection_time_ns=T - 100 * S, validity_s=60.0,
                   stamp_ns=T)

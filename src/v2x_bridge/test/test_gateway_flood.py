@@ -150,8 +150,9 @@ def test_flood_is_counted_by_reason(flooded):
 
 
 def test_twenty_thousand_heartbeat_ids_keep_peers_bounded(flooded):
-    """A key holder heartbeating under 20,000 source ids: /v2x/peers stays at the cap, the
-    peer heard before keeps its place, the newcomers beyond the cap are refused."""
+    """A key holder heartbeating under 20,000 source ids: /v2x/peers stays at one key's
+    share of the table (half: one key never fills it), the peer heard before keeps its
+    place, the newcomers beyond the cap are refused."""
     ros, gateway, tx = flooded['ros'], flooded['gateway'], flooded['tx']
     peers = []
     flooded['probe'].create_subscription(PeerArray, '/veh/v2x/peers', peers.append, qos.PEERS)
@@ -164,10 +165,11 @@ def test_twenty_thousand_heartbeat_ids_keep_peers_bounded(flooded):
             tx.send(holder.datagram(HeartbeatData(f'flood_{i}', 2, period_s=10.0),
                                     time.time_ns()))
         ros.spin_for(0.005)
+    share = MAX_PEERS // 2
     assert ros.spin_until(lambda: gateway.counters()['peers_refused'] > 0
-                          and len(peers[-1].peers) == MAX_PEERS, 30), gateway.counters()
+                          and len(peers[-1].peers) == share, 30), gateway.counters()
     listed = {p.source_id for p in peers[-1].peers}
-    assert 'rsu_real' in listed and len(listed) == MAX_PEERS
-    assert gateway.counters()['peers'] == MAX_PEERS
+    assert 'rsu_real' in listed and len(listed) == share
+    assert gateway.counters()['peers'] == share
     level, message, _ = gateway._health()  # what /diagnostics says now
     assert level == WARN and 'peer table full' in message, message

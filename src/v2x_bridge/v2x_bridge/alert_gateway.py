@@ -18,7 +18,6 @@ the broker paths publish in the order the core decided.
 """
 
 from dataclasses import dataclass
-import json
 import os
 from pathlib import Path
 import sys
@@ -29,7 +28,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
-from v2x_bridge import conversions, federation, gateway_core, net
+from v2x_bridge import federation, gateway_core, markers, net
 from v2x_bridge.csvlog import RotatingCsv, row
 from v2x_bridge.federation import GatewayFederation
 from v2x_bridge.gateway_core import (
@@ -50,7 +49,6 @@ from v2x_bridge.gateway_core import (
 from v2x_bridge.identity import Identity
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
-from v2x_common.files import write_json_atomic
 from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
 from v2x_common.params import (
@@ -64,11 +62,11 @@ from v2x_common.params import (
 from v2x_common.paths import make_dirs
 from v2x_common.take import queued
 from v2x_common.worker import Worker
+import v2x_conversion as conversions
 from v2x_federation.config import BrokerConfig
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
-from v2x_protocol import keys
-from v2x_protocol.receiver import Receiver
-from v2x_protocol.state import OutboxFile, SequenceStore
+from v2x_protocol.io import keys
+from v2x_protocol.io.state import HighWaterFile, OutboxFile, SequenceStore
 from v2x_protocol.wire import AlertData
 
 NODE_NAME = 'alert_gateway'
@@ -82,9 +80,7 @@ RX_BATCH = 256           # datagrams read per wake-up (one core call)
 
 
 def _alert_msg(a: AlertData, path: int, authenticated: bool) -> Alert:
-    msg = conversions.alert_to_msg(a)
-    msg.path, msg.authenticated = path, authenticated
-    return msg
+    return conversions.alert_to_msg(a, path=path, authenticated=authenticated)
 
 
 @dataclass(frozen=True)
@@ -103,6 +99,7 @@ class Settings:
     accept_key_files: tuple[str, ...]
     trust_store: str
     insecure: bool
+    heartbeat_key_file: str
     repeat_interval_s: float
     heartbeat_period_s: float
     stale_after: int
@@ -143,6 +140,9 @@ PARAMETERS = (
     Param('accept_key_files', '', 'comma-separated extra HMAC secret files accepted (rotation)'),
     Param('trust_store', '', 'ed25519: file of trusted public keys (v2x_keygen prints entries)'),
     Param('insecure', False, 'accept and send unsigned datagrams'),
+    Param('heartbeat_key_file', '', "the fleet's heartbeat key (v2x_keygen --heartbeat): a "
+          'vehicle signs its heartbeats with it, every gateway accepts it for vehicle '
+          'heartbeats only, never for alerts'),
     Param('repeat_interval_s', 1.0, 'resend period of each live alert',
           in_range(0.01, 3600.0)),
     Param('heartbeat_period_s', 10.0, 'heartbeat period', in_range(0.05, 3600.0)),
@@ -194,49 +194,19 @@ def read_settings(node: Node) -> Settings:
 
 
 def load_keys(s: Settings):
-    """(signer or None, keyring) for the settings; ParameterError naming the parameter."""
-    signer = None
+    """The station's keys (v2x_protocol.io.keys.load_station_keys: signer or None, the
+    fleet heartbeat signer or None, keyring); ParameterError naming the parameter."""
     try:
-        env_key = s.auth_mode == 'hmac' and os.environ.get(keys.ENV_KEY)
-        if s.auth_mode != 'none' and (s.role == 'rsu' or s.key_file or env_key):
-            signer = keys.make_signer(s.auth_mode, s.key_file)
-        if s.auth_mode == 'ed25519' and signer is not None and not s.trust_store:
-            # an RSU without a trust store hears only stations sharing its own key
-            keyring = keys.Keyring(ed25519_keys=[keys.Ed25519Verifier(signer.public_raw)])
-        else:
-            keyring = keys.make_keyring(
-                s.auth_mode, key_file=s.key_file if s.auth_mode == 'hmac' else '',
-                accept_key_files=s.accept_key_files, trust_store=s.trust_store,
-                insecure=s.insecure)
+        return keys.load_station_keys(
+            s.role, s.auth_mode, key_file=s.key_file, accept_key_files=s.accept_key_files,
+            trust_store=s.trust_store, heartbeat_key_file=s.heartbeat_key_file,
+            insecure=s.insecure)
     except keys.KeyConfigError as exc:
-        name = 'trust_store' if 'trust store' in str(exc) else 'key_file'
         text = str(exc)
         if text.startswith('no HMAC key'):  # keys' wording names the CLIs' --hmac-key
             text = (f'no HMAC key: give key_file:=FILE (launch) or -p key_file:=FILE, '
                     f'or set {keys.ENV_KEY}; or -p insecure:=true on purpose (testing only)')
-        raise ParameterError(name, text) from None
-    return signer, keyring
-
-
-class HighWaterFile:
-    """The Receiver's replay high-water marks (state_dir/high_water.json), so a restart
-    keeps refusing what is older than them; written atomically and durably."""
-
-    FILE = 'high_water.json'
-
-    def __init__(self, state_dir: str | Path):
-        self.path = Path(state_dir) / self.FILE
-
-    def load(self) -> dict:
-        """The marks as the Receiver takes them ({} when there is no usable file)."""
-        try:
-            return Receiver.high_water_from_state(json.loads(self.path.read_text('utf-8')))
-        except (OSError, ValueError, AttributeError):
-            return {}
-
-    def save(self, marks: dict[str, int]) -> None:
-        """Write Receiver.high_water_state() atomically and durably."""
-        write_json_atomic(self.path, marks)
+        raise ParameterError(exc.param, text) from None
 
 
 class AlertGateway(Node):
@@ -247,9 +217,10 @@ class AlertGateway(Node):
         self._rx = self._tx = self._rx_worker = self._saver = self._federation = None
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
-        signer, keyring = load_keys(s)
-        can_send = signer is not None or s.insecure
-        if s.role == 'rsu' and not can_send:
+        loaded = load_keys(s)
+        signer, keyring = loaded.signer, loaded.keyring
+        can_send = signer is not None or loaded.heartbeat_signer is not None or s.insecure
+        if s.role == 'rsu' and signer is None and not s.insecure:
             raise ParameterError('key_file', 'an RSU needs a signing key (or insecure: true)')
         dirs = {'state_dir': s.state_dir}
         if s.csv_log:
@@ -261,6 +232,7 @@ class AlertGateway(Node):
         except (OSError, ValueError) as exc:
             raise ParameterError('state_dir', str(exc)) from None
         self.identity = Identity(s.role, s.station_id, signer=signer, can_send=can_send,
+                                 heartbeat_signer=loaded.heartbeat_signer,
                                  origin=self._sequences.origin)
         self._high_water = HighWaterFile(s.state_dir)
         self._outbox_file = OutboxFile(s.state_dir)
@@ -407,15 +379,11 @@ class AlertGateway(Node):
             self.get_logger().warning(text, throttle_duration_sec=5.0)
 
     def _on_peers(self, p: PeersNow) -> None:
-        msg = conversions.peers_to_msg(p.peers)
-        for peer in msg.peers:
-            peer.path, peer.authenticated = p.paths.get(peer.source_id, (Alert.PATH_RADIO,
-                                                                         False))
-        self._pub_peers.publish(msg)
+        self._pub_peers.publish(conversions.peers_to_msg(p.peers, p.paths))
 
     def _on_markers(self, m: MarkersNow) -> None:
         s = self.settings
-        self._pub_markers.publish(conversions.markers_from_alerts(
+        self._pub_markers.publish(markers.markers_from_alerts(
             m.alerts, (s.origin_lat, s.origin_lon), self.get_clock().now().to_msg()))
 
     def _on_save(self, save: SaveOutbox | SaveHighWater) -> None:
@@ -437,7 +405,7 @@ class AlertGateway(Node):
         """Take in, sign and send one alert; bad input is dropped and counted, never raised
         (an exception escaping a callback would stop the gateway)."""
         try:
-            alert = conversions.alert_from_msg(msg, strict=True)
+            alert = conversions.alert_from_msg(msg, strict=True, provenance=False)
         except Exception as exc:  # noqa: BLE001 -- one bad alert must not stop the node
             with self._lock:
                 actions = self.core.refuse_alert_out(exc)
@@ -525,7 +493,7 @@ class AlertGateway(Node):
             self._check_seen(more)
 
     def _check_seen(self, msg: Alert) -> None:
-        seen = conversions.alert_from_msg(msg)
+        seen = conversions.alert_from_msg(msg, provenance=False)
         with self._lock:
             again = self.core.seen(seen)
         if again is not None:

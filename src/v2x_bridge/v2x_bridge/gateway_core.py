@@ -334,7 +334,7 @@ class GatewayCore:
         elif isinstance(event, HeartbeatReceived):
             self.counts['heartbeats'] += 1
             hb = event.heartbeat
-            if not self.peers.heard(hb, now, event.clock_offset_s):
+            if not self.peers.heard_event(event, now):
                 return None  # the peer table is full of live peers (counted as refused)
             self._peer_paths[hb.source_id] = (path, event.envelope.auth != AUTH_NONE)
             return HeardHeartbeat(hb, event.envelope.send_time_ns)

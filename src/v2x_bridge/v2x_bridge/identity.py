@@ -15,8 +15,8 @@ Pure Python (no rclpy); the signer and the persisted origin come in as arguments
 
 import secrets
 
+from v2x_protocol.io.station import default_station_id, pseudonym
 from v2x_protocol.sender import Sender
-from v2x_protocol.station import default_station_id, pseudonym
 
 
 class FixedIdentity(Exception):
@@ -31,14 +31,16 @@ class Identity:
     """
 
     def __init__(self, role: str, station_id: str, *, signer=None, can_send: bool,
-                 origin: int = 0):
+                 origin: int = 0, heartbeat_signer=None):
         self.role = role
         #: a vehicle given no station id draws pseudonyms (and persists no origin)
         self.pseudonymous = role == 'vehicle' and not station_id
         self.station_id = station_id or default_station_id(role)
         self._signer = signer
+        self._heartbeat_signer = heartbeat_signer  # the fleet key: heartbeats only
         self._can_send = can_send
-        self.sender = Sender(signer, origin=self._origin(origin)) if can_send else None
+        self.sender = (Sender(signer, origin=self._origin(origin),
+                              heartbeat_signer=heartbeat_signer) if can_send else None)
 
     def _origin(self, persisted: int) -> int:
         return secrets.randbits(64) if self.pseudonymous else persisted
@@ -66,7 +68,8 @@ class Identity:
             raise FixedIdentity(f'{self.station_id} is configured: it never rotates')
         self.station_id = pseudonym()
         if self._can_send:
-            self.sender = Sender(self._signer, origin=self._origin(0))
+            self.sender = Sender(self._signer, origin=self._origin(0),
+                                 heartbeat_signer=self._heartbeat_signer)
 
     def __repr__(self) -> str:
         return (f'Identity({self.role} {self.station_id}, origin={self.origin:016x}, '

@@ -15,10 +15,10 @@ import threading
 import time
 
 from v2x_bridge import cli, net
-from v2x_bridge.cli import ExitCode
 from v2x_bridge.csvlog import RotatingCsv, row
+from v2x_common.exit_codes import ExitCode
 from v2x_common.timeutil import iso
-from v2x_protocol import keys
+from v2x_protocol.io import keys
 from v2x_protocol.ranges import printable
 from v2x_protocol.receiver import AlertDelivered, AlertRepeated, DatagramRejected, Receiver
 
@@ -56,7 +56,7 @@ class _RosOut:
         self.pub = self.node.create_publisher(Alert, 'v2x/alert', qos.ALERT)
 
     def publish(self, alert) -> None:
-        from v2x_bridge.conversions import alert_to_msg
+        from v2x_conversion.alert import alert_to_msg
         self.pub.publish(alert_to_msg(alert))
 
     def close(self) -> None:

@@ -15,11 +15,14 @@ import threading
 import time
 
 from v2x_bridge import cli, net
-from v2x_bridge.cli import ExitCode
+from v2x_common.alert_flags import add_alert_flags
+from v2x_common.exit_codes import ExitCode
 from v2x_common.timeutil import iso
-from v2x_protocol import keys, ranges, wire
+from v2x_conversion.alert import alert_from_flags
+from v2x_protocol import ranges, wire
+from v2x_protocol.io import keys
+from v2x_protocol.io.state import OutboxFile, SentEvents, SequenceStore
 from v2x_protocol.sender import MAX_VALIDITY_S, Sender, fill_identity
-from v2x_protocol.state import OutboxFile, SentEvents, SequenceStore
 from v2x_protocol.wire import AlertData, InvalidMessage
 
 #: shared with the gateway's default state_dir: one sequence store (and origin) per host
@@ -39,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
                    help='the station state (sequences, origin, sent events) shared with a '
                    'gateway using the same directory (default %(default)s)')
     p.add_argument('--mcast-ttl', type=int, default=1, help='multicast TTL (default 1)')
-    cli.add_alert_flags(p, ttl_default=10.0)
+    add_alert_flags(p, ttl_default=10.0)
     cli.add_link_flags(p)
     cli.add_key_flags(p)
     p.add_argument('--auth', choices=('hmac', 'ed25519'), default=None,
@@ -124,9 +127,7 @@ def main(argv=None, env=None) -> int:
         print('v2x_alert_server: --cancel needs --sequence N of the event to cancel',
               file=sys.stderr)
         return ExitCode.USAGE
-    base = AlertData(args.source_id, args.sequence, args.kind, args.severity, args.suggest,
-                     0, 0, args.ttl_s, args.cancel, args.lat, args.lon, args.road,
-                     args.distance_m, args.confidence, args.clip)
+    base = alert_from_flags(args)
     try:
         ranges.check_text('source_id', args.source_id, required=True,
                           max_bytes=ranges.MAX_STATION_ID_BYTES)

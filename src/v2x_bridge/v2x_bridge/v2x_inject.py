@@ -4,7 +4,7 @@ From the seed server's flags (--type --severity --distance-m --suggest --road --
 --ttl-s, plus --clip --cancel --sequence --source-id), or from a YAML mapping of Alert
 fields (--yaml "{kind: 1, severity: 3, road: A}"; kind/severity/suggest may be names).
 Waits up to --wait-s for a subscriber, publishes, waits for it to be acknowledged, prints
-what it sent and exits 0 (3 when nobody subscribed in time). Fields outside the protocol's
+what it sent and exits 0 (6 when nobody subscribed in time). Fields outside the protocol's
 range table are refused (exit 2, naming the field). A cancellation waits up to --confirm-s
 for the gateway to send it (v2x/alert_sent) and exits 1 when it does not: the gateway
 holds no live event with that sequence.
@@ -18,10 +18,11 @@ import rclpy
 import yaml
 
 from v2x_bridge import cli
-from v2x_bridge.cli import NAMED_FIELDS, ExitCode
-from v2x_bridge.conversions import alert_from_msg
 from v2x_common import qos
+from v2x_common.alert_flags import NAMED_FIELDS, add_alert_flags
+from v2x_common.exit_codes import ExitCode
 from v2x_common.mappings import UnknownValue
+from v2x_conversion.alert import alert_from_flags, alert_from_msg, alert_to_msg
 from v2x_msgs.msg import Alert
 from v2x_protocol.sender import check_input
 from v2x_protocol.wire import InvalidMessage
@@ -38,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--confirm-s', type=float, default=5.0,
                    help='a cancellation: wait this long for the gateway to send it '
                    '(default 5)')
-    cli.add_alert_flags(p, ttl_default=0.0)
+    add_alert_flags(p, ttl_default=0.0)
     return p
 
 
@@ -94,18 +95,7 @@ def set_fields(msg, values: dict, path: str = ''):
 
 def from_flags(args) -> Alert:
     """The Alert the flags describe (zeros left for the gateway to fill)."""
-    m = Alert()
-    m.source_id = args.source_id
-    m.sequence = args.sequence
-    m.kind, m.severity, m.suggest = args.kind, args.severity, args.suggest
-    m.validity_s = args.ttl_s
-    m.cancelled = args.cancel
-    m.latitude, m.longitude = args.lat, args.lon
-    m.road = args.road
-    m.distance_m = args.distance_m
-    m.confidence = args.confidence
-    m.clip_requested = args.clip
-    return m
+    return alert_to_msg(alert_from_flags(args), frame_id='')
 
 
 def summary(m: Alert, topic: str) -> str:
@@ -134,6 +124,10 @@ def _sent_topic(topic: str) -> str:
     return base + 'alert_sent'
 
 
+#: Nodes that read alert_out only to watch it (never send what they read).
+PASSIVE_READERS = ('v2x_metrics_exporter',)
+
+
 def main(argv=None, env=None) -> int:
     """Publish the alert; see --help."""
     args = parser().parse_args(argv)
@@ -156,9 +150,9 @@ def main(argv=None, env=None) -> int:
                 else None, qos.ALERT_SENT)
         pub = node.create_publisher(Alert, args.topic, qos.ALERT_OUT)
         deadline = time.monotonic() + args.wait_s
-        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while not _gateway_matched(node, pub) and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.05)
-        if pub.get_subscription_count() == 0:
+        if not _gateway_matched(node, pub):
             print(f'v2x_inject: no subscriber on {pub.topic_name} within {args.wait_s:g} s '
                   '(is the gateway running, on this ROS_DOMAIN_ID?)', file=sys.stderr)
             return ExitCode.NO_SUBSCRIBER
@@ -182,6 +176,18 @@ def main(argv=None, env=None) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _gateway_matched(node, pub) -> bool:
+    """True once a reader of a named node other than a passive one (the metrics exporter)
+    is in the graph and the publisher has matched every reader the graph knows: the
+    exporter, discovered first, must not let the alert go out before the gateway can
+    receive it. (Discovery is incremental: a reader may show before its node's name, as
+    _NODE_NAME_UNKNOWN_, and a node before all its readers.)"""
+    readers = node.get_subscriptions_info_by_topic(pub.topic_name)
+    active = [r for r in readers
+              if r.node_name not in PASSIVE_READERS and not r.node_name.startswith('_')]
+    return bool(active) and pub.get_subscription_count() >= len(readers)
 
 
 if __name__ == '__main__':

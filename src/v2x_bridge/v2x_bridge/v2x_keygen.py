@@ -3,9 +3,14 @@
 Writes <out-dir>/<station>.key (PEM PKCS#8 private key, mode 0600: the RSU's key_file)
 and <out-dir>/<station>.pub (the trust-store line, listing --speaks-for ids), prints the
 line, and with --trust-store appends it to that file (the vehicle's trust_store).
-With --hmac it writes <out-dir>/hmac.key instead: 32 random bytes as 64 hex digits and a
-newline, mode 0600 (the shared HMAC secret for key_file / --key-file; copy it to every
-station over a safe channel).
+With --heartbeat it writes <out-dir>/heartbeat.key instead: the fleet's heartbeat key
+(32 random bytes as 64 hex digits and a newline, mode 0600) for every gateway's
+heartbeat_key_file: vehicles sign their heartbeats with it, and every receiver refuses it
+for alerts, so a key taken from a vehicle signs no alert. With --hmac it writes
+<out-dir>/hmac.key: the same format, the shared HMAC alert key of labs and the demo
+(key_file / --key-file on every station; whoever holds it can sign any alert).
+The recommended deployment (docs/protocol.md "Keys"): one Ed25519 pair per RSU, its line
+in every vehicle's trust store, and one heartbeat key for the fleet.
 """
 
 import argparse
@@ -17,7 +22,7 @@ import sys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from v2x_bridge.cli import ExitCode
+from v2x_common.exit_codes import ExitCode
 from v2x_protocol import keys
 
 
@@ -31,8 +36,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--speaks-for', default='',
                    help='comma-separated source ids this key may also sign for (the '
                    'detectors and intakes an RSU forwards for)')
-    p.add_argument('--hmac', action='store_true',
-                   help='make an HMAC secret file (hmac.key) instead of an Ed25519 pair')
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument('--hmac', action='store_true',
+                      help='make a shared HMAC alert key (hmac.key; labs and the demo) '
+                      'instead of an Ed25519 pair')
+    kind.add_argument('--heartbeat', action='store_true',
+                      help="make the fleet's heartbeat key (heartbeat.key: every gateway's "
+                      'heartbeat_key_file; it signs no alert) instead of an Ed25519 pair')
     return p
 
 
@@ -44,8 +54,19 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def _make_hmac(out: Path, force: bool) -> int:
-    path = out / 'hmac.key'
+SECRETS = {
+    'hmac': ('hmac.key', 'HMAC secret: {path}  (mode 0600; give it as key_file / --key-file on '
+             'every station; whoever holds it signs any alert: labs and the demo; never '
+             'commit it)'),
+    'heartbeat': ('heartbeat.key', 'heartbeat key: {path}  (mode 0600; give it as '
+                  'heartbeat_key_file to every gateway, vehicles and RSUs; it signs vehicle '
+                  'heartbeats only; never commit it)'),
+}
+
+
+def _make_secret(out: Path, kind: str, force: bool) -> int:
+    name, note = SECRETS[kind]
+    path = out / name
     if path.exists() and not force:
         print(f'v2x_keygen: {path} exists (use --force to replace it)', file=sys.stderr)
         return ExitCode.ERROR
@@ -55,8 +76,7 @@ def _make_hmac(out: Path, force: bool) -> int:
     except OSError as exc:
         print(f'v2x_keygen: {exc}', file=sys.stderr)
         return ExitCode.ERROR
-    print(f'HMAC secret: {path}  (mode 0600; give it as key_file / --key-file on every '
-          'station; never commit it)')
+    print(note.format(path=path))
     return ExitCode.OK
 
 
@@ -64,8 +84,8 @@ def main(argv=None, env=None) -> int:
     """Make the key pair; see --help."""
     args = parser().parse_args(argv)
     out = Path(args.out_dir)
-    if args.hmac:
-        return _make_hmac(out, args.force)
+    if args.hmac or args.heartbeat:
+        return _make_secret(out, 'hmac' if args.hmac else 'heartbeat', args.force)
     key_path, pub_path = out / f'{args.station_id}.key', out / f'{args.station_id}.pub'
     if key_path.exists() and not args.force:
         print(f'v2x_keygen: {key_path} exists (use --force to replace it)', file=sys.stderr)
@@ -91,7 +111,7 @@ def main(argv=None, env=None) -> int:
     except OSError as exc:
         print(f'v2x_keygen: {exc}', file=sys.stderr)
         return ExitCode.ERROR
-    print(f'private key: {key_path}  (RSU: auth_mode ed25519, key_file)')
+    print(f'private key: {key_path}  (RSU: auth_mode ed25519, key_file; its station only)')
     print(f'public key:  {pub_path}  key id {keys.key_id_of(public_raw).hex()}')
     print(entry)
     return ExitCode.OK

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 PURE = ('v2x_protocol.wire', 'v2x_protocol.receiver', 'v2x_protocol.sender',
-        'v2x_protocol.state', 'v2x_protocol.keys', 'v2x_common.params',
+        'v2x_protocol.io.state', 'v2x_protocol.keys', 'v2x_common.params',
         'v2x_common.worker', 'v2x_common.files', 'v2x_common.geo', 'v2x_policy.policy',
         'v2x_policy.rules', 'v2x_intake.core')
 HEAVY = ('rclpy', 'rcl_interfaces', 'fastapi', 'uvicorn', 'watchdog')

@@ -6,8 +6,9 @@
     # several nodes in one process, one executor (composition):
     run_nodes([('alert_gateway', AlertGateway), ('speed_policy', SpeedPolicy)], args)
 
-Exit codes (systemd's Restart=on-failure restarts on any but 0; 2 and 3 are worth an
-``RestartPreventExitStatus=2 3``, since a restart does not fix them):
+Exit codes: the one table of v2x_common.exit_codes (systemd's Restart=on-failure restarts
+on any but 0; 2 and 3 are worth a ``RestartPreventExitStatus=2 3``, since a restart does
+not fix them). What a node's main returns:
 
 - 0 ``EXIT_OK``: stopped by Ctrl-C, SIGTERM, an external shutdown or the stop predicate.
 - 1 ``EXIT_INTERNAL``: an internal error (an uncaught exception prints its traceback; a
@@ -27,7 +28,6 @@ children), in reverse order, and the context shut down. Works on Humble (no ``wi
 rclpy.init()``).
 """
 
-import enum
 import signal
 import sys
 from typing import Callable, Mapping, Sequence
@@ -37,20 +37,11 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from v2x_common.exit_codes import ExitCode
 from v2x_common.params import ParameterError
 
-
-class ExitCode(enum.IntEnum):
-    """Exit statuses of every node's main()."""
-
-    OK = 0
-    INTERNAL = 1
-    BAD_CONFIG = 2
-    MISSING_TOOL = 3
-
-
 EXIT_OK = ExitCode.OK
-EXIT_INTERNAL = ExitCode.INTERNAL
+EXIT_INTERNAL = ExitCode.ERROR
 EXIT_BAD_CONFIG = ExitCode.BAD_CONFIG
 EXIT_MISSING_TOOL = ExitCode.MISSING_TOOL
 

@@ -133,7 +133,9 @@ class Param:
 
     ``type`` defaults to the default's; give it for an empty list or ANY (a dynamically
     typed value such as a policy rule field, checked by the node). ``read_only=False``
-    only where the node handles a change at run time.
+    only where the node handles a change at run time. ``renamed_from``: the parameter's
+    previous name, still read for one release with a deprecation warning (giving both
+    names is refused).
     """
 
     name: str
@@ -142,6 +144,7 @@ class Param:
     checks: Check | tuple[Check, ...] = ()
     type: str = ''
     read_only: bool = True
+    renamed_from: str = ''
 
     def __post_init__(self):
         if isinstance(self.checks, Check):
@@ -258,6 +261,9 @@ def declare_parameters(node, table: Sequence[Param]) -> dict[str, Any]:
         if given is not None:  # check before rclpy does, so the message is ours
             check_value(row, given.value)
         default, dynamic = row.default, True
+        old = overrides.get(row.renamed_from) if row.renamed_from else None
+        if old is not None:
+            default = _renamed(node, row, old.value, given is not None)
         if isinstance(default, (list, tuple)) and not default:
             dynamic = False  # rclpy: declared by type only, so statically typed
             default = {STRING_ARRAY: Parameter.Type.STRING_ARRAY,
@@ -274,4 +280,16 @@ def declare_parameters(node, table: Sequence[Param]) -> dict[str, Any]:
             value = list(row.default)
         values[row.name] = check_value(row, value)
     return values
+
+
+def _renamed(node, row: Param, value, new_given: bool):
+    """The value given under the row's old name (checked as the row), with a warning."""
+    old = row.renamed_from
+    if new_given:
+        raise ParameterError(old, f"was renamed to '{row.name}': give only '{row.name}'")
+    value = check_value(Param(old, row.default, row.description, row.checks, row.type),
+                        value)
+    node.get_logger().warning(f"parameter '{old}' is deprecated: it was renamed to "
+                              f"'{row.name}'; the old name is read this release only")
+    return value
 

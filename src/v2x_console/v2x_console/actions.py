@@ -20,7 +20,7 @@ from v2x_common.mappings import (
 )
 from v2x_common.params import ParameterError
 from v2x_protocol import ranges
-from v2x_protocol.keys import KeyConfigError, check_private_file
+from v2x_protocol.io.keys import KeyConfigError, check_private_file
 from v2x_protocol.wire import AlertData
 
 MAX_CLIP_WINDOW_S = 86400.0  # event_clipper's MAX_WINDOW_S
@@ -38,20 +38,9 @@ class ActionError(ValueError):
         return {'error': 'invalid', 'field': self.field, 'detail': self.detail}
 
 
-@dataclass(frozen=True)
-class InjectRequest:
-    """A test alert, with v2x_inject's fields and defaults (sequence 0: the gateway's)."""
-
-    kind: int
-    severity: int
-    suggest: int
-    distance_m: float
-    road: str
-    latitude: float
-    longitude: float
-    validity_s: float
-    confidence: float
-    clip_requested: bool
+#: A test alert: v2x_inject's fields and defaults, identity and times left to the gateway
+#: (source_id '', sequence 0); the protocol's one alert value.
+InjectRequest = AlertData
 
 
 @dataclass(frozen=True)
@@ -100,7 +89,7 @@ INJECT_FIELDS = {'type', 'severity', 'suggest', 'distance_m', 'road', 'lat', 'lo
 _API_NAMES = {'kind': 'type', 'latitude': 'lat', 'longitude': 'lon', 'validity_s': 'ttl_s'}
 
 
-def parse_inject(body) -> InjectRequest:
+def parse_inject(body) -> AlertData:
     """v2x_inject's flags as JSON: type, severity, suggest, distance_m, road, lat, lon,
     ttl_s (0 = the gateway's default), confidence, clip; the same defaults. Every value is
     checked against the protocol's field table (v2x_protocol.ranges), as every other
@@ -112,7 +101,8 @@ def parse_inject(body) -> InjectRequest:
     road = body.get('road', 'segment_A')
     if not isinstance(road, str):
         raise ActionError('road', f'{road!r} is not text')
-    request = InjectRequest(
+    request = AlertData(
+        source_id='', sequence=0, stamp_ns=0, detection_time_ns=0,
         kind=_named(body, 'type', 'collision', kind_from_str),
         severity=_named(body, 'severity', 'high', severity_from_str),
         suggest=_named(body, 'suggest', 'slow_down', suggest_from_str),
@@ -123,14 +113,8 @@ def parse_inject(body) -> InjectRequest:
         validity_s=_number(body, 'ttl_s', 0.0),
         confidence=_number(body, 'confidence', 1.0),
         clip_requested=clip)
-    unfilled = AlertData(source_id='', sequence=0, kind=request.kind,
-                         severity=request.severity, suggest=request.suggest, stamp_ns=0,
-                         detection_time_ns=0, validity_s=request.validity_s,
-                         latitude=request.latitude, longitude=request.longitude, road=road,
-                         distance_m=request.distance_m, confidence=request.confidence,
-                         clip_requested=clip)
     try:
-        ranges.check_alert_fields(unfilled, filled=False)
+        ranges.check_alert_fields(request, filled=False)
     except ranges.FieldError as exc:
         field = _API_NAMES.get(exc.field, exc.field)
         raise ActionError(field, str(exc).split(': ', 1)[-1]) from None
@@ -189,6 +173,17 @@ class Credentials:
         return None
 
 
+def _private_lines(path: str, what: str, parameter: str) -> list[bytes]:
+    """The lines of a secret file only its owner may read (as ssh wants its keys);
+    ParameterError names the file's parameter when it cannot be used."""
+    try:
+        check_private_file(path, what)
+        with open(path, 'rb') as f:
+            return f.read().splitlines()
+    except (KeyConfigError, OSError) as exc:
+        raise ParameterError(parameter, str(exc)) from None
+
+
 def load_credentials(token_file: str, password_file: str) -> Credentials:
     """Read the token (first line) and the ``user:password`` lines (files only the owner
     may read, as ssh wants its keys); ParameterError names
@@ -196,29 +191,13 @@ def load_credentials(token_file: str, password_file: str) -> Credentials:
     token = b''
     users = []
     if token_file:
-        try:
-            check_private_file(token_file, 'token file')
-        except KeyConfigError as exc:
-            raise ParameterError('console_token_file', str(exc)) from None
-        try:
-            with open(token_file, 'rb') as f:
-                lines = f.read().splitlines()
-        except OSError as exc:
-            raise ParameterError('console_token_file', str(exc)) from None
+        lines = _private_lines(token_file, 'token file', 'console_token_file')
         token = lines[0].strip() if lines else b''
         if len(token) < 16:
             raise ParameterError('console_token_file', 'the token must be at least 16 '
                                  'characters')
     if password_file:
-        try:
-            check_private_file(password_file, 'password file')
-        except KeyConfigError as exc:
-            raise ParameterError('console_password_file', str(exc)) from None
-        try:
-            with open(password_file, 'rb') as f:
-                lines = f.read().splitlines()
-        except OSError as exc:
-            raise ParameterError('console_password_file', str(exc)) from None
+        lines = _private_lines(password_file, 'password file', 'console_password_file')
         for number, line in enumerate(lines, 1):
             if not line.strip() or line.startswith(b'#'):
                 continue

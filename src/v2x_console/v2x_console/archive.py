@@ -10,7 +10,7 @@ import json
 import math
 import os
 
-from v2x_recorder.archive import scan_archive
+from v2x_common.clip_archive import scan_archive
 
 READ_CHUNK = 1 << 20
 

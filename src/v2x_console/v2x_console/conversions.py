@@ -1,27 +1,13 @@
-"""v2x_msgs / diagnostic_msgs -> the console core's inputs, and InjectRequest -> Alert."""
+"""v2x_msgs / diagnostic_msgs -> the console core's inputs (the messages only the console
+reads). The alert's conversion, both ways, is v2x_conversion.alert (every node's)."""
 
 from v2x_common.timeutil import to_seconds
-from v2x_console.actions import InjectRequest
 from v2x_console.core import (
-    AlertInput,
     ClipInput,
     DiagnosticInput,
     PeerInput,
     PolicyInput,
 )
-from v2x_msgs.msg import Alert
-
-
-def alert_input(m) -> AlertInput:
-    """An Alert message."""
-    return AlertInput(
-        source_id=m.source_id, sequence=m.sequence, kind=m.kind, severity=m.severity,
-        suggest=m.suggest, stamp=to_seconds(m.header.stamp),
-        detection_time=to_seconds(m.detection_time), validity_s=float(m.validity_s),
-        cancelled=m.cancelled, latitude=m.latitude, longitude=m.longitude, road=m.road,
-        distance_m=float(m.distance_m), confidence=float(m.confidence),
-        clip_requested=m.clip_requested, clip_id=m.clip_id, path=m.path,
-        authenticated=m.authenticated)
 
 
 def peer_inputs(m) -> list[PeerInput]:
@@ -55,29 +41,3 @@ def clip_input(m) -> ClipInput:
     """A Clip message."""
     return ClipInput(clip_id=m.clip_id, t0=to_seconds(m.t0), path=m.path, sha256=m.sha256,
                      duration_s=float(m.duration_s), gaps=tuple(m.gaps), error=m.error)
-
-
-def inject_to_msg(r: InjectRequest) -> Alert:
-    """The Alert v2x_inject would publish for the same flags (identity left to the gateway)."""
-    m = Alert()
-    m.kind, m.severity, m.suggest = r.kind, r.severity, r.suggest
-    m.validity_s = r.validity_s
-    m.latitude, m.longitude = r.latitude, r.longitude
-    m.road = r.road
-    m.distance_m = r.distance_m
-    m.confidence = r.confidence
-    m.clip_requested = r.clip_requested
-    return m
-
-
-def cancel_to_msg(a: AlertInput) -> Alert:
-    """The cancellation of an alert this station sent (same identity, cancelled)."""
-    m = Alert()
-    m.source_id, m.sequence = a.source_id, a.sequence
-    m.kind, m.severity, m.suggest = a.kind, a.severity, a.suggest
-    m.cancelled = True
-    m.latitude, m.longitude = a.latitude, a.longitude
-    m.road = a.road
-    m.distance_m = a.distance_m
-    m.confidence = a.confidence
-    return m

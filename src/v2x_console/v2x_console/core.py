@@ -1,6 +1,7 @@
 """The console's state: what the page shows, as plain data (no rclpy, no HTTP, no clock).
 
-Inputs are small dataclasses and dicts built by conversions.py from the ROS messages;
+Alerts are v2x_protocol's AlertData (v2x_conversion.alert converts the messages, as
+for every node); the other inputs are small dataclasses built by conversions.py;
 every input method takes ``now`` (float seconds, wall clock) and returns the events it
 caused. An event is what the live stream pushes: each carries the absolute new state of
 one thing (an alert, the peer list, the policy state, one node's diagnostics, the clip
@@ -8,25 +9,26 @@ archive), so applying an event twice, or after a snapshot that already holds it,
 harmless. ``snapshot(now)`` is the whole state as JSON-ready dicts (the first render).
 
 Alerts: keyed by (source_id, sequence), an unauthenticated alert apart (as speed_policy
-and the wire's AlertData.key keep it: an alert heard on this station's own graph, path
-local, counts as authenticated), so that an unauthenticated update or cancellation (a
-DENM from an unsecured station) never replaces or removes an authenticated alert with
-the same id; its id on the page ends in ``/unauthenticated``. A newer version (header
-stamp) replaces the shown one, an older one is ignored, a cancellation or the expiry
+keeps it: an alert heard on this station's own graph, path local, counts as
+authenticated), so that an unauthenticated update or cancellation (a DENM from an
+unsecured station) never replaces or removes an authenticated alert with the same id;
+its id on the page ends in ``/unauthenticated``. A newer version (header stamp) replaces
+the shown one, an older one is ignored, a cancellation or the expiry
 (detection_time + validity_s) removes it. Alerts this station's gateway sent
 (v2x/alert_sent) are marked ``own``: only those can be cancelled from the console.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import math
 from typing import Any, Iterable, Mapping
 
 from v2x_common.mappings import kind_to_str, severity_to_str, suggest_to_str
+from v2x_common.timeutil import NS_PER_S
+from v2x_protocol.wire import AlertData
 
 PATHS = {0: 'local', 1: 'radio', 2: 'broker', 3: 'denm'}
 PATH_LOCAL = 0  # Alert.PATH_LOCAL
 UNAUTHENTICATED = 'unauthenticated'
-
 LEVELS = {0: 'ok', 1: 'warn', 2: 'error', 3: 'stale'}
 ACTIONS = {0: 'none', 1: 'slow_down', 2: 'stop'}
 ROLES = {1: 'rsu', 2: 'vehicle'}
@@ -35,43 +37,6 @@ HEARTBEAT_STATUS = {0: 'ok', 1: 'warn', 2: 'error'}  # Heartbeat.STATUS_*
 DROP_PREFIX = 'dropped_'
 #: Diagnostics counters turned into per-second rates (speed_policy's cmd_vel counters).
 RATE_KEYS = ('cmd_in', 'cmd_out')
-
-
-@dataclass(frozen=True)
-class AlertInput:
-    """One Alert message as the console sees it (times in float seconds)."""
-
-    source_id: str
-    sequence: int
-    kind: int
-    severity: int
-    suggest: int
-    stamp: float
-    detection_time: float
-    validity_s: float
-    cancelled: bool
-    latitude: float
-    longitude: float
-    road: str
-    distance_m: float
-    confidence: float
-    clip_requested: bool
-    clip_id: str
-    path: int
-    authenticated: bool
-
-    @property
-    def trusted(self) -> bool:
-        """Verified by the gateway, or produced on this station's own graph."""
-        return self.authenticated or self.path == PATH_LOCAL
-
-    @property
-    def key(self) -> tuple:
-        return alert_key(self.source_id, self.sequence, self.trusted)
-
-    @property
-    def expires_at(self) -> float:
-        return self.detection_time + self.validity_s
 
 
 @dataclass(frozen=True)
@@ -153,7 +118,7 @@ def _finite(x: float) -> float | None:
 
 @dataclass
 class _Shown:
-    alert: AlertInput
+    alert: AlertData
     own: bool
     received_at: float
 
@@ -165,7 +130,7 @@ class ConsoleState:
     settings: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     def __post_init__(self):
-        self._alerts: dict[tuple, _Shown] = {}
+        self._alerts: dict[tuple[str, int], _Shown] = {}
         self._peers: list[PeerInput] = []
         self._peers_at = math.nan
         self._policy: PolicyInput | None = None
@@ -181,42 +146,42 @@ class ConsoleState:
         self._counts_sent = dict(self.counts)
 
     # --- alerts -------------------------------------------------------------------
-    def alert(self, a: AlertInput, now: float, own: bool = False) -> list[Event]:
+    def alert(self, a: AlertData, now: float, own: bool = False) -> list[Event]:
         """A version of an alert heard on v2x/alert (own=False) or v2x/alert_sent (own)."""
         self.counts['alerts_received'] += 1
-        if not all(math.isfinite(t) for t in (a.stamp, a.detection_time, a.validity_s)) \
-                or a.validity_s < 0:
+        if not math.isfinite(a.validity_s) or a.validity_s < 0:
             self.counts['alerts_invalid'] += 1  # e.g. hand-published with an infinite validity
             return [Event('counts', dict(self.counts))]
-        shown = self._alerts.get(a.key)
-        if shown is not None and a.stamp < shown.alert.stamp:
+        key = alert_key(a)
+        shown = self._alerts.get(key)
+        if shown is not None and a.stamp_ns < shown.alert.stamp_ns:
             self.counts['alerts_older'] += 1
             return []
         if a.cancelled:
             if shown is None:
                 return []
-            del self._alerts[a.key]
+            del self._alerts[key]
             self.counts['alerts_cancelled'] += 1
-            return [_removed(a.key, 'cancelled')]
-        if a.expires_at <= now:
+            return [_removed(key, 'cancelled')]
+        if expires_at(a) <= now:
             self.counts['alerts_late'] += 1
             if shown is None:
                 return []
-            del self._alerts[a.key]
-            return [_removed(a.key, 'expired')]
+            del self._alerts[key]
+            return [_removed(key, 'expired')]
         if shown is None and len(self._alerts) >= self.settings.max_alerts:
             # Never silently: counted and shown on the page as overflow.
             self.counts['alerts_overflow'] += 1
             return [Event('counts', dict(self.counts))]
         own = own or (shown is not None and shown.own)
         received = shown.received_at if shown is not None else now
-        self._alerts[a.key] = _Shown(a, own, received)
+        self._alerts[key] = _Shown(a, own, received)
         self.counts['alerts_shown'] = len(self._alerts)
-        return [Event('alert', self._alert_json(self._alerts[a.key]))]
+        return [Event('alert', self._alert_json(self._alerts[key]))]
 
     def expire(self, now: float) -> list[Event]:
         """Remove every alert whose validity ended; push the counters when they changed."""
-        gone = [k for k, s in self._alerts.items() if s.alert.expires_at <= now]
+        gone = [k for k, s in self._alerts.items() if expires_at(s.alert) <= now]
         for key in gone:
             del self._alerts[key]
         self.counts['alerts_expired'] += len(gone)
@@ -227,12 +192,12 @@ class ConsoleState:
             events.append(Event('counts', self._counts_sent))
         return events
 
-    def own_alert(self, source_id: str, sequence: int) -> AlertInput | None:
+    def own_alert(self, source_id: str, sequence: int) -> AlertData | None:
         """The shown alert (source_id, sequence) when this station sent it, else None."""
-        shown = self._alerts.get(alert_key(source_id, sequence, True))
+        shown = self._alerts.get((source_id, sequence))
         return shown.alert if shown is not None and shown.own else None
 
-    def _clip_state(self, a: AlertInput) -> str:
+    def _clip_state(self, a: AlertData) -> str:
         if not a.clip_requested and not a.clip_id:
             return ''
         clip = self._clips.get(a.clip_id)
@@ -243,12 +208,12 @@ class ConsoleState:
     def _alert_json(self, s: _Shown) -> dict:
         a = s.alert
         return {
-            'id': alert_id(*a.key),
+            'id': alert_id(*alert_key(a)),
             'source_id': a.source_id, 'sequence': a.sequence,
             'kind': kind_to_str(a.kind), 'severity': severity_to_str(a.severity),
             'severity_level': int(a.severity), 'suggest': suggest_to_str(a.suggest),
-            'stamp': a.stamp, 'detection_time': a.detection_time,
-            'validity_s': a.validity_s, 'expires_at': a.expires_at,
+            'stamp': seconds(a.stamp_ns), 'detection_time': seconds(a.detection_time_ns),
+            'validity_s': a.validity_s, 'expires_at': expires_at(a),
             'latitude': _finite(a.latitude), 'longitude': _finite(a.longitude),
             'road': a.road, 'distance_m': _finite(a.distance_m),
             'confidence': _finite(a.confidence),
@@ -261,7 +226,7 @@ class ConsoleState:
     def alerts_json(self) -> list[dict]:
         """The shown alerts, most severe first (stop before slow down, then expiring first)."""
         shown = sorted(self._alerts.values(), key=lambda s: (
-            -s.alert.severity, -s.alert.suggest, s.alert.expires_at, s.alert.key))
+            -s.alert.severity, -s.alert.suggest, expires_at(s.alert), alert_key(s.alert)))
         return [self._alert_json(s) for s in shown]
 
     # --- peers, policy, diagnostics -------------------------------------------------
@@ -362,9 +327,34 @@ class ConsoleState:
         }
 
 
-def alert_key(source_id: str, sequence: int, trusted: bool) -> tuple:
-    """The core's key of an alert: an unauthenticated one in its own id space."""
-    return (source_id, sequence) if trusted else (source_id, sequence, UNAUTHENTICATED)
+def seconds(ns: int) -> float:
+    """Integer ns -> float seconds, as sec + nanosec / 10^9 of the message's Time."""
+    return ns // NS_PER_S + ns % NS_PER_S / NS_PER_S
+
+
+def expires_at(a: AlertData) -> float:
+    """detection_time + validity_s, float seconds."""
+    return seconds(a.detection_time_ns) + a.validity_s
+
+
+def trusted(a: AlertData) -> bool:
+    """Verified by the gateway, or produced on this station's own graph (path local)."""
+    return a.authenticated or a.path == PATH_LOCAL
+
+
+def alert_key(a: AlertData) -> tuple:
+    """The console shows one alert per (source_id, sequence), an unauthenticated one in
+    its own id space."""
+    if trusted(a):
+        return (a.source_id, a.sequence)
+    return (a.source_id, a.sequence, UNAUTHENTICATED)
+
+
+def cancellation(a: AlertData) -> AlertData:
+    """The cancellation of an alert this station sent: the same identity and content,
+    cancelled; times, validity and clip left to the gateway (it sends its own version)."""
+    return replace(a, cancelled=True, stamp_ns=0, detection_time_ns=0, validity_s=0.0,
+                   clip_requested=False, clip_id='', path=0, authenticated=False)
 
 
 def alert_id(source_id: str, sequence: int, *space: str) -> str:
@@ -373,7 +363,7 @@ def alert_id(source_id: str, sequence: int, *space: str) -> str:
     return '/'.join((source_id, str(sequence), *space))
 
 
-def _removed(key: tuple, reason: str) -> Event:
+def _removed(key: tuple[str, int], reason: str) -> Event:
     return Event('alert_removed', {'id': alert_id(*key), 'reason': reason})
 
 

@@ -10,6 +10,7 @@ uvicorn runs in its own thread beside the rclpy executor; the state is shared un
 lock.
 """
 
+from dataclasses import dataclass
 import functools
 import math
 import os
@@ -27,7 +28,6 @@ from v2x_common.node_main import run_node
 from v2x_common.params import (
     Check,
     Param,
-    ParameterError,
     check,
     declare_parameters,
     in_range,
@@ -39,7 +39,7 @@ from v2x_common.worker import dead, exit_node
 from v2x_console import conversions
 from v2x_console.actions import ClipRequestBody, InjectRequest, load_credentials
 from v2x_console.archive import ArchiveReader
-from v2x_console.core import ConsoleSettings, ConsoleState
+from v2x_console.core import ConsoleSettings, ConsoleState, cancellation
 from v2x_console.http_app import (
     ActionFailed,
     Hub,
@@ -47,7 +47,8 @@ from v2x_console.http_app import (
     create_app,
     parse_allowed_hosts,
 )
-from v2x_intake.http_api import HttpServer, bind
+from v2x_conversion.alert import alert_from_msg, alert_to_msg
+from v2x_http.server import HttpServer, bind_or_explain
 from v2x_msgs.msg import Alert, Clip, PeerArray, PolicyState
 from v2x_msgs.srv import RequestClip
 
@@ -102,12 +103,32 @@ PARAMETERS = (
 )
 
 
-def read_settings(node: Node) -> dict:
-    """Declare every parameter (read-only, typed, checked) and return the values."""
+@dataclass(frozen=True)
+class Settings:
+    """Every parameter, read once at start-up (the PARAMETERS rows, in order)."""
+
+    role: str
+    console_bind: str
+    console_allowed_hosts: str
+    console_port: int
+    console_token_file: str
+    console_password_file: str
+    archive_dir: str
+    site_lat: float
+    site_lon: float
+    tile_url: str
+    archive_scan_s: float
+    expire_period_s: float
+    max_alerts: int
+    request_clip_timeout_s: float
+
+
+def read_settings(node: Node) -> Settings:
+    """Declare every parameter (read-only, typed, checked); the node's frozen settings."""
     values = declare_parameters(node, PARAMETERS)
     for name in ('console_token_file', 'console_password_file', 'archive_dir'):
         values[name] = os.path.expanduser(values[name])
-    return values
+    return Settings(**values)
 
 
 class ConsoleNode(Node):
@@ -118,22 +139,20 @@ class ConsoleNode(Node):
         self._http = None
         self.hub = None
         self.exit_code = None  # set when the HTTP server dies: node_main exits 1
-        p = self.params = read_settings(self)
-        self.credentials = load_credentials(p['console_token_file'],
-                                            p['console_password_file'])
-        try:  # a taken port stops the start here, naming the parameter
-            sock = bind(p['console_bind'], p['console_port'])
-        except OSError as exc:
-            raise ParameterError('console_port', f"cannot listen on {p['console_bind']}:"
-                                 f"{p['console_port']}: {exc.strerror or exc}") from None
+        p = self.settings = read_settings(self)
+        self.credentials = load_credentials(p.console_token_file,
+                                            p.console_password_file)
+        # a taken port stops the start here, naming the parameter, the cause and the fix
+        sock = bind_or_explain(p.console_bind, p.console_port,
+                               host_param='console_bind', port_param='console_port')
         self._lock = threading.Lock()
         self.state = ConsoleState(ConsoleSettings(
-            role=p['role'], site_lat=p['site_lat'], site_lon=p['site_lon'],
-            tile_url=p['tile_url'], max_alerts=p['max_alerts'],
-            actions=self.credentials.configured and p['role'] == 'rsu'))
+            role=p.role, site_lat=p.site_lat, site_lon=p.site_lon,
+            tile_url=p.tile_url, max_alerts=p.max_alerts,
+            actions=self.credentials.configured and p.role == 'rsu'))
         self.hub = Hub(self.snapshot)
-        self.archive = ArchiveReader(p['archive_dir'])
-        if p['role'] == 'rsu':  # the actions' publisher and client: an RSU's only
+        self.archive = ArchiveReader(p.archive_dir)
+        if p.role == 'rsu':  # the actions' publisher and client: an RSU's only
             self._pub_out = self.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
             self._clip_client = self.create_client(RequestClip, 'v2x/request_clip')
         self.create_subscription(Alert, 'v2x/alert', self._on_alert, qos.ALERT_READER)
@@ -144,16 +163,16 @@ class ConsoleNode(Node):
         self.create_subscription(Clip, 'v2x/clip', self._on_clip, qos.CLIP)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
                                  qos.DIAGNOSTICS)
-        if p['role'] == 'vehicle':  # the vehicle's own position centres its map
+        if p.role == 'vehicle':  # the vehicle's own position centres its map
             self.create_subscription(NavSatFix, 'fix', self._on_fix, qos.SENSOR_DATA)
-        self.create_timer(p['expire_period_s'], self._expire)
+        self.create_timer(p.expire_period_s, self._expire)
         self._scan_archive()
-        self.create_timer(p['archive_scan_s'], self._scan_archive)
+        self.create_timer(p.archive_scan_s, self._scan_archive)
         self.actions_done = {'injected': 0, 'cancelled': 0, 'clips_requested': 0}
         self._diag = Diagnostics(self, status_fn=self._health)
         app = create_app(self.snapshot, self.hub, self.archive, self, self.credentials,
-                         p['tile_url'], bind=p['console_bind'],
-                         extra_hosts=parse_allowed_hosts(p['console_allowed_hosts']))
+                         p.tile_url, bind=p.console_bind,
+                         extra_hosts=parse_allowed_hosts(p.console_allowed_hosts))
         self._http = HttpServer(app, sock, logger=self.get_logger(),
                                 on_death=functools.partial(exit_node, self), name='http')
         self.port = self._http.port
@@ -162,9 +181,9 @@ class ConsoleNode(Node):
             (' and ' if self.credentials.token and self.credentials.users else '') + \
             (f'{len(self.credentials.users)} basic user(s)' if self.credentials.users else '')
         self.get_logger().info(
-            f'console ({p["role"]}) on http://{p["console_bind"]}:{self.port}/ ; actions '
+            f'console ({p.role}) on http://{p.console_bind}:{self.port}/ ; actions '
             + (f'need {auth}' if self.credentials.configured else 'OFF (no credentials)')
-            + f'; archive {p["archive_dir"] or "(none)"}')
+            + f'; archive {p.archive_dir or "(none)"}')
 
     # --- state --------------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -184,10 +203,10 @@ class ConsoleNode(Node):
 
     # --- inputs -------------------------------------------------------------------------
     def _on_alert(self, msg: Alert) -> None:
-        self._apply(self.state.alert, conversions.alert_input(msg), time.time())
+        self._apply(self.state.alert, alert_from_msg(msg), time.time())
 
     def _on_alert_sent(self, msg: Alert) -> None:
-        self._apply(self.state.alert, conversions.alert_input(msg), time.time(), own=True)
+        self._apply(self.state.alert, alert_from_msg(msg), time.time(), own=True)
 
     def _on_peers(self, msg: PeerArray) -> None:
         self._apply(self.state.peers, conversions.peer_inputs(msg), time.time())
@@ -215,7 +234,7 @@ class ConsoleNode(Node):
 
     # --- actions (called from the HTTP worker threads) ----------------------------------
     def _check_rsu(self, what: str) -> None:
-        if self.params['role'] != 'rsu':
+        if self.settings.role != 'rsu':
             raise ActionFailed(f'{what}: this console runs on a vehicle (role vehicle)')
 
     def inject(self, request: InjectRequest) -> dict:
@@ -224,7 +243,7 @@ class ConsoleNode(Node):
         if self._pub_out.get_subscription_count() == 0:
             raise ActionFailed(f'no subscriber on {self._pub_out.topic_name} (is the gateway '
                                'running?)')
-        msg = conversions.inject_to_msg(request)
+        msg = alert_to_msg(request, frame_id='')  # identity and times: the gateway's
         self._pub_out.publish(msg)
         self._done('injected')
         self.get_logger().info(f'operator injected a test alert (kind {msg.kind}, severity '
@@ -240,7 +259,7 @@ class ConsoleNode(Node):
             raise NotCancellable(f'no active alert {source_id}/{sequence} sent by this station')
         if self._pub_out.get_subscription_count() == 0:
             raise ActionFailed(f'no subscriber on {self._pub_out.topic_name}')
-        self._pub_out.publish(conversions.cancel_to_msg(alert))
+        self._pub_out.publish(alert_to_msg(cancellation(alert), frame_id=''))
         self._done('cancelled')
         self.get_logger().info(f'operator cancelled {source_id}/{sequence}')
         return {'status': 'published', 'id': f'{source_id}/{sequence}'}
@@ -258,7 +277,7 @@ class ConsoleNode(Node):
         done = threading.Event()
         future = self._clip_client.call_async(req)
         future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.params['request_clip_timeout_s']):
+        if not done.wait(self.settings.request_clip_timeout_s):
             future.cancel()
             raise ActionFailed('event_clipper did not answer in time')
         result = future.result()

@@ -8,7 +8,7 @@ from v2x_denm import cli
 ENCODE = ['encode', '--type', 'collision', '--severity', 'medium', '--distance-m', '150',
           '--suggest', 'stop', '--road', 'A', '--lat', '37.5', '--lon', '127.0',
           '--ttl-s', '120', '--source-id', 'rsu_server_01', '--sequence', '9',
-          '--station-id', '1234']
+          '--its-station-id', '1234']
 
 
 def test_encode_decode_as_processes():
@@ -63,7 +63,7 @@ def test_bad_input_names_the_field(argv, names, capsys):
 
 @pytest.mark.parametrize('argv', [
     ['encode', '--type', 'meteor'],          # unknown kind name
-    ['encode', '--station-id', '-1'],        # station id out of range
+    ['encode', '--its-station-id', '-1'],    # station id out of range
 ])
 def test_bad_flags_exit_2(argv, capsys):
     """argparse refusals exit 2 naming the flag."""
@@ -71,3 +71,20 @@ def test_bad_flags_exit_2(argv, capsys):
         cli.main(argv)
     assert info.value.code == 2
     assert argv[1] in capsys.readouterr().err
+
+
+def test_old_station_id_flag_still_works(capsys):
+    """--station-id (deprecated) still sets the StationID, with a warning; together with
+    --its-station-id it is refused (exit 2)."""
+    old = [*ENCODE[:-2], '--station-id', '1234']
+    assert cli.main(old, now_ns=1_796_179_074_000_000_000) == 0
+    captured = capsys.readouterr()
+    assert 'deprecated' in captured.err and '--its-station-id' in captured.err
+    assert captured.out.strip() == _encoded(capsys)
+    assert cli.main([*ENCODE, '--station-id', '1'], now_ns=1) == 2
+    assert 'give only' in capsys.readouterr().err
+
+
+def _encoded(capsys) -> str:
+    assert cli.main(ENCODE, now_ns=1_796_179_074_000_000_000) == 0
+    return capsys.readouterr().out.strip()

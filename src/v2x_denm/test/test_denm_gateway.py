@@ -65,10 +65,11 @@ def stack():
     sink = _udp_sink()
     veh_port = _free_udp_port()
     rsu = ros.add(DenmGateway(context=ros.context, namespace='rsu', parameter_overrides=_params(
-        udp_send_to=f'127.0.0.1:{sink.getsockname()[1]}', station_id=1234,
+        udp_send_to=f'127.0.0.1:{sink.getsockname()[1]}', its_station_id=1234,
         source_id='rsu_server_01', repeat_interval_s=0.2)))
     veh = ros.add(DenmGateway(context=ros.context, namespace='veh', parameter_overrides=_params(
-        udp_listen=f'127.0.0.1:{veh_port}', udp_accept=True, station_id=99)))
+        udp_listen=f'127.0.0.1:{veh_port}', udp_accept=True,
+        station_id=99)))  # the deprecated name of its_station_id, still read
     probe = ros.node('probe')
     got = []
     probe.create_subscription(Alert, '/veh/v2x/alert', got.append, qos.ALERT)
@@ -162,7 +163,10 @@ def test_garbage_is_dropped_and_counted(stack):
     ({'gn_accept': True, 'udp_send_to': '127.0.0.1:9'}, 'gn_accept'),  # no interface
     ({}, 'udp_send_to'),                                    # no face at all
     ({'udp_send_to': 'nohost'}, 'udp_send_to'),             # not host:port
-    ({'udp_send_to': '127.0.0.1:9', 'station_id': -1}, 'station_id'),  # out of range
+    ({'udp_send_to': '127.0.0.1:9', 'its_station_id': -1}, 'its_station_id'),  # range
+    ({'udp_send_to': '127.0.0.1:9', 'station_id': -1}, 'station_id'),  # old name too
+    ({'udp_send_to': '127.0.0.1:9', 'station_id': 1, 'its_station_id': 2},
+     'station_id'),                                       # old and new name: refused
     ({'udp_send_to': '127.0.0.1:9', 'station_lat': 91.0}, 'station_lat'),
 ])
 def test_bad_parameters_name_themselves(stack, overrides, names):
@@ -170,6 +174,13 @@ def test_bad_parameters_name_themselves(stack, overrides, names):
     with pytest.raises(ParameterError, match=names):
         DenmGateway(context=stack['ros'].context, namespace='bad',
                     parameter_overrides=_params(**overrides))
+
+
+def test_old_parameter_name_still_read(stack):
+    """station_id, the deprecated name of its_station_id, still sets the ITS StationID for
+    this release (the vehicle node of the stack is given only the old name)."""
+    assert stack['veh'].station.station_id == 99
+    assert stack['veh'].settings.its_station_id == 99
 
 
 @pytest.mark.root
@@ -184,9 +195,9 @@ def test_geonetworking_face_end_to_end(stack, veth):
     try:
         ros.add(DenmGateway(context=ros.context, namespace='gna', parameter_overrides=_params(
             gn_iface=a_dev, udp_send_to=f'127.0.0.1:{sink.getsockname()[1]}',
-            station_id=555, source_id='rsu_server_01', repeat_interval_s=0.2)))
+            its_station_id=555, source_id='rsu_server_01', repeat_interval_s=0.2)))
         ros.add(DenmGateway(context=ros.context, namespace='gnb', parameter_overrides=_params(
-            gn_iface=b_dev, gn_accept=True, gn_send=False, station_id=556)))
+            gn_iface=b_dev, gn_accept=True, gn_send=False, its_station_id=556)))
         probe = ros.node('gn_probe')
         got = []
         probe.create_subscription(Alert, '/gnb/v2x/alert', got.append, qos.ALERT)

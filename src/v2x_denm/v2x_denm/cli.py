@@ -4,7 +4,7 @@
     v2x_denm decode 0201000004d2...
 
 encode takes the seed's alert flags (--type --severity --distance-m --suggest --road --lat
---lon --ttl-s) plus --source-id --sequence --station-id --cancel and prints the UPER DENM
+--lon --ttl-s) plus --source-id --sequence --its-station-id --cancel and prints the UPER DENM
 as hex on stdout; detection and reference time are now. decode prints one JSON object:
 {"denm": <the DENM as decoded>, "alert": <our alert: kind by name, degrees, ...>}.
 Bad input: a message naming the field on stderr, exit status 2.
@@ -18,8 +18,10 @@ import math
 import sys
 import time
 
-from v2x_bridge.cli import ExitCode, add_alert_flags
+from v2x_common.alert_flags import add_alert_flags
+from v2x_common.exit_codes import ExitCode
 from v2x_common.mappings import kind_to_str, severity_to_str, suggest_to_str
+from v2x_conversion.alert import alert_from_flags
 from v2x_denm import codec
 from v2x_protocol.wire import AlertData
 
@@ -41,9 +43,11 @@ def parser() -> argparse.ArgumentParser:
     enc = sub.add_parser('encode', help='alert flags -> UPER DENM hex on stdout')
     enc.add_argument('--source-id', default='',
                      help="the event's source id (default '': this station's own event)")
-    enc.add_argument('--station-id', type=_station_id, default=None,
+    enc.add_argument('--its-station-id', type=_station_id, default=None,
                      help='numeric ITS StationID of this station (default: derived from '
                      '--source-id, see docs/denm.md)')
+    enc.add_argument('--station-id', type=_station_id, default=None, dest='old_station_id',
+                     help='deprecated: the old name of --its-station-id')
     enc.add_argument('--station-type', type=int, default=codec.STATION_TYPE_RSU,
                      help='ITS StationType (default 15, roadSideUnit)')
     add_alert_flags(enc, ttl_default=float(codec.DEFAULT_VALIDITY_S))
@@ -55,15 +59,10 @@ def parser() -> argparse.ArgumentParser:
 def alert_from_args(args, now_ns: int) -> tuple[AlertData, codec.Station]:
     """The alert and station the encode flags describe; raises InvalidAlert."""
     source_id = args.source_id
-    station_id = (args.station_id if args.station_id is not None
-                  else codec.station_id_of(source_id or 'v2x_denm'))
+    given = args.its_station_id if args.its_station_id is not None else args.old_station_id
+    station_id = given if given is not None else codec.station_id_of(source_id or 'v2x_denm')
     station = codec.Station(station_id, args.station_type, source_id)
-    alert = AlertData(
-        source_id=source_id, sequence=args.sequence, kind=args.kind, severity=args.severity,
-        suggest=args.suggest, stamp_ns=now_ns, detection_time_ns=now_ns,
-        validity_s=args.ttl_s, cancelled=args.cancel, latitude=args.lat, longitude=args.lon,
-        road=args.road, distance_m=args.distance_m, confidence=args.confidence,
-        clip_requested=args.clip)
+    alert = alert_from_flags(args, stamp_ns=now_ns, detection_time_ns=now_ns)
     return alert, station
 
 
@@ -99,7 +98,7 @@ def alert_json(d: codec.DecodedDenm) -> dict:
 FLAG_OF = {'latitude': '--lat', 'longitude': '--lon', 'validity_s': '--ttl-s',
            'distance_m': '--distance-m', 'sequence': '--sequence', 'kind': '--type',
            'severity': '--severity', 'confidence': '--confidence',
-           'station_id': '--station-id', 'station_type': '--station-type',
+           'station_id': '--its-station-id', 'station_type': '--station-type',
            'road': '--road', 'source_id': '--source-id', 'suggest': '--suggest',
            'detection_time': 'the clock', 'stamp': 'the clock'}
 
@@ -112,6 +111,11 @@ def _error(text: str) -> int:
 def main(argv=None, env=None, now_ns=None) -> int:
     """Encode or decode; see --help."""
     args = parser().parse_args(argv)
+    if args.command == 'encode' and args.old_station_id is not None:
+        if args.its_station_id is not None:
+            return _error('--station-id was renamed to --its-station-id: give only that')
+        print('v2x_denm: warning: --station-id is deprecated: use --its-station-id (the old '
+              'name works this release only)', file=sys.stderr)
     if args.command == 'encode':
         try:
             alert, station = alert_from_args(args, time.time_ns() if now_ns is None

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from v2x_bridge.conversions import alert_from_msg, alert_to_msg
+from v2x_conversion.alert import alert_from_msg, alert_to_msg
 from v2x_denm.codec import MAX_SEQUENCE
 from v2x_msgs.msg import Alert
 from v2x_protocol.wire import AlertData
@@ -11,13 +11,10 @@ from v2x_protocol.wire import AlertData
 def sent_alert(msg: Alert) -> AlertData:
     """An alert our RSU sent, as the DENM face sends it: the sequence wraps to the 16 bits
     of actionID.sequenceNumber (docs/denm.md: lossy)."""
-    a = alert_from_msg(msg)
+    a = alert_from_msg(msg, provenance=False)
     return dataclasses.replace(a, sequence=a.sequence % (MAX_SEQUENCE + 1))
 
 
 def received_msg(a: AlertData) -> Alert:
     """A received DENM's alert as published: path DENM, never authenticated."""
-    msg = alert_to_msg(a)
-    msg.path = Alert.PATH_DENM
-    msg.authenticated = False
-    return msg
+    return alert_to_msg(a, path=Alert.PATH_DENM, authenticated=False)

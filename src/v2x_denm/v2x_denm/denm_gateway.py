@@ -29,8 +29,8 @@ from v2x_common.worker import Worker
 from v2x_denm import codec, conversions, frames, link, net
 from v2x_denm.receiver import DenmDelivered, DenmReceiver, DenmRejected, DenmRepeated
 from v2x_msgs.msg import Alert
+from v2x_protocol.io.station import default_station_id
 from v2x_protocol.sender import Outbox
-from v2x_protocol.station import default_station_id
 
 NODE_NAME = 'denm_gateway'
 SUMMARY_PERIOD_S = 10.0
@@ -40,7 +40,7 @@ SUMMARY_PERIOD_S = 10.0
 class Settings:
     """Every parameter, read once at start-up."""
 
-    station_id: int
+    its_station_id: int
     source_id: str
     station_type: int
     udp_send_to: str
@@ -79,8 +79,9 @@ def _hostport(v: str):
 HOSTPORT = check("host:port or ''", _hostport)
 
 PARAMETERS = (
-    Param('station_id', 0, 'numeric ITS StationID of this station (0 = derived from '
-          'source_id: first 4 bytes of its SHA-256)', in_range(0, codec.MAX_STATION_ID)),
+    Param('its_station_id', 0, 'numeric ITS StationID of this station (0 = derived from '
+          'source_id: first 4 bytes of its SHA-256)', in_range(0, codec.MAX_STATION_ID),
+          renamed_from='station_id'),
     Param('source_id', '', "alerts with this source_id (or '') are this station's own "
           "events: the alert_gateway's station_id ('' = rsu_<hostname>, as the gateway)"),
     Param('station_type', codec.STATION_TYPE_RSU, 'ITS StationType (15 = roadSideUnit)',
@@ -132,7 +133,7 @@ class DenmGateway(Node):
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
         source_id = s.source_id or default_station_id('rsu')
-        self.station = codec.Station(s.station_id or codec.station_id_of(source_id),
+        self.station = codec.Station(s.its_station_id or codec.station_id_of(source_id),
                                      s.station_type, source_id)
         self._gn_settings = frames.GnSettings(s.gn_default_radius_m, s.gn_lifetime_s,
                                               s.gn_hop_limit, s.station_lat, s.station_lon)

@@ -25,7 +25,7 @@ from v2x_detector import assets
 from v2x_detector.hazard_detector import HazardDetector, parameter_defaults
 from v2x_detector.sources import read_frames
 from v2x_msgs.msg import Alert
-from v2x_protocol.state import SequenceStore
+from v2x_protocol.io.state import SequenceStore
 
 WS = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 YAML = os.path.join(WS, 'launch', 'config', 'hazard_detector.yaml')

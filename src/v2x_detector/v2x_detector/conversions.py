@@ -13,8 +13,11 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from v2x_common.timeutil import fill_stamp
+from v2x_conversion.alert import alert_to_msg
+from v2x_conversion.times import seconds_to_ns
 from v2x_detector.rules import CANCEL, HazardEvent
 from v2x_msgs.msg import Alert
+from v2x_protocol.wire import AlertData
 
 #: DENM's default validity, used when the validity_s parameter is 0
 DEFAULT_VALIDITY_S = 600.0
@@ -45,26 +48,22 @@ class Site:
     frame_id: str = 'camera'
 
 
+def event_alert(event: HazardEvent, sequence: int, site: Site) -> AlertData:
+    """One version of an incident as the protocol's alert, our source_id and sequence."""
+    return AlertData(
+        source_id=site.source_id, sequence=int(sequence), kind=int(event.kind),
+        severity=int(event.severity), suggest=int(event.suggest),
+        stamp_ns=seconds_to_ns(event.stamp),
+        detection_time_ns=seconds_to_ns(event.detection_time),
+        validity_s=float(validity_for(event, site.validity_s)),
+        cancelled=event.phase == CANCEL, latitude=float(site.latitude),
+        longitude=float(site.longitude), road=site.road, distance_m=math.nan,
+        confidence=float(event.confidence), clip_requested=bool(event.clip_requested))
+
+
 def event_to_alert(event: HazardEvent, sequence: int, site: Site) -> Alert:
-    """One version of an incident as an Alert with our source_id and sequence."""
-    msg = Alert()
-    fill_stamp(msg.header.stamp, event.stamp)
-    msg.header.frame_id = site.frame_id
-    msg.source_id = site.source_id
-    msg.sequence = int(sequence)
-    msg.kind = int(event.kind)
-    msg.severity = int(event.severity)
-    msg.suggest = int(event.suggest)
-    fill_stamp(msg.detection_time, event.detection_time)
-    msg.validity_s = float(validity_for(event, site.validity_s))
-    msg.cancelled = event.phase == CANCEL
-    msg.latitude = float(site.latitude)
-    msg.longitude = float(site.longitude)
-    msg.road = site.road
-    msg.distance_m = math.nan
-    msg.confidence = float(event.confidence)
-    msg.clip_requested = bool(event.clip_requested)
-    return msg
+    """One version of an incident as an Alert message (v2x_conversion's, as every node's)."""
+    return alert_to_msg(event_alert(event, sequence, site), frame_id=site.frame_id)
 
 
 _CHANNELS = {'bgr8': 3, 'rgb8': 3, 'bgra8': 4, 'rgba8': 4, 'mono8': 1, 'mono16': 1,

@@ -66,7 +66,7 @@ from v2x_detector.pipeline import (
 from v2x_detector.rules import CANCEL, HazardRules, RuleConfig
 from v2x_detector.sources import Frame, LatestSlot, VideoSource, is_stream
 from v2x_msgs.msg import Alert
-from v2x_protocol.state import SequenceStore
+from v2x_protocol.io.state import SequenceStore
 
 NODE_NAME = 'hazard_detector'
 DEFAULT_CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from v2x_common.params import ParameterError
 from v2x_federation import quadkey as qk
 from v2x_federation import topics
-from v2x_protocol.keys import KeyConfigError, check_private_file
+from v2x_protocol.io.keys import KeyConfigError, check_private_file
 
 DEFAULT_PORTS = {'mqtt': 1883, 'mqtts': 8883}
 

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from v2x_common.logbudget import LogBudget
 from v2x_common.params import ParameterError
 from v2x_intake.core import (
     EventDuplicate,
@@ -19,7 +20,6 @@ from v2x_intake.core import (
     load_token,
 )
 from v2x_intake.ledger import EXPIRED, PENDING, PUBLISHED, Ledger
-from v2x_intake.logbudget import LogBudget
 from v2x_intake.schema import IntakeEvent, parse_event
 
 NOW = 1_800_000_000.0

@@ -8,7 +8,7 @@ import pytest
 
 from v2x_common.params import ParameterError
 from v2x_common.paths import prepare_dir
-from v2x_intake.http_api import bind_or_explain
+from v2x_http.server import bind_or_explain
 
 
 def test_missing_directory_is_made_and_said(tmp_path):
@@ -56,7 +56,7 @@ def test_port_in_use_is_named():
     port = holder.getsockname()[1]
     try:
         with pytest.raises(ParameterError) as info:
-            bind_or_explain('127.0.0.1', port)
+            bind_or_explain('127.0.0.1', port, 'http_host', 'http_port')
     finally:
         holder.close()
     assert info.value.name == 'http_port'
@@ -67,6 +67,6 @@ def test_port_in_use_is_named():
 def test_address_not_on_this_host_is_named():
     """http_host set to an address of another machine: named as not on this host."""
     with pytest.raises(ParameterError) as info:
-        bind_or_explain('10.9.9.9', 0)
+        bind_or_explain('10.9.9.9', 0, 'http_host', 'http_port')
     assert info.value.name == 'http_host'
     assert '10.9.9.9 is no address of this host' in str(info.value)

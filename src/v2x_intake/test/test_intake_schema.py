@@ -151,7 +151,10 @@ _finite = st.floats(allow_nan=False, allow_infinity=False)
        lon=st.one_of(st.none(), st.floats(-180, 180)),
        dist=st.one_of(st.none(), st.floats(0, 1e6)), ttl=st.floats(2, 86400),
        kind=st.sampled_from(sorted(mappings.KINDS)),
-       road=st.text(st.characters(blacklist_categories=('Cs', 'Cc')), max_size=20),
+       road=st.text(st.characters(blacklist_categories=('Cs', 'Cc'),  # nor bidi controls
+                                  blacklist_characters='\u061c\u200e\u200f\u202a\u202b'
+                                  '\u202c\u202d\u202e\u2066\u2067\u2068\u2069'),
+                    max_size=20),
        extra=st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k not in (
            'ts', 'type', 'severity', 'lat', 'lon', 'road', 'distance_m', 'clip_hint',
            'ttl_s', 'event_id', 'suggest', 'confidence')), st.integers(), max_size=3))

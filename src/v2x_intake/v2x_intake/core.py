@@ -41,7 +41,7 @@ from v2x_intake.schema import (
     load_json,
     parse_event,
 )
-from v2x_protocol import keys
+from v2x_protocol.io import keys
 
 #: Largest event accepted (file or HTTP body); the seed's events are ~150 bytes.
 MAX_EVENT_BYTES = 64 * 1024

@@ -19,10 +19,12 @@ from rclpy.node import Node
 
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
+from v2x_common.logbudget import LogBudget
 from v2x_common.node_main import EXIT_INTERNAL, run_node
 from v2x_common.params import ParameterError, declare_parameters
 from v2x_common.paths import prepare_dir
 from v2x_common.worker import dead, exit_node
+from v2x_http.server import HttpServer, bind_or_explain
 from v2x_intake.convert import event_to_alert
 from v2x_intake.core import (
     PARAMETERS,
@@ -35,9 +37,8 @@ from v2x_intake.core import (
     IntakeSettings,
     load_token,
 )
-from v2x_intake.http_api import HttpServer, bind_or_explain, create_app
+from v2x_intake.http_api import create_app
 from v2x_intake.ledger import Ledger
-from v2x_intake.logbudget import LogBudget
 from v2x_intake.schema import IntakeError, IntakeEvent
 from v2x_intake.watch import DirectoryIntake
 from v2x_msgs.msg import Alert
@@ -67,7 +68,8 @@ class EventIntake(Node):
         # Bind first: a taken port fails the start before anything else runs.
         sock = None
         if self.settings.http_enabled:
-            sock = bind_or_explain(self.settings.http_host, self.settings.http_port)
+            sock = bind_or_explain(self.settings.http_host, self.settings.http_port,
+                                   host_param='http_host', port_param='http_port')
         try:
             made = self._prepare_dirs()
             self._ledger = Ledger(self.settings.ledger_path)
@@ -99,7 +101,8 @@ class EventIntake(Node):
         if sock is not None:
             app = create_app(self._submit_http, token, self._health_values)
             self._http = HttpServer(app, sock, logger=self.get_logger(),
-                                    on_death=functools.partial(exit_node, self))
+                                    on_death=functools.partial(exit_node, self),
+                                    name='event_intake_http')
             self.http_port = self._http.port
             self._http.start()
         self.get_logger().info(

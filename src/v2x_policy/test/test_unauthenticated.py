@@ -4,8 +4,15 @@ import pytest
 
 from v2x_common import mappings as m
 from v2x_msgs.msg import Alert
-from v2x_policy.conversions import alert_from_msg
-from v2x_policy.policy import AlertData, AlertReceived, PolicySettings, State, step
+from v2x_policy.policy import (
+    PATH_LOCAL,
+    AlertData,
+    AlertReceived,
+    PolicySettings,
+    State,
+    step,
+    trusted,
+)
 from v2x_policy.rules import (
     ACTION_SLOW_DOWN,
     ACTION_STOP,
@@ -22,12 +29,12 @@ LENIENT = PolicySettings(rules=RULES, allow_unauthenticated_stop=True)
 
 
 def _alert(authenticated: bool, cancelled=False, stamp=T0, kind=m.KIND_BLOCKAGE,
-           source='denm:77') -> AlertData:
+           source='denm:77', path=Alert.PATH_RADIO) -> AlertData:
     return AlertData(source_id=source, sequence=3, stamp_ns=round(stamp * 1e9), kind=kind,
                      severity=m.SEVERITY_HIGH, suggest=m.SUGGEST_STOP,
                      detection_time_ns=round(T0 * 1e9),
                      validity_s=60.0, cancelled=cancelled, distance_m=100.0,
-                     authenticated=authenticated)
+                     authenticated=authenticated, path=path)
 
 
 @pytest.mark.parametrize('authenticated, settings, action, rule', [
@@ -52,15 +59,32 @@ def test_unauthenticated_cannot_cancel_authenticated():
     assert state.decision.action == ACTION_STOP and state.decision.source_id == 'rsu_a'
 
 
-@pytest.mark.parametrize('path, authenticated, trusted', [
+@pytest.mark.parametrize('path, authenticated, is_trusted', [
     (Alert.PATH_DENM, False, False),   # a received DENM
     (Alert.PATH_RADIO, False, False),  # unsigned radio (insecure mode)
     (Alert.PATH_RADIO, True, True),    # verified radio
     (Alert.PATH_LOCAL, False, True),   # produced on this station's own graph
 ])
-def test_conversion_of_trust(path, authenticated, trusted):
-    """The message's path and authenticated flag decide what the core trusts."""
-    msg = Alert(path=path, authenticated=authenticated)
-    got = alert_from_msg(msg)
-    assert got.authenticated is trusted and got.path == path
+def test_trust_rule(path, authenticated, is_trusted):
+    """The policy core's trust rule: verified, or produced on this station's graph (path
+    local); the path is kept."""
+    got = trusted(_alert(authenticated, path=path))
+    assert got.authenticated is is_trusted and got.path == path
     assert isinstance(got, wire.AlertData)  # one alert value: the protocol's
+
+
+def test_local_alert_may_stop_through_step():
+    """step applies the trust rule: a blockage published on this station's own graph
+    (path local, the message's authenticated flag unset) stops the vehicle, the same
+    alert heard as a DENM only slows it down."""
+    local, _ = step(State(), AlertReceived(_alert(False, path=Alert.PATH_LOCAL), T0 + 1),
+                    STRICT)
+    denm, _ = step(State(), AlertReceived(_alert(False, path=Alert.PATH_DENM), T0 + 1),
+                   STRICT)
+    assert local.decision.action == ACTION_STOP
+    assert denm.decision.action == ACTION_SLOW_DOWN
+
+
+def test_path_local_is_the_message_constant():
+    """The core's PATH_LOCAL (it imports no v2x_msgs) is Alert.PATH_LOCAL."""
+    assert PATH_LOCAL == Alert.PATH_LOCAL

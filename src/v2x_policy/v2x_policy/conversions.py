@@ -1,36 +1,16 @@
-"""Messages <-> the policy core's values (nothing else happens here)."""
+"""Messages <-> the policy core's values (nothing else happens here).
+
+The alert's conversion is v2x_conversion.alert's (every node's); what an alert is trusted
+for is the policy core's rule (policy.trusted).
+"""
 
 import math
 
 from geometry_msgs.msg import Twist
 
-from v2x_common.timeutil import to_ns
-from v2x_msgs.msg import Alert, Heartbeat, PolicyState
+from v2x_msgs.msg import Heartbeat, PolicyState
 from v2x_policy.policy import Decision, Vector, speed_limit
 from v2x_protocol.peers import CAMERA_DEGRADED
-from v2x_protocol.wire import AlertData
-
-
-def alert_from_msg(msg: Alert) -> AlertData:
-    """The core's view of a received Alert (v2x_protocol's AlertData with path and trust;
-    the fields the policy does not read keep their defaults)."""
-    return AlertData(
-        source_id=msg.source_id,
-        sequence=int(msg.sequence),
-        kind=int(msg.kind),
-        severity=int(msg.severity),
-        suggest=int(msg.suggest),
-        stamp_ns=to_ns(msg.header.stamp),
-        detection_time_ns=to_ns(msg.detection_time),
-        validity_s=float(msg.validity_s),
-        cancelled=bool(msg.cancelled),
-        latitude=float(msg.latitude),
-        longitude=float(msg.longitude),
-        distance_m=float(msg.distance_m),
-        # produced on this station's own graph counts as trusted (Alert.msg's comment)
-        authenticated=bool(msg.authenticated) or msg.path == Alert.PATH_LOCAL,
-        path=int(msg.path),
-    )
 
 
 def stale_rsus_from_msg(msg) -> frozenset:

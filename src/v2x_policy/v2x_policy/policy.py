@@ -14,6 +14,10 @@ distance depends on (a new or stale fix, an RSU going stale under rsu_stale_acti
 re-ranks the alerts whose rank depends on it. The table is updated in place: step
 consumes the state it is given (keep only the state it returns).
 
+Trust: an alert counts as authenticated when its gateway verified it or when it was
+produced on this station's own graph (path local): :func:`trusted`. Only an
+authenticated alert may stop the vehicle (unless allow_unauthenticated_stop).
+
 Lifecycle of an alert (keyed by ``AlertData.key``: source_id and sequence, an
 unauthenticated alert apart so that it never updates or cancels an authenticated one): it
 acts from arrival until detection_time + validity_s or its cancellation; a newer version
@@ -53,6 +57,8 @@ RSU_STALE_ACTIONS = ('keep', 'stop')
 #: ``rsu_camera_action``: keep acting as the alerts say, or stop while an RSU's heartbeat
 #: says its camera cannot see (docs/protocol.md: 'rsu degraded: camera <reason>').
 RSU_CAMERA_ACTIONS = ('keep', 'stop')
+#: Alert.PATH_LOCAL: the alert was produced on this station's own ROS graph.
+PATH_LOCAL = 0
 
 
 @dataclass(frozen=True)
@@ -380,6 +386,17 @@ def distance_to(alert: AlertData, fix: Fix | None) -> float:
     return math.nan
 
 
+def trusted(alert: AlertData) -> AlertData:
+    """The trust rule: an alert produced on this station's own graph (path local) counts
+    as authenticated, as Alert.msg says ("signature verified (or produced locally)"); any
+    other keeps what its gateway verified (a DENM or unsigned radio alert is not). Applied
+    to every alert step takes in, before its key is taken (an unauthenticated alert lives
+    apart, see AlertData.key)."""
+    if alert.path == PATH_LOCAL and not alert.authenticated:
+        return replace(alert, authenticated=True)
+    return alert
+
+
 def _accept_alert(state: State, alert: AlertData, now: float, settings) -> tuple[State, str]:
     """Put one received version of an alert into the table; the note says what it was."""
     if not (math.isfinite(alert.validity_s) and alert.validity_s >= 0
@@ -411,7 +428,7 @@ def _accept_alert(state: State, alert: AlertData, now: float, settings) -> tuple
 
 def _apply_event(state: State, event: Event, settings) -> tuple[State, str]:
     if isinstance(event, AlertReceived):
-        return _accept_alert(state, event.alert, event.now, settings)
+        return _accept_alert(state, trusted(event.alert), event.now, settings)
     if isinstance(event, FixReceived):
         if not valid_position(event.latitude, event.longitude):
             return state, 'invalid'

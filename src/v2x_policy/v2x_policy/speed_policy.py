@@ -6,6 +6,7 @@ also re-sends the last fresh command at once; a stale input gets one zero comman
 nothing more until input resumes. PolicyState goes out on change and at 1 Hz.
 """
 
+from dataclasses import dataclass
 import sys
 import time
 
@@ -20,6 +21,7 @@ from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
 from v2x_common.params import ANY, Param, check, declare_parameters, in_range, one_of
 from v2x_common.take import queued
+from v2x_conversion.alert import alert_from_msg
 from v2x_msgs.msg import Alert, PeerArray, PolicyState
 from v2x_policy import conversions
 from v2x_policy.policy import (
@@ -104,12 +106,42 @@ def rule_parameters(rule: str) -> tuple[Param, ...]:
                        type=ANY) for field in FIELDS)
 
 
+@dataclass(frozen=True)
+class Settings:
+    """Every parameter, read once at start-up: the core's and the shell's own."""
+
+    policy: PolicySettings   # what decisions depend on (the core's settings)
+    stamped: bool
+    cmd_timeout_s: float
+
+
+def read_settings(node: Node) -> Settings:
+    """Declare every parameter (the table, then each listed rule's fields), read them
+    once, validate; raises ParameterError naming the parameter."""
+    values = declare_parameters(node, PARAMETERS)
+
+    def fields_of(rule: str) -> dict:
+        return {name.split('.', 1)[1]: value for name, value in
+                declare_parameters(node, rule_parameters(rule)).items()}
+
+    rules = parse_rules(values['rules'], fields_of)
+    policy = PolicySettings(
+        rules=rules, rsu_stale_action=values['rsu_stale_action'].strip().lower(),
+        rsu_camera_action=values['rsu_camera_action'],
+        allow_unauthenticated_stop=values['allow_unauthenticated_stop'],
+        **{name: values[name] for name in ('slowdown_ratio', 'slowdown_max_speed',
+                                           'hold_time_s', 'fix_timeout_s')})
+    return Settings(policy, values['stamped'], values['cmd_timeout_s'])
+
+
 class SpeedPolicy(Node):
     """cmd_vel_in -> cmd_vel, slowed down or stopped while an alert rule matches."""
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        self.settings, self.stamped, self.cmd_timeout_s = self._read_parameters()
+        node_settings = read_settings(self)
+        self.settings = node_settings.policy  # step()'s
+        self.stamped, self.cmd_timeout_s = node_settings.stamped, node_settings.cmd_timeout_s
         self.state = State()
         self.counts = dict.fromkeys((
             'alerts_received', 'alerts_new', 'alerts_updated', 'alerts_cancelled',
@@ -146,24 +178,6 @@ class SpeedPolicy(Node):
             f'filtering cmd_vel_in -> cmd_vel ({"TwistStamped" if self.stamped else "Twist"});'
             f' rules: {names}; slowdown x{self.settings.slowdown_ratio:g} capped at '
             f'{self.settings.slowdown_max_speed:g} m/s; hold {self.settings.hold_time_s:g} s')
-
-    # -- parameters --------------------------------------------------------------------
-
-    def _read_parameters(self) -> tuple[PolicySettings, bool, float]:
-        values = declare_parameters(self, PARAMETERS)
-
-        def fields_of(rule: str) -> dict:
-            return {name.split('.', 1)[1]: value for name, value in
-                    declare_parameters(self, rule_parameters(rule)).items()}
-
-        rules = parse_rules(values['rules'], fields_of)
-        settings = PolicySettings(
-            rules=rules, rsu_stale_action=values['rsu_stale_action'].strip().lower(),
-            rsu_camera_action=values['rsu_camera_action'],
-            allow_unauthenticated_stop=values['allow_unauthenticated_stop'],
-            **{name: values[name] for name in ('slowdown_ratio', 'slowdown_max_speed',
-                                               'hold_time_s', 'fix_timeout_s')})
-        return settings, values['stamped'], values['cmd_timeout_s']
 
     # -- decisions ---------------------------------------------------------------------
 
@@ -202,7 +216,7 @@ class SpeedPolicy(Node):
 
     def _handle_alert(self, msg: Alert) -> None:
         self.counts['alerts_received'] += 1
-        note = self._step(AlertReceived(conversions.alert_from_msg(msg), self._now()))
+        note = self._step(AlertReceived(alert_from_msg(msg), self._now()))
         key = {'new': 'alerts_new', 'update': 'alerts_updated', 'cancel': 'alerts_cancelled',
                'repeat': 'alerts_repeated', 'older': 'alerts_older',
                'expired': 'alerts_expired', 'invalid': 'alerts_invalid'}[note]

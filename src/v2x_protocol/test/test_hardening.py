@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 import pytest
 
 from v2x_protocol import keys, ranges, wire
+from v2x_protocol.io import keys as keyfiles
+from v2x_protocol.io.state import HighWaterFile, SentEvents, SequenceStore
 from v2x_protocol.receiver import (
     MAX_COUNTER_JUMP,
     WINDOW,
@@ -21,7 +23,6 @@ from v2x_protocol.receiver import (
     ReplayWindow,
 )
 from v2x_protocol.sender import Outbox, Sender, UnknownEvent, fill_identity
-from v2x_protocol.state import SentEvents, SequenceStore
 
 S = 1_000_000_000
 T = 1_800_000_000 * S
@@ -130,7 +131,7 @@ def test_short_secrets_are_refused_saying_how_to_make_one(secret, tmp_path):
     for kwargs in ({'key': secret.decode()}, {'env': {'V2X_KEY': secret.decode()}},
                    {'key_file': str(f)}):
         with pytest.raises(keys.KeyConfigError, match='v2x_keygen --hmac'):
-            keys.hmac_from_sources(**kwargs)
+            keyfiles.hmac_from_sources(**kwargs)
 
 
 def test_key_id_is_hkdf_not_a_fingerprint():
@@ -149,12 +150,12 @@ def test_key_file_trimming(tmp_path):
         f = tmp_path / f'k{len(content)}'
         f.write_bytes(content)
         f.chmod(0o600)
-        ids.add(keys.HmacKey(keys.read_secret_file(f)).key_id)
+        ids.add(keys.HmacKey(keyfiles.read_secret_file(f)).key_id)
     assert len(ids) == 1
     f = tmp_path / 'two'
     f.write_bytes(base + b'\n\n')
     f.chmod(0o600)
-    assert keys.HmacKey(keys.read_secret_file(f)).key_id not in ids
+    assert keys.HmacKey(keyfiles.read_secret_file(f)).key_id not in ids
 
 
 def test_key_confusions_are_refused(tmp_path):
@@ -169,18 +170,18 @@ def test_key_confusions_are_refused(tmp_path):
     hmac_file.write_text('confusion-secret-0123456789\n')
     hmac_file.chmod(0o600)
     with pytest.raises(keys.KeyConfigError, match='PEM'):
-        keys.make_signer('hmac', key_file=str(pem))
+        keyfiles.make_signer('hmac', key_file=str(pem))
     with pytest.raises(keys.KeyConfigError, match='not a PEM'):
-        keys.make_signer('ed25519', key_file=str(hmac_file))
+        keyfiles.make_signer('ed25519', key_file=str(hmac_file))
     with pytest.raises(keys.KeyConfigError, match='insecure'):
-        keys.make_keyring('hmac', key_file=str(hmac_file), insecure=True)
+        keyfiles.make_keyring('hmac', key_file=str(hmac_file), insecure=True)
     with pytest.raises(keys.KeyConfigError, match='insecure'):
-        keys.make_keyring('none', key_file=str(hmac_file), insecure=True)
+        keyfiles.make_keyring('none', key_file=str(hmac_file), insecure=True)
     hmac_file.chmod(0o640)
     with pytest.raises(keys.KeyConfigError, match=f'chmod 600 {hmac_file}'):
-        keys.read_secret_file(hmac_file)
+        keyfiles.read_secret_file(hmac_file)
     with pytest.raises(keys.KeyConfigError, match='chmod 600'):
-        keys.check_private_file(hmac_file, 'token file')
+        keyfiles.check_private_file(hmac_file, 'token file')
 
 
 @pytest.mark.parametrize('raw_hex,why', [
@@ -195,7 +196,7 @@ def test_trust_store_refuses_weak_public_keys(raw_hex, why, tmp_path):
     store = tmp_path / 'trust'
     store.write_text(keys.trust_entry('rsu_x', bytes.fromhex(raw_hex)) + '\n')
     with pytest.raises(keys.KeyConfigError, match=why):
-        keys.load_trust_store(store)
+        keyfiles.load_trust_store(store)
 
 
 def test_ed25519_signer_speaks_only_for_its_listed_source_ids(tmp_path):
@@ -205,7 +206,7 @@ def test_ed25519_signer_speaks_only_for_its_listed_source_ids(tmp_path):
     store = tmp_path / 'trust'
     store.write_text(keys.trust_entry('rsu_a', rsu.public_raw, ['cam_7']) + '\n'
                      + keys.trust_entry('vehicle_9', car.public_raw) + '\n')
-    rx = Receiver(keys.Keyring(ed25519_keys=keys.load_trust_store(store)))
+    rx = Receiver(keys.Keyring(ed25519_keys=keyfiles.load_trust_store(store)))
     for source, signer, verdict in (('rsu_a', rsu, 'ok'), ('cam_7', rsu, 'ok'),
                                     ('rsu_a', car, 'forged_source'),
                                     ('rsu_b', rsu, 'forged_source')):
@@ -369,3 +370,15 @@ def test_origins_per_source_id_are_bounded():
         names.add(got.alert.source_id)
     assert len(names) == 58 and len(rx._origins['rsu_server_01']) <= 16
     assert len(rx._names) <= 16
+
+
+def test_high_water_file_round_trip(tmp_path):
+    """The high-water marks saved by HighWaterFile come back as the receiver's marks; a
+    broken file reads as none."""
+    rx = Receiver(keys.Keyring([KEY]))
+    rx.receive(Sender(KEY).datagram(wire.HeartbeatData('rsu_server_01', 1), T), T)
+    store = HighWaterFile(tmp_path)
+    store.save(rx)
+    assert store.load() == rx.high_water == {('rsu_server_01', 1, KEY.key_id): T}
+    store.path.write_text('{not json')
+    assert store.load() == {}

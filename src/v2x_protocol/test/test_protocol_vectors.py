@@ -27,14 +27,21 @@ def _vectors():
     return out
 
 
-def _key(text):
+def _key(text, trust_store=''):
+    """(signer, keyring) of a vector's `key:` (and, for Ed25519, its `trust-store:` line,
+    which must parse to the seed's public key and the listed ids)."""
     kind, *values = text.split(' ')
     if kind == 'hmac-utf8':
         return keys.HmacKey(values[0].encode()), keys.Keyring([keys.HmacKey(values[0].encode())])
+    if kind == 'heartbeat-utf8':
+        key = keys.HeartbeatKey(values[0].encode())
+        return key, keys.Keyring(heartbeat_keys=[key])
     if kind == 'ed25519-seed-hex':
         signer = keys.Ed25519Signer(
             Ed25519PrivateKey.from_private_bytes(bytes.fromhex(values[0])))
-        verifier = keys.Ed25519Verifier(signer.public_raw, '', values[1:])
+        (verifier,) = keys.parse_trust_store(trust_store + '\n', 'vector trust-store')
+        assert verifier.public_raw == signer.public_raw
+        assert verifier.source_ids == frozenset(values[1:])
         return signer, keys.Keyring(ed25519_keys=[verifier])
     assert kind == 'none'
     return None, keys.Keyring(allow_none=True)
@@ -45,19 +52,30 @@ GOOD = [v for v in VECTORS if 'reject' not in v]
 BAD = [v for v in VECTORS if 'reject' in v]
 
 
+#: vector set 2.0: these 13 keep their bytes and outcomes in every later set
+SET_2_0 = {'alert-hmac', 'alert-ed25519', 'cancel-hmac', 'heartbeat-hmac', 'alert-none',
+           'alert-hmac-other-origin', 'reject-latitude', 'reject-distance', 'reject-control',
+           'reject-none-key-id', 'reject-version-1', 'reject-forged-source',
+           'reject-heartbeat-period'}
+#: added in set 2.1 (issue 24)
+SET_2_1 = {'heartbeat-fleet-key', 'reject-heartbeat-key-alert', 'reject-counter-zero',
+           'reject-bidi', 'reject-at-in-source-id'}
+
+
 def test_doc_has_vectors_for_every_auth_mode_and_type():
-    """docs/protocol.md carries alert vectors for hmac, ed25519 and none, and a heartbeat."""
-    names = {v['name'] for v in VECTORS}
-    assert {'alert-hmac', 'alert-ed25519', 'alert-none', 'heartbeat-hmac',
-            'alert-hmac-other-origin'} <= names
+    """docs/protocol.md carries vector set 2.1: alert vectors for hmac, ed25519 and none,
+    heartbeats (HMAC and the fleet key), and a reject vector for each reason."""
+    names = [v['name'] for v in VECTORS]
+    assert sorted(names) == sorted(SET_2_0 | SET_2_1)
     assert {v['reject'] for v in BAD} >= {'out_of_range', 'control_chars', 'malformed',
-                                          'unknown_version', 'forged_source'}
+                                          'unknown_version', 'forged_source',
+                                          'heartbeat_key'}
 
 
 @pytest.mark.parametrize('vector', GOOD, ids=[v['name'] for v in GOOD])
 def test_vector_decodes_to_its_fields(vector):
     """Each documented datagram decodes, with its key, to exactly the documented values."""
-    _, keyring = _key(vector['key'])
+    _, keyring = _key(vector['key'], vector.get('trust-store', ''))
     dg = wire.decode(vector['datagram'], keyring)
     env = json.loads(vector['envelope'])
     assert dg.envelope.session == int(env['session'], 16)
@@ -75,7 +93,7 @@ def test_vector_decodes_to_its_fields(vector):
 @pytest.mark.parametrize('vector', GOOD, ids=[v['name'] for v in GOOD])
 def test_vector_encodes_to_its_bytes(vector):
     """Encoding the documented values with the documented key gives the documented bytes."""
-    signer, _ = _key(vector['key'])
+    signer, _ = _key(vector['key'], vector.get('trust-store', ''))
     env = json.loads(vector['envelope'])
     payload = (wire.AlertData(**json.loads(vector['alert'])) if 'alert' in vector
                else wire.HeartbeatData(**json.loads(vector['heartbeat'])))
@@ -88,7 +106,7 @@ def test_vector_encodes_to_its_bytes(vector):
 @pytest.mark.parametrize('vector', BAD, ids=[v['name'] for v in BAD])
 def test_rejection_vector_is_dropped_with_its_reason(vector):
     """Each `reject:` vector is dropped by our receiver with exactly that reason."""
-    _, keyring = _key(vector['key'])
+    _, keyring = _key(vector['key'], vector.get('trust-store', ''))
     env = json.loads(vector['envelope'])
     event = Receiver(keyring).receive(vector['datagram'], env['send_time_ns'])
     assert isinstance(event, DatagramRejected) and event.reason == vector['reject'], event
@@ -118,7 +136,7 @@ def test_same_source_id_other_origin_is_another_event():
 @pytest.mark.parametrize('vector', GOOD, ids=[v['name'] for v in GOOD])
 def test_vector_passes_the_receiver_pipeline(vector):
     """At its own send time each vector is delivered (alerts) or heard (heartbeats)."""
-    _, keyring = _key(vector['key'])
+    _, keyring = _key(vector['key'], vector.get('trust-store', ''))
     env = json.loads(vector['envelope'])
     event = Receiver(keyring).receive(vector['datagram'], env['send_time_ns'])
     assert isinstance(event, (AlertDelivered, HeartbeatReceived))

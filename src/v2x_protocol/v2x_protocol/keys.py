@@ -1,18 +1,25 @@
-"""Keys: HMAC secrets, Ed25519 key files, the trust store, and the receiver's keyring.
+"""Keys (pure): HMAC secrets, Ed25519 keys, the trust store's text, and the keyring.
+
+No file, environment or permission is read here: v2x_protocol.io.keys loads keys from
+files and the environment and hands the bytes and text to the parsers below.
 
 HMAC (protocol v2): the MAC key and the on-air key id are derived from the secret with
 HKDF-SHA256 under separate labels, so the key id is no fingerprint of the secret; a secret
 must be at least MIN_SECRET_BYTES long (`v2x_keygen --hmac` makes one). Ed25519 key ids
 are the first 8 bytes of SHA-256 of the raw public key. Key files must not be readable by
-group or others (check_private_file). Secrets never appear in repr() or messages.
+group or others (io.keys.check_private_file). Secrets never appear in repr() or messages.
+
+The fleet's key model (docs/protocol.md "Keys"): RSUs sign with their own Ed25519 keys,
+bound by the trust store to the source ids they speak for; vehicles sign their heartbeats
+with the fleet-wide heartbeat key (HeartbeatKey: an HMAC secret under its own HKDF labels),
+which every receiver refuses for alerts and for any heartbeat but a vehicle's. A source id
+bound to an Ed25519 key is spoken for by that key only.
 """
 
 import base64
+import binascii
 import hashlib
 import hmac
-import os
-from pathlib import Path
-import stat
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,18 +38,33 @@ from v2x_protocol.wire import (
     UnknownKey,
 )
 
-ENV_KEY = 'V2X_KEY'
+__all__ = [
+    'MIN_SECRET_BYTES', 'LABEL_MAC', 'LABEL_KEY_ID', 'LABEL_HEARTBEAT_MAC',
+    'LABEL_HEARTBEAT_KEY_ID', 'MAKE_SECRET_HELP', 'KeyConfigError', 'key_id_of', 'hkdf',
+    'check_secret', 'HmacKey', 'HeartbeatKey', 'Ed25519Signer', 'public_key_problem',
+    'Ed25519Verifier', 'Keyring', 'parse_secret', 'signer_from_pem', 'trust_entry',
+    'parse_trust_store',
+]
+
 MIN_SECRET_BYTES = 16
 #: HKDF-SHA256 labels (info) of protocol v2; no salt
 LABEL_MAC = b'v2x v2 hmac-sha256 key'
 LABEL_KEY_ID = b'v2x v2 key id'
+#: the fleet heartbeat key's labels: the same secret never gives an alert key or its id
+LABEL_HEARTBEAT_MAC = b'v2x v2 heartbeat hmac-sha256 key'
+LABEL_HEARTBEAT_KEY_ID = b'v2x v2 heartbeat key id'
 MAKE_SECRET_HELP = ('make one with `v2x_keygen --hmac --out-dir DIR` (32 random bytes as '
                     '64 hex digits, file mode 0600) and give the file as --key-file / '
                     'key_file, or its content as $V2X_KEY')
 
 
 class KeyConfigError(ValueError):
-    """A key or trust store that cannot be used (local configuration problem)."""
+    """A key or trust store that cannot be used (local configuration problem). param names
+    the setting at fault (key_file, trust_store, heartbeat_key_file, insecure, ...)."""
+
+    def __init__(self, message: str, param: str = 'key_file'):
+        super().__init__(message)
+        self.param = param
 
 
 def key_id_of(material: bytes) -> bytes:
@@ -56,7 +78,8 @@ def hkdf(secret: bytes, label: bytes, length: int) -> bytes:
 
 
 def check_secret(secret: bytes, where: str = 'HMAC key') -> None:
-    """Refuse a secret that is too short or is a PEM key file's text."""
+    """Refuse a secret that is too short or is a PEM key file's text (it starts, after
+    any ASCII whitespace, with '-----BEGIN')."""
     if secret.lstrip().startswith(b'-----BEGIN'):
         raise KeyConfigError(f'{where} is a PEM key (Ed25519?), not an HMAC secret: use '
                              'auth_mode ed25519 for it, or ' + MAKE_SECRET_HELP)
@@ -69,14 +92,17 @@ class HmacKey:
     """An HMAC-SHA256 secret: signs and verifies with its HKDF-derived MAC key."""
 
     auth = AUTH_HMAC
+    signs_alerts = True
+    _labels = (LABEL_MAC, LABEL_KEY_ID)
 
     def __init__(self, secret: bytes, where: str = 'HMAC key'):
         check_secret(bytes(secret), where)
-        self._secret = hkdf(bytes(secret), LABEL_MAC, 32)
-        self.key_id = hkdf(bytes(secret), LABEL_KEY_ID, KEY_ID_LEN)
+        mac_label, id_label = self._labels
+        self._secret = hkdf(bytes(secret), mac_label, 32)
+        self.key_id = hkdf(bytes(secret), id_label, KEY_ID_LEN)
 
     def __repr__(self) -> str:
-        return f'HmacKey(key_id={self.key_id.hex()})'
+        return f'{type(self).__name__}(key_id={self.key_id.hex()})'
 
     def sign(self, data: bytes) -> bytes:
         """32-byte HMAC-SHA256 tag."""
@@ -87,10 +113,27 @@ class HmacKey:
         return hmac.compare_digest(hmac.digest(self._secret, data, 'sha256'), tag)
 
 
+class HeartbeatKey(HmacKey):
+    """The fleet-wide heartbeat key: an HMAC secret under the heartbeat HKDF labels.
+
+    Every vehicle holds it and signs its heartbeats with it (one key for all, so it links
+    no pseudonyms); receivers refuse it for an alert and for any heartbeat but a vehicle's.
+    """
+
+    signs_alerts = False
+    _labels = (LABEL_HEARTBEAT_MAC, LABEL_HEARTBEAT_KEY_ID)
+
+    def __init__(self, secret: bytes, where: str = 'heartbeat key'):
+        super().__init__(secret, where)
+        #: the key id the same secret would have as an alert key (to refuse that mix-up)
+        self.alert_key_id = hkdf(bytes(secret), LABEL_KEY_ID, KEY_ID_LEN)
+
+
 class Ed25519Signer:
     """A station's Ed25519 private key."""
 
     auth = AUTH_ED25519
+    signs_alerts = True
 
     def __init__(self, private_key: Ed25519PrivateKey):
         self._key = private_key
@@ -151,6 +194,7 @@ class Ed25519Verifier:
     speak for (its name and the ids listed after the key; empty = any, for tests)."""
 
     auth = AUTH_ED25519
+    signs_alerts = True
 
     def __init__(self, public_raw: bytes, name: str = '', source_ids=()):
         problem = public_key_problem(public_raw)
@@ -176,20 +220,42 @@ class Ed25519Verifier:
 
 
 class _NoAuth:
+    signs_alerts = True
+    name = 'none'
+
     def verify(self, data: bytes, tag: bytes) -> bool:
         return True
 
 
 class Keyring:
-    """What a receiver accepts: HMAC keys, trusted Ed25519 keys, and optionally 'none'."""
+    """What a receiver accepts: HMAC keys, trusted Ed25519 keys, heartbeat-only keys, and
+    optionally 'none'. bound_ids: the source ids the trust store binds to an Ed25519 key;
+    no other key may speak for them."""
 
-    def __init__(self, hmac_keys=(), ed25519_keys=(), allow_none: bool = False):
+    def __init__(self, hmac_keys=(), ed25519_keys=(), allow_none: bool = False,
+                 heartbeat_keys=()):
         self._by_id = {}
-        for k in hmac_keys:
+        for k in list(hmac_keys) + list(heartbeat_keys):
             self._by_id[(AUTH_HMAC, k.key_id)] = k
+        bound = set()
         for k in ed25519_keys:
             self._by_id[(AUTH_ED25519, k.key_id)] = k
+            bound |= k.source_ids
+        self.bound_ids = frozenset(bound)
         self.allow_none = allow_none
+
+    def signs_alerts_with(self, hmac_key_id: bytes) -> bool:
+        """True when an alert-capable HMAC key of this id is held."""
+        key = self._by_id.get((AUTH_HMAC, hmac_key_id))
+        return key is not None and key.signs_alerts
+
+    def may_speak_for(self, verifier, source_id: str) -> bool:
+        """True when verifier may sign datagrams of source_id: an Ed25519 key for the ids
+        its trust-store line lists; any other key for any id no Ed25519 key is bound to."""
+        own = getattr(verifier, 'source_ids', None)
+        if own:
+            return source_id in own
+        return source_id not in self.bound_ids
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -206,162 +272,85 @@ class Keyring:
             raise UnknownKey(f'no key with id {key_id.hex()} for auth {auth}') from None
 
 
-# --- files ------------------------------------------------------------------------------
-
-def check_private_file(path: str | Path, what: str = 'key file') -> None:
-    """Refuse a secret file that group or others may read or write (as ssh does), saying
-    the chmod that fixes it. Raises KeyConfigError (also when it cannot be stat'ed)."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise KeyConfigError(f'cannot read {what} {path}: {exc.strerror}') from None
-    if mode & 0o077:
-        raise KeyConfigError(f'{what} {path} is accessible by group or others (mode '
-                             f'{stat.S_IMODE(mode):04o}); run: chmod 600 {path}')
 
 
-def read_secret_file(path: str | Path) -> bytes:
-    """An HMAC secret from a file: its bytes less one trailing LF or CRLF (nothing else is
-    trimmed). Refuses a file group/others can read, a short secret, and a PEM key."""
-    check_private_file(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise KeyConfigError(f'cannot read key file {path}: {exc.strerror}') from None
+def parse_secret(data: bytes, where: str = 'key file') -> bytes:
+    """An HMAC secret from a key file's bytes: less exactly one trailing LF or CRLF
+    (nothing else is trimmed); refuses a short secret and a PEM key."""
     if data.endswith(b'\r\n'):
         data = data[:-2]
     elif data.endswith(b'\n'):
         data = data[:-1]
-    check_secret(data, f'key file {path}')
+    check_secret(data, where)
     return data
 
 
-def load_private_key(path: str | Path) -> Ed25519Signer:
-    """An Ed25519 private key from an unencrypted PEM PKCS#8 file (v2x_keygen writes one)."""
-    check_private_file(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise KeyConfigError(f'cannot read key file {path}: {exc.strerror}') from None
+def signer_from_pem(data: bytes, where: str = 'key file') -> Ed25519Signer:
+    """An Ed25519 private key from an unencrypted PEM PKCS#8 file's bytes."""
     if not data.lstrip().startswith(b'-----BEGIN'):
-        raise KeyConfigError(f'{path} is not a PEM private key (an HMAC secret? use '
+        raise KeyConfigError(f'{where} is not a PEM private key (an HMAC secret? use '
                              'auth_mode hmac for it)')
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
-        raise KeyConfigError(f'{path} is not an unencrypted PEM private key') from None
+        raise KeyConfigError(f'{where} is not an unencrypted PEM private key') from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyConfigError(f'{path} is not an Ed25519 private key')
+        raise KeyConfigError(f'{where} is not an Ed25519 private key')
     return Ed25519Signer(key)
 
 
-def is_pem_private_key(path: str | Path) -> bool:
-    """True when the file looks like a PEM private key (not an HMAC secret)."""
-    try:
-        head = Path(path).read_bytes()[:64]
-    except OSError:
-        return False
-    return head.startswith(b'-----BEGIN') and b'PRIVATE KEY' in head
+def _is_word(word: str) -> bool:
+    return bool(word) and not word.startswith('#') and not any(c.isspace() for c in word)
 
 
 def trust_entry(name: str, public_raw: bytes, speaks_for=()) -> str:
     """One trust-store line: '<name> ed25519 <base64 public key> [<source_id> ...]'."""
     for word in (name, *speaks_for):
-        if not word or any(c.isspace() or c == '#' for c in word):
-            raise KeyConfigError(f'trust-store name/source id {word!r} must be one word')
+        if not _is_word(word):
+            raise KeyConfigError(f'trust-store name/source id {word!r} must be one word, not '
+                                 "starting with '#'")
     extra = ''.join(f' {w}' for w in speaks_for if w != name)
     return f'{name} ed25519 {base64.b64encode(public_raw).decode()}{extra}'
 
 
-def load_trust_store(path: str | Path) -> list[Ed25519Verifier]:
-    """Trusted keys from a text file of '<name> ed25519 <base64> [<source_id> ...]' lines
-    ('#' comments). The key may sign for its name and the source ids listed after it."""
-    try:
-        text = Path(path).read_text(encoding='utf-8')
-    except OSError as exc:
-        raise KeyConfigError(f'cannot read trust store {path}: {exc.strerror}') from None
-    keys = []
+def _strip_comment(line: str) -> str:
+    """The line without its comment: from a '#' that starts a word (at the start of the
+    line or after whitespace) to the end; a '#' inside a word (det/cam#1) is text."""
+    for i, c in enumerate(line):
+        if c == '#' and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
+
+
+def parse_trust_store(text: str, where: str = 'trust store') -> list[Ed25519Verifier]:
+    """Trusted keys from a trust store's text: lines '<name> ed25519 <base64 public key>
+    [<source_id> ...]', '#' comments. The whole store is refused (KeyConfigError naming
+    where:line) on any bad line: not that shape, base64 that is not the canonical 44
+    characters of a 32-byte key, a key refused by public_key_problem, or a key listed twice.
+    A source id may be listed under several keys (an RSU rolling its key over)."""
+    keys, seen = [], {}
     for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.split('#', 1)[0].strip()
-        if not line:
+        parts = _strip_comment(line).split()
+        if not parts:
             continue
-        parts = line.split()
         if len(parts) < 3 or parts[1] != 'ed25519':
-            raise KeyConfigError(f'{path}:{lineno}: expected "<name> ed25519 <base64 key> '
+            raise KeyConfigError(f'{where}:{lineno}: expected "<name> ed25519 <base64 key> '
                                  '[<source_id> ...]"')
         try:
             raw = base64.b64decode(parts[2], validate=True)
-        except ValueError:
-            raise KeyConfigError(f'{path}:{lineno}: key is not base64') from None
+        except (ValueError, binascii.Error):
+            raise KeyConfigError(f'{where}:{lineno}: key is not base64') from None
+        if base64.b64encode(raw).decode() != parts[2]:
+            raise KeyConfigError(f'{where}:{lineno}: key is not canonical base64 (44 '
+                                 'characters ending in one "=", as v2x_keygen writes it)')
+        if raw in seen:
+            raise KeyConfigError(f'{where}:{lineno}: the same key as line {seen[raw]}: list '
+                                 'a key once, with every source id it speaks for')
+        seen[raw] = lineno
         try:
             keys.append(Ed25519Verifier(raw, parts[0], parts[3:]))
         except KeyConfigError as exc:
-            raise KeyConfigError(f'{path}:{lineno}: {exc}') from None
+            raise KeyConfigError(f'{where}:{lineno}: {exc}') from None
     if not keys:
-        raise KeyConfigError(f'trust store {path} holds no keys')
+        raise KeyConfigError(f'{where} holds no keys')
     return keys
-
-
-def hmac_from_sources(key: str | None = None, key_file: str | None = None,
-                      env=os.environ) -> HmacKey | None:
-    """The HMAC key from a literal, a file, or $V2X_KEY, in that order; None when none."""
-    if key:
-        return HmacKey(key.encode('utf-8'), 'the --hmac-key secret')
-    if key_file:
-        return HmacKey(read_secret_file(key_file), f'key file {key_file}')
-    if env.get(ENV_KEY):
-        return HmacKey(env[ENV_KEY].encode('utf-8'), f'${ENV_KEY}')
-    return None
-
-
-def make_signer(auth_mode: str, key_file: str = '', hmac_key: str = '', env=os.environ):
-    """The sending key for auth_mode; None for 'none'. Raises KeyConfigError saying how."""
-    if auth_mode == 'none':
-        return None
-    if auth_mode == 'hmac':
-        key = hmac_from_sources(hmac_key, key_file, env)
-        if key is None:
-            raise KeyConfigError(f'no HMAC key: give --hmac-key / key_file, or set {ENV_KEY}; '
-                                 'or run insecure (auth none) on purpose')
-        return key
-    if auth_mode == 'ed25519':
-        if not key_file:
-            raise KeyConfigError('ed25519 needs a private key file (make one with v2x_keygen)')
-        return load_private_key(key_file)
-    raise KeyConfigError(f'unknown auth mode {auth_mode!r}; expected hmac, ed25519 or none')
-
-
-def make_keyring(auth_mode: str, *, key_file: str = '', hmac_key: str = '',
-                 accept_key_files=(), trust_store: str = '', insecure: bool = False,
-                 env=os.environ) -> Keyring:
-    """What a receiver accepts. hmac: the key plus accept_key_files (rotation); ed25519:
-    the trust store (plus HMAC keys if given); none: only unsigned, with insecure set."""
-    if auth_mode == 'none':
-        if not insecure:
-            raise KeyConfigError("auth mode 'none' needs the insecure flag set explicitly")
-        if hmac_key or key_file or accept_key_files or trust_store:
-            raise KeyConfigError('insecure (auth none) together with a key: a receiver '
-                                 'either checks signatures or runs insecure, not both')
-        return Keyring(allow_none=True)
-    if insecure:
-        raise KeyConfigError(f'insecure together with auth mode {auth_mode!r}: a receiver '
-                             'either checks signatures or runs insecure, not both')
-    hmac_keys = []
-    if auth_mode == 'hmac' or hmac_key:
-        first = hmac_from_sources(hmac_key, key_file if auth_mode == 'hmac' else '', env)
-        if first is not None:
-            hmac_keys.append(first)
-    hmac_keys += [HmacKey(read_secret_file(p), f'key file {p}') for p in accept_key_files
-                  if p]
-    ed_keys = []
-    if auth_mode == 'ed25519':
-        if not trust_store:
-            raise KeyConfigError('ed25519 receiving needs a trust store file (v2x_keygen '
-                                 'prints its entries)')
-        ed_keys = load_trust_store(trust_store)
-    elif auth_mode != 'hmac':
-        raise KeyConfigError(f'unknown auth mode {auth_mode!r}; expected hmac, ed25519 or none')
-    if not hmac_keys and not ed_keys:
-        raise KeyConfigError(f'no HMAC key: give --hmac-key / key_file, or set {ENV_KEY}; '
-                             'or run insecure (auth none) on purpose')
-    return Keyring(hmac_keys, ed_keys)

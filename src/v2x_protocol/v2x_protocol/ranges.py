@@ -9,6 +9,15 @@ starts with the field's name, so each entry point refuses the same value the sam
 import math
 import re
 
+__all__ = [
+    'MAX_TEXT_BYTES', 'MAX_STATION_ID_BYTES', 'MAX_VALIDITY_S', 'MAX_TIME_NS',
+    'MAX_HEARTBEAT_PERIOD_S', 'MAX_DISTANCE_M', 'KINDS', 'SEVERITIES', 'SUGGESTS', 'ROLE_RSU',
+    'ROLE_VEHICLE', 'ROLES', 'STATUSES', 'PRINTABLE_PATTERN', 'RESERVED_IN_SOURCE_ID',
+    'FieldError', 'ControlCharacter', 'check_source_id', 'check_position',
+    'check_text', 'has_control', 'printable', 'check_range', 'check_enum', 'check_validity',
+    'check_time_ns', 'check_alert_fields', 'check_heartbeat_fields',
+]
+
 #: text fields on the wire are str8: at most this many bytes of UTF-8
 MAX_TEXT_BYTES = 255
 #: a station id (source_id) set by an operator: at most this many bytes
@@ -26,13 +35,25 @@ MAX_DISTANCE_M = 1_000_000.0
 KINDS = {0: 'unknown', 1: 'collision', 2: 'fire', 3: 'blockage'}
 SEVERITIES = {1: 'low', 2: 'medium', 3: 'high'}
 SUGGESTS = {0: 'none', 1: 'slow_down', 2: 'stop'}
-ROLES = {1: 'rsu', 2: 'vehicle'}
+ROLE_RSU = 1
+ROLE_VEHICLE = 2
+ROLES = {ROLE_RSU: 'rsu', ROLE_VEHICLE: 'vehicle'}
 STATUSES = {0: 'ok', 1: 'warn', 2: 'error'}
 
-#: C0 controls, DEL and C1 controls: never allowed in a text field
-_CONTROL = re.compile('[\x00-\x1f\x7f-\x9f]')
-#: a JSON Schema pattern for text without control characters or lone surrogates
-PRINTABLE_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f]*$'
+#: C0 controls, DEL, C1 controls and the Unicode bidirectional controls (ALM, LRM, RLM,
+#: the embeddings, overrides and isolates U+202A..U+202E, U+2066..U+2069, which reorder
+#: what a terminal or a page shows): never allowed in a text field
+_CONTROL = re.compile('[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]')
+#: a JSON Schema pattern for text without those characters
+PRINTABLE_PATTERN = ('^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e'
+                     '\\u2066-\\u2069]*$')
+#: shown escaped by printable(): the controls above and the invisible format characters
+#: (zero-width space/joiners, word joiner, BOM...), which are allowed in text but would
+#: hide what a log line says
+_INVISIBLE = re.compile('[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f'
+                        '\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]')
+#: reserved in a source_id: a receiver names a second station instance <source_id>@<origin>
+RESERVED_IN_SOURCE_ID = '@'
 
 
 class FieldError(ValueError):
@@ -71,14 +92,33 @@ def check_text(field: str, value: str, *, required: bool = False,
                                f'position {m.start()} (text must be printable)')
 
 
+def check_source_id(value: str, *, required: bool = True) -> None:
+    """A source_id: text of 1..255 bytes without '@' (reserved for conflict names)."""
+    check_text('source_id', value, required=required)
+    if RESERVED_IN_SOURCE_ID in value:
+        raise FieldError('source_id', f"{printable(value)!r} holds '@', reserved for the "
+                         "receiver's name of a second station instance (<source_id>@<origin>)")
+
+
+def check_position(lat, lon) -> None:
+    """latitude and longitude: each finite in its closed range, or NaN (unknown); the
+    position counts as known only when both are finite (what every consumer does)."""
+    check_range('latitude', lat, -90.0, 90.0, unknown_nan=True)
+    check_range('longitude', lon, -180.0, 180.0, unknown_nan=True)
+
+
 def has_control(value: str) -> bool:
     """True when value holds a C0/C1 control character or DEL."""
     return _CONTROL.search(value) is not None
 
 
 def printable(value: str) -> str:
-    """value with every control character shown as \\xNN (for terminals and logs)."""
-    return _CONTROL.sub(lambda m: f'\\x{ord(m.group()):02x}', value)
+    """value with every control and invisible format character shown as \\xNN or \\uNNNN
+    (for terminals and logs: nothing in it moves the cursor, reorders or hides text)."""
+    def escape(m):
+        code = ord(m.group())
+        return f'\\x{code:02x}' if code < 0x100 else f'\\u{code:04x}'
+    return _INVISIBLE.sub(escape, value)
 
 
 def _number(field: str, value) -> float:
@@ -131,7 +171,8 @@ def _alert_fast(a, filled: bool) -> bool:
     """True when every field is plainly fine (the receiver's common case, ~3x cheaper)."""
     try:
         lat, lon, dist, validity = a.latitude, a.longitude, a.distance_m, a.validity_s
-        return (_plain(a.source_id, filled) and _plain(a.road, False)
+        return (_plain(a.source_id, filled) and '@' not in a.source_id
+                and _plain(a.road, False)
                 and _plain(a.clip_id, False)
                 and type(a.sequence) is int and (1 if filled else 0) <= a.sequence <= 0xFFFFFFFF
                 and a.kind in KINDS and a.severity in SEVERITIES and a.suggest in SUGGESTS
@@ -160,7 +201,7 @@ def check_alert_fields(a, *, filled: bool = True) -> None:
 
 def _check_alert_each(a, filled: bool) -> None:
     """The field-by-field check (names the first bad field)."""
-    check_text('source_id', a.source_id, required=filled)
+    check_source_id(a.source_id, required=filled)
     if isinstance(a.sequence, bool) or not isinstance(a.sequence, int) or \
             not (1 if filled else 0) <= a.sequence <= 0xFFFFFFFF:
         raise FieldError('sequence', f'{a.sequence!r} is not in {1 if filled else 0}..2^32-1')
@@ -170,8 +211,7 @@ def _check_alert_each(a, filled: bool) -> None:
     check_time_ns('stamp', a.stamp_ns)
     check_time_ns('detection_time', a.detection_time_ns)
     check_validity(a.validity_s, allow_zero=not filled)
-    check_range('latitude', a.latitude, -90.0, 90.0, unknown_nan=True)
-    check_range('longitude', a.longitude, -180.0, 180.0, unknown_nan=True)
+    check_position(a.latitude, a.longitude)
     check_range('distance_m', a.distance_m, 0.0, MAX_DISTANCE_M, unknown_nan=True)
     check_range('confidence', a.confidence, 0.0, 1.0)
     check_text('road', a.road)
@@ -180,7 +220,7 @@ def _check_alert_each(a, filled: bool) -> None:
 
 def check_heartbeat_fields(h) -> None:
     """Every field of a HeartbeatData."""
-    check_text('source_id', h.source_id, required=True)
+    check_source_id(h.source_id)
     check_enum('role', h.role, ROLES)
     check_enum('status', h.status, STATUSES)
     check_range('uptime_s', h.uptime_s, 0.0, 3.4e38)

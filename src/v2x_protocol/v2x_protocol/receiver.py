@@ -13,14 +13,19 @@ piece of state ages on the monotonic clock (mono_ns), so a wall-clock step never
 
 - sessions (replay bitmaps): forgotten 2 x skew after their last datagram (a replay is
   then outside the skew window); when full, the least recently heard session is
-  forgotten and its newest send time becomes a floor for its key: a datagram of a session
-  not held must be newer than that (else `state_full`), so no replay of a forgotten
-  session passes; new senders lose for at most the skew window;
+  forgotten and its newest send time, clamped to the receive time, becomes a floor for
+  its (source_id, origin): a datagram of a session not held must be newer than that
+  (else `state_full`), so no replay of a forgotten session passes, and a flood of
+  sessions (even future-dated ones) delays no other sender;
 - events: kept until their validity has passed on the monotonic clock (+ skew), cancelled
-  ones too, and never evicted: when the table is full, or a source holds its quota, a new
-  event is dropped and counted (`state_full`); a source holding no event may not take the
-  last tenth of the table, so new unknown sources lose first. Flooding can hide new
-  events for a while but can never make a live event new again or revive a cancelled one.
+  ones too, and never evicted: a new event is dropped and counted (`state_full`) when the
+  table is full, when its source id holds its quota, or when its signer (auth, key id)
+  holds its quota; a source holding no event may not take the last tenth of the table.
+  An established source (bound to an Ed25519 key by the trust store, or an RSU heard by
+  its heartbeats) keeps room for its first few events whatever else is held, so new
+  unknown sources and the signers that flood lose first, never an RSU that holds no live
+  event. Flooding can hide new events for a while but can never make a live event new
+  again or revive a cancelled one.
 """
 
 from collections import OrderedDict
@@ -41,6 +46,13 @@ from v2x_protocol.wire import (
     parse_header,
 )
 
+__all__ = [
+    'NEW', 'UPDATE', 'CANCEL', 'REPEAT', 'OUTDATED', 'WINDOW', 'MAX_COUNTER_JUMP',
+    'ESTABLISHED_RESERVE', 'StateFull', 'AlertDelivered', 'AlertRepeated', 'HeartbeatReceived',
+    'DatagramRejected', 'OwnDatagramSkipped', 'IdConflict', 'classify', 'ReplayWindow',
+    'Receiver',
+]
+
 NEW = 'new'
 UPDATE = 'update'
 CANCEL = 'cancel'
@@ -51,6 +63,14 @@ WINDOW = 64  # counters accepted per session: highest-63 .. highest (IPsec-style
 MAX_COUNTER_JUMP = 1 << 32  # a counter further above the highest is refused
 CLOCK_STEP_NS = 1_000_000_000  # a change of (wall - monotonic) beyond this is a step
 MAX_ORIGINS_PER_SOURCE = 16  # station instances remembered per source id
+#: an established source (bound, or an RSU heard by heartbeat) always has room for this
+#: many events (only the table's own bound can refuse them)
+ESTABLISHED_RESERVE = 16
+#: an RSU heard by a heartbeat stays established this long after its last one
+ESTABLISHED_FOR_NS = 600 * 1_000_000_000
+#: RSUs established by heartbeat remembered at most (newcomers lose): with a shared HMAC
+#: key a key holder could invent RSUs, whose reserve then takes at most 256 x 16 events
+MAX_ESTABLISHED_RSUS = 256
 
 
 class StateFull(WireError):
@@ -84,6 +104,8 @@ class HeartbeatReceived:
     heartbeat: HeartbeatData
     envelope: Envelope
     clock_offset_s: float
+    #: the source id is bound to this signer by the trust store (an RSU's own key)
+    bound: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,8 +150,8 @@ def classify(prev: tuple[int, bool] | None, alert: AlertData) -> str:
     prev_stamp, prev_cancelled = prev
     if prev_cancelled:
         return REPEAT  # a cancellation is final
-    if alert.cancelled:
-        return CANCEL
+    if alert.cancelled:  # a cancellation older than the live version delivered is outdated
+        return CANCEL if alert.stamp_ns >= prev_stamp else OUTDATED
     if alert.stamp_ns > prev_stamp:
         return UPDATE
     return REPEAT if alert.stamp_ns == prev_stamp else OUTDATED
@@ -166,12 +188,18 @@ class ReplayWindow:
 
 
 class _Session:
-    __slots__ = ('window', 'last_mono', 'last_send_ns')
+    __slots__ = ('window', 'last_mono', 'last_send_ns', 'last_recv_ns')
 
     def __init__(self):
         self.window = ReplayWindow()
         self.last_mono = 0
         self.last_send_ns = 0
+        self.last_recv_ns = 0  # the receiver's wall clock at the last accepted datagram
+
+    def floor(self) -> int:
+        """The send time a forgotten session leaves behind: its newest, but never later
+        than when we last heard it (a future-dated session raises no floor)."""
+        return min(self.last_send_ns, self.last_recv_ns)
 
 
 class Receiver:
@@ -179,20 +207,27 @@ class Receiver:
 
     def __init__(self, keyring, max_clock_skew_s: float = 30.0, own_sessions=(),
                  max_sessions: int = 4096, max_events: int = 16384,
-                 max_events_per_source: int = 1024, high_water=None):
+                 max_events_per_source: int = 1024, high_water=None,
+                 max_events_per_signer: int | None = None):
         self.keyring = keyring
         self.skew_ns = int(max_clock_skew_s * 1e9)
         self.own_sessions = set(own_sessions)
         self.max_sessions = max_sessions
         self.max_events = max_events
         self.max_events_per_source = max_events_per_source
+        #: events one signer (auth, key id) may hold; None: a quarter of the table, at
+        #: least one source's quota (so one key cannot fill the table alone)
+        self.max_events_per_signer = max_events_per_signer
         self._sessions: OrderedDict[tuple, _Session] = OrderedDict()
-        # (auth, key_id) -> newest send time of a session forgotten because the table was
-        # full: a session not held must be newer, so no replay of a forgotten one passes
-        self._evicted_floor: dict[tuple[int, bytes], int] = {}
-        # (source_id, origin, sequence) -> (stamp_ns, cancelled, forget_at_mono_ns)
-        self._events: dict[tuple[str, int, int], tuple[int, bool, int]] = {}
+        # (source_id, origin) -> (floor send time, forget at mono) of sessions forgotten
+        # because the table was full: a session not held must be newer than its floor
+        self._floors: OrderedDict[tuple[str, int], tuple[int, int]] = OrderedDict()
+        # (source_id, origin, sequence) -> (stamp_ns, cancelled, forget_at_mono_ns, signer)
+        self._events: dict[tuple[str, int, int], tuple[int, bool, int, tuple]] = {}
         self._per_source: dict[str, int] = {}
+        self._per_signer: dict[tuple[int, bytes], int] = {}
+        # RSUs heard by heartbeats of an alert-capable key: source_id -> last mono (bounded)
+        self._rsus: OrderedDict[str, int] = OrderedDict()
         # source_id -> {origin: (last_mono, session)}; names given to conflicting origins
         self._origins: dict[str, dict[int, tuple[int, int]]] = {}
         self._names: dict[tuple[str, int], str] = {}
@@ -205,7 +240,8 @@ class Receiver:
         self.high_water_changed = False
         #: source_id -> (send - receive time in seconds, monotonic ns when measured)
         self.clock_offsets: dict[str, tuple[float, int]] = {}
-        self.counters = {'id_conflicts': 0, 'clock_steps': 0, 'internal_errors': 0}
+        self.counters = {'id_conflicts': 0, 'clock_steps': 0, 'internal_errors': 0,
+                         'floors_dropped': 0}
         self.conflicts: list[IdConflict] = []  # new ones, for the shell to log (take them)
         self.clock_step_s = 0.0  # the last wall-clock step seen
         self._wall_minus_mono: int | None = None
@@ -220,6 +256,19 @@ class Receiver:
     def held_sessions(self) -> int:
         """Sender sessions held (replay windows)."""
         return len(self._sessions)
+
+    @property
+    def signer_quota(self) -> int:
+        """Events one signer (auth, key id) may hold."""
+        if self.max_events_per_signer is not None:
+            return self.max_events_per_signer
+        return max(self.max_events_per_source, self.max_events // 4)
+
+    def established(self, source: str) -> bool:
+        """A source that is never an unknown newcomer: bound to an Ed25519 key by the trust
+        store, or an RSU heard by its heartbeats within the last ESTABLISHED_FOR_NS."""
+        bound = getattr(self.keyring, 'bound_ids', ())
+        return source in bound or source in self._rsus
 
     def take_conflicts(self) -> list[IdConflict]:
         """Id conflicts found since the last call."""
@@ -286,36 +335,35 @@ class Receiver:
         name = self._identity(source, env, mono)
         key = (source, env.origin, payload.sequence) if is_alert else None
         prev = self._events.get(key) if is_alert else None
+        signer = (env.auth, env.key_id)
         if is_alert and prev is None:
-            held = self._per_source.get(source, 0)
-            # a source holding no event (new, unknown) may not take the last tenth: under a
-            # flood of new source ids, the sources already known keep room for their events
-            room = self.max_events if held else self.max_events - self.max_events // 10
-            if len(self._events) >= room or held >= self.max_events_per_source:
-                raise StateFull(f'event table full ({len(self._events)} held, '
-                                f'{held} of {ranges.printable(source)}): new event dropped')
+            self._admit(source, signer)
         if session is None:
-            floor = self._evicted_floor.get((env.auth, env.key_id))
-            if floor is not None and env.send_time_ns <= floor:
-                late_s = (floor - env.send_time_ns) / 1e9
-                raise StateFull(f'session table was full: a session not held must be newer '
-                                f'than the last one forgotten ({late_s:.3f} s older)')
+            floor = self._floors.get((source, env.origin))
+            if floor is not None and env.send_time_ns <= floor[0]:
+                late_s = (floor[0] - env.send_time_ns) / 1e9
+                raise StateFull(f'session table was full: a session of this sender not held '
+                                f'must be newer than its last one forgotten ({late_s:.3f} s '
+                                'older)')
             session = self._sessions[skey] = _Session()
             if len(self._sessions) > self.max_sessions:
-                (_, auth, key_id, _, _), old = self._sessions.popitem(last=False)
-                self._evicted_floor[(auth, key_id)] = max(
-                    old.last_send_ns, self._evicted_floor.get((auth, key_id), 0))
+                self._forget_oldest_session(mono)
         else:
             self._sessions.move_to_end(skey)
         session.window.mark(env.counter)
         session.last_mono = mono
         session.last_send_ns = max(session.last_send_ns, env.send_time_ns)
+        session.last_recv_ns = now_ns
+        mark = min(env.send_time_ns, now_ns)  # a future-dated datagram raises no mark
         if (high is None and len(self.high_water) < 4 * self.max_sessions) or (
-                high is not None and env.send_time_ns > high):
-            self.high_water[hw_key] = env.send_time_ns
+                high is not None and mark > high):
+            self.high_water[hw_key] = mark
             self.high_water_changed = True
         if not is_alert:
-            return HeartbeatReceived(payload, env, (env.send_time_ns - now_ns) / 1e9)
+            bound = source in getattr(self.keyring, 'bound_ids', ())
+            if payload.role == ranges.ROLE_RSU and getattr(dg.verifier, 'signs_alerts', True):
+                self._note_rsu(source, mono)
+            return HeartbeatReceived(payload, env, (env.send_time_ns - now_ns) / 1e9, bound)
         if name != source:
             payload = replace(payload, source_id=name)
         change = classify(None if prev is None else prev[:2], payload)
@@ -324,8 +372,50 @@ class Receiver:
         forget_at = mono + (expires_ns - now_ns) + self.skew_ns
         if prev is None:
             self._per_source[source] = self._per_source.get(source, 0) + 1
-        self._events[key] = (payload.stamp_ns, payload.cancelled, forget_at)
+            self._per_signer[signer] = self._per_signer.get(signer, 0) + 1
+        else:
+            signer = prev[3]  # the event stays charged to the signer that created it
+        self._events[key] = (payload.stamp_ns, payload.cancelled, forget_at, signer)
         return AlertDelivered(payload, env, change)
+
+    def _admit(self, source: str, signer: tuple[int, bytes]) -> None:
+        """Room for a new event of source signed by signer, else StateFull."""
+        held = self._per_source.get(source, 0)
+        total = len(self._events)
+        if total >= self.max_events or held >= self.max_events_per_source:
+            raise StateFull(f'event table full ({total} held, {held} of '
+                            f'{ranges.printable(source)}): new event dropped')
+        if held < ESTABLISHED_RESERVE and self.established(source):
+            return  # an RSU is never an unknown newcomer, whatever the flood holds
+        by_signer = self._per_signer.get(signer, 0)
+        if by_signer >= self.signer_quota:
+            raise StateFull(f'its key {signer[1].hex()} holds {by_signer} events (its '
+                            'quota): new event dropped')
+        if not held and total >= self.max_events - self.max_events // 10:
+            raise StateFull(f'event table {total} of {self.max_events}: the last tenth is '
+                            f'kept for sources already known; new source '
+                            f'{ranges.printable(source)} dropped')
+
+    def _note_rsu(self, source: str, mono: int) -> None:
+        """An RSU heard by a heartbeat of an alert-capable key (bounded: newcomers lose)."""
+        rsus = self._rsus
+        if source in rsus:
+            rsus.move_to_end(source)
+        elif len(rsus) >= MAX_ESTABLISHED_RSUS:
+            return
+        rsus[source] = mono
+
+    def _forget_oldest_session(self, mono: int) -> None:
+        """Make room: the least recently heard session goes; its floor stays 2 x skew."""
+        (source, _, _, origin, _), old = self._sessions.popitem(last=False)
+        floors = self._floors
+        name = (source, origin)
+        before = floors.pop(name, None)
+        floor = old.floor() if before is None else max(before[0], old.floor())
+        floors[name] = (floor, mono + 2 * self.skew_ns)
+        if len(floors) > 4 * self.max_sessions:
+            floors.popitem(last=False)
+            self.counters['floors_dropped'] += 1
 
     def _identity(self, source: str, env: Envelope, mono: int) -> str:
         """Track the origins using source; note a conflict; the name to deliver under."""
@@ -359,12 +449,14 @@ class Receiver:
         for key in [k for k, s in self._sessions.items() if s.last_mono < horizon]:
             del self._sessions[key]
         for key in [k for k, e in self._events.items() if e[2] < mono]:
-            del self._events[key]
-            left = self._per_source.get(key[0], 1) - 1
-            if left > 0:
-                self._per_source[key[0]] = left
-            else:
-                self._per_source.pop(key[0], None)
+            _release(self._per_source, key[0])
+            _release(self._per_signer, self._events.pop(key)[3])
+        floors = self._floors
+        while floors and next(iter(floors.values()))[1] < mono:
+            floors.popitem(last=False)
+        rsus, quiet = self._rsus, mono - ESTABLISHED_FOR_NS
+        while rsus and next(iter(rsus.values())) < quiet:
+            rsus.popitem(last=False)
         for source in list(self._origins):
             origins = self._origins[source]
             for origin in [o for o, (last, _) in origins.items() if last < horizon]:
@@ -391,3 +483,12 @@ class Receiver:
             except (ValueError, TypeError):
                 continue
         return out
+
+
+def _release(counts: dict, key) -> None:
+    """One held event of key less."""
+    left = counts.get(key, 1) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)

@@ -12,6 +12,11 @@ import secrets
 from v2x_protocol import ranges, wire
 from v2x_protocol.wire import AlertData, HeartbeatData
 
+__all__ = [
+    'MAX_VALIDITY_S', 'InvalidTiming', 'UnknownEvent', 'OutOfRangeInput', 'check_validity',
+    'check_input', 'Sender', 'fill_identity', 'Outbox',
+]
+
 #: the largest validity_s accepted (ranges.MAX_VALIDITY_S, DENM's one day)
 MAX_VALIDITY_S = ranges.MAX_VALIDITY_S
 
@@ -50,18 +55,28 @@ class Sender:
     """Frames and signs datagrams for one session. signer None means auth 'none'.
 
     origin: the station instance (SequenceStore.origin) whose events these are; session:
-    random per start.
+    random per start. heartbeat_signer: the key for heartbeats when it is not signer (a
+    vehicle's fleet heartbeat key); a key that may not sign alerts (HeartbeatKey) never
+    signs one here (InvalidMessage), so a vehicle cannot put an alert on the air.
     """
 
-    def __init__(self, signer=None, session: int | None = None, origin: int = 0):
+    def __init__(self, signer=None, session: int | None = None, origin: int = 0,
+                 heartbeat_signer=None):
         self.signer = signer
+        self.heartbeat_signer = heartbeat_signer
         self.session = secrets.randbits(64) if session is None else session
         self.origin = origin
         self.counter = 0
 
     def datagram(self, payload: AlertData | HeartbeatData, now_ns: int) -> bytes:
         """The next datagram of this session (raises wire.InvalidMessage on bad input)."""
-        data = wire.encode(payload, signer=self.signer, session=self.session,
+        signer = self.signer
+        if isinstance(payload, HeartbeatData) and self.heartbeat_signer is not None:
+            signer = self.heartbeat_signer
+        elif signer is not None and not getattr(signer, 'signs_alerts', True):
+            raise wire.InvalidMessage(f'{signer!r} is a heartbeat-only key: it signs no '
+                                      'alert (an RSU signs alerts with its own key)')
+        data = wire.encode(payload, signer=signer, session=self.session,
                            counter=self.counter + 1, send_time_ns=now_ns, origin=self.origin)
         self.counter += 1
         return data

@@ -19,6 +19,18 @@ import struct
 
 from v2x_protocol import ranges
 
+__all__ = [
+    'MAGIC', 'VERSION', 'MAX_DATAGRAM', 'HEADER_LEN', 'KEY_ID_LEN', 'TAG_LEN', 'TYPE_ALERT',
+    'TYPE_HEARTBEAT', 'AUTH_NONE', 'AUTH_HMAC', 'AUTH_ED25519', 'AUTH_NAMES', 'FLAG_CANCELLED',
+    'FLAG_CLIP_REQUESTED', 'MAX_TEXT', 'MAX_TIME_NS', 'WireError', 'MalformedDatagram',
+    'OversizedDatagram', 'UnsupportedVersion', 'Unauthenticated', 'UnknownKey', 'BadSignature',
+    'HeartbeatKeyMisuse', 'ForgedSource', 'OutOfRange', 'ControlChars', 'FutureDated',
+    'TooOld', 'Expired', 'Replayed', 'CounterJump', 'InternalError', 'InvalidMessage',
+    'AlertData', 'HeartbeatData', 'Envelope', 'Datagram', 'encode', 'encode_alert_body',
+    'encode_heartbeat_body', 'parse_header', 'decode', 'decode_alert_body',
+    'decode_heartbeat_body', 'f32',
+]
+
 MAGIC = b'VX'
 VERSION = 2
 MAX_DATAGRAM = 1200
@@ -141,6 +153,13 @@ class ForgedSource(WireError):
     reason = 'forged_source'
 
 
+class HeartbeatKeyMisuse(WireError):
+    """A datagram signed with a heartbeat-only key (the fleet's heartbeat key) that is not
+    a vehicle's heartbeat: such a key never signs an alert nor speaks as an RSU."""
+
+    reason = 'heartbeat_key'
+
+
 class InternalError(WireError):
     """An unexpected exception while handling a datagram (a bug): counted, never raised."""
 
@@ -228,10 +247,12 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Datagram:
-    """A verified, decoded datagram: its envelope and its payload."""
+    """A verified, decoded datagram: its envelope, its payload, and the key that verified
+    it (the keyring's verifier; None for auth none)."""
 
     envelope: Envelope
     payload: AlertData | HeartbeatData
+    verifier: object = dataclasses.field(default=None, compare=False, repr=False)
 
 
 # --- encoding ---------------------------------------------------------------------------
@@ -305,6 +326,8 @@ def encode(payload: AlertData | HeartbeatData, *, signer, session: int, counter:
         msg_type, body = TYPE_HEARTBEAT, encode_heartbeat_body(payload)
     else:
         raise InvalidMessage(f'cannot encode {type(payload).__name__}')
+    if counter < 1:
+        raise InvalidMessage(f'counter {counter}: counters start at 1')
     auth = AUTH_NONE if signer is None else signer.auth
     key_id = bytes(KEY_ID_LEN) if signer is None else signer.key_id
     header = _HEADER.pack(MAGIC, VERSION, msg_type, auth, 0, len(body), key_id,
@@ -339,6 +362,8 @@ def parse_header(data: bytes) -> tuple[Envelope, int]:
         raise MalformedDatagram('reserved byte is not 0')
     if auth == AUTH_NONE and key_id != bytes(KEY_ID_LEN):
         raise MalformedDatagram('auth 0 (none) with a non-zero key id')
+    if counter == 0:
+        raise MalformedDatagram('counter 0 (counters start at 1)')
     expected = HEADER_LEN + body_len + TAG_LEN[auth]
     if len(data) != expected:
         raise MalformedDatagram(f'length {len(data)} != header {HEADER_LEN} + body {body_len}'
@@ -416,15 +441,21 @@ def decode_heartbeat_body(body: bytes) -> HeartbeatData:
 def decode(data: bytes, keyring, header: tuple[Envelope, int] | None = None) -> Datagram:
     """Steps 1-2 of the receiver: frame and version, then authentication, then the body.
 
-    keyring.verifier(auth, key_id) returns an object with verify(signed, tag) -> bool (and
-    optionally may_speak_for(source_id) -> bool), or raises Unauthenticated / UnknownKey.
-    The body is parsed only after the tag verifies; then its source_id must be one the
-    signer may speak for (ForgedSource).
+    keyring.verifier(auth, key_id) returns an object with verify(signed, tag) -> bool, or
+    raises Unauthenticated / UnknownKey. A verifier whose signs_alerts is False (a
+    heartbeat-only key) is refused for an alert before its tag is checked, and for a
+    heartbeat that is not a vehicle's (HeartbeatKeyMisuse). The body is parsed only after
+    the tag verifies; then keyring.may_speak_for(verifier, source_id) (or the verifier's
+    own may_speak_for) must allow its source_id (ForgedSource).
     header: parse_header(data) when the caller has it already.
     """
     envelope, body_len = parse_header(data) if header is None else header
     signed_end = HEADER_LEN + body_len
     verifier = keyring.verifier(envelope.auth, envelope.key_id)
+    alerts_ok = getattr(verifier, 'signs_alerts', True)
+    if not alerts_ok and envelope.msg_type == TYPE_ALERT:
+        raise HeartbeatKeyMisuse(f'an alert signed with the heartbeat-only key '
+                                 f'{envelope.key_id.hex()}')
     if envelope.auth != AUTH_NONE and not verifier.verify(data[:signed_end],
                                                           data[signed_end:]):
         raise BadSignature(f'tag does not verify for key id {envelope.key_id.hex()}')
@@ -433,11 +464,20 @@ def decode(data: bytes, keyring, header: tuple[Envelope, int] | None = None) -> 
         payload = decode_alert_body(body)
     else:
         payload = decode_heartbeat_body(body)
-    may_speak_for = getattr(verifier, 'may_speak_for', None)
-    if may_speak_for is not None and not may_speak_for(payload.source_id):
-        raise ForgedSource(f'key {verifier.name or envelope.key_id.hex()} may not sign for '
-                           f'source_id {ranges.printable(payload.source_id)!r}')
-    return Datagram(envelope, payload)
+        if not alerts_ok and payload.role != ranges.ROLE_VEHICLE:
+            raise HeartbeatKeyMisuse(f'the heartbeat-only key {envelope.key_id.hex()} signs '
+                                     f'only vehicle heartbeats, not role {payload.role}')
+    keyring_check = getattr(keyring, 'may_speak_for', None)
+    if keyring_check is not None:
+        allowed = keyring_check(verifier, payload.source_id)
+    else:
+        own_check = getattr(verifier, 'may_speak_for', None)
+        allowed = own_check is None or own_check(payload.source_id)
+    if not allowed:
+        name = getattr(verifier, 'name', '') or envelope.key_id.hex()
+        raise ForgedSource(f'key {name} may not sign for source_id '
+                           f'{ranges.printable(payload.source_id)!r}')
+    return Datagram(envelope, payload, verifier)
 
 
 def f32(value: float) -> float:

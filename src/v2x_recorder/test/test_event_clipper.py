@@ -11,6 +11,7 @@ import yaml
 
 from v2x_common import qos
 from v2x_common.diagnostics import WARN
+from v2x_common.exit_codes import ExitCode
 from v2x_common.timeutil import fill_stamp, to_seconds
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip
@@ -204,12 +205,12 @@ def test_make_clip_cuts_directly_without_the_node(tmp_path, make_segments):
     out = io.StringIO()
     argv = [str(start + 4), '--pre', '2', '--post', '2', '--direct', '--clip-id', 'cli',
             '--recording-dir', str(tmp_path / 'rec'), '--archive-dir', str(tmp_path / 'a')]
-    assert v2x_make_clip.main(argv, out=out) == v2x_make_clip.Exit.OK
+    assert v2x_make_clip.main(argv, out=out) == ExitCode.OK
     side = json.loads(out.getvalue())
     assert side['duration_s'] == pytest.approx(4.0, abs=1.0) and side['gaps'] == []
     assert os.path.basename(side['path']) == f'accident_{start + 4}_cli.mp4'
     argv[0] = str(start - 1000)
-    assert v2x_make_clip.main(argv, out=io.StringIO()) == v2x_make_clip.Exit.NO_FOOTAGE
+    assert v2x_make_clip.main(argv, out=io.StringIO()) == ExitCode.NO_FOOTAGE
 
 
 def test_make_clip_waiting_directly_holds_the_footage(tmp_path, make_segments):
@@ -228,7 +229,7 @@ def test_make_clip_waiting_directly_holds_the_footage(tmp_path, make_segments):
         time.sleep(seconds)
 
     status = v2x_make_clip.main(argv, out=io.StringIO(), sleep=sleep)
-    assert status == v2x_make_clip.Exit.OK
+    assert status == ExitCode.OK
     assert set(held) == {(now - 4, now + 1)}
     assert read_windows(state) == []
 

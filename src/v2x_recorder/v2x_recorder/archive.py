@@ -11,29 +11,14 @@ cannot be read counts as evidence (never deleted first by mistake).
 """
 
 from dataclasses import dataclass
-import json
 import os
 from typing import Iterable, Sequence
 
-from v2x_recorder.clips import ARCHIVE_PREFIX
-
-ALERT_ORIGIN = 'alert'
-
-
-@dataclass(frozen=True)
-class ArchivedClip:
-    """One archived clip: its stem, files, total size, newest modification time, origin."""
-
-    stem: str
-    files: tuple[str, ...]
-    size: int
-    mtime: float
-    origin: str = ALERT_ORIGIN
-
-    @property
-    def is_evidence(self) -> bool:
-        """True for a clip of a real alert (or one whose origin is unknown)."""
-        return self.origin not in ('service', 'cli')
+from v2x_common.clip_archive import (  # noqa: F401 -- the archive's listing, shared
+    ALERT_ORIGIN,
+    ArchivedClip,
+    scan_archive,
+)
 
 
 @dataclass(frozen=True)
@@ -44,42 +29,6 @@ class ArchivePolicy:
     max_bytes: int
     max_age_s: float
     alert_max_age_s: float = 0.0  # clips of real alerts: 0 = no age limit
-
-
-def _origin(files: Sequence[str]) -> str:
-    for path in files:
-        if path.endswith('.json'):
-            try:
-                with open(path, encoding='utf-8') as f:
-                    origin = json.load(f).get('origin', ALERT_ORIGIN)
-            except (OSError, ValueError, AttributeError):
-                return ALERT_ORIGIN
-            return str(origin)
-    return ALERT_ORIGIN
-
-
-def scan_archive(directory: str) -> list[ArchivedClip]:
-    """The clips in directory, oldest first (by newest file modification time)."""
-    groups: dict[str, list[tuple[str, int, float]]] = {}
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        stem, ext = os.path.splitext(entry.name)
-        if not stem.startswith(ARCHIVE_PREFIX) or ext not in ('.mp4', '.json'):
-            continue
-        try:
-            st = entry.stat()
-        except FileNotFoundError:
-            continue
-        groups.setdefault(stem, []).append((entry.path, st.st_size, st.st_mtime))
-    clips = []
-    for stem, files in groups.items():
-        paths = tuple(sorted(f[0] for f in files))
-        clips.append(ArchivedClip(stem, paths, sum(f[1] for f in files),
-                                  max(f[2] for f in files), _origin(paths)))
-    return sorted(clips, key=lambda c: (c.mtime, c.stem))
 
 
 def plan_archive_deletions(clips: Sequence[ArchivedClip], now: float, policy: ArchivePolicy,

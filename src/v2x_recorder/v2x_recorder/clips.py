@@ -16,6 +16,7 @@ import math
 import re
 from typing import Sequence
 
+from v2x_common.clip_archive import ARCHIVE_PREFIX
 from v2x_common.timeutil import iso
 from v2x_recorder.segments import (
     EDGE_TOLERANCE_S,
@@ -36,7 +37,6 @@ DEFAULT_DEADLINE_S = 60.0
 #: A cut clip shorter than its plan by more than this lists the shortfall as a gap.
 SHORTFALL_TOLERANCE_S = 0.5
 
-ARCHIVE_PREFIX = 'accident_'
 SIDECAR_VERSION = 1
 
 

@@ -12,26 +12,15 @@ file in --state-dir) unless given. T0 is epoch seconds, an ISO 8601 time, or 'no
 import argparse
 import contextlib
 from datetime import datetime, timezone
-import enum
 import json
 import os
 import sys
 import time
 from typing import Callable, TextIO
 
+from v2x_common.exit_codes import ExitCode
 from v2x_recorder import clips, cutter, ffmpeg_tools, segments
 from v2x_recorder.pending import CLIPPER_SETTINGS_FILE, PendingStore
-
-
-class Exit(enum.IntEnum):
-    """Exit statuses of v2x_make_clip."""
-
-    OK = 0
-    FAILED = 1          # ffmpeg failed or the service refused
-    USAGE = 2
-    NO_FOOTAGE = 3
-    NO_FFMPEG = 4
-    TIMEOUT = 5         # --wait: no Clip arrived in time
 
 
 def parse_t0(text: str, now: float) -> float:
@@ -105,7 +94,7 @@ def main(argv=None, env: dict | None = None, out: TextIO | None = None,
             default_post_s=clipper.get('post_window_s', clips.DEFAULT_POST_S))
     except (argparse.ArgumentTypeError, clips.BadClipRequest) as exc:
         print(f'v2x_make_clip: {exc}', file=sys.stderr)
-        return Exit.USAGE
+        return ExitCode.USAGE
     if not args.direct:
         status = _via_service(args, request, out)
         if status is not None:
@@ -119,7 +108,7 @@ def _direct(args, request: clips.ClipRequest, out: TextIO, sleep, env) -> int:
         tools = ffmpeg_tools.find_ffmpeg(args.ffmpeg, path=env.get('PATH'))
     except ffmpeg_tools.FfmpegNotFound as exc:
         print(f'v2x_make_clip: {exc}', file=sys.stderr)
-        return Exit.NO_FFMPEG
+        return ExitCode.MISSING_TOOL
     if not args.no_wait and not _recorded(args, request):
         deadline = clips.due_at(request, args.deadline)
         print(f'v2x_make_clip: waiting up to {max(0.0, deadline - time.time()):.1f} s for '
@@ -130,8 +119,8 @@ def _direct(args, request: clips.ClipRequest, out: TextIO, sleep, env) -> int:
     result = cutter.cut_clip(request, args.recording_dir, args.archive_dir, tools)
     print(json.dumps(result.sidecar, indent=1, sort_keys=True), file=out)
     if result.path:
-        return Exit.OK
-    return Exit.NO_FOOTAGE if not result.sidecar.get('segments') else Exit.FAILED
+        return ExitCode.OK
+    return ExitCode.NO_FOOTAGE if not result.sidecar.get('segments') else ExitCode.ERROR
 
 
 def read_clipper_settings(state_dir: str) -> dict:
@@ -200,14 +189,14 @@ def _via_service(args, request: clips.ClipRequest, out: TextIO) -> int | None:
         executor.spin_until_future_complete(future, timeout_sec=10.0)
         if not future.done() or future.result() is None:
             print('v2x_make_clip: event_clipper did not answer', file=sys.stderr)
-            return Exit.FAILED
+            return ExitCode.ERROR
         response = future.result()
         print(json.dumps({'accepted': response.accepted, 'path': response.path,
                           'message': response.message, 'clip_id': request.clip_id}), file=out)
         if not response.accepted:
-            return Exit.FAILED
+            return ExitCode.ERROR
         if not args.wait:
-            return Exit.OK
+            return ExitCode.OK
         limit = args.wait_timeout or _longest_wait(node, executor, args, request)
         end = time.monotonic() + max(1.0, limit)
         while time.monotonic() < end:
@@ -218,9 +207,9 @@ def _via_service(args, request: clips.ClipRequest, out: TextIO) -> int | None:
                 print(json.dumps({'clip_id': clip.clip_id, 'path': clip.path,
                                   'sha256': clip.sha256, 'duration_s': clip.duration_s,
                                   'gaps': list(clip.gaps), 'error': clip.error}), file=out)
-                return Exit.OK if clip.path else Exit.NO_FOOTAGE
+                return ExitCode.OK if clip.path else ExitCode.NO_FOOTAGE
         print('v2x_make_clip: no Clip arrived in time', file=sys.stderr)
-        return Exit.TIMEOUT
+        return ExitCode.TIMEOUT
     finally:
         executor.shutdown()
         node.destroy_node()

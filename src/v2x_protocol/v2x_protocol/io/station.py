@@ -1,4 +1,4 @@
-"""Default station ids (pure but for reading the host name): one derivation for every node.
+"""Default station ids (reads the host name): one derivation for every node.
 
 An RSU's default id is 'rsu_<host>' so that two RSUs never share a default (issue 12);
 a vehicle's is a random pseudonym 'vehicle_<8 hex digits>' (issue 18: vehicles must not
@@ -10,7 +10,9 @@ import re
 import secrets
 import socket
 
-MAX_STATION_ID_BYTES = 64
+from v2x_protocol.ranges import MAX_STATION_ID_BYTES
+
+__all__ = ['MAX_STATION_ID_BYTES', 'default_station_id', 'pseudonym']
 
 
 def default_station_id(role: str) -> str:

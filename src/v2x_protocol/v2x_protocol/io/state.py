@@ -18,7 +18,11 @@ from pathlib import Path
 import secrets
 
 from v2x_common.files import write_json_atomic
+from v2x_protocol.receiver import Receiver
 from v2x_protocol.wire import AlertData
+
+__all__ = ['MAX_SEQUENCE', 'HighWaterFile', 'OutboxFile', 'SentEvents', 'SequenceStore',
+           'locked']
 
 MAX_SEQUENCE = 0xFFFFFFFF
 
@@ -161,3 +165,29 @@ class OutboxFile:
             if alert.expires_ns > now_ns:
                 out.append(alert)
         return out
+
+
+class HighWaterFile:
+    """The receiver's high-water marks (state_dir/high_water.json, docs/protocol.md "The
+    state directory"): {"<auth>:<key id hex>:<source_id>": <send time ns>}, written
+    atomically and durably; an unreadable file reads as no marks."""
+
+    FILE = 'high_water.json'
+
+    def __init__(self, state_dir: str | Path):
+        self.path = Path(state_dir) / self.FILE
+
+    def load(self) -> dict[tuple[str, int, bytes], int]:
+        """The marks for Receiver(high_water=...) ({} when there is no usable file)."""
+        try:
+            data = json.loads(self.path.read_text(encoding='utf-8'))
+        except (OSError, ValueError):
+            return {}
+        return Receiver.high_water_from_state(data if isinstance(data, dict) else {})
+
+    def save(self, marks) -> None:
+        """Write the receiver's marks: a Receiver, or its high_water_state() taken under
+        the caller's lock (the gateway writes on its state-writer thread)."""
+        if isinstance(marks, Receiver):
+            marks = marks.high_water_state()
+        write_json_atomic(self.path, marks)

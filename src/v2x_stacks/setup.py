@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+package_name = 'v2x_stacks'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='V2X Alerts Maintainers',
+    maintainer_email='maintainers@v2x-alerts.dev',
+    description='vehicle_stack: alert_gateway and speed_policy composed in one process.',
+    license='AGPL-3.0-only',
+    entry_points={
+        'console_scripts': [
+            'vehicle_stack = v2x_stacks.vehicle_stack:main',
+        ],
+    },
+)
