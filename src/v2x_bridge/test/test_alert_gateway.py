@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import pytest
 from rclpy.parameter import Parameter
 from visualization_msgs.msg import Marker, MarkerArray
@@ -13,7 +14,7 @@ import yaml
 
 from v2x_bridge.alert_gateway import PARAMETERS, AlertGateway
 from v2x_common import qos
-from v2x_common.diagnostics import ERROR, WARN
+from v2x_common.diagnostics import ERROR, WARN, make_status
 from v2x_common.params import ParameterError, defaults
 from v2x_msgs.msg import Alert, Heartbeat, PeerArray
 from v2x_protocol.io.state import OutboxFile
@@ -203,7 +204,9 @@ def test_csv_rotation_and_markers(pair):
 
 
 def test_heartbeats_peers_and_staleness(pair):
-    """The vehicle hears RSU heartbeats, lists it as a fresh peer, then stale once it stops."""
+    """The vehicle hears RSU heartbeats, lists it as a fresh peer (with the status of its
+    heartbeat: ERROR 'rsu degraded: camera frozen' once the RSU's detector says so on
+    /diagnostics), then stale once it stops."""
     ros, got = pair['ros'], pair['got']
 
     def rsu_peer():
@@ -220,6 +223,19 @@ def test_heartbeats_peers_and_staleness(pair):
                           == ['vehicle_01'], 20)  # the RSU hears the vehicle's heartbeats
     peer = rsu_peer()
     assert not peer.stale and abs(peer.clock_offset_s) < 1.0
+    assert (peer.status, peer.status_message) == (Heartbeat.STATUS_OK, 'rsu rsu_server_01')
+    diag = ros.node('probe2').create_publisher(DiagnosticArray, '/diagnostics',
+                                               qos.DIAGNOSTICS)
+    frozen = make_status('rsu/hazard_detector', ERROR, 'camera frozen: ...',
+                         {'camera': 'frozen'})
+
+    def degraded():
+        diag.publish(DiagnosticArray(status=[frozen]))
+        p = rsu_peer()
+        return (p.status, p.status_message) == (Heartbeat.STATUS_ERROR,
+                                                'rsu degraded: camera frozen')
+    assert ros.spin_until(degraded, 20)
+    assert got['hb'][-1].status_message == 'rsu degraded: camera frozen'
     start = time.monotonic()  # before the removal: its last heartbeat is no later than this
     ros.remove(pair['rsu'])
     assert ros.spin_until(lambda: rsu_peer().stale, 20)

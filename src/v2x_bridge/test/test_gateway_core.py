@@ -56,14 +56,15 @@ class Clock:
         self.mono += int(seconds * S)
 
 
-def _core(role, clock, station_id='', secret=SECRET, federated=False, origin=7):
+def _core(role, clock, station_id='', secret=SECRET, federated=False, origin=7,
+          camera_stale_s=0.0):
     key = keys.HmacKey(secret)
     identity = Identity(role, station_id, signer=key, can_send=True, origin=origin)
     sequences = iter(range(1, 1000))
     settings = CoreSettings(role=role, heartbeat_role=1 if role == 'rsu' else 2,
                             repeat_interval_s=1.0, heartbeat_period_s=1.0, stale_after=3,
                             max_clock_skew_s=30.0, default_validity_s=600.0,
-                            federated=federated)
+                            federated=federated, camera_stale_s=camera_stale_s)
     return GatewayCore(settings, identity, keys.Keyring([key]),
                        next_sequence=lambda _source: next(sequences), clock=clock)
 
@@ -164,7 +165,7 @@ def test_the_tick_saves_state_expires_alerts_and_lists_peers(link):
     HIGH_WATER_SAVE_S; peers with the path they were heard on; markers when the live
     alerts changed, and again when one expires."""
     clock, rsu, veh = link
-    out = _sent(rsu.alert_out(_alert(validity_s=5.0))) + _sent(rsu.heartbeat(True, 'ok'))
+    out = _sent(rsu.alert_out(_alert(validity_s=5.0))) + _sent(rsu.heartbeat(OK, 'ok'))
     got = list(veh.ingest(out, BROKER))
     assert [type(a) for a in got] == [Delivered, HeardHeartbeat]
     assert got[1].heartbeat.source_id == 'rsu_1'
@@ -214,7 +215,7 @@ def test_pseudonym_rotation_is_followed_everywhere(link):
     new = (ident.station_id, ident.origin, ident.session)
     assert all(a != b for a, b in zip(old, new, strict=True)) and new[0] in log.text
     assert veh.receiver.own_ids == {new[0]: new[1:]}
-    (hb,) = veh.heartbeat(True, 'fine')
+    (hb,) = veh.heartbeat(OK, 'fine')
     (heard,) = rsu.ingest([hb.datagram], RADIO)
     assert heard.heartbeat.source_id == new[0] and heard.heartbeat.role == 2
     assert veh.health(veh.counters()) == (OK, f'vehicle {new[0]}')
@@ -227,7 +228,7 @@ def test_health_says_conflicts_auth_failures_and_pressure(link):
     and a receive buffer that overflowed: WARN while recent; then OK again."""
     clock, rsu, veh = link
     twin = _core('rsu', clock, 'rsu_1', origin=8)
-    twin_hb = _sent(twin.heartbeat(True, 'ok'))
+    twin_hb = _sent(twin.heartbeat(OK, 'ok'))
     list(rsu.ingest(twin_hb, RADIO))
     assert any(isinstance(a, Log) and a.level == 'error' and 'two stations' in a.text
                for a in rsu.tick())
@@ -235,7 +236,7 @@ def test_health_says_conflicts_auth_failures_and_pressure(link):
     clock.advance(61)
     assert rsu.health(rsu.counters()) == (OK, 'rsu rsu_1')
     stranger = _core('rsu', clock, 'rsu_x', secret=b'another-secret-0123456789')
-    list(veh.ingest(_sent(stranger.heartbeat(True, 'ok')), RADIO))
+    list(veh.ingest(_sent(stranger.heartbeat(OK, 'ok')), RADIO))
     level, message = veh.health(veh.counters())
     assert level == WARN and 'authentication' in message
     assert veh.counters()['dropped_unknown_key'] == 1
@@ -258,3 +259,34 @@ def test_dropped_datagrams_are_summarised_at_a_bounded_rate(link):
     clock.advance(10)
     (line,) = [a for a in veh.tick(kernel_drops=3) if isinstance(a, Log)]
     assert 'dropped 1 datagrams (malformed 1)' in line.text
+
+
+def _peer_after(rsu, veh, clock, level=OK, message='ok'):
+    """The vehicle's peer record of the RSU after one heartbeat of it."""
+    clock.advance(1.0)
+    list(veh.ingest(_sent(rsu.heartbeat(level, message)), RADIO))
+    (peers,) = [a for a in veh.tick() if isinstance(a, PeersNow)]
+    (peer,) = peers.peers
+    return peer.status, peer.status_message
+
+
+def test_a_degraded_camera_becomes_the_heartbeat_status_and_the_peer_record(link):
+    """The detector's diagnostics (camera frozen: ERROR) -> the RSU's heartbeat says ERROR
+    'rsu degraded: camera frozen' and the vehicle's peer record carries it; a camera that
+    sees again -> the gateway's own status; the detector silent for camera_stale_s (dead or
+    disabled) or failing in itself -> 'camera detector_down'; the gateway's own ERROR is
+    said first; a vehicle watches no camera."""
+    clock, _, veh = link
+    rsu = _core('rsu', clock, 'rsu_9', camera_stale_s=15.0)
+    assert _peer_after(rsu, veh, clock) == (0, 'ok')  # not heard yet, within 15 s of start
+    rsu.camera_heard(ERROR, 'frozen')
+    assert _peer_after(rsu, veh, clock, WARN, 'busy') == (2, 'rsu degraded: camera frozen')
+    rsu.camera_heard(OK, 'ok')
+    assert _peer_after(rsu, veh, clock, WARN, 'busy') == (1, 'busy')
+    rsu.camera_heard(ERROR, 'ok')  # the detector's own failure (its worker died)
+    assert _peer_after(rsu, veh, clock) == (2, 'rsu degraded: camera detector_down')
+    rsu.camera_heard(OK, 'ok')
+    clock.advance(15.0)  # then nothing: the detector died or was never started
+    assert _peer_after(rsu, veh, clock) == (2, 'rsu degraded: camera detector_down')
+    assert _peer_after(rsu, veh, clock, ERROR, 'id conflict') == (2, 'id conflict')
+    assert _core('vehicle', clock, 'veh_9', camera_stale_s=15.0).camera is None

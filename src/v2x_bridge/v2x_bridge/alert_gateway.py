@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
@@ -71,6 +72,7 @@ from v2x_protocol.wire import AlertData
 NODE_NAME = 'alert_gateway'
 ROLES = {'rsu': Heartbeat.ROLE_RSU, 'vehicle': Heartbeat.ROLE_VEHICLE}
 LEVELS = {gateway_core.OK: OK, gateway_core.WARN: WARN, gateway_core.ERROR: ERROR}
+_CORE_LEVELS = {v: k for k, v in LEVELS.items()}
 GIL_SWITCH_S = 0.0005    # let the receive thread in quickly (default 5 ms)
 SEEN_BATCH = 200  # messages of v2x/alert checked per wake-up of that subscription
 RX_WAIT_S = 0.2          # the receive thread checks for shutdown this often
@@ -110,6 +112,8 @@ class Settings:
     origin_lon: float
     default_validity_s: float
     pseudonym_period_s: float
+    camera_status: str
+    camera_stale_s: float
     broker: BrokerConfig | None  # broker_*: None when broker_url is '' (federation off)
 
 
@@ -157,6 +161,11 @@ PARAMETERS = (
           in_range(-180.0, 180.0)),
     Param('default_validity_s', 600.0, 'validity given to alerts that come with 0',
           in_range(0.1, 86400.0)),
+    Param('camera_status', 'hazard_detector', "rsu: the detector's /diagnostics status "
+          "name (relative: in this gateway's namespace) whose camera health goes into the "
+          "heartbeat; '' = none watched"),
+    Param('camera_stale_s', 15.0, 'rsu: that status unheard this long (a dead or disabled '
+          "detector) reads as 'rsu degraded: camera detector_down'", in_range(1.0, 3600.0)),
     Param('pseudonym_period_s', 0.0, "vehicle with station_id '': draw a new pseudonym this "
           'often (0 = once per start)', in_range(0.0, 86400.0)),
 ) + federation.PARAMETERS  # broker_* (issue 15): read here with the rest
@@ -235,7 +244,8 @@ class AlertGateway(Node):
                          heartbeat_period_s=s.heartbeat_period_s, stale_after=s.stale_after,
                          max_clock_skew_s=s.max_clock_skew_s,
                          default_validity_s=s.default_validity_s,
-                         federated=s.broker is not None),
+                         federated=s.broker is not None,
+                         camera_stale_s=s.camera_stale_s if s.camera_status else 0.0),
             self.identity, keyring, next_sequence=self._sequences.next,
             high_water=self._high_water.load())
         self._act = {Delivered: self._on_delivered, Publish: self._on_publish,
@@ -267,6 +277,12 @@ class AlertGateway(Node):
             if self.identity.pseudonymous and s.pseudonym_period_s > 0:
                 self.create_timer(s.pseudonym_period_s, self._rotate_pseudonym)
         self.create_timer(1.0, self._on_second)
+        if self.core.camera is not None:
+            ns, name = self.get_namespace().strip('/'), s.camera_status
+            self._camera_name = name.lstrip('/') if name.startswith('/') or not ns \
+                else f'{ns}/{name}'
+            self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
+                                     qos.DIAGNOSTICS)
         self._diag = Diagnostics(self, status_fn=self._health)
         try:  # the broker path beside the radio (issue 15), when broker_url is given
             self._federation = GatewayFederation(
@@ -406,8 +422,23 @@ class AlertGateway(Node):
     def _send_heartbeat(self) -> None:
         level, message, _ = self._health()
         with self._lock:
-            actions = self.core.heartbeat(level == OK, message)
+            actions = self.core.heartbeat(_CORE_LEVELS[level], message)
         self._do(actions)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        """The detector's status among /diagnostics: its camera health for the heartbeat
+        (sent at once when the camera's state changed)."""
+        for status in msg.status:
+            if status.name != self._camera_name:
+                continue
+            level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+            camera = next((kv.value for kv in status.values if kv.key == 'camera'), '')
+            with self._lock:
+                before = self.core.camera_fault()
+                self.core.camera_heard(_CORE_LEVELS.get(level, gateway_core.ERROR), camera)
+                changed = self.core.camera_fault() != before
+            if changed:  # peers learn of it now, not at the next period
+                self._send_heartbeat()
 
     def _rotate_pseudonym(self) -> None:
         """A new pseudonym, origin and session: nothing on the air links it to the old."""
@@ -512,6 +543,8 @@ class AlertGateway(Node):
             if rx.failed_within():
                 return ERROR, f'receive {rx.describe()}', c
         with self._lock:
+            if self.core.camera is not None:  # what the heartbeat says of the camera
+                c['camera'] = self.core.camera_fault() or 'ok'
             level, message = self.core.health(c)
         return LEVELS[level], message, c
 

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 from v2x_bridge.identity import Identity
 from v2x_federation.duplicates import SeenDatagrams
-from v2x_protocol.peers import FORGET_AFTER_S, PeerInfo, PeerTable
+from v2x_protocol.peers import CAMERA_DEGRADED, FORGET_AFTER_S, PeerInfo, PeerTable
 from v2x_protocol.receiver import (
     AlertDelivered,
     AlertRepeated,
@@ -45,6 +45,10 @@ from v2x_protocol.wire import AUTH_NONE, MAX_TIME_NS, AlertData, HeartbeatData, 
 
 #: health levels (the node maps them to diagnostic_msgs' levels)
 OK, WARN, ERROR = 'ok', 'warn', 'error'
+#: the heartbeat's status for each level (docs/protocol.md: 0 OK, 1 WARN, 2 ERROR)
+HEARTBEAT_STATUS = {OK: 0, WARN: 1, ERROR: 2}
+#: the reason when the detector says nothing (dead, disabled) or fails in itself
+DETECTOR_DOWN = 'detector_down'
 
 ID_CONFLICT_ERROR_S = 60.0  # diagnostics ERROR this long after an id conflict was heard
 HIGH_WATER_SAVE_S = 10.0    # the replay high-water marks are saved at most this often
@@ -95,6 +99,32 @@ class CoreSettings:
     max_clock_skew_s: float
     default_validity_s: float
     federated: bool = False     # a broker path beside the radio: one datagram, once
+    camera_stale_s: float = 0.0  # RSU: the detector silent this long is a camera fault; 0 off
+
+
+class CameraWatch:
+    """What an RSU's hazard_detector last said of its camera (its /diagnostics status),
+    and when: the reason the camera cannot see, or None while it can."""
+
+    def __init__(self, stale_s: float, now: float):
+        self.stale_s = stale_s
+        self._heard_at = now  # start: the detector has stale_s to say something
+        self._reason: str | None = None
+
+    def heard(self, level: str, camera: str, now: float) -> None:
+        """The detector's status: its level and its 'camera' value ('ok', a reason of
+        v2x_detector.camera_health, '' when it has none)."""
+        self._heard_at = now
+        if camera not in ('', 'ok', 'off'):
+            self._reason = camera
+        else:
+            self._reason = DETECTOR_DOWN if level == ERROR else None
+
+    def fault(self, now: float) -> str | None:
+        """Why the camera cannot see now (None: it can)."""
+        if now - self._heard_at > self.stale_s:
+            return DETECTOR_DOWN
+        return self._reason
 
 
 # --- actions: what the node does, in the order given ---------------------------------
@@ -222,6 +252,8 @@ class GatewayCore:
         self._id_conflict_at = mono - ID_CONFLICT_ERROR_S
         self._clock_steps_seen = 0
         self._high_water_saved = mono
+        self.camera = (CameraWatch(s.camera_stale_s, mono)
+                       if s.role == 'rsu' and s.camera_stale_s > 0 else None)
 
     # --- identity -----------------------------------------------------------------------
     def _claim_identity(self) -> None:
@@ -369,11 +401,31 @@ class GatewayCore:
         sender = self.identity.sender
         return [Transmit(a, sender.datagram(a, now)) for a in self.outbox.due(now)]
 
-    def heartbeat(self, healthy: bool, message: str) -> list[Transmit]:
-        """Our heartbeat now, under our current station id."""
+    def camera_heard(self, level: str, camera: str) -> None:
+        """The detector's /diagnostics status (its level, its 'camera' value)."""
+        if self.camera is not None:
+            self.camera.heard(level, camera, self._clock.monotonic())
+
+    def camera_fault(self) -> str | None:
+        """Why the RSU's camera cannot see now (None: it can, or none is watched)."""
+        return self.camera.fault(self._clock.monotonic()) if self.camera else None
+
+    def heartbeat_status(self, level: str, message: str) -> tuple[int, str]:
+        """(status, status_message) of our heartbeat from our own health (level, message):
+        an RSU whose camera cannot see says ERROR 'rsu degraded: camera <reason>' unless the
+        gateway itself is in ERROR (that is said first)."""
+        fault = self.camera_fault()
+        if fault is not None and level != ERROR:
+            return HEARTBEAT_STATUS[ERROR], CAMERA_DEGRADED + fault
+        return HEARTBEAT_STATUS[level], message
+
+    def heartbeat(self, level: str, message: str) -> list[Transmit]:
+        """Our heartbeat now, under our current station id, from our health (level,
+        message) and the camera's (heartbeat_status)."""
         s = self.settings
         active = len(self.outbox) if s.role == 'rsu' else len(self.live)
-        hb = HeartbeatData(self.identity.station_id, s.heartbeat_role, 0 if healthy else 1,
+        status, message = self.heartbeat_status(level, message)
+        hb = HeartbeatData(self.identity.station_id, s.heartbeat_role, status,
                            message, active, self._clock.monotonic() - self._started,
                            s.heartbeat_period_s)
         return [Transmit(hb, self.identity.sender.datagram(hb, self._clock.time_ns()))]

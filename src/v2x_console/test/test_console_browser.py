@@ -567,7 +567,8 @@ def publish_hostile_peers(stack) -> None:
     """The peer table, as if every hostile text were a station heard (sent until seen:
     the RSU gateway's own 1 Hz table replaces it on the page)."""
     peers = PeerArray(peers=[PeerStatus(source_id=text, role=1, path=Alert.PATH_RADIO,
-                                        authenticated=True) for text in HOSTILE])
+                                        authenticated=True, status=2, status_message=text)
+                             for text in HOSTILE])
     for p in peers.peers:
         fill_stamp(p.last_heard, time.time())
     stack.air_peers.publish(peers)
@@ -599,9 +600,10 @@ def test_text_from_the_air_stays_text(stack):
         def peers_shown(d):
             publish_hostile_peers(stack)
             stack.ros.spin_for(0.1)
-            return [r.find_element(By.TAG_NAME, 'td').get_attribute('textContent')
-                    for r in d.find_elements(By.CSS_SELECTOR, '#peers tbody tr')] \
-                == sorted(HOSTILE)
+            return d.execute_script("""return [...document.querySelectorAll(
+                '#peers tbody tr')].map((r) => [r.children[0].textContent,
+                r.children[2].textContent, r.children[3].textContent]);""") \
+                == [[text, 'ERROR', text] for text in sorted(HOSTILE)]  # id, health, status
         until(d, 20).until(peers_shown)
 
         def nodes(d):

@@ -145,6 +145,18 @@ def test_snapshot_is_strict_json():
     assert snap['peers'][0]['age_s'] == 3.0
 
 
+def test_peers_carry_their_heartbeat_status():
+    """A peer's heartbeat status and message (an RSU whose camera cannot see) are its
+    health and status in the peers table; stale wins over any status."""
+    s = ConsoleState(ConsoleSettings())
+    s.peers([PeerInput('rsu_a', 1, NOW - 1, False, 0, 0.0, 1, True, 2,
+                       'rsu degraded: camera frozen'),
+             PeerInput('rsu_b', 1, NOW - 40, True, 0, 0.0, 1, True, 1, 'busy'),
+             PeerInput('veh', 2, NOW - 1, False, 0, 0.0, 1, True)], NOW)
+    assert [(p['health'], p['status_message']) for p in s.snapshot(NOW)['peers']] == [
+        ('error', 'rsu degraded: camera frozen'), ('stale', 'busy'), ('ok', '')]
+
+
 def test_inject_defaults_are_v2x_injects():
     """An empty body is v2x_inject's defaults: collision, high, slow_down, 500 m, segment_A."""
     r = parse_inject({})

@@ -17,7 +17,8 @@ def peer_inputs(m) -> list[PeerInput]:
     return [PeerInput(source_id=p.source_id, role=p.role, last_heard=to_seconds(p.last_heard),
                       stale=p.stale, active_alerts=p.active_alerts,
                       clock_offset_s=float(p.clock_offset_s), path=p.path,
-                      authenticated=p.authenticated) for p in m.peers]
+                      authenticated=p.authenticated, status=p.status,
+                      status_message=p.status_message) for p in m.peers]
 
 
 def policy_input(m) -> PolicyInput:

@@ -32,6 +32,7 @@ UNAUTHENTICATED = 'unauthenticated'
 LEVELS = {0: 'ok', 1: 'warn', 2: 'error', 3: 'stale'}
 ACTIONS = {0: 'none', 1: 'slow_down', 2: 'stop'}
 ROLES = {1: 'rsu', 2: 'vehicle'}
+HEARTBEAT_STATUS = {0: 'ok', 1: 'warn', 2: 'error'}  # Heartbeat.STATUS_*
 #: Diagnostics values counted as drops: dropped_<reason> (the gateway's convention).
 DROP_PREFIX = 'dropped_'
 #: Diagnostics counters turned into per-second rates (speed_policy's cmd_vel counters).
@@ -50,6 +51,8 @@ class PeerInput:
     clock_offset_s: float
     path: int
     authenticated: bool
+    status: int = 0             # the peer's last heartbeat (Heartbeat.STATUS_*)
+    status_message: str = ''    # e.g. 'rsu degraded: camera frozen'
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,9 @@ class ConsoleState:
     def peers_json(self, now: float) -> list[dict]:
         return [{'source_id': p.source_id, 'role': ROLES.get(p.role, str(p.role)),
                  'last_heard': p.last_heard, 'age_s': max(0.0, now - p.last_heard),
-                 'stale': p.stale, 'health': 'stale' if p.stale else 'ok',
+                 'stale': p.stale,
+                 'health': 'stale' if p.stale else HEARTBEAT_STATUS.get(p.status, 'error'),
+                 'status_message': p.status_message,
                  'active_alerts': p.active_alerts,
                  'clock_offset_s': _finite(p.clock_offset_s),
                  'path': PATHS.get(p.path, str(p.path)), 'authenticated': p.authenticated}

@@ -31,11 +31,12 @@ def test_heartbeat_active_alerts_saturate():
 def test_peers_round_trip_with_how_they_were_heard():
     """Every PeerStatus field comes back; path and authenticated come from the map given
     (a peer missing from it: radio, unverified)."""
-    peers = [PeerInfo('rsu_7', Heartbeat.ROLE_RSU, SENT_NS, False, 3, -0.25),
+    peers = [PeerInfo('rsu_7', Heartbeat.ROLE_RSU, SENT_NS, False, 3, -0.25,
+                      Heartbeat.STATUS_ERROR, 'rsu degraded: camera frozen'),
              PeerInfo('car_2', Heartbeat.ROLE_VEHICLE, SENT_NS + 1, True, 0, 1.5)]
     msg = peers_to_msg(peers, {'rsu_7': (Alert.PATH_BROKER, True)})
     assert set(PeerStatus.get_fields_and_field_types()) == {
         'source_id', 'role', 'last_heard', 'stale', 'active_alerts', 'clock_offset_s',
-        'path', 'authenticated'}
+        'path', 'authenticated', 'status', 'status_message'}
     assert peers_from_msg(msg) == [(peers[0], Alert.PATH_BROKER, True),
                                    (peers[1], Alert.PATH_RADIO, False)]

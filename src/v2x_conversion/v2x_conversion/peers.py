@@ -27,7 +27,8 @@ def peers_to_msg(peers: Iterable[PeerInfo],
 def _status(p: PeerInfo, how) -> PeerStatus:
     s = PeerStatus(source_id=p.source_id, role=p.role, last_heard=ns_to_time(p.last_heard_ns),
                    stale=p.stale, active_alerts=min(p.active_alerts, MAX_ACTIVE_ALERTS),
-                   clock_offset_s=float(p.clock_offset_s))
+                   clock_offset_s=float(p.clock_offset_s), status=p.status,
+                   status_message=p.status_message)
     if how is not None:
         s.path, s.authenticated = how.get(p.source_id, DEFAULT_HOW)
     return s
@@ -38,5 +39,6 @@ def peers_from_msg(msg: PeerArray) -> list[tuple[PeerInfo, int, bool]]:
     return [(PeerInfo(source_id=s.source_id, role=int(s.role),
                       last_heard_ns=time_to_ns(s.last_heard), stale=bool(s.stale),
                       active_alerts=int(s.active_alerts),
-                      clock_offset_s=float(s.clock_offset_s)),
+                      clock_offset_s=float(s.clock_offset_s), status=int(s.status),
+                      status_message=s.status_message),
              int(s.path), bool(s.authenticated)) for s in msg.peers]

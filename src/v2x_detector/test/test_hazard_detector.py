@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
 import yaml
 
 from v2x_common import qos
@@ -326,6 +327,36 @@ def test_dead_worker_is_error_and_ends_the_node(ros, tmp_path):
     level, message, values = node._health()
     assert level == 2 and 'worker died' in message and 'injected fault' in message
     assert node.exit_code == 1 and values['detector_state'] == 'dead'
+
+
+@pytest.mark.needs_ultralytics  # bus.jpg comes with ultralytics
+def test_camera_health_in_diagnostics_and_the_retake_service(ros, tmp_path):
+    """A camera that sends nothing reads silent (ERROR, value camera=silent); black frames
+    on image_raw read dark once they last camera_hold_s; ~/retake_reference answers."""
+    health = []
+    ros.node('monitor').create_subscription(DiagnosticArray, '/diagnostics', health.append,
+                                            qos.DIAGNOSTICS)
+    node = start(ros, source='', backend='onnx', state_dir=str(tmp_path),
+                 camera_silent_s=1.5, camera_hold_s=0.5, publish_image=False)
+
+    def camera():
+        values = [({kv.key: kv.value for kv in s.values}, s.message) for a in health
+                  for s in a.status if s.name.endswith('hazard_detector')]
+        return values[-1] if values else ({}, '')
+    assert ros.spin_until(lambda: camera()[0].get('camera') == 'silent', timeout=20)
+    assert camera()[1].startswith('camera silent: no frame yet')
+    pub = ros.node('camera').create_publisher(Image, 'image_raw', qos.SENSOR_DATA)
+    assert ros.spin_until(lambda: pub.get_subscription_count() > 0, timeout=20)
+    black = cv2.imread(assets.sample_path('bus.jpg')) // 20
+    for i in range(3):  # one at a time: the newest frame wins the worker's slot
+        pub.publish(image_msg(black, EPOCH + i))
+        assert ros.spin_until(lambda n=i: node.camera.frames > n, timeout=30)
+    level, message, values = node._health()
+    assert (level, values['camera']) == (2, 'dark') and message.startswith('camera dark')
+    client = ros.node('operator').create_client(Trigger, 'hazard_detector/retake_reference')
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    assert ros.spin_until(future.done, timeout=10) and future.result().success
 
 
 def test_health_forgets_input_errors_outside_its_window():

@@ -21,6 +21,7 @@ import time
 import cv2
 from rclpy.node import Node
 from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
 
 from v2x_common import qos
 from v2x_common.diagnostics import ERROR, OK, WARN, Diagnostics
@@ -35,6 +36,7 @@ from v2x_common.params import (
     declare_parameters,
     defaults,
     ge,
+    gt,
     not_empty,
     one_of,
 )
@@ -43,6 +45,7 @@ from v2x_common.redact import redact_url
 from v2x_common.timeutil import is_zero, to_seconds
 from v2x_common.worker import Worker, exit_node
 from v2x_detector import assets
+from v2x_detector.camera_health import FROZEN, CameraHealth, HealthConfig
 from v2x_detector.conversions import (
     ImageError,
     Site,
@@ -127,6 +130,14 @@ NODE_PARAMETERS = {
     'frame_id': ('camera', 'frame_id of alerts and annotated images'),
     'publish_image': (True, 'publish annotated frames on v2x/detections/image'),
     'image_every': (1, 'publish every n-th annotated frame', ge(1)),
+    'camera_health': (True, 'judge the frames: frozen, dark, washed out, covered, blurred, '
+                            'moved, silent -> diagnostics ERROR (docs/detector.md)'),
+    'camera_hold_s': (3.0, 'a camera fault must last this long before it is said (s)',
+                      gt(0.0)),
+    'camera_frozen_s': (5.0, 'identical frames this long: frozen (s)',
+                        gt(0.0)),
+    'camera_silent_s': (5.0, 'no frame this long: silent (s)',
+                        gt(0.0)),
 }
 
 _RULE_DESCRIPTIONS = {
@@ -199,6 +210,7 @@ class Settings:
     publish_image: bool
     image_every: int
     rules: RuleConfig
+    camera: HealthConfig | None  # None: camera_health off
 
 
 def read_settings(node: Node) -> Settings:
@@ -221,7 +233,9 @@ def read_settings(node: Node) -> Settings:
         iou=p['iou'], classes=tuple(p['classes'] or ()), tracker=p['tracker'],
         fire_classifier=p['fire_classifier'], site=site, state_dir=p['state_dir'],
         json_dir=p['json_dir'], publish_image=p['publish_image'],
-        image_every=p['image_every'], rules=rules)
+        image_every=p['image_every'], rules=rules,
+        camera=HealthConfig(hold_s=p['camera_hold_s'], frozen_s=p['camera_frozen_s'],
+                            silent_s=p['camera_silent_s']) if p['camera_health'] else None)
 
 
 def open_sequences(state_dir: str, source_id: str) -> SequenceStore:
@@ -299,6 +313,9 @@ class HazardDetector(Node):
                                      start_time=s.start_time)
         else:
             self.create_subscription(Image, 'image_raw', self._on_image, qos.SENSOR_DATA)
+        self.camera = CameraHealth(s.camera, time.monotonic()) if s.camera else None
+        if self.camera is not None:
+            self.create_service(Trigger, '~/retake_reference', self._on_retake_reference)
         self.diag = Diagnostics(self, status_fn=self._health)
         # A worker that dies (an unexpected exception escaping _work) ends the node with
         # status 1 and shows as ERROR meanwhile: never a node that looks alive but detects
@@ -339,6 +356,10 @@ class HazardDetector(Node):
                 else:
                     continue
             started = started or time.monotonic()
+            # A frozen picture is no new evidence: it is judged, not detected on.
+            if self.camera is not None and \
+                    self.camera.observe(frame.image, frame.t, time.monotonic()).reason == FROZEN:
+                continue
             try:
                 result = self.pipeline.process(frame.image, frame.t)
             except (cv2.error, RuntimeError, ValueError) as exc:
@@ -431,16 +452,34 @@ class HazardDetector(Node):
         if publish_errors:
             return ERROR, f'{publish_errors} publish error(s) in the last ' \
                           f'{HEALTH_WINDOW_S:g} s: {self.recent_publish_errors.last}', values
+        camera = self.camera.verdict(time.monotonic()) if self.camera is not None else None
+        values['camera'] = 'off' if camera is None else camera.reason or 'ok'
+        if self.camera is not None:
+            values.update(self.camera.values())
         if self.video is not None:
             values.update(source_errors=self.video.errors, last_error=self.video.last_error)
             if self.video.errors and not self.video.frames:
+                values['camera'] = 'silent'
                 return ERROR, f'no frames: {self.video.last_error}', values
             if self.finished.is_set():
+                values['camera'] = 'ok' if camera is not None else 'off'  # ended, not broken
                 return OK, 'source ended', values
+        if camera is not None and camera.reason:
+            return ERROR, f'camera {camera.reason}: {camera.detail}', values
         if input_errors:
             return WARN, f'dropping input: {input_errors} frame(s) in the last ' \
                          f'{HEALTH_WINDOW_S:g} s ({self.recent_input_errors.last})', values
         return OK, f'{self.rules.active} active incidents', values
+
+    def _on_retake_reference(self, _request, response):
+        """~/retake_reference (std_srvs/Trigger): the camera was re-aimed on purpose; the
+        next frames become the view that 'moved' is judged against."""
+        self.camera.retake_reference()
+        response.success = True
+        response.message = (f'reference re-taken from the next '
+                            f'{self.camera.config.reference_s:g} s of frames')
+        self.get_logger().info('camera reference re-taken on request')
+        return response
 
     def destroy_node(self) -> None:
         """Stop the reader and the worker, then the node."""

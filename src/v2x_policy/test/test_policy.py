@@ -298,11 +298,32 @@ def test_stricter_raw_decision_always_applies_at_once(events):
         assert state.held.action >= raw_decision(state, SETTINGS, now).action
 
 
+def test_rsu_camera_fault_keeps_acting_by_default_or_stops_by_parameter():
+    """An RSU whose camera cannot see changes nothing by default (rsu_camera_action keep);
+    with stop, a slow down stops ('+rsu_camera') while it says so, and is released after
+    hold_time_s once it sees again; a camera fault alone, with no alert, does nothing."""
+    events = [AlertReceived(alert(distance=300.0), T0),
+              PeersReceived(frozenset(), T0 + 1, frozenset({'rsu_a'}))]
+    state, _ = run(events)
+    assert state.decision.action == ACTION_SLOW_DOWN
+    strict = PolicySettings(rules=RULES, rsu_camera_action='stop')
+    state, _ = run(events, settings=strict)
+    assert (state.decision.action, state.decision.rule) == (ACTION_STOP,
+                                                            'slow_hazard+rsu_camera')
+    state, _ = run([PeersReceived(frozenset(), T0 + 2), TimePassed(T0 + 4.0)], state,
+                   settings=strict)
+    assert state.decision.action == ACTION_SLOW_DOWN
+    state, _ = run([PeersReceived(frozenset(), T0 + 5, frozenset({'rsu_a'}))], State(),
+                   settings=strict)
+    assert state.decision.action == ACTION_NONE
+
+
 @pytest.mark.parametrize('changes, parameter', [
     ({'slowdown_ratio': 1.5}, 'slowdown_ratio'),
     ({'slowdown_max_speed': -0.1}, 'slowdown_max_speed'),
     ({'hold_time_s': math.nan}, 'hold_time_s'),
     ({'rsu_stale_action': 'panic'}, 'rsu_stale_action'),
+    ({'rsu_camera_action': 'panic'}, 'rsu_camera_action'),
     ({'rules': ()}, 'rules'),
 ])
 def test_bad_policy_settings_name_the_parameter(changes, parameter):

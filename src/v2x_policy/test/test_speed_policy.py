@@ -365,6 +365,32 @@ def test_stale_rsu_keeps_acting_or_stops_by_parameter(ros):
     assert rig.states[-1].rule == 'slow_hazard+rsu_stale'
 
 
+def test_rsu_camera_fault_stops_by_parameter(ros):
+    """rsu_camera_action:=stop: an RSU's ERROR of another kind changes nothing; its heartbeat
+    saying 'rsu degraded: camera frozen' turns a slow down into a stop."""
+    rig = Rig(ros, rsu_camera_action='stop')
+    rig.alert(1, kind=Alert.KIND_COLLISION, distance=300.0)
+    assert rig.wait_output(0.5)
+
+    def peers(message):  # (a stale RSU beside: shows the message was taken; stale: keep)
+        return PeerArray(peers=[PeerStatus(source_id=rig.source, role=Heartbeat.ROLE_RSU,
+                                           status=Heartbeat.STATUS_ERROR,
+                                           status_message=message),
+                                PeerStatus(source_id='rsu_gone', role=Heartbeat.ROLE_RSU,
+                                           stale=True)])
+    rig.peers_pub.publish(peers('two stations use one station id'))
+    assert rig.ros.spin_until(lambda: rig.policy.state.stale_rsus == {'rsu_gone'}, WAIT)
+    assert rig.policy.state.camera_degraded_rsus == frozenset() and rig.linear_x() != 0.0
+
+    def publish_and_check():
+        rig.peers_pub.publish(peers('rsu degraded: camera frozen'))
+        return rig.linear_x() == 0.0
+
+    assert rig.ros.spin_until(publish_and_check, WAIT)
+    assert rig.wait_action(PolicyState.ACTION_STOP)
+    assert rig.states[-1].rule == 'slow_hazard+rsu_camera'
+
+
 def test_hostile_inputs_are_dropped_and_counted(ros):
     """NaN commands and alerts with unusable times (NaN validity, a detection_time before
     1970) are dropped, counted, and nothing crashes."""

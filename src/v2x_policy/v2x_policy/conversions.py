@@ -10,12 +10,20 @@ from geometry_msgs.msg import Twist
 
 from v2x_msgs.msg import Heartbeat, PolicyState
 from v2x_policy.policy import Decision, Vector, speed_limit
+from v2x_protocol.peers import CAMERA_DEGRADED
 
 
 def stale_rsus_from_msg(msg) -> frozenset:
     """The source ids of the RSUs a PeerArray reports stale."""
     return frozenset(p.source_id for p in msg.peers
                      if p.stale and p.role == Heartbeat.ROLE_RSU)
+
+
+def camera_degraded_rsus_from_msg(msg) -> frozenset:
+    """The source ids of the RSUs whose last heartbeat says their camera cannot see."""
+    return frozenset(p.source_id for p in msg.peers
+                     if p.role == Heartbeat.ROLE_RSU and p.status == Heartbeat.STATUS_ERROR
+                     and p.status_message.startswith(CAMERA_DEGRADED))
 
 
 def state_to_msg(decision: Decision, enabled: bool, settings, stamp) -> PolicyState:

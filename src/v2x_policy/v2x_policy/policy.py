@@ -54,6 +54,9 @@ MAX_VALIDITY_S = 86400.0
 M_PER_DEG = math.radians(1.0) * EARTH_RADIUS_M
 #: ``rsu_stale_action``: keep acting on alerts until expiry, or stop while an RSU is stale.
 RSU_STALE_ACTIONS = ('keep', 'stop')
+#: ``rsu_camera_action``: keep acting as the alerts say, or stop while an RSU's heartbeat
+#: says its camera cannot see (docs/protocol.md: 'rsu degraded: camera <reason>').
+RSU_CAMERA_ACTIONS = ('keep', 'stop')
 #: Alert.PATH_LOCAL: the alert was produced on this station's own ROS graph.
 PATH_LOCAL = 0
 
@@ -68,6 +71,7 @@ class PolicySettings:
     hold_time_s: float = 2.0
     fix_timeout_s: float = 2.0
     rsu_stale_action: str = 'keep'
+    rsu_camera_action: str = 'keep'  # a camera fault must not stop a fleet by default
     allow_unauthenticated_stop: bool = False  # else an unauthenticated alert slows down
 
     def __post_init__(self):
@@ -81,6 +85,10 @@ class PolicySettings:
             raise ParameterError('rsu_stale_action',
                                 f'unknown value {self.rsu_stale_action!r}; expected one of '
                                 f'{", ".join(RSU_STALE_ACTIONS)}')
+        if self.rsu_camera_action not in RSU_CAMERA_ACTIONS:
+            raise ParameterError('rsu_camera_action',
+                                f'unknown value {self.rsu_camera_action!r}; expected one of '
+                                f'{", ".join(RSU_CAMERA_ACTIONS)}')
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -289,6 +297,7 @@ class State:
     table: AlertTable = field(default_factory=AlertTable)
     fix: Fix | None = None
     stale_rsus: frozenset = frozenset()
+    camera_degraded_rsus: frozenset = frozenset()
     enabled: bool = True
     held: Decision = NO_ACTION  # the decision in force while enabled
     milder_since: float | None = None  # when the raw decision first became milder than held
@@ -329,10 +338,11 @@ class FixReceived:
 
 @dataclass(frozen=True)
 class PeersReceived:
-    """The gateway reported which RSUs are stale."""
+    """The gateway reported which RSUs are stale (and whose camera cannot see)."""
 
     stale_rsus: frozenset
     now: float
+    camera_degraded_rsus: frozenset = frozenset()
 
 
 @dataclass(frozen=True)
@@ -424,7 +434,8 @@ def _apply_event(state: State, event: Event, settings) -> tuple[State, str]:
             return state, 'invalid'
         return replace(state, fix=Fix(event.latitude, event.longitude, event.now)), 'fix'
     if isinstance(event, PeersReceived):
-        return replace(state, stale_rsus=frozenset(event.stale_rsus)), 'peers'
+        return replace(state, stale_rsus=frozenset(event.stale_rsus),
+                       camera_degraded_rsus=frozenset(event.camera_degraded_rsus)), 'peers'
     if isinstance(event, EnabledSet):
         note = 'enabled' if event.enabled else 'disabled'
         return replace(state, enabled=bool(event.enabled)), note
@@ -434,12 +445,17 @@ def _apply_event(state: State, event: Event, settings) -> tuple[State, str]:
 
 
 def _basis(state: State, settings: PolicySettings, now: float):
-    """What every alert's rank depends on: the fix in use (None when stale) and whether a
-    stale RSU escalates every match to stop."""
+    """What every alert's rank depends on: the fix in use (None when stale) and why every
+    match escalates to stop ('' none; 'rsu_stale': a stale RSU under rsu_stale_action stop;
+    'rsu_camera': an RSU whose camera cannot see, under rsu_camera_action stop)."""
     fix = state.fix
     if fix is not None and now - fix.received_at > settings.fix_timeout_s:
         fix = None
-    return fix, settings.rsu_stale_action == 'stop' and bool(state.stale_rsus)
+    if settings.rsu_stale_action == 'stop' and state.stale_rsus:
+        return fix, 'rsu_stale'
+    if settings.rsu_camera_action == 'stop' and state.camera_degraded_rsus:
+        return fix, 'rsu_camera'
+    return fix, ''
 
 
 def _rebase(state: State, settings: PolicySettings, now: float) -> None:
@@ -449,7 +465,7 @@ def _rebase(state: State, settings: PolicySettings, now: float) -> None:
 
 
 def _candidate(alert: AlertData, fix: Fix | None, settings: PolicySettings,
-               escalate: bool) -> tuple[tuple, Decision] | None:
+               escalate: str) -> tuple[tuple, Decision] | None:
     """(rank, decision) of the strongest rule this alert matches; None when none does.
     Lower ranks are more restrictive: (-action, distance, rule order)."""
     distance = distance_to(alert, fix)
@@ -460,7 +476,7 @@ def _candidate(alert: AlertData, fix: Fix | None, settings: PolicySettings,
             continue
         action, name = rule.action, rule.name
         if escalate and action != ACTION_STOP:
-            action, name = ACTION_STOP, f'{rule.name}+rsu_stale'
+            action, name = ACTION_STOP, f'{rule.name}+{escalate}'
         if action == ACTION_STOP and not (alert.authenticated
                                           or settings.allow_unauthenticated_stop):
             action, name = ACTION_SLOW_DOWN, f'{name}+unauthenticated'

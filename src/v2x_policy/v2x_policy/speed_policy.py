@@ -19,12 +19,13 @@ from v2x_common import qos
 from v2x_common.diagnostics import OK, WARN, Diagnostics
 from v2x_common.gcfreeze import frozen_after
 from v2x_common.node_main import run_node
-from v2x_common.params import ANY, Param, check, declare_parameters, in_range
+from v2x_common.params import ANY, Param, check, declare_parameters, in_range, one_of
 from v2x_common.take import queued
 from v2x_conversion.alert import alert_from_msg
 from v2x_msgs.msg import Alert, PeerArray, PolicyState
 from v2x_policy import conversions
 from v2x_policy.policy import (
+    RSU_CAMERA_ACTIONS,
     RSU_STALE_ACTIONS,
     AlertReceived,
     EnabledSet,
@@ -87,6 +88,9 @@ PARAMETERS = (
           in_range(0.001, 3600.0)),
     Param('rsu_stale_action', 'keep', 'an RSU stale in v2x/peers while an alert acts: keep '
           '(act until expiry) or stop', check(' or '.join(RSU_STALE_ACTIONS), _stale_action)),
+    Param('rsu_camera_action', 'keep', "an RSU whose heartbeat says 'rsu degraded: camera "
+          "...' while an alert acts: keep (a camera fault must not stop a fleet) or stop",
+          one_of(*RSU_CAMERA_ACTIONS)),
     Param('allow_unauthenticated_stop', False, 'let unauthenticated alerts (DENM, '
           'unsigned) stop the vehicle; by default they can only slow it down'),
     Param('rules', list(DEFAULT_RULE_NAMES), 'rule names; each has <name>.kinds, '
@@ -123,6 +127,7 @@ def read_settings(node: Node) -> Settings:
     rules = parse_rules(values['rules'], fields_of)
     policy = PolicySettings(
         rules=rules, rsu_stale_action=values['rsu_stale_action'].strip().lower(),
+        rsu_camera_action=values['rsu_camera_action'],
         allow_unauthenticated_stop=values['allow_unauthenticated_stop'],
         **{name: values[name] for name in ('slowdown_ratio', 'slowdown_max_speed',
                                            'hold_time_s', 'fix_timeout_s')})
@@ -236,7 +241,8 @@ class SpeedPolicy(Node):
         self.counts['fixes_invalid' if note == 'invalid' else 'fixes'] += 1
 
     def _on_peers(self, msg: PeerArray) -> None:
-        self._step(PeersReceived(conversions.stale_rsus_from_msg(msg), self._now()))
+        self._step(PeersReceived(conversions.stale_rsus_from_msg(msg), self._now(),
+                                 conversions.camera_degraded_rsus_from_msg(msg)))
 
     def _on_set_enabled(self, request, response):
         self._step(EnabledSet(bool(request.data), self._now()))

@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from v2x_protocol.wire import HeartbeatData
 
 __all__ = [
-    'MAX_PEERS', 'FORGET_AFTER_S', 'PeerInfo', 'PeerTable',
+    'MAX_PEERS', 'CAMERA_DEGRADED', 'FORGET_AFTER_S', 'PeerInfo', 'PeerTable',
 ]
 
 #: Entries the table holds at most.
 MAX_PEERS = 1024
+#: The start of an RSU heartbeat's status_message (status 2, ERROR) when its camera cannot
+#: see; the reason follows (docs/protocol.md, "Camera health in the heartbeat").
+CAMERA_DEGRADED = 'rsu degraded: camera '
 #: A peer silent this long is forgotten (the gateway passes a longer age when its own
 #: stale limit is longer).
 FORGET_AFTER_S = 600.0
@@ -39,6 +42,8 @@ class PeerInfo:
     stale: bool
     active_alerts: int
     clock_offset_s: float
+    status: int = 0             # the peer's last heartbeat: 0 OK, 1 WARN, 2 ERROR
+    status_message: str = ''    # and its message ('rsu degraded: camera ...': protocol.md)
 
 
 class PeerTable:
@@ -134,5 +139,6 @@ class PeerTable:
         for source_id in sorted(self._peers):
             hb, heard_ns, offset, _ = self._peers[source_id]
             out.append(PeerInfo(source_id, hb.role, heard_ns,
-                                self._stale(hb, heard_ns, now_ns), hb.active_alerts, offset))
+                                self._stale(hb, heard_ns, now_ns), hb.active_alerts, offset,
+                                hb.status, hb.status_message))
         return out

@@ -224,7 +224,9 @@ function renderMap() {
 function renderPeers() {
   const rows = state.peers.map((p) => el('tr', {class: p.stale ? 'bad' : ''},
     el('td', {}, p.source_id), el('td', {}, p.role),
-    el('td', {}, el('span', {class: `badge ${p.stale ? 'sev-3' : 'ok'}`}, p.stale ? 'STALE' : 'OK')),
+    el('td', {}, el('span', {class: `badge ${p.stale ? 'sev-3' : `level-${p.health}`}`},
+      p.health.toUpperCase())),
+    el('td', {class: 'status'}, p.status_message),
     el('td', {class: 'age', 'data-heard': p.last_heard}, `${p.age_s.toFixed(0)} s`),
     el('td', {}, p.clock_offset_s === null ? '–' : `${p.clock_offset_s.toFixed(3)} s`),
     el('td', {}, p.active_alerts), el('td', {}, p.path),
