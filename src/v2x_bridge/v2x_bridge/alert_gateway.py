@@ -311,7 +311,7 @@ class AlertGateway(Node):
                 self._outbox.put(alert, now, due_now=True)
             if restored:
                 self.get_logger().info(f'repeating {len(restored)} live alerts from before')
-            self._pub_sent = self.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT)
+            self._pub_sent = self.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT_WRITER)
             self.create_subscription(Alert, 'v2x/alert_out', self._on_alert_out,
                                      qos.ALERT_OUT_READER)
             # fine ticks spread the repeats instead of sending them in bursts
@@ -426,7 +426,9 @@ class AlertGateway(Node):
         self._transmit(data)
         self._federation.sent(alert, data)  # federation: also to the broker (RSU)
         # produced (and signed) here: local and trusted, as Alert.msg defines them
-        self._pub_sent.publish(_alert_msg(alert, Alert.PATH_LOCAL, True))
+        sent = _alert_msg(alert, Alert.PATH_LOCAL, True)
+        sent.origin = self._sender.origin  # with source_id and sequence: the event (clips)
+        self._pub_sent.publish(sent)
 
     def _drop_alert_out(self, reason: str, exc: Exception, error: bool = False) -> None:
         with self._lock:

@@ -1,0 +1,43 @@
+"""What the evidence tools share: their exit codes, naming a clip, parsing the command line.
+
+Each tool's main(argv=None, out=None) takes its arguments and output stream as parameters
+(httpie style), so tests run them in-process.
+"""
+
+import argparse
+import enum
+import os
+import sys
+from typing import Callable, TextIO
+
+from v2x_recorder.evidence import SIG_SUFFIX
+
+
+class ExitCode(enum.IntEnum):
+    """Exit statuses of v2x_verify_evidence, v2x_hold_evidence and v2x_export_evidence."""
+
+    OK = 0
+    ERROR = 1              # the input cannot be read or written (no such clip, no log)
+    USAGE = 2              # bad flags, or a key file that cannot be used
+    EVIDENCE_INVALID = 4   # a clip, sidecar, signature or log entry changed, removed, cut
+    EVIDENCE_UNSIGNED = 5  # nothing changed, but something is unsigned or not in the log
+
+
+def clip_stem(path: str) -> tuple[str, str]:
+    """(directory, stem) of a clip named by any of its files (.mp4, .json, .sig) or stem."""
+    directory, name = os.path.split(os.path.abspath(path))
+    for ext in ('.mp4', '.json', SIG_SUFFIX):
+        if name.endswith(ext):
+            return directory, name[:-len(ext)]
+    return directory, name
+
+
+def run(parser: argparse.ArgumentParser, argv, out: TextIO | None,
+        command: Callable[[argparse.Namespace, TextIO], int]) -> int:
+    """Parse argv and run command(args, out); argparse's own end (--help: OK, a bad flag:
+    USAGE, its message on stderr) becomes an exit code instead of SystemExit."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return ExitCode.OK if exc.code == 0 else ExitCode.USAGE
+    return command(args, out or sys.stdout)
