@@ -31,7 +31,7 @@ from v2x_recorder.clips import (
     with_shortfall,
 )
 from v2x_recorder.evidence_log import EvidenceLog
-from v2x_recorder.ffmpeg_tools import FfmpegTools, probe_duration, segment_duration
+from v2x_recorder.ffmpeg_tools import FfmpegTools, probe_duration, segment_timing
 
 PART_SUFFIX = '.part'
 #: Planning is retried this often when a planned segment is deleted before it is opened.
@@ -42,7 +42,7 @@ def plan_from_dir(request: ClipRequest, recording_dir: str,
                   tools: FfmpegTools | None = None) -> ClipPlan:
     """The plan of request over the segments now in recording_dir (durations read)."""
     found = segments.candidates(segments.scan(recording_dir), request.lo, request.hi)
-    timed = segments.with_durations(found, lambda p: segment_duration(p, tools))
+    timed = segments.with_timing(found, lambda p: segment_timing(p, tools))
     return plan_clip(request, timed)
 
 

@@ -2,7 +2,10 @@
 
 A segment is ``seg_<unix epoch>.mp4``; the epoch is the wall-clock second at which
 ffmpeg opened it (the segment muxer's strftime ``%s``), so names sort by time and carry
-one second of uncertainty. Durations come from the files (see mp4.py) and are passed in.
+one second of uncertainty. Durations come from the files (see mp4.py) and are passed in,
+and so does each segment's wall-clock anchor (its producer reference times): a segment
+with one starts there (``anchored``), exact to a few milliseconds, and the holes between
+anchored segments are judged to ANCHORED_GAP_TOLERANCE_S instead of a second.
 """
 
 from dataclasses import dataclass, replace
@@ -20,6 +23,13 @@ GAP_TOLERANCE_S = 1.0
 #: Missing footage at the head or tail of a window longer than this is a gap (a few frames).
 EDGE_TOLERANCE_S = 0.25
 
+#: A hole between two anchored segments longer than this is missing footage (the anchors
+#: agree to a few milliseconds; this leaves room for a late write under load).
+ANCHORED_GAP_TOLERANCE_S = 0.25
+
+#: An anchor further than this from the segment's name is a clock that stepped: ignored.
+ANCHOR_MAX_OFFSET_S = 2.0
+
 #: The recorder counts ffmpeg as stalled after this many segment lengths without a new one.
 STALL_SEGMENTS = 3.0
 
@@ -32,6 +42,7 @@ class Segment:
     start: float
     size: int = 0
     duration: float | None = None
+    anchored: bool = False  # start is the wall-clock anchor read from the file
 
     @property
     def name(self) -> str:
@@ -114,6 +125,7 @@ def find_gaps(timed: Sequence[Segment], lo: float, hi: float,
     """
     holes = []
     cursor = None
+    prev_anchored = False
     after = None  # the first segment starting at or after hi
     for seg in sorted(timed, key=lambda s: s.start):
         if seg.start >= hi:
@@ -124,9 +136,11 @@ def find_gaps(timed: Sequence[Segment], lo: float, hi: float,
         if cursor is None:
             if seg.start - lo > edge_tolerance:
                 holes.append((lo, seg.start))
-        elif seg.start - cursor > tolerance:
+        elif seg.start - cursor > (ANCHORED_GAP_TOLERANCE_S
+                                   if seg.anchored and prev_anchored else tolerance):
             holes.append((cursor, seg.start))
         cursor = seg.end if cursor is None else max(cursor, seg.end)
+        prev_anchored = seg.anchored
     if cursor is None:
         holes.append((lo, hi))
     elif hi - cursor > edge_tolerance and (after is None or after - cursor > tolerance):
@@ -137,6 +151,19 @@ def find_gaps(timed: Sequence[Segment], lo: float, hi: float,
 def with_durations(segments: Iterable[Segment], read_duration) -> list[Segment]:
     """Copies of segments with duration = read_duration(path) (None when unreadable)."""
     return [replace(s, duration=read_duration(s.path)) for s in segments]
+
+
+def with_timing(segments: Iterable[Segment], read_timing) -> list[Segment]:
+    """Copies of segments with (duration, wall-clock start) = read_timing(path): a start
+    within ANCHOR_MAX_OFFSET_S of the name's replaces it (anchored), sorted again."""
+    timed = []
+    for seg in segments:
+        duration, anchor = read_timing(seg.path)
+        if anchor is not None and abs(anchor - seg.start) <= ANCHOR_MAX_OFFSET_S:
+            timed.append(replace(seg, duration=duration, start=anchor, anchored=True))
+        else:
+            timed.append(replace(seg, duration=duration))
+    return sorted(timed, key=lambda s: (s.start, s.name))
 
 
 @dataclass(frozen=True)
