@@ -258,3 +258,15 @@ def test_event_key_separates_origins():
     b = evidence.event_key({'source_id': 'rsu', 'origin': '02', 'sequence': 7})
     assert a != b and a == 'rsu|01|7'
     assert evidence.event_key({'source_id': '', 'origin': '', 'sequence': 0}) == ''
+
+
+def test_retention_of_an_unsigned_clip_is_logged_and_holds(signed, tmp_path):
+    """A clip from before the evidence key (not in the log) that retention deleted with a
+    log record is counted as deleted, not as missing."""
+    arch = str(tmp_path / 'archive')
+    shutil.copytree(signed['archive'], arch)
+    log = evidence_log.EvidenceLog(arch, signed['log'].signer, 'rsu_test')
+    log.append(evidence.DELETE, stem='accident_5_legacy', reason='age', what='cli clip')
+    status, text = verify(arch, '--public-key', signed['pem'])
+    assert status == ExitCode.OK, text
+    assert '2 deleted by retention (logged)' in text

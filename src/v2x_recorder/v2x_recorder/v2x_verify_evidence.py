@@ -98,6 +98,9 @@ def verify_directory(directory: str, verify, given_heads=(), stems: set[str] | N
     wanted = stems if stems is not None else set(state.clips) | on_disk
     for stem in sorted(wanted):
         clip = state.clips.get(stem)
+        if clip is not None and clip.entry is None and clip.deleted is not None:
+            report.deleted.append(stem)  # an unsigned clip retention deleted (logged)
+            continue
         if clip is None or clip.entry is None:
             if stem in on_disk:
                 report.findings.append(Finding(evidence.NOT_IN_LOG, stem))
