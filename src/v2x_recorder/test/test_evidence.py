@@ -270,3 +270,18 @@ def test_retention_of_an_unsigned_clip_is_logged_and_holds(signed, tmp_path):
     status, text = verify(arch, '--public-key', signed['pem'])
     assert status == ExitCode.OK, text
     assert '2 deleted by retention (logged)' in text
+
+
+def test_signature_status_of_a_sidecar(signed, tmp_path):
+    """The console's cheap status: verified, bad once the sidecar changed, unsigned without
+    a signature file or a key."""
+    arch = str(tmp_path / 'archive')
+    shutil.copytree(signed['archive'], arch)
+    verify_fn, _ = evidence_log.load_public_key(signed['pem'])
+    stem = signed['stems'][2]
+    assert evidence_log.signature_status(arch, stem, verify_fn) == 'verified'
+    assert evidence_log.signature_status(arch, stem, None) == 'unsigned'
+    _edit_sidecar(os.path.join(arch, stem + '.json'))
+    assert evidence_log.signature_status(arch, stem, verify_fn) == 'bad'
+    os.unlink(os.path.join(arch, stem + '.sig'))
+    assert evidence_log.signature_status(arch, stem, verify_fn) == 'unsigned'

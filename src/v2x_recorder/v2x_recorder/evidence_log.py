@@ -199,3 +199,25 @@ class EvidenceLog:
             event=sidecar.get('event') or {}, video=os.path.basename(sidecar.get('path', '')),
             clip_sha256=sidecar.get('sha256', ''),
             sidecar_sha256=evidence.sha256_hex(sidecar_bytes))
+
+
+SIGNATURE_VERIFIED = 'verified'
+SIGNATURE_BAD = 'bad'
+SIGNATURE_UNSIGNED = 'unsigned'
+
+
+def signature_status(archive_dir: str, stem: str,
+                     verify: Callable[[bytes, bytes], bool] | None) -> str:
+    """'verified', 'bad' or 'unsigned': a clip's sidecar checked against its signature file
+    (cheap: the video is not hashed again). verify: of the station's public key (see
+    load_public_key; None when there is none: unsigned)."""
+    try:
+        with open(os.path.join(archive_dir, stem + '.json'), 'rb') as f:
+            sidecar = f.read()
+        with open(sig_path(archive_dir, stem), 'rb') as f:
+            sig = f.read()
+    except FileNotFoundError:
+        return SIGNATURE_UNSIGNED
+    if verify is None:
+        return SIGNATURE_UNSIGNED
+    return SIGNATURE_VERIFIED if verify(sidecar, sig) else SIGNATURE_BAD
