@@ -186,6 +186,9 @@ def record_command(ffmpeg: str, opts: RecordOptions) -> list[str]:
     # One encode, two outputs: the segments and a local MPEG-TS stream for the detector.
     # A failing stream output (nobody listening is fine for UDP) never stops recording.
     seg_opts = ':'.join(f'{k}={_tee_escape(v)}' for k, v in segment.items())
+    # The tee muxer unescapes twice (splitting at '|', then each slave's options at ':'):
+    # escaped once only, segment_format_options' own ':' would split at the first.
+    seg_opts = seg_opts.replace('\\', '\\\\').replace('|', '\\|')
     # dump_extra repeats SPS/PPS at each keyframe so a reader can join the stream any time.
     slaves = (f'[f=segment:{seg_opts}]{pattern}'
               f'|[f=mpegts:onfail=ignore:bsfs/v=dump_extra]{opts.local_stream}')
