@@ -109,9 +109,11 @@ def recorder_process():
 
 @pytest.fixture(scope='module')
 def live_recording(tmp_path_factory):
-    """One segment_recorder (testsrc, 1 s segments) shared by a module's tests."""
+    """One segment_recorder (testsrc, 1 s segments) shared by a module's tests, with more
+    than 3 s recorded (a 2 s pre-window from now holds footage: the segments' wall-clock
+    anchors show a window that starts before the recording as a gap)."""
     rec = RecorderProcess(str(tmp_path_factory.mktemp('live')))
-    rec.wait_segments(3)
+    rec.wait_segments(5)
     yield rec
     rec.stop()
 

@@ -164,3 +164,22 @@ def test_with_timing_takes_an_anchor_near_the_name(anchor, start, anchored):
     """with_timing puts a segment at its wall-clock anchor when it agrees with its name."""
     (seg,) = with_timing([Segment('/seg_100.mp4', 100.0)], lambda path: (10.0, anchor))
     assert (seg.start, seg.anchored, seg.duration) == (start, anchored, 10.0)
+
+
+def test_a_late_anchor_is_bounded_by_the_next_segment_and_a_real_hole_stays():
+    """A segment whose write was delayed (anchor 0.7 s late) is put back against the next
+    one: no false gap; a hole where ffmpeg restarted stays a gap."""
+    anchors = {'/s0': (1.0, 100.0), '/s1': (1.0, 101.7), '/s2': (1.0, 102.01),
+               '/s3': (1.0, 105.0), '/s4': (1.0, 106.0)}  # restart: 103.01..105.0 missing
+    timed = with_timing([Segment(p, float(100 + i)) for i, p in enumerate(anchors)],
+                        anchors.get)
+    assert [round(s.start, 2) for s in timed] == [100.0, 101.01, 102.01, 105.0, 106.0]
+    assert [(round(a, 2), round(b, 2)) for a, b in find_gaps(timed, 100.0, 107.0)] == [
+        (103.01, 105.0)]
+
+
+def test_candidates_keep_a_segment_running_past_the_next_name():
+    """seg_29 may hold footage until 29.8 + 1 s although seg_30 is named 30: for a window
+    from 30.1 it is still a candidate (so is seg_28, within the 2 s margin); seg_27 is not."""
+    segs = [Segment(f'/seg_{n}.mp4', float(n)) for n in (27, 28, 29, 30, 31)]
+    assert [s.start for s in candidates(segs, 30.1, 30.9)] == [28.0, 29.0, 30.0, 31.0]

@@ -93,7 +93,10 @@ def candidates(segments: Sequence[Segment], lo: float, hi: float) -> list[Segmen
     A segment can only overlap if it starts before hi and the next one starts after lo
     (segments do not overlap each other); the last one before lo is kept because its
     footage may run into the window, and the first one at or after hi because it tells
-    whether the footage runs on past hi (see find_gaps).
+    whether the footage runs on past hi (see find_gaps). A name holds the second the file
+    was opened, up to a second (and a delayed write) before its first frame: a segment
+    runs on past the next one's name by as much, so those within ANCHOR_MAX_OFFSET_S of
+    lo are kept too.
     """
     chosen = []
     for i, seg in enumerate(segments):
@@ -101,7 +104,7 @@ def candidates(segments: Sequence[Segment], lo: float, hi: float) -> list[Segmen
             chosen.append(seg)
             break
         nxt = segments[i + 1].start if i + 1 < len(segments) else None
-        if nxt is not None and nxt <= lo:
+        if nxt is not None and nxt + ANCHOR_MAX_OFFSET_S <= lo:
             continue
         chosen.append(seg)
     return chosen
@@ -155,7 +158,15 @@ def with_durations(segments: Iterable[Segment], read_duration) -> list[Segment]:
 
 def with_timing(segments: Iterable[Segment], read_timing) -> list[Segment]:
     """Copies of segments with (duration, wall-clock start) = read_timing(path): a start
-    within ANCHOR_MAX_OFFSET_S of the name's replaces it (anchored), sorted again."""
+    within ANCHOR_MAX_OFFSET_S of the name's replaces it (anchored), sorted again.
+
+    An anchor is never early, only late (by the delay of the write it was taken at), and
+    a segment ends before the next one starts: so a segment started no later than the next
+    one's start less its own duration. That bound, carried back from the newest segment,
+    takes out a write delayed by load (which would otherwise open a false gap before the
+    late segment), while a real hole (ffmpeg restarted) stays: the segment after it is
+    later by the hole.
+    """
     timed = []
     for seg in segments:
         duration, anchor = read_timing(seg.path)
@@ -163,7 +174,18 @@ def with_timing(segments: Iterable[Segment], read_timing) -> list[Segment]:
             timed.append(replace(seg, duration=duration, start=anchor, anchored=True))
         else:
             timed.append(replace(seg, duration=duration))
-    return sorted(timed, key=lambda s: (s.start, s.name))
+    timed.sort(key=lambda s: (s.start, s.name))
+    following = None  # the (bounded) start of the next anchored segment
+    for i in reversed(range(len(timed))):
+        seg = timed[i]
+        if not seg.anchored or not seg.duration:
+            following = None
+            continue
+        bound = None if following is None else following - seg.duration
+        if bound is not None and seg.start > bound >= seg.start - ANCHOR_MAX_OFFSET_S:
+            seg = timed[i] = replace(seg, start=bound)
+        following = seg.start
+    return timed
 
 
 @dataclass(frozen=True)
@@ -232,5 +254,7 @@ def plan_ring_deletions(segments: Sequence[Segment], now: float, policy: RingPol
 
 def protected_overlap(segment: Segment, end: float,
                       protected: Sequence[tuple[float, float]]) -> bool:
-    """True when [segment.start, end] overlaps a protected window."""
-    return any(segment.start < p_hi and end > p_lo for p_lo, p_hi in protected)
+    """True when [segment.start, end] overlaps a protected window; end is the next one's
+    name, which the footage may run past by up to ANCHOR_MAX_OFFSET_S (see candidates)."""
+    return any(segment.start < p_hi and end + ANCHOR_MAX_OFFSET_S > p_lo
+               for p_lo, p_hi in protected)
