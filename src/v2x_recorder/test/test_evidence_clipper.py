@@ -112,6 +112,8 @@ def test_held_evidence_outlives_the_cap_and_exceeding_it_is_an_error(
     node = _clipper(ros, rec, tmp_path, evidence_key_file=key, archive_max_count=1,
                     archive_alert_max_age_s=500.0)  # even the age limit spares held clips
     assert ros.spin_until(lambda: node.counts['archive_deleted'] == 1, 20)
+    # the other writers on this machine (the console's holds) sign with the node's key
+    assert evidence_log.open_archive_log(arch).key_id == node.log.key_id != ''
     assert not os.path.exists(os.path.join(arch, stems[1] + '.mp4'))
     level, message, values = node._health()
     assert level == ERROR and '2 held clip(s)' in message and 'archive_max_count' in message

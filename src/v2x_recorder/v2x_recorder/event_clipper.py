@@ -155,6 +155,7 @@ class EventClipper(Node):
                 raise ParameterError('evidence_key_file', str(exc)) from None
         self.station = s.station_id or socket.gethostname()
         self.log = evidence_log.EvidenceLog(s.archive_dir, signer, self.station)
+        evidence_log.write_signer_file(s.archive_dir, s.evidence_key_file, self.station)
         if self.log.unreadable:
             self.get_logger().error(f'evidence log {self.log.path}: {self.log.unreadable} '
                                     'line(s) are no record: run v2x_verify_evidence')

@@ -15,6 +15,7 @@ key the log is still written and chained, with empty signatures (the verifier sa
 """
 
 import fcntl
+import json
 import os
 import threading
 import time
@@ -78,6 +79,32 @@ def load_public_key(path: str) -> tuple[Callable[[bytes, bytes], bool], str]:
         return True
 
     return verify, keys.key_id_of(raw).hex()
+
+
+#: In the archive: which key file signs its log (a path, never the key) and the station,
+#: for the other writers on this machine (the console's legal holds).
+SIGNER_FILE = 'evidence_signer.json'
+
+
+def write_signer_file(archive_dir: str, key_file: str, station: str) -> None:
+    """Name the evidence key file (its path) and the station for the archive's writers."""
+    write_atomic(os.path.join(archive_dir, SIGNER_FILE), json.dumps(
+        {'evidence_key_file': os.path.abspath(key_file) if key_file else '',
+         'station_id': station}, sort_keys=True) + '\n')
+
+
+def open_archive_log(archive_dir: str) -> 'EvidenceLog':
+    """The archive's log, signing with the key its signer file names (unsigned without
+    one). Raises KeyConfigError when that key cannot be used."""
+    try:
+        with open(os.path.join(archive_dir, SIGNER_FILE), encoding='utf-8') as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        info = {}
+    info = info if isinstance(info, dict) else {}
+    key_file = str(info.get('evidence_key_file') or '')
+    signer = load_evidence_key(key_file) if key_file else None
+    return EvidenceLog(archive_dir, signer, str(info.get('station_id') or ''))
 
 
 def sig_path(archive_dir: str, stem: str) -> str:

@@ -6,7 +6,8 @@
 A held clip and its sidecar are never deleted by event_clipper's retention (age, count or
 byte cap). The hold and the release are signed records of the evidence log saying who
 (the unix user running this command), when and why. The archive and the key default to
-event_clipper's (its settings file in --state-dir). Exit status: 0 done (or already so),
+event_clipper's (its settings file in --state-dir, else the key the archive's
+evidence_signer.json names). Exit status: 0 done (or already so),
 1 the clip or the log cannot be read or written, 2 usage.
 """
 
@@ -92,8 +93,11 @@ def _command(args, out: TextIO) -> int:
     if key_file is None:
         key_file = clipper.get('evidence_key_file', '')
     try:
-        signer = evidence_log.load_evidence_key(key_file) if key_file else None
-        log = evidence_log.EvidenceLog(directory, signer, clipper.get('station_id', ''))
+        if key_file:
+            log = evidence_log.EvidenceLog(directory, evidence_log.load_evidence_key(key_file),
+                                           clipper.get('station_id', ''))
+        else:  # the key event_clipper named in the archive, if any
+            log = evidence_log.open_archive_log(directory)
         _, message = set_hold(log, stem, not args.release, unix_user(), args.reason)
     except evidence_log.KeyConfigError as exc:
         print(f'v2x_hold_evidence: {exc}', file=sys.stderr)
