@@ -128,8 +128,8 @@ class EvidenceLog:
         self.unreadable = 0   # lines of the log that are no record (see the verifier)
         self._offset = 0
         self._lock = threading.Lock()
-        os.makedirs(archive_dir, exist_ok=True)
-        if signer is not None:
+        if signer is not None:  # a reader (no key) creates nothing
+            os.makedirs(archive_dir, exist_ok=True)
             self._write_public_key()
         self.refresh()
 
@@ -183,6 +183,7 @@ class EvidenceLog:
         Raises OSError when the log cannot be written (the caller reports it).
         """
         with self._lock:
+            os.makedirs(self.archive_dir, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
                          0o644)
             with os.fdopen(fd, 'r+b') as f:
