@@ -67,8 +67,12 @@ def export(directory: str, stem: str, out_path: str) -> str:
 
     Raises ExportRefused (clip unknown to the log, or deleted) or OSError.
     """
-    with open(os.path.join(directory, LOG_FILE), 'rb') as f:
-        lines = f.read().split(b'\n')
+    try:
+        with open(os.path.join(directory, LOG_FILE), 'rb') as f:
+            lines = f.read().split(b'\n')
+    except FileNotFoundError:
+        raise ExportRefused(f'no evidence log in {directory}: give the archive with '
+                            "--archive-dir (event_clipper's archive_dir)") from None
     if lines and lines[-1] == b'':
         lines.pop()
     first = None
