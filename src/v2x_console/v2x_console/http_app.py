@@ -33,6 +33,7 @@ from v2x_console.actions import (
 )
 from v2x_console.archive import ArchiveReader
 from v2x_console.core import Event
+from v2x_console.evidence_routes import add_evidence_routes
 from v2x_console.page import render_page
 
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
@@ -317,5 +318,7 @@ def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
             return JSONResponse(exc.as_dict(), status_code=422)
         return await run_action(actions.request_clip, req)
 
+    add_evidence_routes(app, archive, refuse,  # legal hold (authenticated) and export
+                        lambda r: credentials.check(r.headers.get('authorization')), body_json)
     return app
 
