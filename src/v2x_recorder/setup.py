@@ -21,6 +21,9 @@ setup(
             'segment_recorder = v2x_recorder.segment_recorder:main',
             'event_clipper = v2x_recorder.event_clipper:main',
             'v2x_make_clip = v2x_recorder.v2x_make_clip:main',
+            'v2x_verify_evidence = v2x_recorder.v2x_verify_evidence:main',
+            'v2x_hold_evidence = v2x_recorder.v2x_hold_evidence:main',
+            'v2x_export_evidence = v2x_recorder.v2x_export_evidence:main',
         ],
     },
 )

@@ -267,7 +267,10 @@ class AlertGateway(Node):
         self._pub_markers = self.create_publisher(MarkerArray, 'v2x/markers', qos.MARKERS)
         if s.role == 'rsu':
             self._do(self.core.restore(self._outbox_file.load(time.time_ns())))
-            self._pub_sent = self.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT)
+            # transient-local, its last alerts kept: a clipper that starts or restarts late
+            # still gets every alert sent (docs/ARCHITECTURE.md)
+            self._pub_sent = self.create_publisher(Alert, 'v2x/alert_sent',
+                                                   qos.ALERT_SENT_WRITER)
             self.create_subscription(Alert, 'v2x/alert_out', self._on_alert_out,
                                      qos.ALERT_OUT_READER)
             # fine ticks spread the repeats instead of sending them in bursts
@@ -369,7 +372,9 @@ class AlertGateway(Node):
 
     def _on_sent(self, s: Sent) -> None:
         # produced (and signed) here: local and trusted, as Alert.msg defines them
-        self._pub_sent.publish(_alert_msg(s.alert, Alert.PATH_LOCAL, True))
+        sent = _alert_msg(s.alert, Alert.PATH_LOCAL, True)
+        sent.origin = self.identity.origin  # with source_id and sequence: the event (clips)
+        self._pub_sent.publish(sent)
 
     def _on_alert_out_dropped(self, d: AlertOutDropped) -> None:
         text = f'dropped alert from v2x/alert_out ({d.reason}): {d.text}'

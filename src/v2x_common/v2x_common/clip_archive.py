@@ -12,6 +12,8 @@ from typing import Sequence
 
 #: Every archived file's name starts with this (accident_<T0>_<clip_id>).
 ARCHIVE_PREFIX = 'accident_'
+#: the files of one clip: video, sidecar, the sidecar's signature (docs/recorder.md)
+CLIP_EXTENSIONS = ('.mp4', '.json', '.sig')
 ALERT_ORIGIN = 'alert'
 
 
@@ -52,7 +54,7 @@ def scan_archive(directory: str) -> list[ArchivedClip]:
         return []
     for entry in entries:
         stem, ext = os.path.splitext(entry.name)
-        if not stem.startswith(ARCHIVE_PREFIX) or ext not in ('.mp4', '.json'):
+        if not stem.startswith(ARCHIVE_PREFIX) or ext not in CLIP_EXTENSIONS:
             continue
         try:
             st = entry.stat()

@@ -27,6 +27,11 @@ class ExitCode(enum.IntEnum):
     TIMEOUT = 5
     #: v2x_inject: nobody subscribed to the topic within --wait-s
     NO_SUBSCRIBER = 6
+    #: v2x_verify_evidence: a clip, sidecar, signature or log record was changed, removed,
+    #: reordered or cut short
+    EVIDENCE_INVALID = 7
+    #: v2x_verify_evidence: nothing was changed, but something is unsigned or not in the log
+    EVIDENCE_UNSIGNED = 8
     #: a command-line tool stopped by Ctrl-C
     INTERRUPTED = 130
 

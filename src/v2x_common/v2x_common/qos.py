@@ -24,8 +24,16 @@ ALERT_OUT = _profile(50, DurabilityPolicy.VOLATILE)
 #: matches every producer), with a deeper history so a burst from event_intake or the
 #: detector is not overwritten in the reader's queue while the gateway is busy.
 ALERT_OUT_READER = _profile(1000, DurabilityPolicy.VOLATILE)
-#: /v2x/alert_sent: RSU gateway -> event_clipper.
+#: /v2x/alert_sent, the readers that want live alerts only (v2x_console, denm_gateway,
+#: v2x_inject): reliable, volatile. A volatile reader matches the transient-local writer.
 ALERT_SENT = _profile(50, DurabilityPolicy.VOLATILE)
+#: /v2x/alert_sent, the RSU gateway's writer: it keeps the last 1,000 alerts it sent, so
+#: that an event_clipper that starts (or restarts, or is matched late by DDS) after an
+#: alert went out still receives it.
+ALERT_SENT_WRITER = _profile(1000, DurabilityPolicy.TRANSIENT_LOCAL)
+#: event_clipper's reader of /v2x/alert_sent: transient-local (it gets the writer's
+#: history when it joins; it clips each event once, keyed by source_id, origin, sequence).
+ALERT_SENT_CLIPPER = _profile(1000, DurabilityPolicy.TRANSIENT_LOCAL)
 #: /v2x/alert: receiving gateway -> speed_policy, rviz. Late joiners see live alerts (the
 #: last 1,000 versions published); a reliable reader that falls behind by less than that
 #: loses nothing.

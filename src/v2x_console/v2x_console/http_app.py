@@ -52,6 +52,7 @@ from v2x_console.actions import (
 )
 from v2x_console.archive import ArchiveReader
 from v2x_console.core import Event
+from v2x_console.evidence_routes import add_evidence_routes
 from v2x_console.page import render_page
 
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
@@ -604,5 +605,7 @@ def create_app(snapshot: Callable[[], dict], hub: Hub, archive: ArchiveReader,
         """Dismiss an event the detector holds: dropped, its frame kept as a negative."""
         return await resolve(request, False)
 
+    add_evidence_routes(app, archive, refuse,  # legal hold (authenticated) and export
+                        lambda r: credentials.check(r.headers.get('authorization')), body_json)
     return app
 

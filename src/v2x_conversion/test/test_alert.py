@@ -19,7 +19,8 @@ FULL = AlertData(source_id='rsu_7', sequence=4_000_000_000, kind=Alert.KIND_FIRE
                  stamp_ns=1_800_000_000_123_456_789, detection_time_ns=1_799_999_999_500_000_000,
                  validity_s=90.5, cancelled=True, latitude=37.25, longitude=-127.125,
                  road='A1 north', distance_m=250.5, confidence=0.75, clip_requested=True,
-                 clip_id='rsu_7-4000000000', authenticated=False, path=Alert.PATH_BROKER)
+                 clip_id='rsu_7-4000000000', authenticated=False, path=Alert.PATH_BROKER,
+                 origin=0x0123_4567_89AB_CDEF)
 
 #: AlertData fields -> the message field that carries each (the times are Time messages).
 MSG_FIELD = {'stamp_ns': 'header', 'detection_time_ns': 'detection_time'}

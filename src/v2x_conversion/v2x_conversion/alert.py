@@ -51,7 +51,7 @@ def alert_from_msg(msg: Alert, strict: bool = False, provenance: bool = True) ->
         cancelled=msg.cancelled, latitude=msg.latitude, longitude=msg.longitude,
         road=msg.road, distance_m=msg.distance_m, confidence=msg.confidence,
         clip_requested=msg.clip_requested, clip_id=msg.clip_id,
-        authenticated=authenticated, path=path)
+        authenticated=authenticated, path=path, origin=msg.origin)
 
 
 def alert_to_msg(a: AlertData, frame_id: str = 'map', path: int | None = None,
@@ -76,6 +76,8 @@ def alert_to_msg(a: AlertData, frame_id: str = 'map', path: int | None = None,
     msg.confidence = float(a.confidence)
     msg.clip_requested = a.clip_requested
     msg.clip_id = a.clip_id
+    if a.origin:
+        msg.origin = a.origin
     path = a.path if path is None else path
     authenticated = a.authenticated if authenticated is None else authenticated
     if path:  # a fresh message holds 0 / False: each set costs microseconds in rosidl

@@ -197,6 +197,10 @@ class AlertData:
     # here; False for DENM and unsigned radio. path: Alert.PATH_* (not part of equality).
     authenticated: bool = True
     path: int = dataclasses.field(default=0, compare=False)
+    # origin: the sending station instance (the datagram header's origin, or this
+    # station's own for what it sends); with source_id and sequence it names the event
+    # (evidence clips). Not in the body, not part of equality; 0 = unknown.
+    origin: int = dataclasses.field(default=0, compare=False)
 
     @property
     def key(self) -> tuple:

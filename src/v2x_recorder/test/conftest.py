@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from v2x_recorder import ffmpeg_tools, segments
+from v2x_bridge import v2x_keygen
+from v2x_recorder import clips, ffmpeg_tools, segments
 from v2x_testing import random_domain_id
 
 # The recorder's encode, as fast as ffmpeg goes (no -re), for footage "recorded" in the past.
@@ -108,8 +109,35 @@ def recorder_process():
 
 @pytest.fixture(scope='module')
 def live_recording(tmp_path_factory):
-    """One segment_recorder (testsrc, 1 s segments) shared by a module's tests."""
+    """One segment_recorder (testsrc, 1 s segments) shared by a module's tests, with more
+    than 3 s recorded (a 2 s pre-window from now holds footage: the segments' wall-clock
+    anchors show a window that starts before the recording as a gap)."""
     rec = RecorderProcess(str(tmp_path_factory.mktemp('live')))
-    rec.wait_segments(3)
+    rec.wait_segments(5)
     yield rec
     rec.stop()
+
+
+def _make_key(directory, name='evidence'):
+    """An Ed25519 evidence key made by the project's own v2x_keygen (PEM, mode 0600)."""
+    assert v2x_keygen.main(['--station-id', name, '--out-dir', str(directory)],
+                           env={}) == 0
+    return str(directory / f'{name}.key')
+
+
+def _alert_request(sequence, t0, origin='00000000000000aa'):
+    return clips.make_request(f'rsu_test-{sequence}', t0, 1.0, 1.0, origin='alert',
+                              alert={'source_id': 'rsu_test', 'origin': origin,
+                                     'sequence': sequence, 'kind': 'collision'})
+
+
+@pytest.fixture(scope='session')
+def make_key():
+    """make_key(directory, name='evidence') -> the path of a new Ed25519 evidence key."""
+    return _make_key
+
+
+@pytest.fixture(scope='session')
+def alert_request():
+    """alert_request(sequence, t0) -> a ClipRequest of an alert of rsu_test (1 s + 1 s)."""
+    return _alert_request

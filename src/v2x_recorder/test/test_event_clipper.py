@@ -2,6 +2,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -44,7 +45,7 @@ def listen(ros):
     inbox = []
     node.create_subscription(Clip, 'v2x/clip', lambda m: inbox.append((time.time(), m)),
                              qos.CLIP)
-    pub = node.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT)
+    pub = node.create_publisher(Alert, 'v2x/alert_sent', qos.ALERT_SENT_WRITER)
     client = node.create_client(RequestClip, 'v2x/request_clip')
     return node, inbox, pub, client
 
@@ -157,7 +158,7 @@ def test_no_footage_gives_sidecar_and_error_and_archive_stays_capped(ros, tmp_pa
     assert not any(n.endswith('_nothing.mp4') for n in os.listdir(archive))
     level, _, values = node._health()
     assert (values['no_footage'], values['failed'], values['pending']) == (1, 0, 0)
-    stems = {n.split('.')[0] for n in os.listdir(archive)}
+    stems = {n.split('.')[0] for n in os.listdir(archive) if n.startswith('accident_')}
     assert stems == {'accident_1002_old-2', f'accident_{int(to_seconds(msg.t0))}_nothing',
                      'accident_9_writing'}
 
@@ -251,7 +252,8 @@ def test_make_clip_uses_the_service_when_the_node_runs(ros, live_recording, tmp_
     # Direct mode takes the same defaults from the file the node keeps in its state_dir.
     assert v2x_make_clip.read_clipper_settings(str(tmp_path / 'state')) == {
         'recording_dir': live_recording.recording_dir, 'archive_dir': str(tmp_path / 'archive'),
-        'pre_window_s': 2.0, 'post_window_s': 3.0, 'segment_s': 1.0, 'cut_deadline_s': 60.0}
+        'pre_window_s': 2.0, 'post_window_s': 3.0, 'segment_s': 1.0, 'cut_deadline_s': 60.0,
+        'evidence_key_file': '', 'station_id': socket.gethostname()}
 
 
 @pytest.mark.parametrize('arg, name', [

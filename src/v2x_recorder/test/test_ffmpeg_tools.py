@@ -126,6 +126,7 @@ def test_sigkilled_recording_keeps_its_complete_fragments(tools, tmp_path):
     import subprocess
     import time
     opts = RecordOptions(source='testsrc', recording_dir=str(tmp_path), segment_s=30.0)
+    started = time.time()
     proc = subprocess.Popen(record_command(tools.ffmpeg, opts))
 
     def recorded() -> float:
@@ -142,3 +143,7 @@ def test_sigkilled_recording_keeps_its_complete_fragments(tools, tmp_path):
     (name,) = os.listdir(tmp_path)
     assert recorded() >= 2.0
     assert probe_duration(str(tmp_path / name), tools) >= 2.0
+    # its wall-clock anchor (producer reference times) survives too: after ffmpeg started,
+    # before its name's second ended (the name is the second it opened the file)
+    _, anchor = mp4.timing(str(tmp_path / name))
+    assert started <= anchor <= int(name[4:-4]) + 1.0

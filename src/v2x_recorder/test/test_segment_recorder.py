@@ -74,8 +74,12 @@ def test_killed_ffmpeg_is_restarted_and_the_gap_shows_in_the_clip(ros, tmp_path,
     result = cutter.cut_clip(request, rec, str(tmp_path / 'archive'), tools)
     assert result.path and not result.error
     (gap,) = result.sidecar['gaps_s']
-    assert gap[0] <= killed_at + 1.0 and gap[1] >= killed_at + 2.0
-    assert result.duration_s < 7.0 - 1.5
+    # Exact edges from the segments' wall-clock anchors (names hold whole seconds): the
+    # footage ends with the last complete fragment (1 s keyframes) before the kill, and
+    # begins again with the first frame of the ffmpeg started 3 s (the backoff) after it.
+    assert killed_at - 1.2 <= gap[0] <= killed_at + 0.1
+    assert killed_at + 3.0 - 0.05 <= gap[1] <= killed_at + 3.0 + 2.5
+    assert result.duration_s == pytest.approx(7.0 - (gap[1] - gap[0]), abs=0.35)
 
 
 def test_stalled_ffmpeg_is_killed_and_restarted(ros, tmp_path):
@@ -149,8 +153,12 @@ def test_file_source_is_live_and_feeds_the_local_stream(ros, tmp_path, tools):
         reader.kill()
         reader.wait()
     seg = segments.scan(rec)[0]
-    assert mp4.duration_s(seg.path) == pytest.approx(2.0, abs=0.2)
+    duration, anchor = mp4.timing(seg.path)
+    assert duration == pytest.approx(2.0, abs=0.2)
     assert abs(seg.start - time.time()) < 30  # named by wall clock, not by the file
+    # the MP4 options reach the segments through the tee muxer (escaped twice): the
+    # wall-clock anchor is there, within the second the segment is named by
+    assert anchor is not None and abs(anchor - seg.start) < 1.5
     assert node.supervisor.stats.restarts == 0
 
 

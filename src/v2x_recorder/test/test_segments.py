@@ -9,6 +9,7 @@ from v2x_recorder.segments import (
     parse_segment_name,
     plan_ring_deletions,
     scan,
+    with_timing,
 )
 from v2x_recorder.supervisor import Action, State, Supervisor
 
@@ -141,3 +142,44 @@ def test_full_disk_deletes_oldest_unprotected_footage_first():
     assert [s.start for s, _ in doomed] == [0, 10, 20, 30]
     assert plan_ring_deletions(ring, now=45, policy=policy, free_bytes=10_000,
                                min_free_bytes=250, floor_bytes=250) == []
+
+
+def test_anchored_segments_judge_holes_to_a_quarter_second():
+    """Between two anchored segments a 0.5 s hole is missing footage; between segments
+    known by their names only it is naming jitter."""
+    from dataclasses import replace
+    anchored = [Segment('/a', 100.2, duration=9.3, anchored=True),
+                Segment('/b', 110.0, duration=10.0, anchored=True)]
+    assert find_gaps(anchored, 100.2, 115.0) == [(109.5, 110.0)]
+    assert find_gaps([replace(s, anchored=False) for s in anchored], 100.2, 115.0) == []
+
+
+@pytest.mark.parametrize('anchor, start, anchored', [
+    (100.37, 100.37, True),   # the anchor replaces the whole-second name
+    (99.9, 99.9, True),       # captured just before the file was opened
+    (107.0, 100.0, False),    # a clock that stepped: the name stays
+    (None, 100.0, False),     # no producer reference time in the file
+])
+def test_with_timing_takes_an_anchor_near_the_name(anchor, start, anchored):
+    """with_timing puts a segment at its wall-clock anchor when it agrees with its name."""
+    (seg,) = with_timing([Segment('/seg_100.mp4', 100.0)], lambda path: (10.0, anchor))
+    assert (seg.start, seg.anchored, seg.duration) == (start, anchored, 10.0)
+
+
+def test_a_late_anchor_is_bounded_by_the_next_segment_and_a_real_hole_stays():
+    """A segment whose write was delayed (anchor 0.7 s late) is put back against the next
+    one: no false gap; a hole where ffmpeg restarted stays a gap."""
+    anchors = {'/s0': (1.0, 100.0), '/s1': (1.0, 101.7), '/s2': (1.0, 102.01),
+               '/s3': (1.0, 105.0), '/s4': (1.0, 106.0)}  # restart: 103.01..105.0 missing
+    timed = with_timing([Segment(p, float(100 + i)) for i, p in enumerate(anchors)],
+                        anchors.get)
+    assert [round(s.start, 2) for s in timed] == [100.0, 101.01, 102.01, 105.0, 106.0]
+    assert [(round(a, 2), round(b, 2)) for a, b in find_gaps(timed, 100.0, 107.0)] == [
+        (103.01, 105.0)]
+
+
+def test_candidates_keep_a_segment_running_past_the_next_name():
+    """seg_29 may hold footage until 29.8 + 1 s although seg_30 is named 30: for a window
+    from 30.1 it is still a candidate (so is seg_28, within the 2 s margin); seg_27 is not."""
+    segs = [Segment(f'/seg_{n}.mp4', float(n)) for n in (27, 28, 29, 30, 31)]
+    assert [s.start for s in candidates(segs, 30.1, 30.9)] == [28.0, 29.0, 30.0, 31.0]

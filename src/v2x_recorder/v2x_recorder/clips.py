@@ -37,7 +37,7 @@ DEFAULT_DEADLINE_S = 60.0
 #: A cut clip shorter than its plan by more than this lists the shortfall as a gap.
 SHORTFALL_TOLERANCE_S = 0.5
 
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2
 
 
 class BadClipRequest(ValueError):
@@ -251,12 +251,29 @@ class ClipResult:
     sidecar: dict = field(default_factory=dict, compare=False)
 
 
+def request_event(request: ClipRequest) -> dict:
+    """The identity of the event behind a clip: source_id, origin, sequence, kind, T0.
+
+    Empty source_id / origin / sequence / kind for a clip asked by hand (no alert).
+    """
+    alert = request.alert or {}
+    return {'source_id': str(alert.get('source_id', '')),
+            'origin': str(alert.get('origin', '')),
+            'sequence': int(alert.get('sequence', 0) or 0),
+            'kind': str(alert.get('kind', '')),
+            't0': request.t0}
+
+
 def make_sidecar(plan: ClipPlan, path: str, sha256: str, duration_s: float, error: str,
-                 created_at: float) -> dict:
-    """The .json sidecar of a clip: the alert, T0, window, segments used, gaps, checksum."""
+                 created_at: float, station: str = '', key_id: str = '') -> dict:
+    """The .json sidecar of a clip: the alert, T0, window, segments used, gaps, checksum,
+    the event's identity and the station (key_id: the evidence key signing it, or '')."""
     req = plan.request
     return {
         'version': SIDECAR_VERSION,
+        'station': station,
+        'event': request_event(req),
+        'key_id': key_id,
         'clip_id': req.clip_id,
         't0': req.t0,
         't0_iso': iso(req.t0),

@@ -18,6 +18,7 @@ def alert_to_dict(msg) -> dict:
     return {
         'source_id': msg.source_id,
         'sequence': int(msg.sequence),
+        'origin': f'{int(msg.origin):016x}' if msg.origin else '',
         'kind': kind_to_str(msg.kind),
         'severity': severity_to_str(msg.severity),
         'suggest': suggest_to_str(msg.suggest),

@@ -11,13 +11,15 @@ cap under a long window): the clip is cut from what existed when it was planned.
 """
 
 import contextlib
+import json
 import os
 import subprocess
 import tempfile
 import time
 from typing import Callable
 
-from v2x_common.files import sha256_file, write_json_atomic
+from v2x_common.files import sha256_file, write_atomic
+from v2x_evidence.log import EvidenceLog
 from v2x_recorder import mp4, segments
 from v2x_recorder.clips import (
     ClipPlan,
@@ -29,7 +31,7 @@ from v2x_recorder.clips import (
     result_from_sidecar,
     with_shortfall,
 )
-from v2x_recorder.ffmpeg_tools import FfmpegTools, probe_duration, segment_duration
+from v2x_recorder.ffmpeg_tools import FfmpegTools, probe_duration, segment_timing
 
 PART_SUFFIX = '.part'
 #: Planning is retried this often when a planned segment is deleted before it is opened.
@@ -40,7 +42,7 @@ def plan_from_dir(request: ClipRequest, recording_dir: str,
                   tools: FfmpegTools | None = None) -> ClipPlan:
     """The plan of request over the segments now in recording_dir (durations read)."""
     found = segments.candidates(segments.scan(recording_dir), request.lo, request.hi)
-    timed = segments.with_durations(found, lambda p: segment_duration(p, tools))
+    timed = segments.with_timing(found, lambda p: segment_timing(p, tools))
     return plan_clip(request, timed)
 
 
@@ -55,8 +57,13 @@ def missing_recording_dir(recording_dir: str) -> str:
 
 
 def cut_clip(request: ClipRequest, recording_dir: str, archive_dir: str, tools: FfmpegTools,
-             clock: Callable[[], float] = time.time) -> ClipResult:
-    """Cut request into archive_dir; always writes a sidecar and returns what it says."""
+             clock: Callable[[], float] = time.time,
+             log: EvidenceLog | None = None) -> ClipResult:
+    """Cut request into archive_dir; always writes a sidecar and returns what it says.
+
+    With log (the archive's evidence log), the sidecar is signed (its .sig file) and the
+    clip appended to the log; a failure of that is the clip's error (OSError).
+    """
     os.makedirs(archive_dir, exist_ok=True)
     video = os.path.abspath(os.path.join(archive_dir, request.stem + '.mp4'))
     sidecar_path = os.path.join(archive_dir, request.stem + '.json')
@@ -72,9 +79,18 @@ def cut_clip(request: ClipRequest, recording_dir: str, archive_dir: str, tools: 
                 path, sha = video, sha256_file(video)
                 duration = _output_duration(video, tools)
                 plan = with_shortfall(plan, duration)
-    sidecar = make_sidecar(plan, path, sha, duration, error, clock())
-    write_json_atomic(sidecar_path, sidecar, indent=1)
+    station, key_id = (log.station, log.key_id) if log is not None else ('', '')
+    sidecar = make_sidecar(plan, path, sha, duration, error, clock(), station, key_id)
+    data = sidecar_bytes(sidecar)
+    write_atomic(sidecar_path, data)
+    if log is not None:
+        log.record_clip(request.stem, data, sidecar)
     return result_from_sidecar(sidecar, sidecar_path)
+
+
+def sidecar_bytes(sidecar: dict) -> bytes:
+    """The bytes of a sidecar file (what its signature covers)."""
+    return (json.dumps(sidecar, indent=1, sort_keys=True) + '\n').encode('utf-8')
 
 
 def _plan_and_open(request: ClipRequest, recording_dir: str, tools: FfmpegTools,

@@ -6,11 +6,18 @@ once the post-window is recorded (plus one segment), write its .json sidecar and
 Clip on v2x/clip. Pending clips are persisted in state_dir, so they survive a restart and
 the recorder keeps their footage. The cut runs in a worker thread; ROS callbacks and
 publishing stay on the executor thread.
+
+v2x/alert_sent is read transient-local: a clipper that starts after alerts went out gets
+the gateway's history, and clips each event once, keyed by (source_id, origin, sequence)
+as the archive's evidence log records it. Each sidecar is signed with the station's
+evidence key and appended to the evidence log; retention deletions are log records too,
+and a clip under a legal hold (v2x_hold_evidence) is never deleted.
 """
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 import os
+import socket
 import sys
 import time
 import traceback
@@ -31,9 +38,18 @@ from v2x_common.params import (
 )
 from v2x_common.paths import make_dirs
 from v2x_common.recent import RecentEvents
+from v2x_evidence import evidence
+from v2x_evidence import log as evidence_log
 from v2x_msgs.msg import Alert, Clip
 from v2x_msgs.srv import RequestClip
-from v2x_recorder import archive, clips, conversions, cutter, ffmpeg_tools, segments
+from v2x_recorder import (
+    archive,
+    clips,
+    conversions,
+    cutter,
+    ffmpeg_tools,
+    segments,
+)
 from v2x_recorder.pending import CLIPPER_SETTINGS_FILE, PendingStore
 
 NODE_NAME = 'event_clipper'
@@ -67,6 +83,11 @@ PARAMETERS = (
     Param('check_period_s', 0.5, 'how often pending clips are checked', gt(0.0)),
     Param('health_window_s', 60.0, 'diagnostics judge the problems of this last stretch '
           '(seconds); lifetime totals stay in the values', gt(0.0)),
+    Param('evidence_key_file', '', "the station's Ed25519 evidence key (PEM, mode 0600; not "
+          'an alert key): signs each sidecar and the evidence log; empty = unsigned',
+          read_only=True),
+    Param('station_id', '', 'this station in sidecars and the evidence log; empty = the '
+          'host name'),
 )
 
 #: How often archive retention runs besides after each clip.
@@ -93,6 +114,8 @@ class ClipperSettings:
     ffmpeg_path: str
     check_period_s: float
     health_window_s: float
+    evidence_key_file: str
+    station_id: str
 
     def validate(self) -> None:
         """Cross-parameter checks; raises ParameterError."""
@@ -124,26 +147,43 @@ class EventClipper(Node):
         self.tools = ffmpeg_tools.find_ffmpeg(s.ffmpeg_path)
         for line in make_dirs(archive_dir=s.archive_dir, state_dir=s.state_dir):
             self.get_logger().info(line)
+        signer = None
+        if s.evidence_key_file:
+            try:
+                signer = evidence_log.load_evidence_key(s.evidence_key_file)
+            except evidence_log.KeyConfigError as exc:
+                raise ParameterError('evidence_key_file', str(exc)) from None
+        self.station = s.station_id or socket.gethostname()
+        self.log = evidence_log.EvidenceLog(s.archive_dir, signer, self.station)
+        evidence_log.write_signer_file(s.archive_dir, s.evidence_key_file, self.station)
+        if self.log.unreadable:
+            self.get_logger().error(f'evidence log {self.log.path}: {self.log.unreadable} '
+                                    'line(s) are no record: run v2x_verify_evidence')
+        if signer is None:
+            self.get_logger().warning('no evidence_key_file: clips and the evidence log are '
+                                      'not signed')
         self.store = PendingStore(s.state_dir)
         self._write_settings_file()
         loaded, problems = self.store.load()
         for problem in problems:
             self.get_logger().error(f'persisted clip request set aside: {problem}')
-        self.pending: dict[str, clips.ClipRequest] = {r.clip_id: r for r in loaded}
+        self.pending: dict[str, clips.ClipRequest] = {pending_key(r): r for r in loaded}
         self._running: dict[str, Future] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='clip')
         self.counts = {'published': 0, 'failed': 0, 'no_footage': 0, 'with_gaps': 0,
                        'rejected': 0, 'duplicates': 0, 'archive_deleted': 0,
                        'archive_deleted_evidence': 0, 'archive_delete_errors': 0,
-                       'save_failed': 0, 'set_aside': len(problems), 'internal_errors': 0}
+                       'save_failed': 0, 'set_aside': len(problems), 'internal_errors': 0,
+                       'already_clipped': 0, 'log_errors': 0}
         # Health judges the last health_window_s; the counts above are lifetime totals.
         self.recent = {kind: RecentEvents(s.health_window_s)
-                       for kind in ('failed', 'save_failed', 'archive', 'internal')}
+                       for kind in ('failed', 'save_failed', 'archive', 'internal', 'log')}
         self.last_deleted = ''
+        self.over_cap = ''  # held evidence exceeds a cap: what, for the operator
         self._last_archive = 0.0
         self.pub = self.create_publisher(Clip, 'v2x/clip', qos.CLIP)
         self.sub = self.create_subscription(Alert, 'v2x/alert_sent', self._on_alert,
-                                            qos.ALERT_SENT)
+                                            qos.ALERT_SENT_CLIPPER)
         self.srv = self.create_service(RequestClip, 'v2x/request_clip', self._on_request)
         self.diag = Diagnostics(self, status_fn=self._health)
         self._timer = self.create_timer(s.check_period_s, self._tick)
@@ -160,7 +200,9 @@ class EventClipper(Node):
                 'recording_dir': os.path.abspath(s.recording_dir),
                 'archive_dir': os.path.abspath(s.archive_dir),
                 'pre_window_s': s.pre_window_s, 'post_window_s': s.post_window_s,
-                'segment_s': s.segment_s, 'cut_deadline_s': s.cut_deadline_s})
+                'segment_s': s.segment_s, 'cut_deadline_s': s.cut_deadline_s,
+                'evidence_key_file': os.path.abspath(s.evidence_key_file)
+                if s.evidence_key_file else '', 'station_id': self.station})
         except OSError as exc:
             self.get_logger().warning(f'cannot write {path} (v2x_make_clip --direct will not '
                                       f'know these windows): {exc}')
@@ -200,15 +242,21 @@ class EventClipper(Node):
         return os.path.abspath(os.path.join(self.settings.archive_dir, request.stem + '.mp4'))
 
     def add(self, request: clips.ClipRequest) -> tuple[bool, str]:
-        """Queue a clip (persisted at once); a clip_id already queued is not queued twice."""
-        if request.clip_id in self.pending:
+        """Queue a clip (persisted at once); an event already queued or already clipped (in
+        the evidence log) is not queued again."""
+        key = pending_key(request)
+        if key in self.pending:
             self.counts['duplicates'] += 1
             return True, f'clip {request.clip_id} already pending'
-        self.pending[request.clip_id] = request
+        done = self.log.refresh().events.get(evidence.event_key(clips.request_event(request)))
+        if done:
+            self.counts['already_clipped'] += 1
+            return True, f'event already clipped: {done}'
+        self.pending[key] = request
         problem = self._save()
         if problem:
             # Not persisted: refused, so that no caller counts on a clip a restart loses.
-            del self.pending[request.clip_id]
+            del self.pending[key]
             self.get_logger().error(f'clip {request.clip_id} refused: {problem}',
                                     throttle_duration_sec=5.0)
             return False, f'refused: {problem}'
@@ -242,25 +290,24 @@ class EventClipper(Node):
                                     throttle_duration_sec=10.0)
 
     def _check(self, now: float) -> None:
-        for clip_id, future in list(self._running.items()):
+        for key, future in list(self._running.items()):
             if future.done():
-                del self._running[clip_id]
-                self._finish(self.pending.get(clip_id), future)
-        waiting = [r for r in self.pending.values() if r.clip_id not in self._running]
+                del self._running[key]
+                self._finish(key, self.pending.get(key), future)
+        waiting = [(k, r) for k, r in self.pending.items() if k not in self._running]
         starts = [seg.start for seg in segments.scan(self.settings.recording_dir)] \
             if waiting else []
-        for request in waiting:
-            clip_id = request.clip_id
+        for key, request in waiting:
             if clips.is_due(request, now, self.settings.settle_s,
                             clips.first_start_after(starts, request.hi),
                             self.settings.cut_deadline_s):
-                self._running[clip_id] = self._worker.submit(
+                self._running[key] = self._worker.submit(
                     cutter.cut_clip, request, self.settings.recording_dir,
-                    self.settings.archive_dir, self.tools)
+                    self.settings.archive_dir, self.tools, log=self.log)
         if now - self._last_archive > ARCHIVE_PERIOD_S:
             self._enforce_archive(now)
 
-    def _finish(self, request: clips.ClipRequest | None, future: Future) -> None:
+    def _finish(self, key: str, request: clips.ClipRequest | None, future: Future) -> None:
         if request is None:
             return
         exc = future.exception()
@@ -288,7 +335,7 @@ class EventClipper(Node):
             self.get_logger().info(
                 f'clip {result.clip_id} ready: {result.path} ({result.duration_s:.1f} s'
                 + (f', {len(result.gaps)} gap(s)' if result.gaps else '') + ')')
-        self.pending.pop(request.clip_id, None)
+        self.pending.pop(key, None)
         problem = self._save()
         if problem:  # the clip is out; a restart may cut it again
             self.get_logger().error(problem, throttle_duration_sec=5.0)
@@ -305,9 +352,15 @@ class EventClipper(Node):
         """Apply retention; each deletion is logged with its reason, evidence as a warning."""
         self._last_archive = now
         protected = {r.stem for r in self.pending.values()}
+        held = self.log.refresh().held
         found = archive.scan_archive(self.settings.archive_dir)
-        for clip, reason in archive.plan_archive_deletions(
-                found, now, self.settings.archive_policy, protected):
+        doomed = archive.plan_archive_deletions(found, now, self.settings.archive_policy,
+                                                protected, held)
+        over = archive.over_cap(found, doomed, self.settings.archive_policy, held)
+        if over and over != self.over_cap:
+            self.get_logger().error(f'{over}; new clips are still cut')
+        self.over_cap = over
+        for clip, reason in doomed:
             problems = archive.delete_clip(clip)
             if problems:
                 self.counts['archive_delete_errors'] += 1
@@ -317,6 +370,8 @@ class EventClipper(Node):
                 continue
             self.counts['archive_deleted'] += 1
             what = 'evidence of an alert' if clip.is_evidence else f'{clip.origin} clip'
+            self._log_record(evidence.DELETE, stem=clip.stem, reason=reason, what=what,
+                             files=[os.path.basename(f) for f in clip.files])
             self.last_deleted = f'{clip.stem} ({what}, {reason})'
             if clip.is_evidence:
                 self.counts['archive_deleted_evidence'] += 1
@@ -326,16 +381,32 @@ class EventClipper(Node):
             else:
                 self.get_logger().info(f'archive: deleted {self.last_deleted}')
 
+    def _log_record(self, kind: str, **fields) -> None:
+        """Append to the evidence log; a failure is counted and logged as an ERROR."""
+        try:
+            self.log.append(kind, **fields)
+        except OSError as exc:
+            self.counts['log_errors'] += 1
+            self.recent['log'].add(f'cannot append to {self.log.path}: {exc}')
+            self.get_logger().error(f'evidence log: cannot record {kind} {fields}: {exc}',
+                                    throttle_duration_sec=10.0)
+
     # --- health ------------------------------------------------------------------------
 
     def _health(self):
         recent = {kind: events.count() for kind, events in self.recent.items()}
         values = dict(self.counts, pending=len(self.pending), cutting=len(self._running),
                       ffmpeg=self.tools.ffmpeg, last_deleted=self.last_deleted,
+                      over_cap=self.over_cap, held=len(self.log.state.held),
+                      evidence_log_index=self.log.state.next_index - 1,
+                      signed=bool(self.log.key_id),
                       health_window_s=self.settings.health_window_s,
                       **{f'recent_{kind}': n for kind, n in recent.items()})
         window = f'in the last {self.settings.health_window_s:g} s'
+        if self.over_cap:
+            return ERROR, self.over_cap, values
         for kind, level, what in (('internal', ERROR, 'internal error(s)'),
+                                  ('log', ERROR, 'evidence log write(s) failed'),
                                   ('save_failed', WARN, 'save(s) of pending clips failed'),
                                   ('archive', WARN, 'archive deletion(s) failed'),
                                   ('failed', WARN, 'clip(s) failed')):
@@ -353,6 +424,12 @@ class EventClipper(Node):
         if diag is not None:
             diag.destroy()
         return super().destroy_node()
+
+
+def pending_key(request: clips.ClipRequest) -> str:
+    """What makes two requests the same clip: the event of an alert (source_id, origin,
+    sequence), else the clip_id."""
+    return evidence.event_key(clips.request_event(request)) or f'id:{request.clip_id}'
 
 
 def main(args=None):

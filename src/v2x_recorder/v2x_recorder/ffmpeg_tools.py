@@ -83,13 +83,21 @@ def probe_duration(path: str, tools: FfmpegTools, timeout: float = 30.0) -> floa
 
 def segment_duration(path: str, tools: FfmpegTools | None = None) -> float | None:
     """Duration of a recorded segment: read from its MP4 boxes, ffmpeg as a fallback."""
+    return segment_timing(path, tools)[0]
+
+
+def segment_timing(path: str, tools: FfmpegTools | None = None
+                   ) -> tuple[float | None, float | None]:
+    """(duration, wall-clock start) of a recorded segment, from its MP4 boxes (the start
+    from its producer reference times; None without them); ffmpeg for the duration as a
+    fallback."""
     try:
-        return mp4.duration_s(path)
+        return mp4.timing(path)
     except mp4.Mp4Error:
         pass
     except OSError:
-        return None
-    return probe_duration(path, tools) if tools is not None else None
+        return None, None
+    return (probe_duration(path, tools) if tools is not None else None), None
 
 
 # --- the recorder's command line ---------------------------------------------------------
@@ -130,8 +138,11 @@ class RecordOptions:
 # Fragmented MP4, one fragment per keyframe, each written out as soon as it is complete
 # (flush_packets: else ffmpeg's 32 KiB write buffer holds a low-bitrate segment whole and a
 # SIGKILL leaves a 28-byte file): a segment cut short by a crash keeps every complete
-# fragment, i.e. all its footage but the last keyframe interval.
-SEGMENT_MOVFLAGS = 'movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1'
+# fragment, i.e. all its footage but the last keyframe interval. write_prft=wallclock puts
+# a producer reference time (the wall clock) before each fragment: the segment's wall-clock
+# anchor (mp4.timing), exact to a few milliseconds where the name holds whole seconds.
+SEGMENT_MOVFLAGS = ('movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1'
+                    ':write_prft=wallclock')
 
 
 def record_command(ffmpeg: str, opts: RecordOptions) -> list[str]:
@@ -175,6 +186,9 @@ def record_command(ffmpeg: str, opts: RecordOptions) -> list[str]:
     # One encode, two outputs: the segments and a local MPEG-TS stream for the detector.
     # A failing stream output (nobody listening is fine for UDP) never stops recording.
     seg_opts = ':'.join(f'{k}={_tee_escape(v)}' for k, v in segment.items())
+    # The tee muxer unescapes twice (splitting at '|', then each slave's options at ':'):
+    # escaped once only, segment_format_options' own ':' would split at the first.
+    seg_opts = seg_opts.replace('\\', '\\\\').replace('|', '\\|')
     # dump_extra repeats SPS/PPS at each keyframe so a reader can join the stream any time.
     slaves = (f'[f=segment:{seg_opts}]{pattern}'
               f'|[f=mpegts:onfail=ignore:bsfs/v=dump_extra]{opts.local_stream}')

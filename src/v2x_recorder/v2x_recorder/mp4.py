@@ -9,6 +9,14 @@ microseconds where starting ffprobe costs tens of milliseconds. Both layouts are
 * fragmented MP4: per fragment, the track's decode time (tfdt) plus its sample
   durations (trun, or the defaults of tfhd / trex); a fragment whose mdat is cut off
   by a crash is not counted.
+
+The wall-clock anchor (timing()): the recorder has ffmpeg write a producer reference time
+box (prft, ``write_prft=wallclock``) before each fragment: the wall clock (NTP format)
+when the fragment was written, which is when the first frame after it arrived. So each
+fragment says "media time (its end) was at most this wall time"; the smallest of
+``ntp - end`` over a segment's fragments is the wall time of its media time 0 (the
+segment's start; the recorder writes each segment from 0), late only by the encoder's
+and the muxer's delay for the quickest fragment.
 """
 
 import os
@@ -154,6 +162,15 @@ def _traf_end_time(buf: bytes, start: int, end: int, movie: _Movie) -> tuple[int
 
 def duration_s(path: str | os.PathLike) -> float:
     """Seconds of media in an MP4 file; raises Mp4Error when none can be read."""
+    return timing(path)[0]
+
+
+def timing(path: str | os.PathLike) -> tuple[float, float | None]:
+    """(seconds of media, the wall-clock time of media time 0 or None) of an MP4 file.
+
+    The start is known when the file carries producer reference times (prft boxes, see
+    above). Raises Mp4Error when no media can be read.
+    """
     try:
         with open(path, 'rb') as f:
             return _duration(f, os.fstat(f.fileno()).st_size)
@@ -161,16 +178,31 @@ def duration_s(path: str | os.PathLike) -> float:
         raise Mp4Error(f'{path}: malformed MP4 box ({exc})') from None
 
 
-def _duration(f: BinaryIO, file_size: int) -> float:
+#: Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+NTP_UNIX_OFFSET_S = 2_208_988_800
+
+
+def _prft(buf: bytes) -> tuple[int, float]:
+    """(reference track id, wall-clock Unix seconds) of a prft payload."""
+    track_id, ntp = struct.unpack_from('>IQ', buf, 4)
+    return track_id, (ntp >> 32) - NTP_UNIX_OFFSET_S + (ntp & 0xFFFFFFFF) / 2**32
+
+
+def _duration(f: BinaryIO, file_size: int) -> tuple[float, float | None]:
     movie = None
     fragment_end: dict[int, int] = {}
     pending: list[tuple[int, int]] = []  # fragment times waiting for their mdat
+    wall = None  # the prft before the pending fragment: (track id, Unix seconds)
+    starts = []  # per complete fragment: its wall time less its end in media time
     for kind, payload, end in _top_level(f, file_size):
         if end > file_size:
             break  # the box was cut off (crash while writing): stop here
         if kind == 'moov':
             f.seek(payload)
             movie = _Movie(f.read(end - payload))
+        elif kind == 'prft':
+            f.seek(payload)
+            wall = _prft(f.read(min(end - payload, 32)))
         elif kind == 'moof' and movie is not None:
             f.seek(payload)
             buf = f.read(end - payload)
@@ -179,7 +211,10 @@ def _duration(f: BinaryIO, file_size: int) -> float:
         elif kind == 'mdat':
             for track_id, t in pending:
                 fragment_end[track_id] = max(fragment_end.get(track_id, 0), t)
-            pending = []
+                scale = movie.timescales.get(track_id) if movie is not None else None
+                if wall is not None and wall[0] == track_id and scale:
+                    starts.append(wall[1] - t / scale)
+            pending, wall = [], None
     if movie is None:
         raise Mp4Error(f'{getattr(f, "name", "file")}: no complete moov box')
     seconds = [t / movie.timescales[tid] for tid, t in fragment_end.items()
@@ -187,4 +222,4 @@ def _duration(f: BinaryIO, file_size: int) -> float:
     best = max([movie.seconds, *seconds])
     if best <= 0.0:
         raise Mp4Error(f'{getattr(f, "name", "file")}: no complete media')
-    return best
+    return best, (min(starts) if starts else None)

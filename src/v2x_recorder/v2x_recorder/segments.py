@@ -2,7 +2,10 @@
 
 A segment is ``seg_<unix epoch>.mp4``; the epoch is the wall-clock second at which
 ffmpeg opened it (the segment muxer's strftime ``%s``), so names sort by time and carry
-one second of uncertainty. Durations come from the files (see mp4.py) and are passed in.
+one second of uncertainty. Durations come from the files (see mp4.py) and are passed in,
+and so does each segment's wall-clock anchor (its producer reference times): a segment
+with one starts there (``anchored``), exact to a few milliseconds, and the holes between
+anchored segments are judged to ANCHORED_GAP_TOLERANCE_S instead of a second.
 """
 
 from dataclasses import dataclass, replace
@@ -20,6 +23,13 @@ GAP_TOLERANCE_S = 1.0
 #: Missing footage at the head or tail of a window longer than this is a gap (a few frames).
 EDGE_TOLERANCE_S = 0.25
 
+#: A hole between two anchored segments longer than this is missing footage (the anchors
+#: agree to a few milliseconds; this leaves room for a late write under load).
+ANCHORED_GAP_TOLERANCE_S = 0.25
+
+#: An anchor further than this from the segment's name is a clock that stepped: ignored.
+ANCHOR_MAX_OFFSET_S = 2.0
+
 #: The recorder counts ffmpeg as stalled after this many segment lengths without a new one.
 STALL_SEGMENTS = 3.0
 
@@ -32,6 +42,7 @@ class Segment:
     start: float
     size: int = 0
     duration: float | None = None
+    anchored: bool = False  # start is the wall-clock anchor read from the file
 
     @property
     def name(self) -> str:
@@ -82,7 +93,10 @@ def candidates(segments: Sequence[Segment], lo: float, hi: float) -> list[Segmen
     A segment can only overlap if it starts before hi and the next one starts after lo
     (segments do not overlap each other); the last one before lo is kept because its
     footage may run into the window, and the first one at or after hi because it tells
-    whether the footage runs on past hi (see find_gaps).
+    whether the footage runs on past hi (see find_gaps). A name holds the second the file
+    was opened, up to a second (and a delayed write) before its first frame: a segment
+    runs on past the next one's name by as much, so those within ANCHOR_MAX_OFFSET_S of
+    lo are kept too.
     """
     chosen = []
     for i, seg in enumerate(segments):
@@ -90,7 +104,7 @@ def candidates(segments: Sequence[Segment], lo: float, hi: float) -> list[Segmen
             chosen.append(seg)
             break
         nxt = segments[i + 1].start if i + 1 < len(segments) else None
-        if nxt is not None and nxt <= lo:
+        if nxt is not None and nxt + ANCHOR_MAX_OFFSET_S <= lo:
             continue
         chosen.append(seg)
     return chosen
@@ -114,6 +128,7 @@ def find_gaps(timed: Sequence[Segment], lo: float, hi: float,
     """
     holes = []
     cursor = None
+    prev_anchored = False
     after = None  # the first segment starting at or after hi
     for seg in sorted(timed, key=lambda s: s.start):
         if seg.start >= hi:
@@ -124,9 +139,11 @@ def find_gaps(timed: Sequence[Segment], lo: float, hi: float,
         if cursor is None:
             if seg.start - lo > edge_tolerance:
                 holes.append((lo, seg.start))
-        elif seg.start - cursor > tolerance:
+        elif seg.start - cursor > (ANCHORED_GAP_TOLERANCE_S
+                                   if seg.anchored and prev_anchored else tolerance):
             holes.append((cursor, seg.start))
         cursor = seg.end if cursor is None else max(cursor, seg.end)
+        prev_anchored = seg.anchored
     if cursor is None:
         holes.append((lo, hi))
     elif hi - cursor > edge_tolerance and (after is None or after - cursor > tolerance):
@@ -137,6 +154,38 @@ def find_gaps(timed: Sequence[Segment], lo: float, hi: float,
 def with_durations(segments: Iterable[Segment], read_duration) -> list[Segment]:
     """Copies of segments with duration = read_duration(path) (None when unreadable)."""
     return [replace(s, duration=read_duration(s.path)) for s in segments]
+
+
+def with_timing(segments: Iterable[Segment], read_timing) -> list[Segment]:
+    """Copies of segments with (duration, wall-clock start) = read_timing(path): a start
+    within ANCHOR_MAX_OFFSET_S of the name's replaces it (anchored), sorted again.
+
+    An anchor is never early, only late (by the delay of the write it was taken at), and
+    a segment ends before the next one starts: so a segment started no later than the next
+    one's start less its own duration. That bound, carried back from the newest segment,
+    takes out a write delayed by load (which would otherwise open a false gap before the
+    late segment), while a real hole (ffmpeg restarted) stays: the segment after it is
+    later by the hole.
+    """
+    timed = []
+    for seg in segments:
+        duration, anchor = read_timing(seg.path)
+        if anchor is not None and abs(anchor - seg.start) <= ANCHOR_MAX_OFFSET_S:
+            timed.append(replace(seg, duration=duration, start=anchor, anchored=True))
+        else:
+            timed.append(replace(seg, duration=duration))
+    timed.sort(key=lambda s: (s.start, s.name))
+    following = None  # the (bounded) start of the next anchored segment
+    for i in reversed(range(len(timed))):
+        seg = timed[i]
+        if not seg.anchored or not seg.duration:
+            following = None
+            continue
+        bound = None if following is None else following - seg.duration
+        if bound is not None and seg.start > bound >= seg.start - ANCHOR_MAX_OFFSET_S:
+            seg = timed[i] = replace(seg, start=bound)
+        following = seg.start
+    return timed
 
 
 @dataclass(frozen=True)
@@ -205,5 +254,7 @@ def plan_ring_deletions(segments: Sequence[Segment], now: float, policy: RingPol
 
 def protected_overlap(segment: Segment, end: float,
                       protected: Sequence[tuple[float, float]]) -> bool:
-    """True when [segment.start, end] overlaps a protected window."""
-    return any(segment.start < p_hi and end > p_lo for p_lo, p_hi in protected)
+    """True when [segment.start, end] overlaps a protected window; end is the next one's
+    name, which the footage may run past by up to ANCHOR_MAX_OFFSET_S (see candidates)."""
+    return any(segment.start < p_hi and end + ANCHOR_MAX_OFFSET_S > p_lo
+               for p_lo, p_hi in protected)

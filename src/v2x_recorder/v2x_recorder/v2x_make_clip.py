@@ -14,11 +14,13 @@ import contextlib
 from datetime import datetime, timezone
 import json
 import os
+import socket
 import sys
 import time
 from typing import Callable, TextIO
 
 from v2x_common.exit_codes import ExitCode
+from v2x_evidence import log as evidence_log
 from v2x_recorder import clips, cutter, ffmpeg_tools, segments
 from v2x_recorder.pending import CLIPPER_SETTINGS_FILE, PendingStore
 
@@ -73,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-wait', action='store_true',
                    help='direct mode: cut now, even if the post-window is not recorded yet')
     p.add_argument('--ffmpeg', default='', help='ffmpeg binary (default: discover)')
+    p.add_argument('--evidence-key-file', default=None,
+                   help="direct mode: the station's evidence key signing the clip and its "
+                   "evidence log record (default: event_clipper's, from --state-dir; '' = "
+                   'unsigned)')
+    p.add_argument('--station-id', default=None,
+                   help="direct mode: the station in the sidecar (default: event_clipper's, "
+                   'else the host name)')
     return p
 
 
@@ -86,6 +95,10 @@ def main(argv=None, env: dict | None = None, out: TextIO | None = None,
     clipper = read_clipper_settings(args.state_dir)
     args.recording_dir = args.recording_dir or clipper.get('recording_dir', '/var/rec')
     args.archive_dir = args.archive_dir or clipper.get('archive_dir', '/var/archive')
+    if args.evidence_key_file is None:
+        args.evidence_key_file = clipper.get('evidence_key_file', '')
+    if args.station_id is None:
+        args.station_id = clipper.get('station_id', '') or socket.gethostname()
     try:
         t0 = parse_t0(args.t0, now)
         request = clips.make_request(
@@ -116,7 +129,15 @@ def _direct(args, request: clips.ClipRequest, out: TextIO, sleep, env) -> int:
         with _held(args.state_dir, request):
             while not _recorded(args, request):
                 sleep(min(0.5, max(0.0, deadline - time.time())))
-    result = cutter.cut_clip(request, args.recording_dir, args.archive_dir, tools)
+    try:
+        signer = (evidence_log.load_evidence_key(args.evidence_key_file)
+                  if args.evidence_key_file else None)
+        log = evidence_log.EvidenceLog(args.archive_dir, signer, args.station_id)
+    except (evidence_log.KeyConfigError, OSError) as exc:
+        print(f'v2x_make_clip: {exc}', file=sys.stderr)
+        return (ExitCode.USAGE if isinstance(exc, evidence_log.KeyConfigError)
+                else ExitCode.ERROR)
+    result = cutter.cut_clip(request, args.recording_dir, args.archive_dir, tools, log=log)
     print(json.dumps(result.sidecar, indent=1, sort_keys=True), file=out)
     if result.path:
         return ExitCode.OK

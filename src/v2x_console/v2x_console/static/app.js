@@ -285,6 +285,9 @@ function renderArchive() {
     const links = [];
     if (c.video) links.push(el('a', {href: `/archive/${encodeURIComponent(c.video)}?download=true`, download: c.video}, 'Video'));
     if (c.sidecar) links.push(el('a', {href: `/archive/${encodeURIComponent(c.sidecar)}?download=true`, download: c.sidecar}, 'Sidecar'));
+    links.push(el('a', {href: `/api/archive/${encodeURIComponent(c.stem)}/export`, download: `${c.stem}.evidence.tar`}, 'Export'));
+    const hold = el('button', {type: 'button', onclick: () => holdClip(c)}, c.held ? 'Release' : 'Hold');
+    const signature = {verified: '✓ signed', bad: '✗ signature bad'}[c.signature] || 'unsigned';
     return el('tr', {'data-stem': c.stem},
       el('td', {}, localTime(c.t0, true)),
       el('td', {}, c.clip_id || c.stem, c.error ? el('div', {class: 'bad'}, c.error) : null),
@@ -294,7 +297,9 @@ function renderArchive() {
       el('td', {}, c.gaps.length ? c.gaps.join(', ') : 'none'),
       el('td', {class: 'sha'}, c.sha256 ? c.sha256.slice(0, 16) + '…' : '–',
         el('span', {class: 'verify-result'})),
-      el('td', {class: 'buttons'}, play, verify, ...links));
+      el('td', {class: `signature ${{verified: 'good', bad: 'bad'}[c.signature] || ''}`}, signature,
+        c.held ? el('div', {class: 'held'}, `held by ${c.hold_by}: ${c.hold_why}`) : null),
+      el('td', {class: 'buttons'}, play, verify, hold, ...links));
   });
   $('archive').tBodies[0].replaceChildren(...rows);
   $('archive').hidden = rows.length === 0;
@@ -309,6 +314,15 @@ function playClip(c) {
   $('player-caption').textContent = `${c.clip_id || c.stem}, T0 ${localTime(c.t0, true)}`;
   video.play().catch(() => {});  // autoplay may be refused: the controls remain
   video.focus();
+}
+
+async function holdClip(c) {
+  const reason = window.prompt(c.held ? 'Why release the legal hold?' : 'Why put a legal hold on this clip?');
+  if (!reason) return;
+  if (await post(`/api/archive/${encodeURIComponent(c.stem)}/hold`, {reason, release: c.held})) {
+    state.archive = await (await fetch('/api/archive')).json();  // holds live in the log
+    renderArchive();
+  }
 }
 
 async function verifyClip(c, button) {
