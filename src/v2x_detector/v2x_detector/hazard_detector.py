@@ -55,6 +55,7 @@ from v2x_detector.detections import BackendError
 from v2x_detector.fire import FireColour, load_classifier
 from v2x_detector.pipeline import (
     BACKENDS,
+    DETECTION_RATE_HZ,
     Pipeline,
     annotate,
     load_backend,
@@ -69,8 +70,6 @@ NODE_NAME = 'hazard_detector'
 DEFAULT_CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
 INTAKE_DIR = '/opt/v2x/events'  # event_intake's directory: never ours (ARCHITECTURE.md)
 HEALTH_WINDOW_S = 60.0  # diagnostics judge the errors of this last stretch
-#: What a 2-core RSU that also records video sustains with YOLOv8n on its CPU (docs/detector.md)
-DETECTION_RATE_HZ = 8.0
 #: Frames decoded but not yet processed; a worker this far behind drops the oldest
 QUEUE_FRAMES = 16
 

@@ -2,7 +2,7 @@
 
     hazard_detector_eval CLIPS [--labels TSV] [--sites TSV] [--only NAME,...]
         [--launch FILE] [launch_arg:=value ...] [-p param:=value ...]
-        [--cache DIR] [--json]
+        [--cache [DIR]] [--json]
 
 CLIPS is a directory of clips (with a labels file: its MANIFEST.tsv, or --labels; without
 one every video in it counts as hazard-free footage), or one or more video files
@@ -21,7 +21,7 @@ clip's own timestamp (PTS, as the node's file source gives it). Events are score
 v2x_detector.evaluation (matching rules there). The real-time factor is seconds of video
 per second of wall time (>= 1: keeps up with the camera).
 
---cache DIR keeps the model's output (the tracks of each scheduled frame) per clip, keyed
+--cache [DIR] keeps the model's output (the tracks of each scheduled frame) per clip, keyed
 by the clip's sha256, backend, model sha256, its library's version, imgsz, conf, iou,
 device, classes, tracker and detection_rate_hz: a second run with other rule parameters
 replays the tracks (decoding and the fire stage still run) and gives what an uncached
@@ -122,7 +122,7 @@ def param_value(text: str, name: str):
     return value
 
 
-def settings_for(ros_args: list[str], overrides: dict, tmpdir: Path):
+def settings_for(ros_args: list[str], overrides: dict, tmpdir: Path, context=None):
     """The node's Settings: a real node named hazard_detector declares its Param table over
     the launch's arguments plus overrides (last wins); ParameterError names a bad one."""
     from rclpy.node import Node
@@ -136,7 +136,7 @@ def settings_for(ros_args: list[str], overrides: dict, tmpdir: Path):
             yaml.safe_dump({'/**': {'ros__parameters': overrides}}, f)
         args += ['--params-file', path]
     node = Node(NODE, cli_args=args, use_global_arguments=False,
-                start_parameter_services=False)
+                start_parameter_services=False, context=context)
     try:
         return read_settings(node)
     finally:
@@ -230,6 +230,13 @@ def cache_path(cache_dir: str, clip_sha: str, key: dict) -> str:
     digest = hashlib.sha256(json.dumps({'clip': clip_sha, **key}, sort_keys=True)
                             .encode()).hexdigest()[:32]
     return os.path.join(cache_dir, f'{clip_sha[:16]}-{digest}.json')
+
+
+def default_cache_dir() -> str:
+    """$XDG_CACHE_HOME/v2x/hazard_detector_eval (else ~/.cache/...): shared by checkouts,
+    safe since every file is keyed by all that decides its content."""
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, 'v2x', 'hazard_detector_eval')
 
 
 # ------------------------------------------------------------------ running
@@ -372,8 +379,9 @@ def parse_args(argv):
                                                      '$V2X_WS/launch/rsu.launch.xml)')
     parser.add_argument('-p', dest='params', action='append', default=[],
                         metavar='NAME:=VALUE', help='a node parameter over the launch values')
-    parser.add_argument('--cache', default='', metavar='DIR',
-                        help="keep/replay the model's tracks per clip here")
+    parser.add_argument('--cache', nargs='?', default='', const=default_cache_dir(),
+                        metavar='DIR', help="keep/replay the model's tracks per clip here "
+                        f'(without DIR: {default_cache_dir()})')
     parser.add_argument('--json', action='store_true', help='one JSON document on stdout')
     args = parser.parse_args(argv)
     args.launch_args, clips = {}, []
@@ -403,14 +411,15 @@ def evaluate(args, log=None) -> dict:
     launch = find_launch(args.launch)
     runner = Runner(args.cache)
     verdicts, runs, clips_out = [], [], []
-    rclpy.init(args=[])
+    context = rclpy.Context()  # our own: a caller's rclpy (a test's) is left alone
+    rclpy.init(args=[], context=context)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             ros_args = node_arguments(launch, args.launch_args, Path(tmp))
             settings = None
             for spec in specs:
                 overrides = {**dict(spec.site), **args.overrides}
-                settings = settings_for(ros_args, overrides, Path(tmp))
+                settings = settings_for(ros_args, overrides, Path(tmp), context)
                 path = os.path.join(base, spec.file)
                 run = runner.run(settings, path)
                 duration = spec.duration_s if run.frames == 0 else run.duration_s
@@ -423,7 +432,7 @@ def evaluate(args, log=None) -> dict:
                 for line in evaluation.clip_lines(verdict):
                     log(line)
     finally:
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(context=context)
     footage = sum(r.duration_s for r in runs)
     wall = sum(r.wall_s for r in runs)
     frames = sum(r.frames for r in runs)

@@ -117,6 +117,10 @@ class Pipeline:
         return Result(t, self._tracks, fire, events, looked)
 
 
+#: the node's default detection_rate_hz: what a 2-core RSU that also records video
+#: sustains with YOLOv8n on its CPU (docs/detector.md, Detection rate)
+DETECTION_RATE_HZ = 8.0
+
 _KIND_COLOURS = {1: (0, 0, 255), 2: (0, 140, 255), 3: (255, 0, 255)}
 
 
