@@ -493,11 +493,13 @@ def main(argv=None, stdout=None, stderr=None) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     args = parse_args(sys.argv[1:] if argv is None else argv)
 
-    def log(line):
+    header = [f'{"clip":<44} {"dur s":>6}  {"labels and verdicts":<40} events (new)']
+
+    def log(line):  # each clip's row as it is done (the header before the first)
+        while header:
+            print(header.pop(), file=stderr if args.json else stdout, flush=True)
         print(line, file=stderr if args.json else stdout, flush=True)
     try:
-        if not args.json:
-            log(f'{"clip":<44} {"dur s":>6}  {"labels and verdicts":<40} events (new)')
         # libraries print on stdout (ultralytics' model loading): keep --json's stdout clean
         with contextlib.redirect_stdout(stderr if args.json else stdout):
             report = evaluate(args, log)
