@@ -22,10 +22,10 @@ v2x_detector.evaluation (matching rules there). The real-time factor is seconds 
 per second of wall time (>= 1: keeps up with the camera).
 
 --cache [DIR] keeps the model's output (the tracks of each scheduled frame) per clip, keyed
-by the clip's sha256, backend, model sha256, its library's version, imgsz, conf, iou,
-device, classes, tracker and detection_rate_hz: a second run with other rule parameters
-replays the tracks (decoding and the fire stage still run) and gives what an uncached
-run gives. Its timings are the replay's, not the model's: it says so.
+by the clip's sha256, backend, model sha256, its library's version, our backend code,
+imgsz, conf, iou, device, classes, tracker and detection_rate_hz: a second run with other
+rule parameters replays the tracks (decoding and the fire stage still run) and gives what
+an uncached run gives. Its timings are the replay's, not the model's: it says so.
 """
 
 import argparse
@@ -214,10 +214,26 @@ def _library_version(backend: str) -> str:
         return f'{name} ?'
 
 
+#: our modules that shape a backend's tracks (the onnx backend's tracker is ours)
+BACKEND_CODE = {'ultralytics': ('ultralytics_backend.py',),
+                'onnx': ('onnx_backend.py', 'tracker.py')}
+
+
+def _code_sha(backend: str) -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for name in BACKEND_CODE.get(backend, ()):
+        digest.update(sha256_file(os.path.join(here, name)).encode())
+    return digest.hexdigest()
+
+
 def model_key(settings, model) -> dict:
-    """What decides the model's output on a given clip (the cache key, less the clip)."""
+    """What decides the model's output on a given clip (the cache key, less the clip): the
+    model and its settings, the library and our backend code (a changed tracker.py is a
+    new key)."""
     return {'format': CACHE_FORMAT, 'backend': settings.backend,
             'library': _library_version(settings.backend),
+            'code_sha256': _code_sha(settings.backend),
             'model_sha256': model.sha256 or sha256_file(model.path),
             'imgsz': settings.imgsz, 'conf': settings.conf, 'iou': settings.iou,
             'device': settings.device, 'classes': list(settings.classes),
