@@ -19,6 +19,7 @@ setup(
     entry_points={
         'console_scripts': [
             'hazard_detector = v2x_detector.hazard_detector:main',
+            'hazard_detector_eval = v2x_detector.hazard_detector_eval:main',
         ],
     },
 )

@@ -55,13 +55,14 @@ from v2x_detector.detections import BackendError
 from v2x_detector.fire import FireColour, load_classifier
 from v2x_detector.pipeline import (
     BACKENDS,
+    DETECTION_RATE_HZ,
     Pipeline,
     annotate,
     load_backend,
     seed_event,
 )
 from v2x_detector.rules import CANCEL, HazardRules, RuleConfig
-from v2x_detector.sources import Frame, LatestSlot, VideoSource, is_stream
+from v2x_detector.sources import Frame, FrameQueue, VideoSource, is_stream
 from v2x_msgs.msg import Alert
 from v2x_protocol.state import SequenceStore
 
@@ -69,6 +70,8 @@ NODE_NAME = 'hazard_detector'
 DEFAULT_CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'bus', 'truck')
 INTAKE_DIR = '/opt/v2x/events'  # event_intake's directory: never ours (ARCHITECTURE.md)
 HEALTH_WINDOW_S = 60.0  # diagnostics judge the errors of this last stretch
+#: Frames decoded but not yet processed; a worker this far behind drops the oldest
+QUEUE_FRAMES = 16
 
 
 def _device(value: str) -> str | None:
@@ -93,40 +96,45 @@ def _open_unit(value: float) -> str | None:
 
 _SOURCE_ID = check('1..64 characters',
                    lambda v: None if 0 < len(v) <= 64 else 'must be 1..64 characters')
-#: name -> (default, description[, checks]) of the node's own parameters
-NODE_PARAMETERS = {
-    'source': ('', "video file, 'sample:bikes.mp4', rtsp:// or udp:// URL; "
-                   'empty: the topic image_raw'),
-    'realtime': (True, 'read a file at its frame rate (newest frame wins); false: every frame'),
-    'loop': (False, 'restart a file at its end (demo; ignored for streams and topics)'),
-    'start_time': (0.0, "epoch seconds of a file's first frame; 0: from seg_<epoch> or now"),
-    'exit_at_end': (False, 'stop the node when a file ends'),
-    'backend': ('ultralytics', 'ultralytics (YOLO + ByteTrack) or onnx (onnxruntime alone)',
-                one_of(*BACKENDS)),
-    'model': ('', 'model file (.onnx, .pt, .engine); empty: the pinned YOLOv8n ONNX'),
-    'model_sha256': ('', 'expected sha256 of model (checked when set; the default is pinned)'),
-    'device': ('cpu', 'cpu or cuda:N', check('cpu or cuda:N', _device)),
-    'imgsz': (640, 'network input size in pixels (a fixed-shape ONNX takes only its own)',
-              check('a multiple of 32 in 32..4096', _imgsz)),
-    'conf': (0.25, 'minimum detection confidence', check('in (0, 1)', _open_unit)),
-    'iou': (0.7, 'NMS IoU threshold', check('in (0, 1)', _open_unit)),
-    'classes': (list(DEFAULT_CLASSES), 'class names to detect; empty: all'),
-    'tracker': ('bytetrack.yaml', 'ultralytics tracker configuration'),
-    'fire_classifier': ('', 'module:function(bgr_crop) -> probability confirming fire blobs'),
-    'source_id': ('rsu_detector_01', 'our station id in every Alert', _SOURCE_ID),
-    'state_dir': ('/var/lib/v2x/hazard_detector', 'where the alert sequence is persisted',
-                  not_empty),
-    'json_dir': ('', "also write each alert as the seed's JSON event here; empty: off",
-                 check("not event_intake's directory", _json_dir)),
-    'latitude': (math.nan, 'camera site latitude, WGS84 degrees'),
-    'longitude': (math.nan, 'camera site longitude, WGS84 degrees'),
-    'road': ('', 'road segment id'),
-    'validity_s': (0.0, 'each alert version stays valid this long after its stamp; 0: 600 s',
-                   ge(0.0)),
-    'frame_id': ('camera', 'frame_id of alerts and annotated images'),
-    'publish_image': (True, 'publish annotated frames on v2x/detections/image'),
-    'image_every': (1, 'publish every n-th annotated frame', ge(1)),
-}
+#: The node's own parameters (the rules' follow, from RuleConfig).
+NODE_PARAMETERS = (
+    Param('source', '', "video file, 'sample:bikes.mp4', rtsp:// or udp:// URL; "
+                        'empty: the topic image_raw'),
+    Param('realtime', True, 'read a file at its frame rate; false: every frame, as fast as '
+                            'the worker takes them'),
+    Param('loop', False, 'restart a file at its end (demo; ignored for streams and topics)'),
+    Param('start_time', 0.0, "epoch seconds of a file's first frame; 0: from seg_<epoch> or now"),
+    Param('exit_at_end', False, 'stop the node when a file ends'),
+    Param('backend', 'ultralytics', 'ultralytics (YOLO + ByteTrack) or onnx (onnxruntime alone)',
+          one_of(*BACKENDS)),
+    Param('model', '', 'model file (.onnx, .pt, .engine); empty: the pinned YOLOv8n ONNX'),
+    Param('model_sha256', '',
+          'expected sha256 of model (checked when set; the default is pinned)'),
+    Param('device', 'cpu', 'cpu or cuda:N', check('cpu or cuda:N', _device)),
+    Param('imgsz', 640, 'network input size in pixels (a fixed-shape ONNX takes only its own)',
+          check('a multiple of 32 in 32..4096', _imgsz)),
+    Param('conf', 0.25, 'minimum detection confidence', check('in (0, 1)', _open_unit)),
+    Param('iou', 0.7, 'NMS IoU threshold', check('in (0, 1)', _open_unit)),
+    Param('detection_rate_hz', DETECTION_RATE_HZ,
+          'frames per second the model sees, steady, chosen by capture time (the fire colour '
+          'stage sees every frame); 0: every frame', ge(0.0)),
+    Param('classes', list(DEFAULT_CLASSES), 'class names to detect; empty: all'),
+    Param('tracker', 'bytetrack.yaml', 'ultralytics tracker configuration'),
+    Param('fire_classifier', '', 'module:function(bgr_crop) -> probability confirming fire blobs'),
+    Param('source_id', 'rsu_detector_01', 'our station id in every Alert', _SOURCE_ID),
+    Param('state_dir', '/var/lib/v2x/hazard_detector', 'where the alert sequence is persisted',
+          not_empty),
+    Param('json_dir', '', "also write each alert as the seed's JSON event here; empty: off",
+          check("not event_intake's directory", _json_dir)),
+    Param('latitude', math.nan, 'camera site latitude, WGS84 degrees'),
+    Param('longitude', math.nan, 'camera site longitude, WGS84 degrees'),
+    Param('road', '', 'road segment id'),
+    Param('validity_s', 0.0, 'each alert version stays valid this long after its stamp; '
+                             '0: 600 s', ge(0.0)),
+    Param('frame_id', 'camera', 'frame_id of alerts and annotated images'),
+    Param('publish_image', True, 'publish annotated frames on v2x/detections/image'),
+    Param('image_every', 1, 'publish every n-th annotated frame', ge(1)),
+)
 
 _RULE_DESCRIPTIONS = {
     'confirm_s': 'evidence must last this long before the first alert (s)',
@@ -164,8 +172,7 @@ def _rule_row(f) -> Param:
 
 #: Every parameter: the node's own, then the rules' (defaults from RuleConfig; its
 #: problems() checks the combinations).
-PARAMETERS = tuple(Param(name, *row) for name, row in NODE_PARAMETERS.items()) + \
-    tuple(_rule_row(f) for f in fields(RuleConfig))
+PARAMETERS = NODE_PARAMETERS + tuple(_rule_row(f) for f in fields(RuleConfig))
 
 
 def parameter_defaults() -> dict:
@@ -189,6 +196,7 @@ class Settings:
     imgsz: int
     conf: float
     iou: float
+    detection_rate_hz: float
     classes: tuple[str, ...]
     tracker: str
     fire_classifier: str
@@ -217,7 +225,8 @@ def read_settings(node: Node) -> Settings:
         source=p['source'], realtime=p['realtime'], loop=p['loop'], start_time=p['start_time'],
         exit_at_end=p['exit_at_end'], backend=p['backend'], model=p['model'],
         model_sha256=p['model_sha256'], device=p['device'], imgsz=p['imgsz'], conf=p['conf'],
-        iou=p['iou'], classes=tuple(p['classes'] or ()), tracker=p['tracker'],
+        iou=p['iou'], detection_rate_hz=p['detection_rate_hz'],
+        classes=tuple(p['classes'] or ()), tracker=p['tracker'],
         fire_classifier=p['fire_classifier'], site=site, state_dir=p['state_dir'],
         json_dir=p['json_dir'], publish_image=p['publish_image'],
         image_every=p['image_every'], rules=rules)
@@ -239,6 +248,34 @@ def open_sequences(state_dir: str, source_id: str) -> SequenceStore:
     return SequenceStore(state_dir, block=1)
 
 
+def make_pipeline(s: Settings, backend=None) -> tuple:
+    """(model asset, Pipeline) as the node runs it: its classifier, model, backend, rules
+    and detection schedule from Settings; ParameterError names what cannot be used.
+    backend: a ready one to use instead of loading the model (hazard_detector_eval's cache
+    replays one)."""
+    try:
+        classifier = load_classifier(s.fire_classifier)
+    except ValueError as exc:
+        raise ParameterError('fire_classifier', str(exc)) from None
+    try:
+        model = assets.resolve_model(s.model, s.model_sha256)
+    except assets.AssetError as exc:
+        raise ParameterError('model' if s.model else 'model_sha256', str(exc)) from None
+    if backend is None:
+        try:
+            backend = load_backend(s.backend, model.path, s.imgsz, s.conf, s.iou, s.device,
+                                   s.classes, s.tracker)
+        except BackendError as exc:
+            raise ParameterError(str(exc).split(' ', 1)[0], str(exc)) from None
+        except ValueError as exc:
+            raise ParameterError('classes', str(exc)) from None
+        except ImportError as exc:
+            raise ParameterError('backend', f'{s.backend} is not installed: {exc}') from None
+    pipeline = Pipeline(backend, HazardRules(s.rules), FireColour(), classifier,
+                        detection_rate_hz=s.detection_rate_hz)
+    return model, pipeline
+
+
 class HazardDetector(Node):
     """The node: frames -> Pipeline -> Alerts and annotated images."""
 
@@ -247,29 +284,12 @@ class HazardDetector(Node):
         self.video = self.slot = self._worker = None  # destroy_node works after a failed start
         super().__init__(NODE_NAME, **kwargs)
         self.settings = s = read_settings(self)
-        try:
-            classifier = load_classifier(s.fire_classifier)
-        except ValueError as exc:
-            raise ParameterError('fire_classifier', str(exc)) from None
-        try:
-            self.model = assets.resolve_model(s.model, s.model_sha256)
-        except assets.AssetError as exc:
-            raise ParameterError('model' if s.model else 'model_sha256', str(exc)) from None
-        try:
-            backend = load_backend(s.backend, self.model.path, s.imgsz, s.conf, s.iou, s.device,
-                                   s.classes, s.tracker)
-        except BackendError as exc:
-            raise ParameterError(str(exc).split(' ', 1)[0], str(exc)) from None
-        except ValueError as exc:
-            raise ParameterError('classes', str(exc)) from None
-        except ImportError as exc:
-            raise ParameterError('backend', f'{s.backend} is not installed: {exc}') from None
+        self.model, self.pipeline = make_pipeline(s)
+        self.rules = self.pipeline.rules
         try:
             self.sequences = open_sequences(s.state_dir, s.site.source_id)
         except (OSError, ValueError) as exc:
             raise ParameterError('state_dir', str(exc)) from None
-        self.rules = HazardRules(s.rules)
-        self.pipeline = Pipeline(backend, self.rules, FireColour(), classifier)
         self.alert_pub = self.create_publisher(Alert, 'v2x/alert_out', qos.ALERT_OUT)
         self.image_pub = (self.create_publisher(Image, 'v2x/detections/image', qos.SENSOR_DATA)
                           if s.publish_image else None)
@@ -282,7 +302,7 @@ class HazardDetector(Node):
         self._fps = 0.0
         self.finished = threading.Event()
         lossless = bool(s.source) and not s.realtime
-        self.slot = LatestSlot(lossless=lossless)
+        self.slot = FrameQueue(QUEUE_FRAMES, lossless=lossless)
         self.video = None
         if s.source:
             try:
@@ -417,6 +437,8 @@ class HazardDetector(Node):
         input_errors = self.recent_input_errors.count()
         publish_errors = self.recent_publish_errors.count()
         values = dict(self.counts, fps=self._fps, active=self.rules.active,
+                      model_frames=self.pipeline.model_frames,
+                      detection_rate_hz=self.settings.detection_rate_hz,
                       dropped_frames=self.slot.dropped, backend=self.settings.backend,
                       model_sha256=self.model.sha256 or 'unchecked',
                       recent_input_errors=input_errors, recent_publish_errors=publish_errors,

@@ -1,6 +1,13 @@
 """Frame in, tracks + fire blobs + hazard events out: the detector without ROS (pure).
 
-Used by the node and by bench/bench_detector.py (which also runs it where there is no ROS).
+Used by the node, by hazard_detector_eval and by bench/bench_detector.py (which also runs
+it where there is no ROS).
+
+Which frames the model sees is decided here, from the frames' capture times, never by
+what the machine happens to reach: DetectionSchedule picks frames at a steady rate
+(detection_rate_hz; 0: every frame). The fire colour stage sees every frame it is given;
+on the frames the model skips the rules get ``tracks=None`` (not looked at), so the track
+rules advance only on fresh tracks while flicker is measured on every frame.
 """
 
 from dataclasses import dataclass
@@ -33,37 +40,86 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class Result:
-    """What one frame gave."""
+    """What one frame gave; tracks are the newest the model gave (looked: on this frame)."""
 
     t: float
     tracks: tuple[Track, ...]
     fire: tuple[FireRegion, ...]
     events: tuple[HazardEvent, ...]
+    looked: bool = True
+
+
+class DetectionSchedule:
+    """Which frames the model sees: a steady rate_hz on the frames' capture times.
+
+    A frame is due when its time reaches the next slot of a grid of 1/rate_hz; slots
+    advance by whole periods, so a 25 fps camera at 8 Hz gets 8 model frames a second (not
+    every 4th frame: 6.25). A jump in time (a gap, a loop, a clock step) restarts the grid
+    at that frame. rate_hz 0: every frame. Pure: the same times give the same choice in
+    the node and in hazard_detector_eval.
+    """
+
+    def __init__(self, rate_hz: float = 0.0):
+        if not rate_hz >= 0.0:
+            raise ValueError(f'rate_hz {rate_hz}: must be >= 0')
+        self.rate_hz = rate_hz
+        self.period = 1.0 / rate_hz if rate_hz > 0 else 0.0
+        self._next: float | None = None
+
+    def due(self, t: float) -> bool:
+        """Whether the model should see the frame captured at t (call once per frame)."""
+        if self.period <= 0.0:
+            return True
+        # a little slack: a frame a hair before its slot (timestamp rounding) counts
+        slack = 1e-6
+        if self._next is None or t < self._next - self.period - slack \
+                or t >= self._next + self.period:
+            self._next = t + self.period  # start, or restart after a jump
+            return True
+        if t + slack >= self._next:
+            self._next += self.period
+            return True
+        return False
+
+    def reset(self) -> None:
+        """Start again (a new stream)."""
+        self._next = None
 
 
 class Pipeline:
-    """backend.track -> fire colour rule -> HazardRules.step."""
+    """backend.track on the scheduled frames -> fire colour rule -> HazardRules.step."""
 
     def __init__(self, backend: Backend, rules: HazardRules,
                  fire_colour: FireColour | None = FireColour(),
-                 classifier: Classifier | None = None):
+                 classifier: Classifier | None = None, detection_rate_hz: float = 0.0):
         self.backend = backend
         self.rules = rules
         self.fire_colour = fire_colour
         self.classifier = classifier
+        self.schedule = DetectionSchedule(detection_rate_hz)
         self.frames = 0
+        self.model_frames = 0
+        self._tracks: tuple[Track, ...] = ()
 
     def process(self, image: np.ndarray, t: float) -> Result:
-        """Run one BGR frame captured at t (epoch seconds)."""
-        tracks = tuple(self.backend.track(image))
+        """Run one BGR frame captured at t (epoch seconds); the model only when it is due."""
+        looked = self.schedule.due(t)
+        if looked:
+            self._tracks = tuple(self.backend.track(image))
+            self.model_frames += 1
         fire = ()
         if self.fire_colour is not None and self.rules.cfg.fire_enabled:
             fire = fire_regions(image, self.fire_colour, self.classifier)
         h, w = image.shape[:2]
-        events = tuple(self.rules.step(Observation(t, w, h, tracks, fire)))
+        events = tuple(self.rules.step(
+            Observation(t, w, h, self._tracks if looked else None, fire)))
         self.frames += 1
-        return Result(t, tracks, fire, events)
+        return Result(t, self._tracks, fire, events, looked)
 
+
+#: the node's default detection_rate_hz: what a 2-core RSU that also records video
+#: sustains with YOLOv8n on its CPU (docs/detector.md, Detection rate)
+DETECTION_RATE_HZ = 8.0
 
 _KIND_COLOURS = {1: (0, 0, 255), 2: (0, 140, 255), 3: (255, 0, 255)}
 

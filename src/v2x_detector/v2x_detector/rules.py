@@ -67,7 +67,7 @@ class Observation:
     t: float
     width: int
     height: int
-    tracks: tuple[Track, ...] = ()
+    tracks: tuple[Track, ...] | None = ()  # None: the model did not look at this frame
     fire: tuple[FireRegion, ...] = ()
     camera_shift: float = 0.0  # global image shift since the last observation, diagonals/s
 
@@ -466,6 +466,8 @@ class HazardRules:
         if obs.t <= self.last_t or obs.width <= 0 or obs.height <= 0:
             return []
         self.last_t = obs.t
+        if obs.tracks is None:  # a frame the model skipped: only the fire stage saw it
+            return self._advance(obs, self._fires(obs))
         speeds = self._observe_tracks(obs)
         signatures = (self._collisions(obs, speeds) + self._fires(obs, speeds)
                       + self._blockages(obs, speeds))

@@ -5,16 +5,21 @@ Capture time of each frame:
   (seg_<unix epoch>.mp4), else the start_time given, else the wall time when reading began;
 - a stream (rtsp://, udp://, http://, ...): the wall time when the frame was read.
 
-Under load the consumer gets the newest frame and older ones are dropped (counted), not
-queued. With ``lossless`` (a file read as fast as possible, for tests and benches) the
-reader waits for the consumer instead, so every frame is processed.
+Frames go through a FrameQueue: the consumer takes them in order; a queue that is full
+(the consumer fell behind by ``capacity`` frames) drops its oldest frame (counted), so
+the delay stays bounded. LatestSlot is a queue of one frame: newest wins. With
+``lossless`` (a file read as fast as possible, for tests and benches) the reader waits
+for the consumer instead, so every frame is processed. The node decides which of the
+frames it takes the model sees (pipeline.DetectionSchedule).
 """
 
+from collections import deque
 from dataclasses import dataclass
 import os
 import re
 import threading
 import time
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -58,35 +63,40 @@ def segment_start(path: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-class LatestSlot:
-    """A one-frame mailbox: put() replaces what was not taken yet (or waits, if lossless)."""
+class FrameQueue:
+    """A bounded mailbox of frames in order: put() on a full queue drops the oldest frame
+    (counted in ``dropped``), or waits for room if lossless."""
 
-    def __init__(self, lossless: bool = False):
+    def __init__(self, capacity: int = 1, lossless: bool = False):
+        if capacity < 1:
+            raise ValueError(f'capacity {capacity}: must be >= 1')
+        self.capacity = capacity
         self.lossless = lossless
         self.dropped = 0
-        self._frame: Frame | None = None
+        self._frames: deque = deque()
         self._closed = False
         self._cond = threading.Condition()
 
     def put(self, frame: Frame) -> bool:
         """Offer a frame; False once closed."""
         with self._cond:
-            while self.lossless and self._frame is not None and not self._closed:
+            while self.lossless and len(self._frames) >= self.capacity and not self._closed:
                 self._cond.wait(0.1)
             if self._closed:
                 return False
-            if self._frame is not None:
+            if len(self._frames) >= self.capacity:
+                self._frames.popleft()
                 self.dropped += 1
-            self._frame = frame
+            self._frames.append(frame)
             self._cond.notify_all()
             return True
 
     def get(self, timeout: float) -> Frame | None:
-        """The newest frame, waiting up to timeout; None when none came."""
+        """The oldest frame waiting, waiting up to timeout; None when none came."""
         with self._cond:
-            if self._frame is None:
-                self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
-            frame, self._frame = self._frame, None
+            if not self._frames:
+                self._cond.wait_for(lambda: bool(self._frames) or self._closed, timeout)
+            frame = self._frames.popleft() if self._frames else None
             self._cond.notify_all()
             return frame
 
@@ -97,10 +107,17 @@ class LatestSlot:
             self._cond.notify_all()
 
 
-class VideoSource:
-    """Reads a file or URL with OpenCV's FFmpeg backend on a daemon thread into a LatestSlot."""
+class LatestSlot(FrameQueue):
+    """A one-frame mailbox: put() replaces what was not taken yet (or waits, if lossless)."""
 
-    def __init__(self, source: str, slot: LatestSlot, realtime: bool = True, loop: bool = False,
+    def __init__(self, lossless: bool = False):
+        super().__init__(1, lossless)
+
+
+class VideoSource:
+    """Reads a file or URL with OpenCV's FFmpeg backend on a daemon thread into a FrameQueue."""
+
+    def __init__(self, source: str, slot: FrameQueue, realtime: bool = True, loop: bool = False,
                  start_time: float = 0.0, reconnect_s: float = 2.0, clock=time.time):
         self.source = source
         self.slot = slot
@@ -174,10 +191,7 @@ class VideoSource:
             if self.stream:
                 t = self.clock()
             else:
-                pts = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                if last_pts is not None and pts <= last_pts:
-                    pts = last_pts + 1.0 / fps  # containers without timestamps
-                last_pts = pts
+                pts = last_pts = frame_pts(cap, last_pts, fps)
                 t = start + offset + pts
                 if self.realtime:
                     delay = pts - (time.monotonic() - wall0)
@@ -187,6 +201,35 @@ class VideoSource:
                 return last_pts
             self.frames += 1
         return last_pts
+
+
+def frame_pts(cap, last_pts: float | None, fps: float) -> float:
+    """The presentation time (s) of the frame cap.read() just gave; rising even in a
+    container without timestamps (then the previous one + 1/fps)."""
+    pts = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+    if last_pts is not None and pts <= last_pts:
+        pts = last_pts + 1.0 / fps
+    return pts
+
+
+def decode(path: str) -> Iterator[tuple[np.ndarray, float]]:
+    """(BGR frame, presentation time in s) of every frame of a video file, in order: the
+    times VideoSource gives a file (less its start), for offline runs (hazard_detector_eval)."""
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise OSError(open_failure(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        last_pts = None
+        while True:
+            ok, image = cap.read()
+            if not ok or image is None:
+                return
+            last_pts = frame_pts(cap, last_pts, fps)
+            yield image, last_pts
+    finally:
+        cap.release()
 
 
 def read_frames(path: str, limit: int | None = None) -> list[np.ndarray]:
