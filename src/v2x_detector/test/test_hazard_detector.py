@@ -92,7 +92,9 @@ def test_scenario_gives_exactly_one_collision_alert(ros, scenario_dir, tmp_path,
     assert {to_seconds(a.detection_time) for a in alerts} == {to_seconds(first.detection_time)}
     assert (first.latitude, first.longitude, first.road) == (48.1, 11.5, 'r7')
     t_detect = to_seconds(first.detection_time)
-    assert EPOCH + 0.7 <= t_detect <= EPOCH + 2.0      # the cars touch at 0.72 s into the file
+    # the cars touch at 0.72 s into the file; the model's boxes are a little larger than
+    # the cars, so they touch a few frames earlier (detection_time: the first contact)
+    assert EPOCH + 0.5 <= t_detect <= EPOCH + 2.0
     assert to_seconds(first.header.stamp) >= t_detect
     assert node.counts['frames'] == 118 and node.counts['alerts'] == 1
     assert (node.counts['updates'], node.counts['cancels']) == (1, 1)

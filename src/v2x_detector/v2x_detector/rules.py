@@ -255,6 +255,7 @@ class HazardRules:
         self._cooldowns: list[tuple[int, Box, float]] = []  # kind, box, until
         self._standing: list[_Standing] = []
         self._camera_moved_at = -math.inf
+        self._moving: list[Box] = []  # boxes of vehicles moving at the last model frame
         self._next_incident = 1
         self.last_t = -math.inf
 
@@ -379,8 +380,10 @@ class HazardRules:
                 continue
             onset = t - ha.still_since <= window
             partner = None
-            if any(peak_t - window <= c <= ha.still_since for c in ha.contacts):
-                partner = a
+            impact = peak_t
+            touches = [c for c in ha.contacts if peak_t - window <= c <= ha.still_since]
+            if touches:
+                partner, impact = a, min(touches)
             else:
                 for b in cars:
                     hb = self._tracks[b.track_id]
@@ -398,7 +401,7 @@ class HazardRules:
             box = union_box([a.box, partner.box])
             out.append(_Signature(KIND_COLLISION, box,
                                   frozenset({a.track_id, partner.track_id}),
-                                  (a.conf + partner.conf) / 2, peak_t, onset=onset))
+                                  (a.conf + partner.conf) / 2, impact, onset=onset))
         return out
 
     def _fires(self, obs: Observation, speeds) -> list[_Signature]:
@@ -407,9 +410,11 @@ class HazardRules:
         if not cfg.fire_enabled:
             return []
         frame_px = max(1, obs.width * obs.height)
-        moving = [tr.box for tr in obs.tracks
-                  if tr.name in VEHICLES + ('bicycle',)
-                  and (speeds.get(tr.track_id) or 0.0) > cfg.fire_vehicle_speed]
+        if speeds is not None:  # the model looked at this frame; else the last ones it saw
+            self._moving = [tr.box for tr in obs.tracks
+                            if tr.name in VEHICLES + ('bicycle',)
+                            and (speeds.get(tr.track_id) or 0.0) > cfg.fire_vehicle_speed]
+        moving = self._moving
         out = []
         for region in obs.fire:
             if (region.pixels / frame_px < cfg.fire_min_area
@@ -467,7 +472,7 @@ class HazardRules:
             return []
         self.last_t = obs.t
         if obs.tracks is None:  # a frame the model skipped: only the fire stage saw it
-            return self._advance(obs, self._fires(obs))
+            return self._advance(obs, self._fires(obs, None))
         speeds = self._observe_tracks(obs)
         signatures = (self._collisions(obs, speeds) + self._fires(obs, speeds)
                       + self._blockages(obs, speeds))
