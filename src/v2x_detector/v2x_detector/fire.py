@@ -83,7 +83,7 @@ def _scaled(frame: np.ndarray, width: int) -> tuple[np.ndarray, float]:
                       interpolation=cv2.INTER_AREA), scale
 
 
-def _components(mask: np.ndarray, colour: FireColour) -> list[tuple[tuple[int, int, int, int], int]]:
+def _components(mask: np.ndarray, colour: FireColour) -> list[tuple[tuple, int]]:
     """Merged regions of an (opened) mask: ((x1, y1, x2, y2), pixels) in mask coordinates."""
     if colour.merge_px > 1:
         k = np.ones((colour.merge_px, colour.merge_px), np.uint8)

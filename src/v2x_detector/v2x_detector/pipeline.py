@@ -18,8 +18,8 @@ import numpy as np
 
 from v2x_common.mappings import kind_to_str, severity_to_str
 from v2x_common.timeutil import iso
-from v2x_detector.detections import Detection, Track
 from v2x_detector.camera_motion import GlobalMotion
+from v2x_detector.detections import Detection, Track
 from v2x_detector.fire import Classifier, FireColour, FlameStage
 from v2x_detector.rules import CANCEL, FireRegion, HazardEvent, HazardRules, Observation
 

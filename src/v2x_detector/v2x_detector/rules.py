@@ -46,7 +46,8 @@ class FireRegion:
     ``fire.FlameStage`` measured of it over every decoded frame of the last window
     (flicker: shape change per frame; drift: centre wander in its diagonals; age_s: how
     long it has been followed; present: fraction of frames it was seen in; growth: largest
-    over smallest pixel count; ident: the follower's number, 0 when not followed). A region without time features has age_s 0."""
+    over smallest pixel count; ident: the follower's number, 0 when not followed). A region
+    without time features has age_s 0 and never passes the rule."""
 
     box: Box
     pixels: float
@@ -204,7 +205,7 @@ class _Standing:
 class _TrackHistory:
     samples: deque = field(default_factory=lambda: deque(maxlen=256))  # (t, cx, cy, diag)
     speeds: deque = field(default_factory=lambda: deque(maxlen=256))   # (t, speed)
-    fast: deque = field(default_factory=lambda: deque(maxlen=256))     # (t, speed with looming)
+    fast: deque = field(default_factory=lambda: deque(maxlen=256))  # (t, speed with looming, diag)
     contacts: deque = field(default_factory=lambda: deque(maxlen=64))  # t of fast contacts
     ancestors: set = field(default_factory=set)  # ids this track was stitched from
     box: Box = (0.0, 0.0, 0.0, 0.0)
@@ -309,7 +310,7 @@ class HazardRules:
                 loom = 0.0 if _at_edge(tr.box, obs) else abs(d - d0) / (t - t0) / ((d + d0) / 2)
                 speed = move
                 hist.speeds.append((t, move))
-                hist.fast.append((t, move + loom))
+                hist.fast.append((t, move + loom, d))
             speeds[tr.track_id] = speed
             if speed is not None and speed <= cfg.collision_stop_speed:
                 if hist.still_since is None:
@@ -338,9 +339,10 @@ class HazardRules:
             hist.contacts.extend(old.contacts)
             hist.ancestors = old.ancestors | {best}
 
-    def _peak(self, hist: _TrackHistory, t: float, window: float) -> tuple[float, float]:
-        """(highest fast speed within window before t, when)."""
-        return max(((v, ts) for ts, v in hist.fast if t - ts <= window), default=(0.0, t))
+    def _peak(self, hist: _TrackHistory, t: float, window: float) -> tuple[float, ...]:
+        """(highest fast speed within window before t, when, the box diagonal then)."""
+        return max(((v, ts, d) for ts, v, d in hist.fast if t - ts <= window),
+                   default=(0.0, t, 0.0))
 
     # ---------------------------------------------------------------- evaluators
     def _collisions(self, obs: Observation, speeds) -> list[_Signature]:
@@ -356,8 +358,8 @@ class HazardRules:
         here = {tr.track_id for tr in cars}
         # contacts while fast, with a present vehicle or one lost in the last stitch_s
         ghosts = [(tid, h.box) for tid, h in self._tracks.items()
-                  if tid not in here and h.name in cfg.collision_classes
-                  and 0.0 < t - h.last_t <= cfg.collision_stitch_s]
+                  if tid not in here and h.name in cfg.collision_classes and h.speeds
+                  and 0.0 < t - h.last_t <= cfg.collision_stitch_s]  # lost: seen for a while
         for a in cars:
             ha = self._tracks[a.track_id]
             if not ha.fast or ha.fast[-1][0] != t or ha.fast[-1][1] < cfg.collision_min_speed:
@@ -375,8 +377,10 @@ class HazardRules:
             ha = self._tracks[a.track_id]
             if ha.still_since is None or diag(a.box) < min_diag:
                 continue  # moving, or too small for its speed to mean anything
-            peak, peak_t = self._peak(ha, ha.still_since, window)
-            if peak < cfg.collision_min_speed:
+            peak, peak_t, peak_diag = self._peak(ha, ha.still_since, window)
+            if peak < cfg.collision_min_speed or diag(a.box) < 0.67 * peak_diag:
+                # slow, or it drove away from the camera: speed in its own diagonals falls
+                # with distance, so a receding vehicle seems to stop
                 continue
             onset = t - ha.still_since <= window
             partner = None
@@ -390,9 +394,8 @@ class HazardRules:
                     if b is a or hb.still_since is None or \
                             abs(hb.still_since - ha.still_since) > 1.0:
                         continue
-                    if math.dist(center(a.box), center(b.box)) > 1.5 * max(diag(a.box),
-                                                                           diag(b.box)):
-                        continue
+                    if gap(a.box, b.box) > cfg.collision_touch * min(diag(a.box), diag(b.box)):
+                        continue  # two cars braking hard apart: a near miss
                     if self._peak(hb, hb.still_since, window)[0] >= cfg.collision_partner_speed:
                         partner = b
                         break
@@ -460,8 +463,8 @@ class HazardRules:
                 self._standing.append(_Standing(tr.box, tr.name, t - cfg.speed_span_s, t,
                                                 {tr.track_id}, anchor=tr.box))
         self._standing = [s for s in self._standing if t - s.last_seen <= cfg.blockage_memory_s]
-        return [_Signature(KIND_BLOCKAGE, s.box, frozenset(s.ids), 0.5 + 0.5 * min(1.0, s.seen / 50),
-                           s.since)
+        return [_Signature(KIND_BLOCKAGE, s.box, frozenset(s.ids),
+                           0.5 + 0.5 * min(1.0, s.seen / 50), s.since)
                 for s in self._standing
                 if s.last_seen == t and t - s.since >= cfg.blockage_time_s]
 
@@ -497,7 +500,9 @@ class HazardRules:
         for sig in signatures:
             inc = self._match(sig)
             if inc is not None:
-                inc.box, inc.ids, inc.last_seen = sig.box, inc.ids | sig.ids, t
+                # parts of one hazard seen in the same frame: the incident covers them all
+                box = union_box([inc.box, sig.box]) if inc.last_seen == t else sig.box
+                inc.box, inc.ids, inc.last_seen = box, inc.ids | sig.ids, t
                 inc.conf = max(inc.conf, sig.conf)
             elif sig.onset and not self._cooling(sig, t):
                 self._incidents.append(_Incident(self._next_incident, sig.kind, sig.box, sig.ids,
