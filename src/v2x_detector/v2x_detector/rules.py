@@ -160,6 +160,8 @@ class HazardEvent:
     box: Box
     track_ids: tuple[int, ...]
     clip_requested: bool
+    position: tuple[float, float] = (math.nan, math.nan)  # foot point (bottom centre of
+    #                                   the box) in 0..1 of the frame: where it stands
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,7 @@ class HazardRules:
         self._cooldowns: list[tuple[int, Box, float]] = []  # kind, box, until
         self._standing: list[_Standing] = []
         self._camera_moved_at = -math.inf
+        self._frame = (1, 1)
         self._moving: list[Box] = []  # boxes of vehicles moving at the last model frame
         self._next_incident = 1
         self.last_t = -math.inf
@@ -362,7 +365,12 @@ class HazardRules:
                   and 0.0 < t - h.last_t <= cfg.collision_stitch_s]  # lost: seen for a while
         for a in cars:
             ha = self._tracks[a.track_id]
-            if not ha.fast or ha.fast[-1][0] != t or ha.fast[-1][1] < cfg.collision_min_speed:
+            if not ha.fast or ha.fast[-1][1] < cfg.collision_min_speed:
+                continue
+            # fast now, or just stitched from a track that was fast when it was lost (the
+            # impact hid it: the contact is seen when it comes back)
+            if ha.fast[-1][0] != t and not (ha.ancestors and len(ha.samples) == 1
+                                            and t - ha.fast[-1][0] <= cfg.collision_stitch_s):
                 continue
             others = [(b.track_id, b.box) for b in cars if b is not a] + ghosts
             for tid, box in others:
@@ -377,8 +385,10 @@ class HazardRules:
             ha = self._tracks[a.track_id]
             if ha.still_since is None or diag(a.box) < min_diag:
                 continue  # moving, or too small for its speed to mean anything
-            peak, peak_t, peak_diag = self._peak(ha, ha.still_since, window)
-            if peak < cfg.collision_min_speed or diag(a.box) < 0.67 * peak_diag:
+            peak, peak_t, _ = self._peak(ha, ha.still_since, window)
+            widest = max((d for ts, _, d in ha.fast if ha.still_since - ts <= window),
+                         default=0.0)
+            if peak < cfg.collision_min_speed or diag(a.box) < 0.67 * widest:
                 # slow, or it drove away from the camera: speed in its own diagonals falls
                 # with distance, so a receding vehicle seems to stop
                 continue
@@ -497,6 +507,7 @@ class HazardRules:
 
     def _advance(self, obs: Observation, signatures: Iterable[_Signature]) -> list[HazardEvent]:
         cfg, t = self.cfg, obs.t
+        self._frame = (obs.width, obs.height)
         for sig in signatures:
             inc = self._match(sig)
             if inc is not None:
@@ -549,7 +560,9 @@ class HazardRules:
             suggest=SUGGEST_STOP if inc.severity >= SEVERITY_HIGH else SUGGEST_SLOW_DOWN,
             confidence=float(min(1.0, max(0.0, inc.conf))), detection_time=inc.since, stamp=t,
             box=inc.box, track_ids=tuple(sorted(inc.ids)),
-            clip_requested=inc.kind in (KIND_COLLISION, KIND_FIRE))
+            clip_requested=inc.kind in (KIND_COLLISION, KIND_FIRE),
+            position=((inc.box[0] + inc.box[2]) / 2 / self._frame[0],
+                      inc.box[3] / self._frame[1]))
 
     def incidents(self) -> list[tuple[int, int, Box, bool]]:
         """(number, kind, box, alerted) of every incident now followed (for drawing)."""
