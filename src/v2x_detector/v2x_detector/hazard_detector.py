@@ -52,7 +52,7 @@ from v2x_detector.conversions import (
     validity_for,
 )
 from v2x_detector.detections import BackendError
-from v2x_detector.fire import FireColour, load_classifier
+from v2x_detector.fire import FireColour, OnnxFireClassifier, load_classifier
 from v2x_detector.pipeline import (
     BACKENDS,
     DETECTION_RATE_HZ,
@@ -121,6 +121,8 @@ NODE_PARAMETERS = (
     Param('classes', list(DEFAULT_CLASSES), 'class names to detect; empty: all'),
     Param('tracker', 'bytetrack.yaml', 'ultralytics tracker configuration'),
     Param('fire_classifier', '', 'module:function(bgr_crop) -> probability confirming fire blobs'),
+    Param('fire_model', '', 'ONNX fire classifier confirming fire regions; empty: none'),
+    Param('fire_model_sha256', '', 'sha256 of fire_model (required with it)'),
     Param('source_id', 'rsu_detector_01', 'our station id in every Alert', _SOURCE_ID),
     Param('state_dir', '/var/lib/v2x/hazard_detector', 'where the alert sequence is persisted',
           not_empty),
@@ -209,6 +211,8 @@ class Settings:
     tracker: str
     fire_classifier: str
     site: Site
+    fire_model: str
+    fire_model_sha256: str
     state_dir: str
     json_dir: str
     publish_image: bool
@@ -235,7 +239,8 @@ def read_settings(node: Node) -> Settings:
         model_sha256=p['model_sha256'], device=p['device'], imgsz=p['imgsz'], conf=p['conf'],
         iou=p['iou'], detection_rate_hz=p['detection_rate_hz'],
         classes=tuple(p['classes'] or ()), tracker=p['tracker'],
-        fire_classifier=p['fire_classifier'], site=site, state_dir=p['state_dir'],
+        fire_classifier=p['fire_classifier'], fire_model=p['fire_model'],
+        fire_model_sha256=p['fire_model_sha256'], site=site, state_dir=p['state_dir'],
         json_dir=p['json_dir'], publish_image=p['publish_image'],
         image_every=p['image_every'], rules=rules)
 
@@ -265,6 +270,14 @@ def make_pipeline(s: Settings, backend=None) -> tuple:
         classifier = load_classifier(s.fire_classifier)
     except ValueError as exc:
         raise ParameterError('fire_classifier', str(exc)) from None
+    if s.fire_model and classifier is not None:
+        raise ParameterError('fire_model', 'give fire_model or fire_classifier, not both')
+    if s.fire_model or s.fire_model_sha256:
+        try:
+            classifier = OnnxFireClassifier(s.fire_model, s.fire_model_sha256)
+        except ValueError as exc:
+            name, _, reason = str(exc).partition(': ')
+            raise ParameterError(name, reason) from None
     try:
         model = assets.resolve_model(s.model, s.model_sha256)
     except assets.AssetError as exc:
