@@ -159,6 +159,7 @@ _RULE_DESCRIPTIONS = {
     'collision_partner_speed': 'box diagonals/s a neighbour stopping with it had before',
     'collision_min_size': 'box diagonal / frame diagonal of a vehicle whose stop counts',
     'camera_motion': 'frame diagonals/s of global image shift that mean the camera moves',
+    'camera_settle_s': 'motion cues count again this long after the camera last moved (s)',
     'fire_enabled': 'run the fire rule',
     'fire_persist_s': 'a flame region must be followed this long (s)',
     'fire_min_area': 'region pixels / frame pixels',

@@ -99,8 +99,10 @@ class RuleConfig:
                                         # carries on its speeds (id and class switches)
     collision_partner_speed: float = 0.5  # a neighbour stopping with it had at least this
     collision_min_size: float = 0.05    # box diagonal / frame diagonal of the stopping vehicle
-    camera_motion: float = 0.1          # frame diagonals/s of global image shift that mean
+    camera_motion: float = 0.05         # frame diagonals/s of global image shift that mean
                                         # the camera moves: no motion cue counts meanwhile
+    camera_settle_s: float = 10.0       # ... nor this long after it last moved (a hand-held
+                                        # or swaying camera keeps moving a little)
     # fire (the time features come from fire.FlameStage, measured on every decoded frame)
     fire_enabled: bool = True
     fire_persist_s: float = 2.0         # a flame region must be followed this long
@@ -125,7 +127,7 @@ class RuleConfig:
                      'severity_long_s', 'blockage_time_s', 'collision_drop_window_s',
                      'fire_persist_s', 'fire_vehicle_speed', 'blockage_memory_s',
                      'collision_stitch_s', 'collision_partner_speed', 'collision_min_size',
-                     'camera_motion'):
+                     'camera_motion', 'camera_settle_s'):
             if not getattr(self, name) >= 0:
                 out.append((name, 'must be >= 0'))
         for name in ('speed_span_s', 'max_jump', 'collision_min_speed', 'fire_flicker',
@@ -355,7 +357,7 @@ class HazardRules:
         cfg = self.cfg
         t = obs.t
         window = cfg.collision_drop_window_s
-        if t - self._camera_moved_at < window:
+        if t - self._camera_moved_at < max(window, cfg.camera_settle_s):
             return []
         cars = [tr for tr in obs.tracks if tr.name in cfg.collision_classes]
         here = {tr.track_id for tr in cars}
