@@ -340,8 +340,7 @@ class HazardRules:
                 best, best_d = tid, d
         if best is not None:
             old = self._tracks[best]
-            hist.fast.extend(old.fast)
-            hist.contacts.extend(old.contacts)
+            hist.fast.extend(old.fast)  # its speeds, not its contacts: those were the old box's
             hist.ancestors = old.ancestors | {best}
 
     def _peak(self, hist: _TrackHistory, t: float, window: float) -> tuple[float, ...]:
