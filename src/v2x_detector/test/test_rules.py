@@ -1,5 +1,6 @@
 """Hazard rules on synthetic track sequences: each hazard, its near misses, the lifecycle."""
 
+
 import pytest
 
 from v2x_common.mappings import (
@@ -361,3 +362,19 @@ def test_blockage_reports_the_standing_objects_position():
     events = run(HazardRules(cfg), [[car(7, 300)] for _ in range(40)])
     assert events[0].box == (300, 200, 420, 280)
     assert events[0].position == pytest.approx((360 / W, 280 / H))
+
+
+def test_a_cut_restarts_histories_without_silencing_the_next_crash():
+    """One jump of the image (a cut, a glitch) forgets what moved before it, but a crash
+    right after it is found; the image moving on two model frames in a row (the camera
+    moves) keeps the collision cues off for camera_settle_s."""
+    def events(shifted):
+        rules = HazardRules()
+        out = []
+        frames = [[car(1, 40 + 9.6 * i)] for i in range(10)] + crash()
+        for i, tracks in enumerate(frames):
+            out += rules.step(Observation(T0 + i / FPS, W, H, tuple(tracks), (),
+                                          0.5 if i in shifted else 0.0))
+        return [e.kind for e in out if e.phase == NEW]
+    assert events({10}) == [KIND_COLLISION]
+    assert events({9, 10}) == []

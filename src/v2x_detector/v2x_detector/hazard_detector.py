@@ -158,7 +158,8 @@ _RULE_DESCRIPTIONS = {
                           'speeds (s)',
     'collision_partner_speed': 'box diagonals/s a neighbour stopping with it had before',
     'collision_min_size': 'box diagonal / frame diagonal of a vehicle whose stop counts',
-    'camera_motion': 'frame diagonals/s of global image shift that mean the camera moves',
+    'camera_motion': 'frame diagonals/s of global image shift (two model frames in a row) '
+                     'that mean the camera moves',
     'camera_settle_s': 'motion cues count again this long after the camera last moved (s)',
     'fire_enabled': 'run the fire rule',
     'fire_persist_s': 'a flame region must be followed this long (s)',

@@ -99,8 +99,9 @@ class RuleConfig:
                                         # carries on its speeds (id and class switches)
     collision_partner_speed: float = 0.5  # a neighbour stopping with it had at least this
     collision_min_size: float = 0.05    # box diagonal / frame diagonal of the stopping vehicle
-    camera_motion: float = 0.05         # frame diagonals/s of global image shift that mean
-                                        # the camera moves: no motion cue counts meanwhile
+    camera_motion: float = 0.1          # frame diagonals/s of global image shift on two model
+                                        # frames in a row: the camera moves, no motion cue
+                                        # counts meanwhile (one jump: a cut or a glitch)
     camera_settle_s: float = 10.0       # ... nor this long after it last moved (a hand-held
                                         # or swaying camera keeps moving a little)
     # fire (the time features come from fire.FlameStage, measured on every decoded frame)
@@ -260,6 +261,7 @@ class HazardRules:
         self._cooldowns: list[tuple[int, Box, float]] = []  # kind, box, until
         self._standing: list[_Standing] = []
         self._camera_moved_at = -math.inf
+        self._shifted = False  # the image moved at the last model frame
         self._frame = (1, 1)
         self._moving: list[Box] = []  # boxes of vehicles moving at the last model frame
         self._next_incident = 1
@@ -277,9 +279,15 @@ class HazardRules:
         speeds = {}
         span = cfg.speed_span_s
         t = obs.t
-        if obs.camera_shift > cfg.camera_motion:
-            # the camera moved: what moved in the image tells nothing about the vehicles
-            self._camera_moved_at = t
+        if obs.camera_shift <= cfg.camera_motion:
+            self._shifted = False
+        else:
+            # the camera moved: what moved in the image tells nothing about the vehicles.
+            # A cut (nothing in common: inf) only starts every history afresh; a camera
+            # that moves keeps the motion cues off for camera_settle_s
+            if obs.camera_shift != math.inf and self._shifted:
+                self._camera_moved_at = t  # two model frames in a row: the camera moves
+            self._shifted = obs.camera_shift != math.inf
             for hist in self._tracks.values():
                 hist.fast.clear()
                 hist.contacts.clear()
@@ -356,8 +364,6 @@ class HazardRules:
         cfg = self.cfg
         t = obs.t
         window = cfg.collision_drop_window_s
-        if t - self._camera_moved_at < max(window, cfg.camera_settle_s):
-            return []
         cars = [tr for tr in obs.tracks if tr.name in cfg.collision_classes]
         here = {tr.track_id for tr in cars}
         # contacts while fast, with a present vehicle or one lost in the last stitch_s
@@ -380,6 +386,8 @@ class HazardRules:
                 if gap(a.box, box) <= cfg.collision_touch * min(diag(a.box), diag(box)):
                     ha.contacts.append(t)
                     break
+        if t - self._camera_moved_at < cfg.camera_settle_s:
+            return []  # contacts seen meanwhile still count once the camera has settled
         out = []
         min_diag = cfg.collision_min_size * math.hypot(obs.width, obs.height)
         for a in cars:
