@@ -93,7 +93,9 @@ def test_scenario_gives_exactly_one_collision_alert(ros, scenario_dir, tmp_path,
     assert {to_seconds(a.detection_time) for a in alerts} == {to_seconds(first.detection_time)}
     assert (first.latitude, first.longitude, first.road) == (48.1, 11.5, 'r7')
     t_detect = to_seconds(first.detection_time)
-    assert EPOCH + 0.7 <= t_detect <= EPOCH + 2.0      # the cars touch at 0.72 s into the file
+    # the cars touch at 0.72 s into the file; the model's boxes are a little larger than
+    # the cars, so they touch a few frames earlier (detection_time: the first contact)
+    assert EPOCH + 0.5 <= t_detect <= EPOCH + 2.0
     assert to_seconds(first.header.stamp) >= t_detect
     assert node.counts['frames'] == 118 and node.counts['alerts'] == 1
     assert (node.counts['updates'], node.counts['cancels']) == (1, 1)
@@ -116,8 +118,9 @@ def test_restart_continues_the_sequence(ros, scenario_dir, tmp_path):
 
 
 def test_flames_give_one_fire_alert(ros, tmp_path):
-    """Flickering flames drawn on real road footage: the node raises one fire alert with a clip."""
-    path = write_video(str(tmp_path / f'seg_{EPOCH}.mp4'), flame_frames(40))
+    """Flickering flames drawn on real road footage for 4 s (longer than fire_persist_s): the
+    node raises one fire alert with a clip."""
+    path = write_video(str(tmp_path / f'seg_{EPOCH}.mp4'), flame_frames(100))
     _, got = run_file(ros, path, tmp_path, backend='onnx')
     assert [(a.sequence, a.kind, a.cancelled) for a in got['alerts']] == [
         (1, Alert.KIND_FIRE, False)]
@@ -125,13 +128,14 @@ def test_flames_give_one_fire_alert(ros, tmp_path):
 
 
 def test_cars_standing_in_the_lane_are_blockages(ros, tmp_path):
-    """The scenario's cars stopping apart in the lane for blockage_time_s: two blockages."""
+    """The scenario's cars stopping apart in the lane for blockage_time_s: one blockage
+    (one obstruction, however many objects make it) whose box covers both cars."""
     path = write_video(str(tmp_path / f'seg_{EPOCH}.mp4'), collision_frames(gap=40, hold=70))
     _, got = run_file(ros, path, tmp_path, backend='onnx', blockage_time_s=1.0,
                       lane_polygon=[0.0, 0.4, 1.0, 0.4, 1.0, 1.0, 0.0, 1.0])
     alerts = got['alerts']
     assert {a.kind for a in alerts} == {Alert.KIND_BLOCKAGE}
-    assert sorted({a.sequence for a in alerts}) == [1, 2]
+    assert {a.sequence for a in alerts} == {1}
     assert not any(a.clip_requested or a.cancelled for a in alerts)
 
 

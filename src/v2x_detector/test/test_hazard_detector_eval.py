@@ -23,16 +23,16 @@ DEMO = 'demo_street_then_collision.mp4'
 DEMO_IMPACT_S = 11.2  # 250 frames of street, then 30 frames of approach at 25 fps
 DEV_CLIPS = ('col_08_intersection_gray_overlay.mp4', 'blk_02_underpass_parked_twowheelers.mp4')
 #: per backend and clip: (each label found?, (kind, verdict) of each new event) with the
-#: rules of today; the work on the rules changes these (issue 23's goal: crashes found,
-#: no false fire).
+#: rules of issue 23's work: col_08's crash is still missed; blk_02's painted wall (five
+#: false fires before) and its parked scooters (too short for a blockage) raise nothing.
 EXPECTED = {
     'ultralytics': {
         'col_08_intersection_gray_overlay.mp4': ((False,), ()),
-        'blk_02_underpass_parked_twowheelers.mp4': ((False,), (('fire', 'false'),) * 5),
+        'blk_02_underpass_parked_twowheelers.mp4': ((False,), ()),
     },
     'onnx': {
         'col_08_intersection_gray_overlay.mp4': ((False,), ()),
-        'blk_02_underpass_parked_twowheelers.mp4': ((False,), (('fire', 'false'),) * 5),
+        'blk_02_underpass_parked_twowheelers.mp4': ((False,), ()),
     },
 }
 

@@ -1,6 +1,5 @@
 """Hazard rules on synthetic track sequences: each hazard, its near misses, the lifecycle."""
 
-import math
 
 import pytest
 
@@ -154,35 +153,74 @@ def test_severity_grows_with_size_and_duration_and_updates_keep_the_incident():
     assert len({e.incident for e in events}) == 1 and events[1].stamp > events[0].stamp
 
 
-def flames(n, pixels, x=300.0, drift=0.0):
-    """n frames of a flame blob whose pixel count follows pixels(i)."""
-    return [((), (FireRegion((x + drift * i, 100, x + drift * i + 60, 180), pixels(i)),))
+def flames(n, flicker=0.4, x=300.0, drift=0.0, pixels=2500.0, present=1.0, tracks=()):
+    """n frames of a flame region as fire.FlameStage reports it (followed since frame 0)."""
+    return [(list(tracks), (FireRegion((x + drift * i, 100, x + drift * i + 60, 180), pixels,
+                                       flicker=flicker, drift=abs(drift) * FPS * 2 / 100,
+                                       age_s=i / FPS, present=present, ident=1),))
             for i in range(n)]
 
 
 def test_flickering_fire_is_alerted_and_cancelled():
-    """A flame-coloured blob that flickers in place gives one fire alert, then a cancel."""
+    """A flame region that lasts fire_persist_s, flickers and stays put: one fire, then a
+    cancel; detection_time is when the region was first followed."""
     cfg = RuleConfig(clear_s=1.0)
-    frames = flames(50, lambda i: 2500 + 900 * math.sin(i * 1.7)) + [((), ())] * 40
+    frames = flames(80) + [((), ())] * 40
     events = run(HazardRules(cfg), frames)
     assert [(e.phase, e.kind) for e in events] == [(NEW, KIND_FIRE), (CANCEL, KIND_FIRE)]
     assert events[0].clip_requested
+    assert events[0].detection_time == pytest.approx(T0, abs=0.05)
+    assert events[0].stamp >= T0 + cfg.fire_persist_s
 
 
 @pytest.mark.parametrize('frames', [
-    flames(60, lambda i: 2500.0),                                # steady (a sign, a light)
-    flames(60, lambda i: 2500 + 900 * math.sin(i * 1.7), drift=12.0),  # moving (a red car)
-    flames(60, lambda i: 20 + 5 * math.sin(i * 1.7)),            # too small
-], ids=['steady', 'moving', 'tiny'])
+    flames(100, flicker=0.05),                 # a lamp, neon sign or orange paint: steady shape
+    flames(100, drift=12.0),                   # moving with a vehicle (a tail light)
+    flames(100, pixels=20.0),                  # too small
+    flames(40),                                # not followed for fire_persist_s yet
+    flames(100, present=0.3),                  # seen in a third of the frames: noise
+    # flickering and (as measured) in place, but inside the box of a car driving through:
+    # its brake lights
+    [([car(9, 300 + 6 * i, y=90, w=200, h=100)],
+      (FireRegion((330 + 6 * i, 100, 390 + 6 * i, 180), 2500.0, flicker=0.4, age_s=i / FPS,
+                  ident=1),)) for i in range(100)],
+], ids=['steady', 'moving', 'tiny', 'young', 'sparse', 'on-a-moving-car'])
 def test_no_fire(frames):
-    """Steady, moving or tiny flame-coloured blobs are not fires."""
+    """Steady, moving, tiny, young, sparse or vehicle-borne flame regions are not fires."""
     assert run(HazardRules(), frames) == []
 
 
+def test_flames_on_a_parked_car_are_a_fire():
+    """A burning car that stands still is a fire (only moving vehicles' lights are excused)."""
+    frames = [(tr, fire) for (tr, fire), tr in zip(
+        flames(100, x=330.0), ([car(9, 300, y=90, w=200, h=100)] for _ in range(100)),
+        strict=False)]
+    assert [e.kind for e in run(HazardRules(), frames) if e.phase == NEW] == [KIND_FIRE]
+
+
+def test_one_fire_is_one_incident_however_its_flames_split():
+    """Two flame regions side by side (one fire seen in two parts) give one incident whose
+    box covers both."""
+    a, b = flames(100, x=300.0), flames(100, x=380.0)
+    frames = [((), fa + fb) for (_, fa), (_, fb) in zip(a, b, strict=False)]
+    news = [e for e in run(HazardRules(), frames) if e.phase == NEW]
+    assert len(news) == 1
+    box = [e for e in run(HazardRules(), frames)][-1].box
+    assert box[0] <= 300 and box[2] >= 440
+
+
 def test_fire_rule_can_be_disabled():
-    """fire_enabled false ignores even a flickering blob."""
-    frames = flames(50, lambda i: 2500 + 900 * math.sin(i * 1.7))
-    assert run(HazardRules(RuleConfig(fire_enabled=False)), frames) == []
+    """fire_enabled false ignores even a flickering region."""
+    assert run(HazardRules(RuleConfig(fire_enabled=False)), flames(100)) == []
+
+
+def test_fire_on_frames_the_model_skipped():
+    """Frames without tracks (the model skipped them) still advance the fire rule."""
+    rules = HazardRules()
+    events = []
+    for i, (_, fire) in enumerate(flames(100)):
+        events += rules.step(Observation(T0 + i / FPS, W, H, None if i % 3 else (), fire))
+    assert [e.kind for e in events if e.phase == NEW] == [KIND_FIRE]
 
 
 def test_old_or_empty_frames_are_ignored():
@@ -198,7 +236,8 @@ def test_old_or_empty_frames_are_ignored():
     ({'confirm_s': -1.0}, 'confirm_s'),
     ({'speed_span_s': 0.0}, 'speed_span_s'),
     ({'collision_stop_speed': 0.6, 'collision_min_speed': 0.5}, 'collision_stop_speed'),
-    ({'fire_frames': 2}, 'fire_frames'),
+    ({'fire_min_present': 1.5}, 'fire_min_present'),
+    ({'collision_stitch_s': -0.1}, 'collision_stitch_s'),
     ({'lane_polygon': (0.0, 0.0, 1.0, 0.0)}, 'lane_polygon'),         # two points
     ({'lane_polygon': (0.0, 0.0, 1.0, 0.0, 1.0)}, 'lane_polygon'),    # odd count
     ({'lane_polygon': (0.0, 0.0, 2.0, 0.0, 1.0, 1.0)}, 'lane_polygon'),  # pixels, not 0..1
@@ -219,3 +258,123 @@ def test_default_config_is_valid():
 def test_point_in_polygon(x, y, inside):
     """Even-odd test on the lower-half lane."""
     assert point_in_polygon(x, y, LANE) is inside
+
+
+# ------------------------------------------------------------------ collision cues
+def test_lost_fast_vehicle_is_stitched_to_its_replacement():
+    """The fast car's track is lost at the impact and comes back under a new id (and
+    another class): the new track carries its speed, so the stop after the crash counts."""
+    frames = []
+    for i in range(25):  # car 1 drives fast at the standing car 2
+        frames.append([car(1, 40 + 9.6 * i), car(2, 400)])
+    for _ in range(3):   # impact: car 1 lost for 0.12 s
+        frames.append([car(2, 400)])
+    for _ in range(60):  # it reappears as track 7, a 'truck', touching car 2, standing
+        frames.append([car(7, 280, name='truck'), car(2, 400)])
+    news = [e for e in run(HazardRules(), frames) if e.phase == NEW]
+    assert [e.kind for e in news] == [KIND_COLLISION]
+    assert 7 in news[0].track_ids
+
+
+def test_vehicle_vanishing_under_a_fast_one_is_a_contact():
+    """A motorbike is lost where a fast car arrives (thrown, hidden); the car stops soon
+    after: a collision, timed at the contact."""
+    frames = []
+    for i in range(25):
+        tracks = [car(1, 40 + 9.6 * i)]
+        if i < 24:
+            tracks.append(car(5, 290, w=60, h=60, name='motorcycle'))
+        frames.append(tracks)
+    frames += [[car(1, 240 + 4 * i)] for i in range(10)]  # slows down, stops beyond it
+    frames += [[car(1, 280)] for _ in range(60)]
+    news = [e for e in run(HazardRules(), frames) if e.phase == NEW]
+    assert [e.kind for e in news] == [KIND_COLLISION]
+    assert news[0].detection_time == pytest.approx(T0 + 14 / FPS, abs=0.1)  # first touch
+
+
+def test_two_vehicles_stopping_together_touching():
+    """Two cars, both moving, that stop at the same moment touching each other (no fast
+    contact seen): a collision."""
+    frames = [[car(1, 40 + 8 * i), car(2, 600 - 6 * i)] for i in range(25)]
+    frames += [[car(1, 240), car(2, 450 - 90)] for _ in range(60)]
+    assert [e.kind for e in run(HazardRules(), frames) if e.phase == NEW] == [KIND_COLLISION]
+
+
+@pytest.mark.parametrize('frames', [
+    # both cars brake hard at the same moment, but stop 40 px apart: a near miss
+    [[car(1, 40 + 8 * i), car(2, 600 - 6 * i)] for i in range(25)]
+    + [[car(1, 240), car(2, 400)] for _ in range(60)],
+    # a car driving away from the camera shrinks and seems to stop; it touched a car before
+    [[car(1, 200 + 3 * i, y=150 - 2 * i, w=300 - 9 * i, h=200 - 6 * i), car(2, 150)]
+     for i in range(25)] + [[car(1, 275, y=100, w=75, h=50), car(2, 150)] for _ in range(60)],
+], ids=['stop-apart', 'receding'])
+def test_stops_that_are_no_collision(frames):
+    """Hard stops apart and vehicles receding from the camera raise no collision."""
+    assert [e for e in run(HazardRules(), frames) if e.phase == NEW] == []
+
+
+def test_moving_camera_suppresses_motion_cues():
+    """While the whole image moves (camera_shift), what moves in it proves nothing."""
+    rules = HazardRules()
+    events = []
+    for i, tracks in enumerate(crash()):
+        shift = 0.5 if i < 30 else 0.0
+        events += rules.step(Observation(T0 + i / FPS, W, H, tuple(tracks), (), shift))
+    assert [e for e in events if e.phase == NEW] == []
+
+
+def test_small_far_vehicles_do_not_collide():
+    """Boxes under collision_min_size of the frame: their speeds are detector jitter."""
+    frames = [[car(1, 40 + 1.6 * i, w=20, h=13), car(2, 100, w=20, h=13)] for i in range(25)]
+    frames += [[car(1, 80, w=20, h=13), car(2, 100, w=20, h=13)] for _ in range(60)]
+    assert run(HazardRules(), frames) == []
+
+
+# ------------------------------------------------------------------ blockage memory
+def test_blockage_survives_id_switches_and_people_walking_past():
+    """The standing car changes track id twice and a person walks across it: the standing
+    time runs on from the first frame (the place is remembered, not the id)."""
+    cfg = RuleConfig(lane_polygon=LANE, blockage_time_s=3.0)
+    frames = []
+    for i in range(int(4.5 * FPS)):
+        tid = 7 if i < 30 else 8 if i < 60 else 9
+        tracks = [car(tid, 300)]
+        if 40 <= i < 70:  # a person walks past in front of it; the car is missed meanwhile
+            tracks = [car(20, 250 + 5 * (i - 40), w=30, h=80, name='person')]
+        frames.append(tracks)
+    events = run(HazardRules(cfg), frames)
+    news = [e for e in events if e.phase == NEW]
+    assert [e.kind for e in news] == [KIND_BLOCKAGE]
+    assert news[0].detection_time == pytest.approx(T0, abs=0.5)
+    assert news[0].stamp < T0 + 3.6
+
+
+def test_blockage_memory_forgets_after_blockage_memory_s():
+    """A car gone longer than blockage_memory_s starts from zero when one stands there again."""
+    cfg = RuleConfig(lane_polygon=LANE, blockage_time_s=3.0, blockage_memory_s=0.5)
+    frames = [[car(7, 300)] for _ in range(50)] + [[]] * 20 + [[car(8, 300)] for _ in range(50)]
+    assert run(HazardRules(cfg), frames) == []
+
+
+def test_blockage_reports_the_standing_objects_position():
+    """The blockage's box is the standing car's box, and its position its foot point."""
+    cfg = RuleConfig(lane_polygon=LANE, blockage_time_s=1.0)
+    events = run(HazardRules(cfg), [[car(7, 300)] for _ in range(40)])
+    assert events[0].box == (300, 200, 420, 280)
+    assert events[0].position == pytest.approx((360 / W, 280 / H))
+
+
+def test_a_cut_restarts_histories_without_silencing_the_next_crash():
+    """One jump of the image (a cut, a glitch) forgets what moved before it, but a crash
+    right after it is found; the image moving on two model frames in a row (the camera
+    moves) keeps the collision cues off for camera_settle_s."""
+    def events(shifted):
+        rules = HazardRules()
+        out = []
+        frames = [[car(1, 40 + 9.6 * i)] for i in range(10)] + crash()
+        for i, tracks in enumerate(frames):
+            out += rules.step(Observation(T0 + i / FPS, W, H, tuple(tracks), (),
+                                          0.5 if i in shifted else 0.0))
+        return [e.kind for e in out if e.phase == NEW]
+    assert events({10}) == [KIND_COLLISION]
+    assert events({9, 10}) == []

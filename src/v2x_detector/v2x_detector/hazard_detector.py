@@ -55,7 +55,7 @@ from v2x_detector.conversions import (
     validity_for,
 )
 from v2x_detector.detections import BackendError
-from v2x_detector.fire import FireColour, load_classifier
+from v2x_detector.fire import FireColour, OnnxFireClassifier, load_classifier
 from v2x_detector.held_events import CONFIRM_PARAMETERS, OperatorHold
 from v2x_detector.pipeline import (
     BACKENDS,
@@ -125,6 +125,8 @@ NODE_PARAMETERS = (
     Param('classes', list(DEFAULT_CLASSES), 'class names to detect; empty: all'),
     Param('tracker', 'bytetrack.yaml', 'ultralytics tracker configuration'),
     Param('fire_classifier', '', 'module:function(bgr_crop) -> probability confirming fire blobs'),
+    Param('fire_model', '', 'ONNX fire classifier confirming fire regions; empty: none'),
+    Param('fire_model_sha256', '', 'sha256 of fire_model (required with it)'),
     Param('source_id', 'rsu_detector_01', 'our station id in every Alert', _SOURCE_ID),
     Param('state_dir', '/var/lib/v2x/hazard_detector', 'where the alert sequence is persisted',
           not_empty),
@@ -162,14 +164,24 @@ _RULE_DESCRIPTIONS = {
     'collision_min_speed': 'box diagonals/s one vehicle had just before the impact',
     'collision_stop_speed': 'box diagonals/s both vehicles are below after the impact',
     'collision_drop_window_s': 'the drop from min_speed to stop_speed happens within (s)',
-    'fire_enabled': 'run the fire colour rule',
-    'fire_frames': 'frames over which flicker is measured',
-    'fire_min_area': 'blob pixels / frame pixels',
-    'fire_flicker': 'minimum std/mean of the blob pixel count',
-    'fire_max_drift': 'box diagonals the blob may wander over fire_frames',
+    'collision_stitch_s': 'a new track where a vehicle was lost this recently inherits its '
+                          'speeds (s)',
+    'collision_partner_speed': 'box diagonals/s a neighbour stopping with it had before',
+    'collision_min_size': 'box diagonal / frame diagonal of a vehicle whose stop counts',
+    'camera_motion': 'frame diagonals/s of global image shift (two model frames in a row) '
+                     'that mean the camera moves',
+    'camera_settle_s': 'motion cues count again this long after the camera last moved (s)',
+    'fire_enabled': 'run the fire rule',
+    'fire_persist_s': 'a flame region must be followed this long (s)',
+    'fire_min_area': 'region pixels / frame pixels',
+    'fire_flicker': 'median two-way share of the region shape that changes in 0.1 s',
+    'fire_max_drift': 'region diagonals its centre may wander in 2 s',
+    'fire_min_present': 'share of the decoded frames the region must be seen in',
+    'fire_vehicle_speed': 'a region inside a vehicle moving faster (diagonals/s) is no fire',
     'blockage_classes': 'classes that can block a lane',
     'blockage_time_s': 'standing still in the lane this long is a blockage (s)',
     'blockage_speed': 'box diagonals/s below which an object stands still',
+    'blockage_memory_s': 'a standing object unseen this long is forgotten (s)',
     'lane_polygon': 'x1,y1,x2,y2,... in 0..1 of the frame; empty: blockage off',
 }
 
@@ -212,6 +224,8 @@ class Settings:
     tracker: str
     fire_classifier: str
     site: Site
+    fire_model: str
+    fire_model_sha256: str
     state_dir: str
     json_dir: str
     publish_image: bool
@@ -239,7 +253,8 @@ def read_settings(node: Node) -> Settings:
         model_sha256=p['model_sha256'], device=p['device'], imgsz=p['imgsz'], conf=p['conf'],
         iou=p['iou'], detection_rate_hz=p['detection_rate_hz'],
         classes=tuple(p['classes'] or ()), tracker=p['tracker'],
-        fire_classifier=p['fire_classifier'], site=site, state_dir=p['state_dir'],
+        fire_classifier=p['fire_classifier'], fire_model=p['fire_model'],
+        fire_model_sha256=p['fire_model_sha256'], site=site, state_dir=p['state_dir'],
         json_dir=p['json_dir'], publish_image=p['publish_image'],
         image_every=p['image_every'], rules=rules,
         camera=HealthConfig(hold_s=p['camera_hold_s'], frozen_s=p['camera_frozen_s'],
@@ -271,6 +286,14 @@ def make_pipeline(s: Settings, backend=None) -> tuple:
         classifier = load_classifier(s.fire_classifier)
     except ValueError as exc:
         raise ParameterError('fire_classifier', str(exc)) from None
+    if s.fire_model and classifier is not None:
+        raise ParameterError('fire_model', 'give fire_model or fire_classifier, not both')
+    if s.fire_model or s.fire_model_sha256:
+        try:
+            classifier = OnnxFireClassifier(s.fire_model, s.fire_model_sha256)
+        except ValueError as exc:
+            name, _, reason = str(exc).partition(': ')
+            raise ParameterError(name, reason) from None
     try:
         model = assets.resolve_model(s.model, s.model_sha256)
     except assets.AssetError as exc:

@@ -18,8 +18,9 @@ import numpy as np
 
 from v2x_common.mappings import kind_to_str, severity_to_str
 from v2x_common.timeutil import iso
+from v2x_detector.camera_motion import GlobalMotion
 from v2x_detector.detections import Detection, Track
-from v2x_detector.fire import Classifier, FireColour, fire_regions
+from v2x_detector.fire import Classifier, FireColour, FlameStage
 from v2x_detector.rules import CANCEL, FireRegion, HazardEvent, HazardRules, Observation
 
 
@@ -97,6 +98,8 @@ class Pipeline:
         self.fire_colour = fire_colour
         self.classifier = classifier
         self.schedule = DetectionSchedule(detection_rate_hz)
+        self.flames = FlameStage(fire_colour or FireColour(), classifier)
+        self.camera = GlobalMotion()
         self.frames = 0
         self.model_frames = 0
         self._tracks: tuple[Track, ...] = ()
@@ -104,15 +107,17 @@ class Pipeline:
     def process(self, image: np.ndarray, t: float) -> Result:
         """Run one BGR frame captured at t (epoch seconds); the model only when it is due."""
         looked = self.schedule.due(t)
+        shift = 0.0
         if looked:
             self._tracks = tuple(self.backend.track(image))
             self.model_frames += 1
+            shift = self.camera.update(image, t, [tr.box for tr in self._tracks])
         fire = ()
         if self.fire_colour is not None and self.rules.cfg.fire_enabled:
-            fire = fire_regions(image, self.fire_colour, self.classifier)
+            fire = self.flames.update(image, t)
         h, w = image.shape[:2]
         events = tuple(self.rules.step(
-            Observation(t, w, h, self._tracks if looked else None, fire)))
+            Observation(t, w, h, self._tracks if looked else None, fire, shift)))
         self.frames += 1
         return Result(t, self._tracks, fire, events, looked)
 

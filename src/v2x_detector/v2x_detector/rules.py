@@ -42,22 +42,35 @@ VEHICLES = ('car', 'bus', 'truck', 'motorcycle')
 
 @dataclass(frozen=True)
 class FireRegion:
-    """A flame-coloured blob in one frame: its box and how many pixels it holds."""
+    """A flame-coloured region in one frame: its box, how many pixels it holds, and what
+    ``fire.FlameStage`` measured of it over every decoded frame of the last window
+    (flicker: shape change per frame; drift: centre wander in its diagonals; age_s: how
+    long it has been followed; present: fraction of frames it was seen in; growth: largest
+    over smallest pixel count; ident: the follower's number, 0 when not followed). A region
+    without time features has age_s 0 and never passes the rule."""
 
     box: Box
     pixels: float
     score: float = 1.0
+    flicker: float = 0.0
+    drift: float = 0.0
+    age_s: float = 0.0
+    present: float = 1.0
+    growth: float = 1.0
+    ident: int = 0
 
 
 @dataclass(frozen=True)
 class Observation:
-    """What the rules see of one frame: its capture time, size, tracks and fire blobs."""
+    """What the rules see of one frame: its capture time, size, tracks, fire regions and
+    how far the whole image moved (camera_motion.GlobalMotion; 0 when not measured)."""
 
     t: float
     width: int
     height: int
     tracks: tuple[Track, ...] | None = ()  # None: the model did not look at this frame
     fire: tuple[FireRegion, ...] = ()
+    camera_shift: float = 0.0  # global image shift since the last observation, diagonals/s
 
 
 @dataclass(frozen=True)
@@ -79,36 +92,54 @@ class RuleConfig:
     # collision
     collision_classes: tuple[str, ...] = VEHICLES
     collision_touch: float = 0.02       # gap / smaller box diagonal that counts as touching
-    collision_min_speed: float = 1.0    # diagonals/s one of them had before the impact
-    collision_stop_speed: float = 0.2   # diagonals/s both are below after it
-    collision_drop_window_s: float = 0.5
-    # fire
+    collision_min_speed: float = 1.0    # diagonals/s (centre + size change) before the impact
+    collision_stop_speed: float = 0.2   # diagonals/s it is below after it
+    collision_drop_window_s: float = 3.0  # from min_speed to standing still within (s)
+    collision_stitch_s: float = 0.8     # a new track where a vehicle was lost this recently
+                                        # carries on its speeds (id and class switches)
+    collision_partner_speed: float = 0.5  # a neighbour stopping with it had at least this
+    collision_min_size: float = 0.05    # box diagonal / frame diagonal of the stopping vehicle
+    camera_motion: float = 0.1          # frame diagonals/s of global image shift on two model
+                                        # frames in a row: the camera moves, no motion cue
+                                        # counts meanwhile (one jump: a cut or a glitch)
+    camera_settle_s: float = 10.0       # ... nor this long after it last moved (a hand-held
+                                        # or swaying camera keeps moving a little)
+    # fire (the time features come from fire.FlameStage, measured on every decoded frame)
     fire_enabled: bool = True
-    fire_frames: int = 10               # flicker is measured over this many frames
-    fire_min_area: float = 0.001        # blob pixels / frame pixels
-    fire_flicker: float = 0.08          # std/mean of the blob's pixel count
-    fire_max_drift: float = 0.5         # diagonals the blob centre may wander over the window
+    fire_persist_s: float = 2.0         # a flame region must be followed this long
+    fire_min_area: float = 0.001        # region pixels / frame pixels
+    fire_flicker: float = 0.12          # median two-way share of its shape changing in 0.1 s
+    fire_max_drift: float = 0.5         # diagonals the region centre may wander in 1 s
+    fire_min_present: float = 0.5       # share of the decoded frames it must be seen in
+    fire_vehicle_speed: float = 0.3     # a region mostly inside a vehicle box moving faster
+                                        # than this (diagonals/s) is a vehicle's light or paint
     # blockage
     blockage_classes: tuple[str, ...] = VEHICLES + ('bicycle', 'person')
     blockage_time_s: float = 30.0
     blockage_speed: float = 0.1         # diagonals/s below which an object stands still
+    blockage_memory_s: float = 10.0     # a standing object unseen this long is forgotten
+                                        # (occluded, an id switch, a missed detection)
     lane_polygon: tuple[float, ...] = ()  # x1, y1, x2, y2, ... in 0..1 of the frame; empty = off
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, reason) for every value that cannot work; empty when all are fine."""
         out = []
         for name in ('confirm_s', 'gap_s', 'clear_s', 'cooldown_s', 'update_interval_s',
-                     'severity_long_s', 'blockage_time_s', 'collision_drop_window_s'):
+                     'severity_long_s', 'blockage_time_s', 'collision_drop_window_s',
+                     'fire_persist_s', 'fire_vehicle_speed', 'blockage_memory_s',
+                     'collision_stitch_s', 'collision_partner_speed', 'collision_min_size',
+                     'camera_motion', 'camera_settle_s'):
             if not getattr(self, name) >= 0:
                 out.append((name, 'must be >= 0'))
         for name in ('speed_span_s', 'max_jump', 'collision_min_speed', 'fire_flicker',
-                     'fire_min_area', 'blockage_speed', 'collision_stop_speed'):
+                     'fire_min_area', 'blockage_speed', 'collision_stop_speed',
+                     'fire_max_drift'):
             if not getattr(self, name) > 0:
                 out.append((name, 'must be > 0'))
         if self.collision_stop_speed >= self.collision_min_speed:
             out.append(('collision_stop_speed', 'must be below collision_min_speed'))
-        if self.fire_frames < 3:
-            out.append(('fire_frames', 'must be >= 3'))
+        if not 0.0 <= self.fire_min_present <= 1.0:
+            out.append(('fire_min_present', 'must lie in 0..1'))
         poly = self.lane_polygon
         if poly and (len(poly) % 2 or len(poly) < 6):
             out.append(('lane_polygon', 'needs x,y pairs of at least 3 points'))
@@ -132,6 +163,8 @@ class HazardEvent:
     box: Box
     track_ids: tuple[int, ...]
     clip_requested: bool
+    position: tuple[float, float] = (math.nan, math.nan)  # foot point (bottom centre of
+    #                                   the box) in 0..1 of the frame: where it stands
 
 
 @dataclass(frozen=True)
@@ -161,11 +194,29 @@ class _Incident:
 
 
 @dataclass
+class _Standing:
+    """An object standing in the lane, remembered by its place (not by its track ids)."""
+
+    box: Box
+    name: str
+    since: float
+    last_seen: float
+    ids: set
+    seen: int = 1
+    anchor: Box = (0.0, 0.0, 0.0, 0.0)  # its box when it was first seen standing
+
+
+@dataclass
 class _TrackHistory:
     samples: deque = field(default_factory=lambda: deque(maxlen=256))  # (t, cx, cy, diag)
     speeds: deque = field(default_factory=lambda: deque(maxlen=256))   # (t, speed)
-    still_since: float | None = None
+    fast: deque = field(default_factory=lambda: deque(maxlen=256))  # (t, speed with looming, diag)
+    contacts: deque = field(default_factory=lambda: deque(maxlen=64))  # t of fast contacts
+    ancestors: set = field(default_factory=set)  # ids this track was stitched from
+    box: Box = (0.0, 0.0, 0.0, 0.0)
+    name: str = ''
     last_t: float = -math.inf
+    still_since: float | None = None
 
 
 def point_in_polygon(x: float, y: float, poly: tuple[float, ...]) -> bool:
@@ -178,6 +229,24 @@ def point_in_polygon(x: float, y: float, poly: tuple[float, ...]) -> bool:
     return inside
 
 
+def inside(a: Box, b: Box) -> float:
+    """Share of box a's area that lies inside box b."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / area(a) if area(a) > 0 else 0.0
+
+
+def _at_edge(box: Box, obs: Observation, margin: float = 2.0) -> bool:
+    """The box touches the frame's border (cut off: its size is not the object's)."""
+    return (box[0] <= margin or box[1] <= margin or box[2] >= obs.width - margin
+            or box[3] >= obs.height - margin)
+
+
+def _near(a: Box, b: Box) -> bool:
+    """Boxes closer than the larger one's diagonal (flames of one fire)."""
+    return gap(a, b) <= max(diag(a), diag(b))
+
+
 _BASE_SEVERITY = {KIND_COLLISION: SEVERITY_MEDIUM, KIND_FIRE: SEVERITY_MEDIUM,
                   KIND_BLOCKAGE: SEVERITY_LOW}
 
@@ -188,130 +257,235 @@ class HazardRules:
     def __init__(self, config: RuleConfig | None = None):
         self.cfg = config or RuleConfig()
         self._tracks: dict[int, _TrackHistory] = {}
-        self._fire_blobs: list[dict] = []
         self._incidents: list[_Incident] = []
         self._cooldowns: list[tuple[int, Box, float]] = []  # kind, box, until
+        self._standing: list[_Standing] = []
+        self._camera_moved_at = -math.inf
+        self._shifted = False  # the image moved at the last model frame
+        self._frame = (1, 1)
+        self._moving: list[Box] = []  # boxes of vehicles moving at the last model frame
         self._next_incident = 1
         self.last_t = -math.inf
 
     # ---------------------------------------------------------------- per-track motion
     def _observe_tracks(self, obs: Observation) -> dict[int, float | None]:
+        """Per track: its speed now (None until speed_span_s of history exist).
+
+        Two speeds are kept: ``speeds`` (centre motion, for standing still) and ``fast``
+        (centre motion plus the change of the box size, so a vehicle driving at the camera
+        counts as moving: looming). A new vehicle track that starts where a vehicle track
+        was lost within collision_stitch_s inherits that one's history (stitching)."""
+        cfg = self.cfg
         speeds = {}
-        span = self.cfg.speed_span_s
+        span = cfg.speed_span_s
+        t = obs.t
+        if obs.camera_shift <= cfg.camera_motion:
+            self._shifted = False
+        else:
+            # the camera moved: what moved in the image tells nothing about the vehicles.
+            # A cut (nothing in common: inf) only starts every history afresh; a camera
+            # that moves keeps the motion cues off for camera_settle_s
+            if obs.camera_shift != math.inf and self._shifted:
+                self._camera_moved_at = t  # two model frames in a row: the camera moves
+            self._shifted = obs.camera_shift != math.inf
+            for hist in self._tracks.values():
+                hist.fast.clear()
+                hist.contacts.clear()
         for tr in obs.tracks:
-            hist = self._tracks.setdefault(tr.track_id, _TrackHistory())
+            hist = self._tracks.get(tr.track_id)
+            if hist is None:
+                hist = self._tracks[tr.track_id] = _TrackHistory()
+                if tr.name in cfg.collision_classes:
+                    self._stitch(tr, hist, t)
             cx, cy = center(tr.box)
             d = max(diag(tr.box), 1.0)
             if hist.samples:
                 _, px, py, pd = hist.samples[-1]
-                if math.hypot(cx - px, cy - py) > self.cfg.max_jump * max(d, pd):
+                if math.hypot(cx - px, cy - py) > cfg.max_jump * max(d, pd):
                     hist.samples.clear()  # a scene cut or an id switch: not motion
                     hist.speeds.clear()
-                    hist.still_since = None
-            hist.samples.append((obs.t, cx, cy, d))
-            hist.last_t = obs.t
-            while hist.samples and obs.t - hist.samples[0][0] > max(3.0, 4 * span):
+                    hist.fast.clear()
+            hist.samples.append((t, cx, cy, d))
+            hist.last_t, hist.box, hist.name = t, tr.box, tr.name
+            while hist.samples and t - hist.samples[0][0] > max(3.0, 4 * span):
                 hist.samples.popleft()
             speed = None
             ref = None
-            for s in hist.samples:
-                if obs.t - s[0] >= span:
-                    ref = s
+            for sample in hist.samples:
+                if t - sample[0] >= span:
+                    ref = sample
                 else:
                     break
             if ref is not None:
                 t0, x0, y0, d0 = ref
-                speed = math.hypot(cx - x0, cy - y0) / (obs.t - t0) / ((d + d0) / 2)
-                hist.speeds.append((obs.t, speed))
+                move = math.hypot(cx - x0, cy - y0) / (t - t0) / ((d + d0) / 2)
+                # a box cut by the frame's edge changes size as it enters: no looming
+                loom = 0.0 if _at_edge(tr.box, obs) else abs(d - d0) / (t - t0) / ((d + d0) / 2)
+                speed = move
+                hist.speeds.append((t, move))
+                hist.fast.append((t, move + loom, d))
             speeds[tr.track_id] = speed
-        for tid in [k for k, h in self._tracks.items() if obs.t - h.last_t > 5.0]:
+            if speed is not None and speed <= cfg.collision_stop_speed:
+                if hist.still_since is None:
+                    hist.still_since = t
+            else:
+                hist.still_since = None
+        for tid in [k for k, h in self._tracks.items() if t - h.last_t > 5.0]:
             del self._tracks[tid]
         return speeds
 
-    def _recent_max_speed(self, track_id: int, t: float, window: float) -> float:
-        hist = self._tracks.get(track_id)
-        if hist is None:
-            return 0.0
-        return max((v for ts, v in hist.speeds if t - ts <= window), default=0.0)
+    def _stitch(self, tr: Track, hist: _TrackHistory, t: float) -> None:
+        """Carry the speeds of a vehicle track lost nearby just before over to this new one."""
+        cfg = self.cfg
+        best, best_d = None, math.inf
+        for tid, old in self._tracks.items():
+            if old is hist or old.name not in cfg.collision_classes or not old.fast:
+                continue
+            if not 0.0 < t - old.last_t <= cfg.collision_stitch_s:
+                continue
+            d = math.dist(center(old.box), center(tr.box))
+            if d <= max(diag(old.box), diag(tr.box)) and d < best_d:
+                best, best_d = tid, d
+        if best is not None:
+            old = self._tracks[best]
+            hist.fast.extend(old.fast)  # its speeds, not its contacts: those were the old box's
+            hist.ancestors = old.ancestors | {best}
+
+    def _peak(self, hist: _TrackHistory, t: float, window: float) -> tuple[float, ...]:
+        """(highest fast speed within window before t, when, the box diagonal then)."""
+        return max(((v, ts, d) for ts, v, d in hist.fast if t - ts <= window),
+                   default=(0.0, t, 0.0))
 
     # ---------------------------------------------------------------- evaluators
     def _collisions(self, obs: Observation, speeds) -> list[_Signature]:
+        """A vehicle that was fast, touched another (or one vanished under it) and then
+        stopped within collision_drop_window_s; or one that stopped abruptly together
+        with a neighbour. Evidence lasts while it stands there."""
         cfg = self.cfg
+        t = obs.t
+        window = cfg.collision_drop_window_s
         cars = [tr for tr in obs.tracks if tr.name in cfg.collision_classes]
+        here = {tr.track_id for tr in cars}
+        # contacts while fast, with a present vehicle or one lost in the last stitch_s
+        ghosts = [(tid, h.box) for tid, h in self._tracks.items()
+                  if tid not in here and h.name in cfg.collision_classes and h.speeds
+                  and 0.0 < t - h.last_t <= cfg.collision_stitch_s]  # lost: seen for a while
+        for a in cars:
+            ha = self._tracks[a.track_id]
+            if not ha.fast or ha.fast[-1][1] < cfg.collision_min_speed:
+                continue
+            # fast now, or just stitched from a track that was fast when it was lost (the
+            # impact hid it: the contact is seen when it comes back)
+            if ha.fast[-1][0] != t and not (ha.ancestors and len(ha.samples) == 1
+                                            and t - ha.fast[-1][0] <= cfg.collision_stitch_s):
+                continue
+            others = [(b.track_id, b.box) for b in cars if b is not a] + ghosts
+            for tid, box in others:
+                if tid in ha.ancestors or a.track_id in self._tracks.get(tid, ha).ancestors:
+                    continue
+                if gap(a.box, box) <= cfg.collision_touch * min(diag(a.box), diag(box)):
+                    ha.contacts.append(t)
+                    break
+        if t - self._camera_moved_at < cfg.camera_settle_s:
+            return []  # contacts seen meanwhile still count once the camera has settled
         out = []
-        for i, a in enumerate(cars):
-            for b in cars[i + 1:]:
-                if gap(a.box, b.box) > cfg.collision_touch * min(diag(a.box), diag(b.box)):
-                    continue
-                va, vb = speeds.get(a.track_id), speeds.get(b.track_id)
-                if va is None or vb is None or max(va, vb) > cfg.collision_stop_speed:
-                    continue
-                window = cfg.collision_drop_window_s
-                before = max(self._recent_max_speed(a.track_id, obs.t, window),
-                             self._recent_max_speed(b.track_id, obs.t, window))
-                out.append(_Signature(KIND_COLLISION, union_box([a.box, b.box]),
-                                      frozenset((a.track_id, b.track_id)),
-                                      (a.conf + b.conf) / 2, obs.t,
-                                      onset=before >= cfg.collision_min_speed))
+        min_diag = cfg.collision_min_size * math.hypot(obs.width, obs.height)
+        for a in cars:
+            ha = self._tracks[a.track_id]
+            if ha.still_since is None or diag(a.box) < min_diag:
+                continue  # moving, or too small for its speed to mean anything
+            peak, peak_t, _ = self._peak(ha, ha.still_since, window)
+            widest = max((d for ts, _, d in ha.fast if ha.still_since - ts <= window),
+                         default=0.0)
+            if peak < cfg.collision_min_speed or diag(a.box) < 0.67 * widest:
+                # slow, or it drove away from the camera: speed in its own diagonals falls
+                # with distance, so a receding vehicle seems to stop
+                continue
+            onset = t - ha.still_since <= window
+            partner = None
+            impact = peak_t
+            touches = [c for c in ha.contacts if peak_t - window <= c <= ha.still_since]
+            if touches:
+                partner, impact = a, min(touches)
+            else:
+                for b in cars:
+                    hb = self._tracks[b.track_id]
+                    if b is a or hb.still_since is None or \
+                            abs(hb.still_since - ha.still_since) > 1.0:
+                        continue
+                    if gap(a.box, b.box) > cfg.collision_touch * min(diag(a.box), diag(b.box)):
+                        continue  # two cars braking hard apart: a near miss
+                    if self._peak(hb, hb.still_since, window)[0] >= cfg.collision_partner_speed:
+                        partner = b
+                        break
+            if partner is None:
+                continue
+            box = union_box([a.box, partner.box])
+            out.append(_Signature(KIND_COLLISION, box,
+                                  frozenset({a.track_id, partner.track_id}),
+                                  (a.conf + partner.conf) / 2, impact, onset=onset))
         return out
 
-    def _fires(self, obs: Observation) -> list[_Signature]:
+    def _fires(self, obs: Observation, speeds) -> list[_Signature]:
+        """Flame regions that lasted, flicker, stay in place and ride on no moving vehicle."""
         cfg = self.cfg
         if not cfg.fire_enabled:
             return []
         frame_px = max(1, obs.width * obs.height)
-        blobs = self._fire_blobs
-        for region in obs.fire:
-            if region.pixels / frame_px < cfg.fire_min_area:
-                continue
-            best = max(blobs, key=lambda b: iou(b['box'], region.box), default=None)
-            if best is None or iou(best['box'], region.box) < 0.2 or best['t'] == obs.t:
-                best = {'since': obs.t, 'hist': deque(maxlen=cfg.fire_frames)}
-                blobs.append(best)
-            best['box'], best['t'], best['score'] = region.box, obs.t, region.score
-            best['hist'].append((region.pixels, center(region.box), diag(region.box)))
+        if speeds is not None:  # the model looked at this frame; else the last ones it saw
+            self._moving = [tr.box for tr in obs.tracks
+                            if tr.name in VEHICLES + ('bicycle',)
+                            and (speeds.get(tr.track_id) or 0.0) > cfg.fire_vehicle_speed]
+        moving = self._moving
         out = []
-        keep = []
-        for blob in blobs:
-            if blob['t'] != obs.t:
-                blob['hist'].append((0.0, None, None))  # a missed frame counts as flicker
-            if obs.t - blob['t'] > cfg.gap_s:
+        for region in obs.fire:
+            if (region.pixels / frame_px < cfg.fire_min_area
+                    or region.age_s < cfg.fire_persist_s
+                    or region.present < cfg.fire_min_present
+                    or region.flicker < cfg.fire_flicker
+                    or region.drift > cfg.fire_max_drift):
                 continue
-            keep.append(blob)
-            hist = [h for h in blob['hist'] if h[1] is not None]
-            if len(blob['hist']) < cfg.fire_frames or len(hist) < cfg.fire_frames * 0.7:
-                continue
-            counts = [h[0] for h in blob['hist']]
-            mean = sum(counts) / len(counts)
-            flicker = (sum((c - mean) ** 2 for c in counts) / len(counts)) ** 0.5 / mean
-            size = max(h[2] for h in hist)
-            drift = max(math.hypot(h[1][0] - hist[0][1][0], h[1][1] - hist[0][1][1])
-                        for h in hist) / size
-            if flicker >= cfg.fire_flicker and drift <= cfg.fire_max_drift:
-                conf = min(1.0, 0.5 + flicker) * blob['score']
-                out.append(_Signature(KIND_FIRE, blob['box'], frozenset(), conf, blob['since']))
-        self._fire_blobs = keep
+            if any(inside(region.box, box) >= 0.5 for box in moving):
+                continue  # a tail light, a headlight, an orange bus
+            conf = min(1.0, 0.5 + region.flicker) * region.score
+            out.append(_Signature(KIND_FIRE, region.box, frozenset(), conf,
+                                  obs.t - region.age_s))
         return out
 
     def _blockages(self, obs: Observation, speeds) -> list[_Signature]:
+        """Standing objects in the lane, remembered by place, not by track id."""
         cfg = self.cfg
-        out = []
+        if not cfg.lane_polygon:
+            return []
+        t = obs.t
         for tr in obs.tracks:
-            hist = self._tracks[tr.track_id]
+            if tr.name not in cfg.blockage_classes:
+                continue
             speed = speeds.get(tr.track_id)
-            if speed is not None and speed > cfg.blockage_speed:
-                hist.still_since = None
-            elif hist.still_since is None:
-                hist.still_since = hist.samples[0][0]
-            if not cfg.lane_polygon or tr.name not in cfg.blockage_classes:
+            best = max(self._standing, key=lambda s: iou(s.anchor, tr.box), default=None)
+            overlap = iou(best.anchor, tr.box) if best is not None else 0.0
+            if best is not None and overlap < 0.3 and tr.track_id in best.ids \
+                    and speed is not None and speed > cfg.blockage_speed:
+                self._standing.remove(best)  # it drove off its place
                 continue
             foot = ((tr.box[0] + tr.box[2]) / 2 / obs.width, tr.box[3] / obs.height)
             if not point_in_polygon(foot[0], foot[1], cfg.lane_polygon):
                 continue
-            if hist.still_since is not None and obs.t - hist.still_since >= cfg.blockage_time_s:
-                out.append(_Signature(KIND_BLOCKAGE, tr.box, frozenset((tr.track_id,)), tr.conf,
-                                      hist.still_since))
-        return out
+            if overlap >= 0.5:
+                # still on its place (a jolt of the box while someone walks past, or a new
+                # id, keeps it): the place is what is remembered, not the id
+                if speed is None or speed <= 3 * cfg.blockage_speed:
+                    best.box, best.last_seen = tr.box, t
+                    best.ids.add(tr.track_id)
+                    best.seen += 1
+            elif speed is not None and speed <= cfg.blockage_speed:
+                self._standing.append(_Standing(tr.box, tr.name, t - cfg.speed_span_s, t,
+                                                {tr.track_id}, anchor=tr.box))
+        self._standing = [s for s in self._standing if t - s.last_seen <= cfg.blockage_memory_s]
+        return [_Signature(KIND_BLOCKAGE, s.box, frozenset(s.ids),
+                           0.5 + 0.5 * min(1.0, s.seen / 50), s.since)
+                for s in self._standing
+                if s.last_seen == t and t - s.since >= cfg.blockage_time_s]
 
     # ---------------------------------------------------------------- the state machine
     def step(self, obs: Observation) -> list[HazardEvent]:
@@ -320,9 +494,9 @@ class HazardRules:
             return []
         self.last_t = obs.t
         if obs.tracks is None:  # a frame the model skipped: only the fire stage saw it
-            return self._advance(obs, self._fires(obs))
+            return self._advance(obs, self._fires(obs, None))
         speeds = self._observe_tracks(obs)
-        signatures = (self._collisions(obs, speeds) + self._fires(obs)
+        signatures = (self._collisions(obs, speeds) + self._fires(obs, speeds)
                       + self._blockages(obs, speeds))
         return self._advance(obs, signatures)
 
@@ -332,19 +506,23 @@ class HazardRules:
                 continue
             if (sig.ids & inc.ids) or iou(sig.box, inc.box) >= 0.3:
                 return inc
+            if _near(sig.box, inc.box):
+                return inc  # one fire, crash or pile of wrecks is one incident
         return None
 
     def _cooling(self, sig: _Signature, t: float) -> bool:
         self._cooldowns = [c for c in self._cooldowns if c[2] > t]
-        return any(kind == sig.kind and iou(box, sig.box) > 0.0
-                   for kind, box, _ in self._cooldowns)
+        return any(kind == sig.kind and _near(box, sig.box) for kind, box, _ in self._cooldowns)
 
     def _advance(self, obs: Observation, signatures: Iterable[_Signature]) -> list[HazardEvent]:
         cfg, t = self.cfg, obs.t
+        self._frame = (obs.width, obs.height)
         for sig in signatures:
             inc = self._match(sig)
             if inc is not None:
-                inc.box, inc.ids, inc.last_seen = sig.box, inc.ids | sig.ids, t
+                # parts of one hazard seen in the same frame: the incident covers them all
+                box = union_box([inc.box, sig.box]) if inc.last_seen == t else sig.box
+                inc.box, inc.ids, inc.last_seen = box, inc.ids | sig.ids, t
                 inc.conf = max(inc.conf, sig.conf)
             elif sig.onset and not self._cooling(sig, t):
                 self._incidents.append(_Incident(self._next_incident, sig.kind, sig.box, sig.ids,
@@ -391,7 +569,9 @@ class HazardRules:
             suggest=SUGGEST_STOP if inc.severity >= SEVERITY_HIGH else SUGGEST_SLOW_DOWN,
             confidence=float(min(1.0, max(0.0, inc.conf))), detection_time=inc.since, stamp=t,
             box=inc.box, track_ids=tuple(sorted(inc.ids)),
-            clip_requested=inc.kind in (KIND_COLLISION, KIND_FIRE))
+            clip_requested=inc.kind in (KIND_COLLISION, KIND_FIRE),
+            position=((inc.box[0] + inc.box[2]) / 2 / self._frame[0],
+                      inc.box[3] / self._frame[1]))
 
     def incidents(self) -> list[tuple[int, int, Box, bool]]:
         """(number, kind, box, alerted) of every incident now followed (for drawing)."""
