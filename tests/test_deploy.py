@@ -115,3 +115,51 @@ def test_vehicle_writable_paths_are_what_the_launch_writes():
     args = {a.get('name'): a.get('default') for a in
             ET.parse(os.path.join(ROOT, 'launch', 'vehicle.launch.xml')).getroot().iter('arg')}
     assert {args['state_dir'], os.path.dirname(args['csv_log'])} <= writable
+
+
+def _readme_commands(path: str, needle: str) -> list[str]:
+    """The shell commands of a Markdown file's ```sh blocks that name needle, in order
+    (continued lines joined)."""
+    commands, block = [], None
+    for line in open(path).read().splitlines():
+        if line.startswith('```'):
+            block = [] if block is None and line.strip() == '```sh' else None
+            continue
+        if block is not None:
+            block.append(line)
+            joined = '\n'.join(block)
+            if not joined.endswith('\\'):
+                if needle in joined and not joined.lstrip().startswith(('#', 'sudoedit')):
+                    commands.append(joined)
+                block = []
+    return commands
+
+
+def test_readme_steps_leave_a_real_intake_token(tmp_path):
+    """deploy/README.md's steps, run in their order on a scratch /etc/v2x, leave rsu.env
+    with a random intake token that event_intake accepts (they used to install the example
+    over the token, leaving the placeholder, which event_intake now refuses)."""
+    from v2x_common.params import ParameterError
+    from v2x_intake.core import IntakeSettings, load_token
+    etc = tmp_path / 'etc_v2x'
+    etc.mkdir()
+    ran = []
+    for command in _readme_commands(os.path.join(DEPLOY, 'README.md'), '/etc/v2x/rsu.env'):
+        here = (command.replace('sudo ', '').replace('-o root -g root ', '')
+                .replace('/etc/v2x', str(etc)))
+        result = subprocess.run(['bash', '-euo', 'pipefail', '-c', here], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (command, result.stderr)
+        ran.append(command)
+    assert any('rsu.env.example' in c for c in ran) and any('V2X_INTAKE_TOKEN' in c for c in ran)
+    env_file = etc / 'rsu.env'
+    assert oct(env_file.stat().st_mode & 0o777) == '0o600'
+    tokens = [line.split('=', 1)[1] for line in env_file.read_text().splitlines()
+              if line.startswith('V2X_INTAKE_TOKEN=')]
+    assert len(tokens) == 1, tokens
+    assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': tokens[0]}) == tokens[0]
+    # the example as shipped is refused, naming the command that makes a good one
+    example = open(os.path.join(DEPLOY, 'rsu.env.example')).read()
+    placeholder = re.search(r'^V2X_INTAKE_TOKEN=(.*)$', example, re.M).group(1)
+    with pytest.raises(ParameterError, match=r'head -c 24 /dev/urandom \| base64'):
+        load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': placeholder})

@@ -159,7 +159,31 @@ def load_token(settings: IntakeSettings, environ: Mapping[str, str]) -> str | No
         raise ParameterError('token_file', 'no HTTP bearer token: give token_file, or set $'
                             f'{settings.token_env or "V2X_INTAKE_TOKEN"} (token_env), or set '
                             'http_insecure true to accept unauthenticated posts')
+    if token is not None:
+        where = ('token_file', 'the token in it') if settings.token_file else \
+            ('token_env', f'${settings.token_env}')
+        check_token(token, *where)
     return token
+
+
+# What deploy/rsu.env.example ships: a deployment that kept it has no secret at all.
+TOKEN_PLACEHOLDERS = frozenset({'change-me-to-a-random-string'})
+MIN_TOKEN_CHARS = 16
+MAKE_TOKEN = 'head -c 24 /dev/urandom | base64'
+
+
+def check_token(token: str, name: str, what: str) -> None:
+    """Refuse a bearer token anyone could guess: the example's placeholder or fewer than
+    MIN_TOKEN_CHARS characters; the message names the command that makes a good one and
+    never shows the token."""
+    if token in TOKEN_PLACEHOLDERS or token.lower().startswith('change-me'):
+        problem = "is the example's placeholder (deploy/rsu.env.example), not a secret"
+    elif len(token) < MIN_TOKEN_CHARS:
+        problem = (f'is {len(token)} characters long: a bearer token needs at least '
+                   f'{MIN_TOKEN_CHARS}')
+    else:
+        return
+    raise ParameterError(name, f'{what} {problem}; make a random one with: {MAKE_TOKEN}')
 
 
 # What became of one event (past tense, as the node logs and the HTTP answer say it).
