@@ -37,6 +37,24 @@ case ":${PYTHONPATH:-}:" in *":$_v2x_site:"*) ;; *)
 export PYTHONPATH
 
 export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
+# Which Fast DDS is in use: 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, 2 (Jazzy,
+# Humble) only FASTRTPS_DEFAULT_PROFILES_FILE. The launch files set the host-only profile
+# under both names unless V2X_FASTDDS3=1 (Kilted's rmw warns about the old name).
+if [ -z "${V2X_FASTDDS3:-}" ]; then
+  V2X_FASTDDS3=0
+  _v2x_rest="$VIRTUAL_ENV:${AMENT_PREFIX_PATH:-}"
+  while [ -n "$_v2x_rest" ]; do
+    _v2x_prefix=${_v2x_rest%%:*}
+    case $_v2x_rest in *:*) _v2x_rest=${_v2x_rest#*:} ;; *) _v2x_rest= ;; esac
+    # Fast DDS 3 is libfastdds; Fast DDS 2 was libfastrtps
+    if [ -n "$_v2x_prefix" ] && [ -e "$_v2x_prefix/lib/libfastdds.so" ]; then
+      V2X_FASTDDS3=1
+      break
+    fi
+  done
+  unset _v2x_rest _v2x_prefix
+fi
+export V2X_FASTDDS3
 # ultralytics: never probe the network or pip-install at run time; settings stay in the workspace.
 export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false
 export YOLO_CONFIG_DIR=${YOLO_CONFIG_DIR:-$_v2x_ws/.cache/ultralytics}

@@ -163,3 +163,38 @@ def test_readme_steps_leave_a_real_intake_token(tmp_path):
     placeholder = re.search(r'^V2X_INTAKE_TOKEN=(.*)$', example, re.M).group(1)
     with pytest.raises(ParameterError, match=r'head -c 24 /dev/urandom \| base64'):
         load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': placeholder})
+
+
+@pytest.mark.parametrize('graph, exported, arg', [
+    (None, True, 'ros_graph_host_only:=true'),
+    ('host', True, 'ros_graph_host_only:=true'),
+    ('network', False, 'ros_graph_host_only:=false')])
+def test_v2x_stack_keeps_the_ros_graph_on_the_host(graph, exported, arg, tmp_path):
+    """deploy/v2x-stack (the units' ExecStart) loads the host-only Fast DDS profile for the
+    launch process and passes ros_graph_host_only:=true, unless V2X_ROS_GRAPH=network; the
+    units and env examples say host, and any other value stops it with exit 2."""
+    fake = tmp_path / 'ros2'  # stands for `ros2 launch`: shows what it was given
+    fake.write_text('#!/bin/sh\necho "DDS=${FASTDDS_DEFAULT_PROFILES_FILE:-none} '
+                    'RTPS=${FASTRTPS_DEFAULT_PROFILES_FILE:-none} ARGS=$*"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(('FASTDDS_', 'FASTRTPS_', 'V2X_ROS_GRAPH', 'V2X_FASTDDS3'))}
+    env.update(PATH=f'{tmp_path}:{env["PATH"]}', V2X_LAUNCH_ARGS='iface:=wlan0')
+    if graph:
+        env['V2X_ROS_GRAPH'] = graph
+    out = subprocess.run([os.path.join(DEPLOY, 'v2x-stack'), 'vehicle'], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    profile = os.path.join(ROOT, 'launch/config/fastdds_host_only.xml')
+    # Kilted here: Fast DDS 3 reads the new name only (env.sh found libfastdds)
+    assert (f'DDS={profile} ' in out.stdout) == exported, out.stdout
+    assert f'ARGS=launch {ROOT}/launch/vehicle.launch.xml {arg} iface:=wlan0' in out.stdout
+    env['V2X_ROS_GRAPH'] = 'everywhere'
+    bad = subprocess.run([os.path.join(DEPLOY, 'v2x-stack'), 'rsu'], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and 'expected host or network' in bad.stderr
+    for role in UNITS:
+        unit = open(UNITS[role]).read()
+        assert re.search(r'^Environment=V2X_ROS_GRAPH=host$', unit, re.M), role
+        example = open(os.path.join(DEPLOY, f'{role}.env.example')).read()
+        assert re.search(r'^V2X_ROS_GRAPH=host$', example, re.M), role

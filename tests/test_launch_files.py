@@ -4,8 +4,9 @@ The golden files hold, for fixed launch arguments, each node's argv as launch_ro
 it (the rules of launch_ros' Node action: executable, --ros-args, -r __node:=, -r __ns:=,
 one --params-file per <param> in order, name/value params in a temporary file keyed by
 the node's full name, then -r remaps), with the workspace path as <WS> and each temporary
-parameter file replaced by its content. Regenerate after an intended change with
-V2X_UPDATE_GOLDEN=1 and review the diff.
+parameter file replaced by its content, and last the environment set_env gives the node
+({"environment": {...}}: the host-only DDS profile by default). Regenerate after an
+intended change with V2X_UPDATE_GOLDEN=1 and review the diff.
 """
 
 import json
@@ -29,13 +30,15 @@ CASES = {
         'key_file': '/tmp/k', 'namespace': 'site7', 'iface': '127.0.0.1',
         'camera_source': '/media/bikes.mp4', 'profile': '<WS>/launch/config/demo.yaml',
         'enable_intake': 'false', 'detector_backend': 'onnx', 'state_dir': '/tmp/s',
-        'console_port': '0', 'console_token_file': '/tmp/console.token'}),
+        'console_port': '0', 'console_token_file': '/tmp/console.token',
+        'ros_graph_host_only': 'false'}),
     'vehicle_defaults': ('vehicle.launch.xml', {'key_file': '/etc/v2x/hmac.key'}),
     'vehicle_remapped': ('vehicle.launch.xml', {
         'key_file': '/k', 'namespace': 'car1', 'cmd_vel_in': '/teleop/cmd_vel',
         # csv_log:="''" on a shell: real ros2 launch refuses csv_log:= (empty)
         'cmd_vel_out': '/base/cmd_vel', 'csv_log': "''", 'enable_console': 'true',
-        'console_bind': '0.0.0.0', 'console_password_file': '/etc/v2x/console.passwd'}),
+        'console_bind': '0.0.0.0', 'console_password_file': '/etc/v2x/console.passwd',
+        'dds_profile': '/etc/v2x/fastdds_lab.xml'}),
     'vehicle_composed': ('vehicle.launch.xml', {
         'key_file': '/etc/v2x/hmac.key', 'compose': 'true', 'namespace': 'car1',
         'cmd_vel_in': '/teleop/cmd_vel'}),
@@ -58,6 +61,9 @@ def render(launch, args, tmp_path):
                 shown.append({'temporary params file': yaml.safe_load(Path(item).read_text())})
             else:
                 shown.append(item.replace(str(WS), '<WS>'))
+        if spec.environ:
+            shown.append({'environment': {k: v.replace(str(WS), '<WS>')
+                                          for k, v in spec.environ.items()}})
         out.append(shown)
     return out
 
@@ -66,6 +72,7 @@ def render(launch, args, tmp_path):
 def test_argv_matches_golden(case, tmp_path, monkeypatch):
     """The runner builds, for both launch files, exactly the argv recorded in tests/golden."""
     monkeypatch.delenv('V2X_KEY_FILE', raising=False)
+    monkeypatch.setenv('V2X_FASTDDS3', '0')  # both names of the profile variable
     launch, args = CASES[case]
     got = render(launch, args, tmp_path)
     path = GOLDEN / f'{case}.json'
