@@ -319,6 +319,30 @@ def test_placeholder_or_short_token_is_refused_with_the_command(tmp_path, token,
     assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': '0123456789abcdef'})
 
 
+def test_token_file_create_makes_a_private_random_token_once(tmp_path):
+    """token_file_create makes a missing token_file (and its directory) with a random token
+    event_intake accepts (mode 0600), keeps an existing file as it is, and names
+    token_file when it cannot be made."""
+    path = tmp_path / 'intake.token'
+    settings = IntakeSettings(token_file=str(path), token_file_create=True)
+    token = load_token(settings, {})
+    assert len(token) >= 16 and path.read_text() == token + '\n'
+    assert oct(path.stat().st_mode & 0o777) == '0o600'
+    assert load_token(settings, {}) == token   # kept, not made again
+    assert load_token(IntakeSettings(token_file=str(tmp_path / 'other'), token_file_create=True),
+                      {}) != token
+    deep = tmp_path / 'lab/rsu/intake.token'   # the lab's directory is made (0700)
+    assert load_token(IntakeSettings(token_file=str(deep), token_file_create=True), {})
+    assert oct(deep.parent.stat().st_mode & 0o777) == '0o700'
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(ParameterError) as info:
+        load_token(IntakeSettings(token_file=str(tmp_path / 'file/t'), token_file_create=True),
+                   {})
+    assert info.value.name == 'token_file' and 'Not a directory' in str(info.value)
+    with pytest.raises(ParameterError):  # without it a missing file stays an error
+        load_token(IntakeSettings(token_file=str(tmp_path / 'absent')), {})
+
+
 def test_token_file_not_utf8_names_it_without_its_content(tmp_path):
     """A token file that is not UTF-8 is a ParameterError naming token_file (no traceback),
     and the message shows none of the file's bytes."""
