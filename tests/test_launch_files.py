@@ -4,8 +4,9 @@ The golden files hold, for fixed launch arguments, each node's argv as launch_ro
 it (the rules of launch_ros' Node action: executable, --ros-args, -r __node:=, -r __ns:=,
 one --params-file per <param> in order, name/value params in a temporary file keyed by
 the node's full name, then -r remaps), with the workspace path as <WS> and each temporary
-parameter file replaced by its content. Regenerate after an intended change with
-V2X_UPDATE_GOLDEN=1 and review the diff.
+parameter file replaced by its content, and last the environment set_env gives the node
+({"environment": {...}}: the host-only DDS profile by default). Regenerate after an
+intended change with V2X_UPDATE_GOLDEN=1 and review the diff.
 """
 
 import json
@@ -29,13 +30,15 @@ CASES = {
         'key_file': '/tmp/k', 'namespace': 'site7', 'iface': '127.0.0.1',
         'camera_source': '/media/bikes.mp4', 'profile': '<WS>/launch/config/demo.yaml',
         'enable_intake': 'false', 'detector_backend': 'onnx', 'state_dir': '/tmp/s',
-        'console_port': '0', 'console_token_file': '/tmp/console.token'}),
+        'console_port': '0', 'console_token_file': '/tmp/console.token',
+        'ros_graph_host_only': 'false'}),
     'vehicle_defaults': ('vehicle.launch.xml', {'key_file': '/etc/v2x/hmac.key'}),
     'vehicle_remapped': ('vehicle.launch.xml', {
         'key_file': '/k', 'namespace': 'car1', 'cmd_vel_in': '/teleop/cmd_vel',
         # csv_log:="''" on a shell: real ros2 launch refuses csv_log:= (empty)
         'cmd_vel_out': '/base/cmd_vel', 'csv_log': "''", 'enable_console': 'true',
-        'console_bind': '0.0.0.0', 'console_password_file': '/etc/v2x/console.passwd'}),
+        'console_bind': '0.0.0.0', 'console_password_file': '/etc/v2x/console.passwd',
+        'dds_profile': '/etc/v2x/fastdds_lab.xml'}),
     'vehicle_composed': ('vehicle.launch.xml', {
         'key_file': '/etc/v2x/hmac.key', 'compose': 'true', 'namespace': 'car1',
         'cmd_vel_in': '/teleop/cmd_vel'}),
@@ -58,6 +61,9 @@ def render(launch, args, tmp_path):
                 shown.append({'temporary params file': yaml.safe_load(Path(item).read_text())})
             else:
                 shown.append(item.replace(str(WS), '<WS>'))
+        if spec.environ:
+            shown.append({'environment': {k: v.replace(str(WS), '<WS>')
+                                          for k, v in spec.environ.items()}})
         out.append(shown)
     return out
 
@@ -66,6 +72,7 @@ def render(launch, args, tmp_path):
 def test_argv_matches_golden(case, tmp_path, monkeypatch):
     """The runner builds, for both launch files, exactly the argv recorded in tests/golden."""
     monkeypatch.delenv('V2X_KEY_FILE', raising=False)
+    monkeypatch.setenv('V2X_FASTDDS3', '0')  # both names of the profile variable
     launch, args = CASES[case]
     got = render(launch, args, tmp_path)
     path = GOLDEN / f'{case}.json'
@@ -173,3 +180,58 @@ def test_both_launch_files_start_every_node(ros, tmp_path, mcast):
     for p, out in zip(procs, outs, strict=True):
         assert p.returncode == 0, out[-3000:]
         assert 'process has died' not in out, out[-3000:]
+
+
+def _params(specs) -> dict:
+    """node label -> every name/value parameter the launch gives it."""
+    out = {}
+    for spec in specs:
+        for values in spec.param_dicts:
+            out.setdefault(spec.label, {}).update(values)
+    return out
+
+
+def test_lab_mode_puts_everything_under_lab_dir(monkeypatch):
+    """lab:=true: the RSU's directories, state and token under lab_dir/rsu, the vehicle's
+    under lab_dir/vehicle, the camera testsrc, the onnx detector, the key lab_dir/hmac.key
+    and a token made when missing; an argument given still wins; without lab nothing
+    changes (the production paths)."""
+    monkeypatch.delenv('V2X_KEY_FILE', raising=False)
+    rsu = _params(v2x_launch.Launcher({'lab': 'true', 'lab_dir': '/l', 'archive_dir': '/a'})
+                  .load(WS / 'launch/rsu.launch.xml'))
+    assert rsu['alert_gateway']['key_file'] == '/l/hmac.key'
+    assert rsu['alert_gateway']['state_dir'] == '/l/rsu/state/alert_gateway'
+    assert rsu['segment_recorder']['source'] == 'testsrc'
+    assert rsu['segment_recorder']['recording_dir'] == '/l/rsu/rec'
+    assert rsu['event_clipper']['archive_dir'] == '/a'   # given: it wins
+    assert rsu['hazard_detector']['backend'] == 'onnx'
+    assert rsu['event_intake'] == {'events_dir': '/l/rsu/events',
+                                   'state_dir': '/l/rsu/state/event_intake',
+                                   'token_file': '/l/rsu/intake.token',
+                                   'token_file_create': True}
+    veh = _params(v2x_launch.Launcher({'lab': 'true', 'lab_dir': '/l'})
+                  .load(WS / 'launch/vehicle.launch.xml'))
+    assert {k: veh['alert_gateway'][k] for k in ('key_file', 'state_dir', 'csv_log')} == {
+        'key_file': '/l/hmac.key', 'state_dir': '/l/vehicle/state/alert_gateway',
+        'csv_log': '/l/vehicle/alerts.csv'}
+    plain = _params(v2x_launch.Launcher({}).load(WS / 'launch/rsu.launch.xml'))
+    assert plain['segment_recorder']['source'] == '/dev/video0'
+    assert plain['event_intake']['token_file'] == '' and not plain['event_intake'][
+        'token_file_create']
+    assert plain['hazard_detector']['backend'] == 'ultralytics'
+
+
+@pytest.mark.parametrize('compose', ['false', 'true'])
+def test_vehicle_site_sets_the_gateway_origin(compose):
+    """vehicle.launch.xml's site_lat/site_lon set the gateway's origin (where it is, and
+    which broker tiles it subscribes, until a GPS fix), composed or not; the default is the
+    RSU launch's site, as in alert_gateway_vehicle.yaml."""
+    specs = v2x_launch.Launcher({'key_file': '/k', 'compose': compose, 'site_lat': '48.1',
+                                 'site_lon': '11.5'}).load(WS / 'launch/vehicle.launch.xml')
+    (gateway,) = [p for label, p in _params(specs).items() if 'origin_lat' in p]
+    assert (gateway['origin_lat'], gateway['origin_lon']) == (48.1, 11.5)
+    yaml_cfg = yaml.safe_load((WS / 'launch/config/alert_gateway_vehicle.yaml').read_text())
+    default = _params(v2x_launch.Launcher({'key_file': '/k'})
+                      .load(WS / 'launch/vehicle.launch.xml'))['alert_gateway']
+    assert default['origin_lat'] == yaml_cfg['/**']['ros__parameters']['origin_lat']
+    assert default['origin_lon'] == yaml_cfg['/**']['ros__parameters']['origin_lon']

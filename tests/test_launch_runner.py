@@ -82,6 +82,7 @@ def test_env_default_used_when_unset(tmp_path, monkeypatch):
     ('<launch><group if="maybe"/></launch>', "condition 'maybe'"),
     ('<launch><node pkg="p" exec="e"><env name="A" value="1"/></node></launch>',
      'tag <env> is not implemented'),
+    ('<launch><set_env name="A" value="1" scoped="x"/></launch>', 'attribute(s) scoped'),
     ('<launch><param name="a" value="1"/></launch>', 'not allowed inside <launch>'),
     ('<launch><let name="x" value="$(var x"/></launch>', 'unterminated substitution'),
     ('<launch', 'not well-formed XML'),
@@ -103,7 +104,8 @@ def test_unknown_cli_argument_is_refused(tmp_path, capsys):
 
 
 def test_runs_nodes_and_stops_them_on_sigint(tmp_path):
-    """The runner starts each node process and stops them all on Ctrl-C (SIGINT)."""
+    """The runner starts each node process, with the environment set_env gave it, and stops
+    them all on Ctrl-C (SIGINT)."""
     prefix = tmp_path / 'prefix'
     (prefix / 'share/ament_index/resource_index/packages').mkdir(parents=True)
     (prefix / 'share/ament_index/resource_index/packages/fakepkg').write_text('')
@@ -114,9 +116,10 @@ def test_runs_nodes_and_stops_them_on_sigint(tmp_path):
     script = bindir / 'sleeper'
     script.write_text(textwrap.dedent(f"""\
         #!{sys.executable}
-        import signal, sys, time
+        import os, signal, sys, time
         def bye(*_):
-            open({str(marker)!r}, 'a').write(sys.argv[sys.argv.index('-r') + 1] + '\\n')
+            open({str(marker)!r}, 'a').write(sys.argv[sys.argv.index('-r') + 1] + ':'
+                                              + os.environ.get('V2X_TEST_SET', '-') + '\\n')
             sys.exit(0)
         signal.signal(signal.SIGINT, bye)
         print('ready', sys.argv[1:], flush=True)
@@ -126,6 +129,7 @@ def test_runs_nodes_and_stops_them_on_sigint(tmp_path):
     script.chmod(0o755)
     launch = tmp_path / 'two.launch.xml'
     launch.write_text('<launch><node pkg="fakepkg" exec="sleeper" name="one"/>'
+                      '<set_env name="V2X_TEST_SET" value="yes"/>'
                       '<node pkg="fakepkg" exec="sleeper" name="two"/></launch>')
     env = dict(os.environ, AMENT_PREFIX_PATH=str(prefix))
     proc = subprocess.Popen([sys.executable, str(WS / 'scripts/v2x_launch.py'), str(launch)],
@@ -137,7 +141,53 @@ def test_runs_nodes_and_stops_them_on_sigint(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, ''.join(lines) + out
-    assert sorted(marker.read_text().split()) == ['__node:=one', '__node:=two']
+    assert sorted(marker.read_text().split()) == ['__node:=one:-', '__node:=two:yes']
+
+
+def test_set_env_applies_in_scope_to_later_nodes(tmp_path, monkeypatch):
+    """set_env gives the nodes after it the variable (as launch's context does, $(env)
+    then reads it too), a scoped group keeps its own to itself, an unscoped one does not,
+    a condition can skip it, and if with unless is refused as launch refuses it."""
+    monkeypatch.delenv('V2X_T', raising=False)
+    path = tmp_path / 'env.launch.xml'
+    path.write_text(textwrap.dedent("""\
+        <launch>
+          <node pkg="p" exec="first" name="first"/>
+          <set_env name="V2X_T" value="outer"/>
+          <group><set_env name="V2X_T" value="inner"/><node pkg="p" exec="e" name="in"/></group>
+          <node pkg="p" exec="e" name="after_scoped"/>
+          <group scoped="false"><set_env name="V2X_U" value="$(env V2X_T)"/></group>
+          <set_env name="V2X_V" value="no" if="false"/>
+          <node pkg="p" exec="e" name="last"/>
+        </launch>"""))
+    specs = {s.name: s.environ for s in v2x_launch.Launcher({}).load(path)}
+    assert specs == {'first': {}, 'in': {'V2X_T': 'inner'}, 'after_scoped': {'V2X_T': 'outer'},
+                     'last': {'V2X_T': 'outer', 'V2X_U': 'outer'}}
+    path.write_text('<launch><set_env name="A" value="1" if="true" unless="false"/></launch>')
+    with pytest.raises(v2x_launch.LaunchError, match='if and unless are exclusive'):
+        v2x_launch.Launcher({}).load(path)
+
+
+@pytest.mark.parametrize('fastdds3, names', [
+    ('1', {'FASTDDS_DEFAULT_PROFILES_FILE'}),
+    ('0', {'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'})])
+@pytest.mark.parametrize('launch', ['rsu.launch.xml', 'vehicle.launch.xml'])
+def test_every_node_gets_the_host_only_profile_by_default(launch, fastdds3, names, tmp_path,
+                                                          monkeypatch):
+    """Every node of both launch files loads the host-only Fast DDS profile by default,
+    under the variable the Fast DDS in use reads (3: FASTDDS_, 2: FASTRTPS_ too, unless
+    env.sh found Fast DDS 3), a dds_profile of one's own instead, and none with
+    ros_graph_host_only:=false."""
+    monkeypatch.setenv('V2X_FASTDDS3', fastdds3)
+    profile = str(WS / 'launch/config/fastdds_host_only.xml')
+    specs = v2x_launch.Launcher({'key_file': '/k'}).load(WS / 'launch' / launch)
+    assert specs and all(s.environ == dict.fromkeys(names, profile) for s in specs)
+    assert v2x_launch.host_only_environ() == dict.fromkeys(names, profile)
+    own = v2x_launch.Launcher({'key_file': '/k', 'dds_profile': '/etc/v2x/lan.xml'})
+    assert all(s.environ == dict.fromkeys(names, '/etc/v2x/lan.xml')
+               for s in own.load(WS / 'launch' / launch))
+    off = v2x_launch.Launcher({'key_file': '/k', 'ros_graph_host_only': 'false'})
+    assert all(s.environ == {} for s in off.load(WS / 'launch' / launch))
 
 
 # --- where real `ros2 launch` refuses or warns, the runner does the same -------------------
@@ -223,6 +273,8 @@ def test_print_leaves_no_temporary_directory(tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     lines = [json.loads(line) for line in out.splitlines()]
     gateway = lines[0]
-    shown = [item for item in gateway if isinstance(item, dict)]
+    shown = [item for item in gateway if isinstance(item, dict)
+             and 'temporary params file' in item]
+    assert 'FASTDDS_DEFAULT_PROFILES_FILE' in gateway[-1]['environment']
     assert {'csv_log': ''} in [next(iter(d['temporary params file'].values()))['ros__parameters']
                                for d in shown]

@@ -30,7 +30,8 @@ RANGE_CASES = {
 def runs(tmp_path_factory):
     """Start every case at once; node -> (returncode, stderr)."""
     tmp = tmp_path_factory.mktemp('startup')
-    env = dict(os.environ, V2X_KEY='startup-test-key-0123456789', V2X_INTAKE_TOKEN='t')
+    env = dict(os.environ, V2X_KEY='startup-test-key-0123456789',
+               V2X_INTAKE_TOKEN='startup-test-token-0123')
     procs = {}
     cases = {(node, 'type'): (arg, name, 'must be') for node, (arg, name) in CASES.items()}
     cases.update({(node, 'range'): case for node, case in RANGE_CASES.items()})

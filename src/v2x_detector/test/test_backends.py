@@ -99,7 +99,7 @@ def test_bikes_raises_no_hazard_with_ultralytics(backends, bikes):
 
 
 @pytest.mark.xfail(strict=True, reason='open (issue 23): the real-CCTV collision rules take '
-                   "a stop 40 px apart, whose YOLO boxes touch, for a collision: a near-miss "
+                   'a stop 40 px apart, whose YOLO boxes touch, for a collision: a near-miss '
                    'false alarm the rules must still learn to refuse')
 def test_cars_stopping_apart_are_no_collision(backends):
     """The scenario's real cars driving at each other but stopping 40 px apart: nothing."""

@@ -40,7 +40,7 @@ def run_intake(tmp_path, *params, env=None, **kwargs):
 ])
 def test_bad_parameter_exits_naming_it(ros, tmp_path, param, words):
     """A bad value stops the node at start-up with a non-zero code naming the parameter."""
-    proc = run_intake(tmp_path, param, env={'V2X_INTAKE_TOKEN': 'x'})
+    proc = run_intake(tmp_path, param, env={'V2X_INTAKE_TOKEN': 'intake-test-token-0123'})
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert words in out and 'Traceback' not in out

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -276,11 +277,11 @@ def test_bad_settings_name_the_parameter(changes, name):
 def test_token_from_file_env_or_refusal(tmp_path):
     """The token comes from token_file, else $token_env; none at all is refused."""
     tok = tmp_path / 'tok'
-    tok.write_text('s3cret\n')
+    tok.write_text('s3cret-from-the-file\n')
     tok.chmod(0o600)
-    assert load_token(IntakeSettings(token_file=str(tok)), {'V2X_INTAKE_TOKEN': 'env'}) == \
-        's3cret'
-    assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': 'env'}) == 'env'
+    env = {'V2X_INTAKE_TOKEN': 'from-the-environment'}
+    assert load_token(IntakeSettings(token_file=str(tok)), env) == 's3cret-from-the-file'
+    assert load_token(IntakeSettings(), env) == 'from-the-environment'
     with pytest.raises(ParameterError) as info:
         load_token(IntakeSettings(), {})
     assert info.value.name == 'token_file' and 'V2X_INTAKE_TOKEN' in str(info.value)
@@ -288,6 +289,58 @@ def test_token_from_file_env_or_refusal(tmp_path):
         load_token(IntakeSettings(token_file=str(tmp_path / 'missing')), {})
     assert load_token(IntakeSettings(http_insecure=True), {}) is None
     assert load_token(IntakeSettings(http_enabled=False), {}) is None
+
+
+@pytest.mark.parametrize('token, words', [
+    ('change-me-to-a-random-string', "example's placeholder"),   # deploy/rsu.env.example
+    ('Change-Me-please-0123456789', "example's placeholder"),
+    ('s3cret', 'is 6 characters long'),
+    ('0123456789abcde', 'is 15 characters long'),
+])
+def test_placeholder_or_short_token_is_refused_with_the_command(tmp_path, token, words):
+    """The example's placeholder and a token shorter than 16 characters are refused, from
+    the environment and from token_file alike, naming the command that makes a good one
+    and never the token itself; 16 characters are enough."""
+    with pytest.raises(ParameterError) as info:
+        load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': token})
+    message = str(info.value)
+    assert info.value.name == 'token_env' and '$V2X_INTAKE_TOKEN' in message
+    assert words in message and 'head -c 24 /dev/urandom | base64' in message
+    assert token not in message
+    tok = tmp_path / 'tok'
+    tok.write_text(token + '\n')
+    tok.chmod(0o600)
+    with pytest.raises(ParameterError) as info:
+        load_token(IntakeSettings(token_file=str(tok)), {})
+    assert info.value.name == 'token_file' and words in str(info.value)
+    good = subprocess.run(['bash', '-c', 'head -c 24 /dev/urandom | base64'],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': good}) == good
+    assert load_token(IntakeSettings(), {'V2X_INTAKE_TOKEN': '0123456789abcdef'})
+
+
+def test_token_file_create_makes_a_private_random_token_once(tmp_path):
+    """token_file_create makes a missing token_file (and its directory) with a random token
+    event_intake accepts (mode 0600), keeps an existing file as it is, and names
+    token_file when it cannot be made."""
+    path = tmp_path / 'intake.token'
+    settings = IntakeSettings(token_file=str(path), token_file_create=True)
+    token = load_token(settings, {})
+    assert len(token) >= 16 and path.read_text() == token + '\n'
+    assert oct(path.stat().st_mode & 0o777) == '0o600'
+    assert load_token(settings, {}) == token   # kept, not made again
+    assert load_token(IntakeSettings(token_file=str(tmp_path / 'other'), token_file_create=True),
+                      {}) != token
+    deep = tmp_path / 'lab/rsu/intake.token'   # the lab's directory is made (0700)
+    assert load_token(IntakeSettings(token_file=str(deep), token_file_create=True), {})
+    assert oct(deep.parent.stat().st_mode & 0o777) == '0o700'
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(ParameterError) as info:
+        load_token(IntakeSettings(token_file=str(tmp_path / 'file/t'), token_file_create=True),
+                   {})
+    assert info.value.name == 'token_file' and 'Not a directory' in str(info.value)
+    with pytest.raises(ParameterError):  # without it a missing file stays an error
+        load_token(IntakeSettings(token_file=str(tmp_path / 'absent')), {})
 
 
 def test_token_file_not_utf8_names_it_without_its_content(tmp_path):
@@ -327,7 +380,7 @@ def test_token_file_readable_by_others_is_refused_with_the_chmod(tmp_path, mode)
     """A token file group or others can read or write is refused, as ssh refuses such a
     private key, with the chmod that fixes it (was: accepted without a word)."""
     tok = tmp_path / 'tok'
-    tok.write_text('s3cret\n')
+    tok.write_text('s3cret-0123456789\n')
     tok.chmod(mode)
     with pytest.raises(ParameterError) as info:
         load_token(IntakeSettings(token_file=str(tok)), {})
@@ -335,7 +388,7 @@ def test_token_file_readable_by_others_is_refused_with_the_chmod(tmp_path, mode)
     assert f'(mode {mode:04o})' in str(info.value) and f'chmod 600 {tok}' in str(info.value)
     assert 's3cret' not in str(info.value)
     tok.chmod(0o400)
-    assert load_token(IntakeSettings(token_file=str(tok)), {}) == 's3cret'
+    assert load_token(IntakeSettings(token_file=str(tok)), {}) == 's3cret-0123456789'
 
 
 def test_outcome_names_the_fields_that_took_seed_defaults(env):

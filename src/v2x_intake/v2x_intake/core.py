@@ -8,6 +8,7 @@ says: /opt/v2x/processed, /opt/v2x/failed) with a sibling .error.txt. The clock,
 the publisher and the ledger come in as arguments.
 """
 
+import base64
 from collections import Counter
 from dataclasses import dataclass
 import errno
@@ -15,6 +16,7 @@ import hashlib
 import itertools
 import json
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -63,6 +65,8 @@ PARAMETERS = (
     Param('http_port', 8088, 'TCP port of the HTTP intake (0 = any free port)',
           in_range(0, 65535)),
     Param('token_file', '', 'file holding the HTTP bearer token (preferred over token_env)'),
+    Param('token_file_create', False, 'make token_file with a random token (mode 0600) '
+          "when it does not exist (the launch files' lab mode)"),
     Param('token_env', 'V2X_INTAKE_TOKEN', 'environment variable holding the HTTP bearer '
           'token'),
     Param('http_insecure', False, 'accept HTTP posts without a token when none is '
@@ -91,6 +95,7 @@ class IntakeSettings:
     http_host: str = _D['http_host']
     http_port: int = _D['http_port']
     token_file: str = _D['token_file']
+    token_file_create: bool = _D['token_file_create']
     token_env: str = _D['token_env']
     http_insecure: bool = _D['http_insecure']
     state_dir: str = _D['state_dir']
@@ -138,6 +143,8 @@ def load_token(settings: IntakeSettings, environ: Mapping[str, str]) -> str | No
     if not settings.http_enabled:
         return None
     token = None
+    if settings.token_file and settings.token_file_create:
+        make_token_file(settings.token_file)
     if settings.token_file:
         try:  # the protocol's rule for secret files: owner only, with the chmod that fixes it
             keys.check_private_file(settings.token_file, 'token file')
@@ -159,7 +166,48 @@ def load_token(settings: IntakeSettings, environ: Mapping[str, str]) -> str | No
         raise ParameterError('token_file', 'no HTTP bearer token: give token_file, or set $'
                             f'{settings.token_env or "V2X_INTAKE_TOKEN"} (token_env), or set '
                             'http_insecure true to accept unauthenticated posts')
+    if token is not None:
+        where = ('token_file', 'the token in it') if settings.token_file else \
+            ('token_env', f'${settings.token_env}')
+        check_token(token, *where)
     return token
+
+
+# What deploy/rsu.env.example ships: a deployment that kept it has no secret at all.
+TOKEN_PLACEHOLDERS = frozenset({'change-me-to-a-random-string'})
+MIN_TOKEN_CHARS = 16
+MAKE_TOKEN = 'head -c 24 /dev/urandom | base64'
+
+
+def make_token_file(path: str) -> bool:
+    """Write a random token to path (mode 0600, its directory made 0700 when missing,
+    never over an existing file); True when it was made. What cannot be made is a
+    ParameterError naming token_file."""
+    token = base64.b64encode(secrets.token_bytes(24)).decode()  # as MAKE_TOKEN makes one
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise ParameterError('token_file', f'cannot make {path}: {exc.strerror}') from None
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        f.write(token + '\n')
+    return True
+
+
+def check_token(token: str, name: str, what: str) -> None:
+    """Refuse a bearer token anyone could guess: the example's placeholder or fewer than
+    MIN_TOKEN_CHARS characters; the message names the command that makes a good one and
+    never shows the token."""
+    if token in TOKEN_PLACEHOLDERS or token.lower().startswith('change-me'):
+        problem = "is the example's placeholder (deploy/rsu.env.example), not a secret"
+    elif len(token) < MIN_TOKEN_CHARS:
+        problem = (f'is {len(token)} characters long: a bearer token needs at least '
+                   f'{MIN_TOKEN_CHARS}')
+    else:
+        return
+    raise ParameterError(name, f'{what} {problem}; make a random one with: {MAKE_TOKEN}')
 
 
 # What became of one event (past tense, as the node logs and the HTTP answer say it).

@@ -64,7 +64,13 @@ class EventIntake(Node):
         self.exit_code = None  # set when the HTTP server dies: node_main exits 1
         self.settings = IntakeSettings(**declare_parameters(self, PARAMETERS))
         self.settings.validate()
-        token = load_token(self.settings, os.environ)
+        s = self.settings
+        made = s.token_file_create and s.token_file and not os.path.exists(s.token_file)
+        token = load_token(s, os.environ)
+        if made:  # where the token is, never the token
+            self.get_logger().info(f'made a random HTTP bearer token in {s.token_file} '
+                                   '(mode 0600): send it as "Authorization: Bearer $(cat '
+                                   f'{s.token_file})"')
         # Bind first: a taken port fails the start before anything else runs.
         sock = None
         if self.settings.http_enabled:
