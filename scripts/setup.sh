@@ -95,6 +95,8 @@ command -v chromium >/dev/null 2>&1 || optional+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || optional+=(chromium-driver)
 command -v tshark >/dev/null 2>&1 || optional+=(tshark)
 command -v openssl >/dev/null 2>&1 || optional+=(openssl)
+# the real Prometheus server (and promtool) of the metrics tests
+command -v prometheus >/dev/null 2>&1 || optional+=(prometheus)
 can_apt=0
 [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && can_apt=1
 if [ ${#optional[@]} -gt 0 ]; then
@@ -115,6 +117,10 @@ if [ ${#apt_needed[@]} -gt 0 ]; then
     # own brokers on their own ports, so the system one is stopped where it was started.
     if [[ " ${apt_needed[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null 2>&1; then
       systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    fi
+    # the same for Debian's prometheus service (port 9090): the tests run their own servers
+    if [[ " ${apt_needed[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
   else
     die "missing system packages: ${apt_needed[*]}. Install them as root, e.g.
