@@ -224,6 +224,8 @@ class MetricsBook:
         self._cmd_changed_at = -math.inf
         self._decided_at = -math.inf
         self._raised: OrderedDict[float, float] = OrderedDict()  # stamp -> raise time
+        self._broker: dict[str, float] = {}       # $SYS/broker figures (broker_sys)
+        self._broker_connected: bool | None = None
 
     # --- input -------------------------------------------------------------------------
     def on_diagnostics(self, reports: Iterable[NodeReport], now: float) -> None:
@@ -265,6 +267,14 @@ class MetricsBook:
         else:
             self._pending_cmd.append((key, at))
         self._decided_at = max(self._decided_at, at)
+
+    def on_broker_sys(self, name: str, value: float, now: float) -> None:
+        """One figure of the broker's $SYS tree (broker_sys.sys_sample)."""
+        self._broker[name] = value
+
+    def on_broker_connected(self, connected: bool, now: float) -> None:
+        """The $SYS reader's connection to the broker came up or went down."""
+        self._broker_connected = connected
 
     def on_cmd_vel(self, linear_x: float, angular_z: float, now: float) -> None:
         """A command on cmd_vel: counted; the first changed command after a decision closes
@@ -411,6 +421,11 @@ class MetricsBook:
                          self._latency, 'stage', st)
         self._histograms(fam('v2x_alert_hop_seconds', 'histogram', 'time between two '
                              'stages of one alert seen on this host'), self._hops, 'hop', st)
+        if self._broker_connected is not None:
+            fam('v2x_broker_up', 'gauge', "1 while the exporter reads the broker's $SYS tree"
+                ).add(st, self._broker_connected)
+        for name, value in sorted(self._broker.items()):
+            fam(name, 'gauge', "the broker's own figure ($SYS/broker/...)").add(st, value)
         return [f for f in out.values() if f.samples or f.kind == 'histogram']
 
     @staticmethod

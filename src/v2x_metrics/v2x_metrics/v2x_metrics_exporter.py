@@ -19,6 +19,7 @@ from rclpy.node import Node
 from v2x_common.node_main import run_node
 from v2x_common.params import Param, ParameterError, declare_parameters, in_range, not_empty
 from v2x_metrics.book import MetricsBook
+from v2x_metrics.broker_sys import BrokerSysLink
 from v2x_metrics.exposition import Exposition
 from v2x_metrics.feed import MetricsFeed
 from v2x_protocol.io.keys import KeyConfigError, check_private_file
@@ -37,6 +38,13 @@ PARAMETERS = (
     Param('metrics_allowed_hosts', [''], 'Host header names answered besides loopback '
           "names (a non-loopback bind; '' = the bind address only)"),
     Param('cmd_vel', True, 'count the commands on cmd_vel (a vehicle)'),
+    Param('broker_sys_url', '', "also export the MQTT broker's $SYS figures: "
+          "mqtt://host[:port] or mqtts://host[:port] ('' = off)"),
+    Param('broker_sys_username', '', "the broker user allowed to read $SYS/# ('' = "
+          'anonymous; deploy/mosquitto/acl.example)'),
+    Param('broker_sys_password_file', '', "file whose first line is that user's password "
+          "(mode 600; '' = none)"),
+    Param('broker_sys_ca_file', '', "CA of an mqtts:// broker ('' = the system's)"),
 )
 
 
@@ -50,15 +58,20 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def read_token(path: str) -> bytes:
-    """The first line of a private token file; ParameterError names the parameter."""
+def read_secret_line(path: str, name: str) -> str:
+    """The first line of a private file (mode 600); ParameterError names the parameter."""
     try:
-        check_private_file(path, 'token file')
+        check_private_file(path, 'secret file')
         with open(path, 'rb') as f:
             lines = f.read().splitlines()
     except (KeyConfigError, OSError) as exc:
-        raise ParameterError('metrics_token_file', str(exc)) from None
-    token = lines[0].strip() if lines else b''
+        raise ParameterError(name, str(exc)) from None
+    return lines[0].strip().decode('utf-8', 'replace') if lines else ''
+
+
+def read_token(path: str) -> bytes:
+    """The first line of a private token file; ParameterError names the parameter."""
+    token = read_secret_line(path, 'metrics_token_file').encode()
     if len(token) < 16:
         raise ParameterError('metrics_token_file', 'the token must be at least 16 '
                              'characters (make one: openssl rand -hex 24)')
@@ -123,6 +136,18 @@ class MetricsExporter(Node):
         self.book = MetricsBook(station)
         self.feed = MetricsFeed(self, self.book, cmd_vel=p['cmd_vel'])
         self.exposition = Exposition(self.book, self.feed.lock)
+        self.broker = None
+        if p['broker_sys_url']:
+            password = (read_secret_line(p['broker_sys_password_file'],
+                                         'broker_sys_password_file')
+                        if p['broker_sys_password_file'] else '')
+            try:
+                self.broker = BrokerSysLink(
+                    self.book, self.feed.lock, p['broker_sys_url'],
+                    username=p['broker_sys_username'], password=password,
+                    ca_file=p['broker_sys_ca_file']).start()
+            except ValueError as exc:
+                raise ParameterError('broker_sys_url', str(exc)) from None
         handler = make_handler(self.exposition.render, token,
                                host_names(bind, p['metrics_allowed_hosts']))
         family = socket.AF_INET6 if ':' in bind else socket.AF_INET
@@ -140,6 +165,8 @@ class MetricsExporter(Node):
         self.get_logger().info(f'metrics of {station} at http://{bind}:{self.port}/metrics')
 
     def destroy_node(self):
+        if self.broker is not None:
+            self.broker.stop()
         self.server.shutdown()
         self.server.server_close()
         super().destroy_node()
