@@ -21,9 +21,9 @@ import pytest
 
 from v2x_common import qos
 from v2x_msgs.msg import Alert, PolicyState
-from v2x_prometheus import Prometheus, free_port
+from v2x_prometheus import Prometheus
 from v2x_prometheus import missing as prometheus_missing
-from v2x_testing import random_domain_id
+from v2x_testing import free_tcp_port, random_domain_id
 
 WS = Path(__file__).resolve().parents[1]
 RUNNER = WS / 'scripts/v2x_launch.py'
@@ -84,7 +84,7 @@ def stacks_args(tmp_path, mcast):
 
 def start_exporter(domain, name, log):
     """v2x_metrics_exporter on one stack's domain, on a free loopback port."""
-    port = free_port()
+    port = free_tcp_port()
     proc = spawn(['v2x_metrics_exporter', '--ros-args', '-p', f'metrics_port:={port}',
                   '-p', f'station_label:={name}'], domain, log)
     return proc, f'127.0.0.1:{port}'

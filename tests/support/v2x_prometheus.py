@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from urllib.parse import urlencode
 from urllib.request import urlopen
+
+from v2x_testing import free_tcp_port
 
 PROMETHEUS = shutil.which('prometheus') or '/usr/bin/prometheus'
 
@@ -22,12 +23,6 @@ def missing() -> str:
     if Path(PROMETHEUS).exists():
         return ''
     return 'prometheus is not installed (full install as root: apt-get install prometheus)'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 class Prometheus:
@@ -42,7 +37,7 @@ class Prometheus:
         every = f'{round(interval_s * 1000)}ms'
         config.write_text(f'global:\n  scrape_interval: {every}\n  scrape_timeout: {every}\n'
                           f'scrape_configs:\n{jobs}')
-        self.port = free_port()
+        self.port = free_tcp_port()
         self.url = f'http://127.0.0.1:{self.port}'
         self._log = open(directory / 'prometheus.log', 'w')
         self.proc = subprocess.Popen(

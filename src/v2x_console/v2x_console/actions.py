@@ -20,7 +20,7 @@ from v2x_common.mappings import (
 )
 from v2x_common.params import ParameterError
 from v2x_protocol import ranges
-from v2x_protocol.io.keys import KeyConfigError, check_private_file
+from v2x_protocol.io.keys import KeyConfigError, read_private_lines
 from v2x_protocol.wire import AlertData
 
 MAX_CLIP_WINDOW_S = 86400.0  # event_clipper's MAX_WINDOW_S
@@ -186,10 +186,8 @@ def _private_lines(path: str, what: str, parameter: str) -> list[bytes]:
     """The lines of a secret file only its owner may read (as ssh wants its keys);
     ParameterError names the file's parameter when it cannot be used."""
     try:
-        check_private_file(path, what)
-        with open(path, 'rb') as f:
-            return f.read().splitlines()
-    except (KeyConfigError, OSError) as exc:
+        return read_private_lines(path, what)
+    except KeyConfigError as exc:
         raise ParameterError(parameter, str(exc)) from None
 
 

@@ -41,6 +41,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from v2x_common.addresses import is_loopback
 from v2x_console.actions import (
     ActionError,
     ClipRequestBody,
@@ -324,16 +325,6 @@ def content_security_policy(tile_url: str) -> str:
     return (f"default-src 'self'; img-src {img}; media-src 'self'; style-src 'self'; "
             "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
             "base-uri 'none'; form-action 'none'")
-
-
-def is_loopback(bind: str) -> bool:
-    """True when console_bind serves this host only."""
-    if bind == 'localhost':
-        return True
-    try:
-        return ipaddress.ip_address(bind).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_allowed_hosts(text: str) -> tuple[str, ...]:

@@ -10,19 +10,19 @@ token, the same rules as the console's token file) and answers only the Host nam
 
 import hmac
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-import ipaddress
 import socket
 import threading
 
 from rclpy.node import Node
 
+from v2x_common.addresses import is_loopback
 from v2x_common.node_main import run_node
 from v2x_common.params import Param, ParameterError, declare_parameters, in_range, not_empty
 from v2x_metrics.book import MetricsBook
 from v2x_metrics.broker_sys import BrokerSysLink
 from v2x_metrics.exposition import Exposition
 from v2x_metrics.feed import MetricsFeed
-from v2x_protocol.io.keys import KeyConfigError, check_private_file
+from v2x_protocol.io.keys import KeyConfigError, read_private_lines
 
 NODE_NAME = 'v2x_metrics_exporter'
 DEFAULT_PORT = 9521
@@ -48,23 +48,11 @@ PARAMETERS = (
 )
 
 
-def is_loopback(address: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and 'localhost'."""
-    if address == 'localhost':
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 def read_secret_line(path: str, name: str) -> str:
     """The first line of a private file (mode 600); ParameterError names the parameter."""
     try:
-        check_private_file(path, 'secret file')
-        with open(path, 'rb') as f:
-            lines = f.read().splitlines()
-    except (KeyConfigError, OSError) as exc:
+        lines = read_private_lines(path)
+    except KeyConfigError as exc:
         raise ParameterError(name, str(exc)) from None
     return lines[0].strip().decode('utf-8', 'replace') if lines else ''
 

@@ -29,7 +29,7 @@ from v2x_protocol.keys import (
 __all__ = [
     'ENV_KEY', 'StationKeys', 'check_private_file', 'hmac_from_sources', 'is_pem_private_key',
     'load_private_key', 'load_station_keys', 'load_trust_store', 'make_keyring',
-    'make_signer', 'read_heartbeat_key', 'read_secret_file',
+    'make_signer', 'read_heartbeat_key', 'read_private_lines', 'read_secret_file',
     # re-exported from v2x_protocol.keys (what the loaders return and raise)
     'MAKE_SECRET_HELP', 'Ed25519Signer', 'Ed25519Verifier', 'HeartbeatKey', 'HmacKey',
     'KeyConfigError', 'Keyring', 'key_id_of', 'trust_entry',
@@ -49,6 +49,16 @@ def check_private_file(path: str | Path, what: str = 'key file') -> None:
     if mode & 0o077:
         raise KeyConfigError(f'{what} {path} is accessible by group or others (mode '
                              f'{stat.S_IMODE(mode):04o}); run: chmod 600 {path}')
+
+
+def read_private_lines(path: str | Path, what: str = 'secret file') -> list[bytes]:
+    """The lines of a secret file only its owner may read (tokens, passwords); raises
+    KeyConfigError naming the file (refused mode, or unreadable)."""
+    check_private_file(path, what)
+    try:
+        return Path(path).read_bytes().splitlines()
+    except OSError as exc:
+        raise KeyConfigError(f'cannot read {what} {path}: {exc.strerror}') from None
 
 
 def _read_private(path: str | Path) -> bytes:
