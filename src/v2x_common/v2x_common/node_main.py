@@ -20,12 +20,19 @@ not fix them). What a node's main returns:
 - 3 ``EXIT_MISSING_TOOL``: a program the node runs is missing (the recorder maps its
   FfmpegNotFound to it through ``startup_errors``).
 
-Options: ``own_signals`` installs our SIGINT/SIGTERM handlers instead of rclpy's, so the
-context outlives destroy_node (a node that must publish or wait for acknowledgements while
-it stops); ``stop_when(nodes)`` ends the spin with 0 once it returns true (checked every
-``poll_s``). The nodes are always destroyed (closing sockets, stopping workers and
-children), in reverse order, and the context shut down. Works on Humble (no ``with
-rclpy.init()``).
+Signals: SIGINT and SIGTERM only ask the spin to stop (a flag, checked every ``POLL_S``);
+nothing is raised inside whatever code the signal happens to interrupt. rclpy's own
+handlers (and Python's KeyboardInterrupt) raise at any bytecode, also inside rclpy's C++
+conversion of a message being taken, where pybind11 turns the interrupt into a
+RuntimeError ("Unable to convert call argument '0' to Python object") and the node died
+with status 1 and a traceback on an ordinary Ctrl-C (seen in CI, Kilted and Jazzy). A
+second signal while stopping raises KeyboardInterrupt (a callback that never returns
+still gives way). The context outlives destroy_node either way (a node may publish or
+wait for acknowledgements while it stops); ``own_signals`` is kept for the callers that
+name it and means the same. ``stop_when(nodes)`` ends the spin with 0 once it returns
+true (checked every ``POLL_S``). The nodes are always destroyed (closing sockets,
+stopping workers and children), in reverse order, and the context shut down. Works on
+Humble (no ``with rclpy.init()``).
 """
 
 import signal
@@ -49,8 +56,21 @@ EXIT_MISSING_TOOL = ExitCode.MISSING_TOOL
 POLL_S = 0.2
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _StopRequest:
+    """The SIGINT/SIGTERM handler: the first signal asks the spin to stop, a second one
+    raises KeyboardInterrupt."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)
 
 
 def run_node(name: str, factory: Callable[[], object], args=None,
@@ -79,30 +99,29 @@ def run_nodes(nodes: Sequence[tuple[str, Callable[[], object]]], args=None,
     """
     errors = [(ParameterError, EXIT_BAD_CONFIG), (ParameterException, EXIT_BAD_CONFIG),
               *(startup_errors or {}).items()]
+    del own_signals  # always our handlers now (see the module docstring)
+    stop = _StopRequest()
     try:
-        if own_signals:
-            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        else:
-            rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # noqa: BLE001 -- rcl's RCLError: an unparsable --ros-args
         print(f'{nodes[0][0] if nodes else "node"}: bad arguments: {exc}', file=sys.stderr)
         return int(EXIT_BAD_CONFIG)
-    if own_signals:
-        signal.signal(signal.SIGINT, _interrupt)
-        signal.signal(signal.SIGTERM, _interrupt)
+    stop.install()
     built = []
     status = EXIT_OK
     current = nodes[0][0] if nodes else ''
     executor = None
     try:
         for name, factory in nodes:
+            if stop.requested:
+                raise KeyboardInterrupt
             current = name
             built.append(factory())
         executor = SingleThreadedExecutor()
         for node in built:
             executor.add_node(node)
         current = ', '.join(name for name, _ in nodes)
-        status = _spin(executor, built, stop_when)
+        status = _spin(executor, built, stop_when, stop)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:
@@ -122,8 +141,8 @@ def run_nodes(nodes: Sequence[tuple[str, Callable[[], object]]], args=None,
     return int(status)
 
 
-def _spin(executor, nodes: list, stop_when) -> int:
-    while rclpy.ok():
+def _spin(executor, nodes: list, stop_when, stop: _StopRequest) -> int:
+    while rclpy.ok() and not stop.requested:
         executor.spin_once(timeout_sec=POLL_S)
         for node in nodes:
             code = getattr(node, 'exit_code', None)
