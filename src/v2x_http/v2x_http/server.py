@@ -86,6 +86,10 @@ class _GuardedH11(H11Protocol):
         if len(self.connections) > MAX_CONNECTIONS:
             self.stats['http_refused'] += 1
             transport.close()
+            # Out of the count now, not at connection_lost (the next loop turn): uvicorn's
+            # limit_concurrency counts the same set, and a burst of refused connections
+            # still in it made it answer 503 to requests of connections it had accepted.
+            self.connections.discard(self)
             return
         self._arm()
 
