@@ -107,6 +107,8 @@ def test_load_classifier(spec, ok):
 def tiny_onnx(path, outputs=1):
     """A real ONNX model built with the onnx package: 1x3x16x16 image -> mean of its red
     channel (sigmoid-free, in 0..1), repeated `outputs` times."""
+    pytest.importorskip('onnx', reason='the onnx package (builds the test model) comes with '
+                        'the full install only (requirements/full.txt)')
     from onnx import TensorProto, helper, save
     x = helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 3, 16, 16])
     y = helper.make_tensor_value_info('p', TensorProto.FLOAT, [1, outputs])

