@@ -27,6 +27,14 @@ from v2x_testing import free_tcp_port, random_domain_id
 
 WS = Path(__file__).resolve().parents[1]
 RUNNER = WS / 'scripts/v2x_launch.py'
+sys.path.insert(0, str(WS / 'scripts'))
+import v2x_launch  # noqa: E402
+
+#: what every process the tests start beside a stack runs with: the launch files' default
+#: Fast DDS profile (the ROS graph on the host only), as a restarted unit and an operator's
+#: tool on that host would. A restarted node without it talked to the stack's nodes only
+#: when its DDS participant id fell in their loopback peers' range (test failed 1 in 3).
+HOST_ENV = v2x_launch.host_only_environ()
 SPEED = 2.0
 
 
@@ -41,7 +49,7 @@ def start_stack(launch, domain, args, log, netns=None):
 
 def spawn(argv, domain, log):
     """A process group on its own domain writing to log (closed again by stop())."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    env = dict(os.environ, **HOST_ENV, ROS_DOMAIN_ID=str(domain))
     with open(log, 'w') as out:
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -61,7 +69,7 @@ def inject(domain, *flags, netns=None):
     argv = ['v2x_inject', *flags]
     if netns:
         argv = ['ip', 'netns', 'exec', netns, *argv]
-    out = subprocess.run(argv, env=dict(os.environ, ROS_DOMAIN_ID=str(domain)),
+    out = subprocess.run(argv, env=dict(os.environ, **HOST_ENV, ROS_DOMAIN_ID=str(domain)),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout
@@ -208,6 +216,15 @@ OBSERVER = textwrap.dedent("""
 """)
 
 
+def _until(predicate, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _gateway_pid(pair, netns):
     for pid in pair.pids(netns):
         try:
@@ -300,18 +317,21 @@ def test_gateway_restarts_across_two_hosts(netns_pair, tmp_path, stacks_args):
         assert pid, 'RSU gateway not found'
         argv = _keep_params(argv, tmp_path / 'rsu_params')
         os.kill(pid, signal.SIGINT)
-        for _ in range(100):
-            if not Path(f'/proc/{pid}').exists():
-                break
-            time.sleep(0.1)
-        rsugw = spawn(['ip', 'netns', 'exec', two_hosts['rsu'], *argv], rsu_domain,
-                      tmp_path / 'rsu_gw2.log')
+        assert _until(lambda: not Path(f'/proc/{pid}').exists(), 30), \
+            'the RSU gateway did not exit on SIGINT'
+        rsu_log = tmp_path / 'rsu_gw2.log'
+        rsugw = spawn(['ip', 'netns', 'exec', two_hosts['rsu'], *argv], rsu_domain, rsu_log)
         extra.append(rsugw)
-        time.sleep(3)
+        # its start line (state read, link open), not a fixed sleep; v2x_inject then waits
+        # for its reader
+        assert _until(lambda: f':{rsu_args["port"]} ' in rsu_log.read_text(), 60), \
+            rsu_log.read_text()
         inject(rsu_domain, '--type', 'blockage', '--distance-m', '100', '--ttl-s', '120',
                netns=two_hosts['rsu'])
         assert wait(lambda ev: any(e.get('action') == PolicyState.ACTION_STOP for e in ev), 30), \
-            "the restarted RSU gateway's new alert was not accepted"
+            ("the restarted RSU gateway's new alert was not accepted\n"
+             + ''.join(f'--- {f.name}\n{f.read_text()[-3000:]}\n' for f in
+                       (rsu_log, tmp_path / 'veh_gw2.log', tmp_path / 'veh.log') if f.exists()))
         seqs = sorted({e['alert'] for e in events() if 'alert' in e})
         assert len(seqs) == 2, seqs  # the persisted sequence continued: a new event id
     finally:
