@@ -213,13 +213,10 @@ def test_remote_publishers_reach_neither_rsu_nor_vehicle(scene):
         started = time.monotonic()
         # without the profile both attacks get through: the RSU signs and broadcasts the
         # forged alert_out, and the vehicle's /v2x/alert carries the forged alert
-        got = _roads(obs_o, open_, seen_o,
-                     lambda r: {FORGED_VIA_RSU, FORGED_ON_VEHICLE} <= r, 90)
-        if not got:
-            # the control did not get through (DDS discovery across the namespaces, on a
-            # loaded machine): nothing can be concluded about the profile from this run
-            pytest.skip(f'the unprotected control saw only {sorted(seen_o.get(open_, ()))} '
-                        'in 90 s: the host-only case cannot be judged against it')
+        assert _roads(obs_o, open_, seen_o,
+                      lambda r: {FORGED_VIA_RSU, FORGED_ON_VEHICLE} <= r, 90), \
+            (f'the unprotected control saw only {sorted(seen_o.get(open_, ()))} in 90 s\n'
+             + ''.join(a.tail() for a in attackers) + obs_o.tail())
         took = time.monotonic() - started
         # with it, the same attackers had as long and as long again: nothing came through
         _roads(obs_h, host_only, seen_h, lambda r: False, took)

@@ -7,6 +7,7 @@ from v2x_detector.evaluation import (
     Detected,
     Label,
     LabelsError,
+    clip_lines,
     kind_table,
     match_clip,
     read_labels,
@@ -165,3 +166,12 @@ def test_schedule_restarts_after_a_jump():
     assert schedule.due(200.0)          # a gap: due at once
     assert schedule.due(50.0)           # time went back (a loop): due at once
     assert not schedule.due(50.04)
+
+
+def test_clip_line_shows_where_a_blockage_stands():
+    """A blockage event's row names its foot point in the frame; other kinds do not."""
+    verdict = judge([Label('blockage', 11.0)], [Detected('blockage', 43.0, 1, 0.9, (0.45, 0.73)),
+                                                Detected('fire', 44.0, 2, 0.9, (0.5, 0.5))])
+    line = clip_lines(verdict)[0]
+    assert 'blockage@43.0s at 0.45,0.73 ok' in line
+    assert 'fire@44.0s FALSE ALARM' in line

@@ -81,6 +81,8 @@ def test_demo_collision_is_found_and_the_street_raises_nothing(report):
     assert [lab['detected'] for lab in demo['labels']] == [True]
     assert 0.0 <= demo['labels'][0]['delay_s'] < 3.0
     assert [(e['kind'], e['verdict']) for e in demo['events']] == [('collision', 'hit')]
+    x, y = demo['events'][0]['position']  # the bottom centre of the crash's box
+    assert 0.0 <= x <= 1.0 and 0.5 <= y <= 1.0  # the scene's road is in its lower half
     assert demo['false_alarms'] == 0
 
 

@@ -76,6 +76,8 @@ class Detected:
     t: float
     incident: int = 0
     confidence: float = 0.0
+    #: where it stands: the foot point (bottom centre of its box) in 0..1 of the frame
+    position: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,9 @@ def clip_lines(clip: ClipVerdict) -> list[str]:
     for v in clip.events:
         mark = {'hit': 'ok', 'false': 'FALSE ALARM', 'duplicate': 'FALSE ALARM (again)'}[
             v.outcome]
-        events.append(f'{v.event.kind}@{v.event.t:.1f}s {mark}')
+        at = (f' at {v.event.position[0]:.2f},{v.event.position[1]:.2f}'
+              if v.event.kind == 'blockage' and v.event.position else '')
+        events.append(f'{v.event.kind}@{v.event.t:.1f}s{at} {mark}')
     return [f'{clip.file:<44} {clip.duration_s:>6.1f}  '
             f'{"; ".join(labels) or "no hazard":<40} {"; ".join(events) or "no events"}']
 

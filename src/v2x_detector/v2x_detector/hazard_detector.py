@@ -458,7 +458,8 @@ class HazardDetector(Node):
             self.get_logger().info(
                 f'alert {sequence}: {kind_to_str(event.kind)}, severity '
                 f'{severity_to_str(event.severity)}, confidence {event.confidence:.2f}, '
-                f'tracks {list(event.track_ids)}')
+                f'tracks {list(event.track_ids)}, at {event.position[0]:.2f},'
+                f'{event.position[1]:.2f} of the frame (the bottom centre of its box)')
         elif sequence is None:
             return  # a cancellation of an incident whose alert never went out
         else:

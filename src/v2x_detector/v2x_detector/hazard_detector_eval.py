@@ -35,6 +35,7 @@ import enum
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 from pathlib import Path
 import sys
@@ -282,7 +283,8 @@ def run_clip(pipeline, path: str) -> ClipRun:
         for ev in result.events:
             if ev.phase == NEW:
                 events.append(evaluation.Detected(kind_to_str(ev.kind), ev.stamp - T0,
-                                                  ev.incident, ev.confidence))
+                                                  ev.incident, ev.confidence,
+                                                  _position(ev.position)))
             elif ev.phase == 'update':
                 updates += 1
             else:
@@ -468,13 +470,21 @@ def evaluate(args, log=None) -> dict:
     }
 
 
+def _position(position) -> tuple[float, float] | None:
+    """The event's foot point in 0..1 of the frame; None where the rules give none."""
+    if position is None or any(math.isnan(c) for c in position):
+        return None
+    return (float(position[0]), float(position[1]))
+
+
 def _clip_dict(verdict, run: ClipRun, spec) -> dict:
     return {
         'file': verdict.file, 'duration_s': run.duration_s, 'site': dict(spec.site),
         'labels': [{'kind': lab.kind, 't': lab.t, 'detected': d is not None, 'delay_s': d}
                    for lab, d in zip(verdict.labels, verdict.delays, strict=True)],
         'events': [{'kind': v.event.kind, 't': round(v.event.t, 3), 'incident': v.event.incident,
-                    'confidence': round(v.event.confidence, 3), 'verdict': v.outcome}
+                    'confidence': round(v.event.confidence, 3), 'verdict': v.outcome,
+                    'position': v.event.position and [round(c, 3) for c in v.event.position]}
                    for v in verdict.events],
         'false_alarms': len(verdict.false_alarms), 'updates': run.updates,
         'cancels': run.cancels, 'frames': run.frames, 'model_frames': run.model_frames,
