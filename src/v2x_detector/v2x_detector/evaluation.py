@@ -78,6 +78,8 @@ class Detected:
     confidence: float = 0.0
     #: where it stands: the foot point (bottom centre of its box) in 0..1 of the frame
     position: tuple[float, float] | None = None
+    #: the same in metres on the road, where the site gives a ground calibration
+    ground: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,11 @@ _RULE_DESCRIPTIONS = {
                           'speeds (s)',
     'collision_partner_speed': 'box diagonals/s a neighbour stopping with it had before',
     'collision_min_size': 'box diagonal / frame diagonal of a vehicle whose stop counts',
+    'collision_min_speed_mps': 'with ground_points: m/s one vehicle had just before the '
+                               'impact',
+    'collision_stop_speed_mps': 'with ground_points: m/s it is below after the impact',
+    'collision_partner_speed_mps': 'with ground_points: m/s a neighbour stopping with it '
+                                   'had before',
     'camera_motion': 'frame diagonals/s of global image shift (two model frames in a row) '
                      'that mean the camera moves',
     'camera_settle_s': 'motion cues count again this long after the camera last moved (s)',
@@ -183,6 +188,8 @@ _RULE_DESCRIPTIONS = {
     'blockage_speed': 'box diagonals/s below which an object stands still',
     'blockage_memory_s': 'a standing object unseen this long is forgotten (s)',
     'lane_polygon': 'x1,y1,x2,y2,... in 0..1 of the frame; empty: blockage off',
+    'ground_points': 'ground calibration, u1,v1,x1,y1,... of four points: image (0..1 of '
+                     'the frame) to metres on the road; empty: none (docs/detector.md)',
 }
 
 
@@ -459,7 +466,9 @@ class HazardDetector(Node):
                 f'alert {sequence}: {kind_to_str(event.kind)}, severity '
                 f'{severity_to_str(event.severity)}, confidence {event.confidence:.2f}, '
                 f'tracks {list(event.track_ids)}, at {event.position[0]:.2f},'
-                f'{event.position[1]:.2f} of the frame (the bottom centre of its box)')
+                f'{event.position[1]:.2f} of the frame (the bottom centre of its box)'
+                + (f', {event.ground_position[0]:.1f},{event.ground_position[1]:.1f} m on '
+                   'the ground' if event.ground_position else ''))
         elif sequence is None:
             return  # a cancellation of an incident whose alert never went out
         else:

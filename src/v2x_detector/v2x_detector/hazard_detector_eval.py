@@ -284,7 +284,8 @@ def run_clip(pipeline, path: str) -> ClipRun:
             if ev.phase == NEW:
                 events.append(evaluation.Detected(kind_to_str(ev.kind), ev.stamp - T0,
                                                   ev.incident, ev.confidence,
-                                                  _position(ev.position)))
+                                                  _position(ev.position),
+                                                  ev.ground_position))
             elif ev.phase == 'update':
                 updates += 1
             else:
@@ -484,7 +485,8 @@ def _clip_dict(verdict, run: ClipRun, spec) -> dict:
                    for lab, d in zip(verdict.labels, verdict.delays, strict=True)],
         'events': [{'kind': v.event.kind, 't': round(v.event.t, 3), 'incident': v.event.incident,
                     'confidence': round(v.event.confidence, 3), 'verdict': v.outcome,
-                    'position': v.event.position and [round(c, 3) for c in v.event.position]}
+                    'position': v.event.position and [round(c, 3) for c in v.event.position],
+                    'ground_m': v.event.ground and [round(c, 2) for c in v.event.ground]}
                    for v in verdict.events],
         'false_alarms': len(verdict.false_alarms), 'updates': run.updates,
         'cancels': run.cancels, 'frames': run.frames, 'model_frames': run.model_frames,

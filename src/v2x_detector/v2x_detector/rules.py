@@ -34,6 +34,8 @@ from v2x_common.mappings import (
     SUGGEST_STOP,
 )
 from v2x_detector.detections import Box, Track, area, center, diag, gap, iou, union_box
+from v2x_detector.ground import Ground
+from v2x_detector.ground import problems as ground_problems
 
 NEW, UPDATE, CANCEL = 'new', 'update', 'cancel'
 
@@ -99,6 +101,10 @@ class RuleConfig:
                                         # carries on its speeds (id and class switches)
     collision_partner_speed: float = 0.5  # a neighbour stopping with it had at least this
     collision_min_size: float = 0.05    # box diagonal / frame diagonal of the stopping vehicle
+    # with a ground calibration (ground_points) the collision cues are speeds on the road
+    collision_min_speed_mps: float = 4.0    # m/s one vehicle had before the impact (14 km/h)
+    collision_stop_speed_mps: float = 0.5   # m/s it is below after it
+    collision_partner_speed_mps: float = 2.0  # m/s a neighbour stopping with it had at least
     camera_motion: float = 0.1          # frame diagonals/s of global image shift on two model
                                         # frames in a row: the camera moves, no motion cue
                                         # counts meanwhile (one jump: a cut or a glitch)
@@ -120,6 +126,9 @@ class RuleConfig:
     blockage_memory_s: float = 10.0     # a standing object unseen this long is forgotten
                                         # (occluded, an id switch, a missed detection)
     lane_polygon: tuple[float, ...] = ()  # x1, y1, x2, y2, ... in 0..1 of the frame; empty = off
+    # a site setting: four image points (u, v in 0..1) and where they lie on the road (x, y
+    # in metres): u1, v1, x1, y1, ... (ground.py); empty = none: speeds in diagonals/s
+    ground_points: tuple[float, ...] = ()
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, reason) for every value that cannot work; empty when all are fine."""
@@ -133,11 +142,15 @@ class RuleConfig:
                 out.append((name, 'must be >= 0'))
         for name in ('speed_span_s', 'max_jump', 'collision_min_speed', 'fire_flicker',
                      'fire_min_area', 'blockage_speed', 'collision_stop_speed',
-                     'fire_max_drift'):
+                     'fire_max_drift', 'collision_min_speed_mps', 'collision_stop_speed_mps',
+                     'collision_partner_speed_mps'):
             if not getattr(self, name) > 0:
                 out.append((name, 'must be > 0'))
         if self.collision_stop_speed >= self.collision_min_speed:
             out.append(('collision_stop_speed', 'must be below collision_min_speed'))
+        if self.collision_stop_speed_mps >= self.collision_min_speed_mps:
+            out.append(('collision_stop_speed_mps', 'must be below collision_min_speed_mps'))
+        out += [('ground_points', why) for why in ground_problems(self.ground_points)]
         if not 0.0 <= self.fire_min_present <= 1.0:
             out.append(('fire_min_present', 'must lie in 0..1'))
         poly = self.lane_polygon
@@ -165,6 +178,8 @@ class HazardEvent:
     clip_requested: bool
     position: tuple[float, float] = (math.nan, math.nan)  # foot point (bottom centre of
     #                                   the box) in 0..1 of the frame: where it stands
+    ground_position: tuple[float, float] | None = None  # the foot point in metres on the
+    #                                   road, with a ground calibration (else None)
 
 
 @dataclass(frozen=True)
@@ -212,11 +227,28 @@ class _TrackHistory:
     speeds: deque = field(default_factory=lambda: deque(maxlen=256))   # (t, speed)
     fast: deque = field(default_factory=lambda: deque(maxlen=256))  # (t, speed with looming, diag)
     contacts: deque = field(default_factory=lambda: deque(maxlen=64))  # t of fast contacts
+    ground: deque = field(default_factory=lambda: deque(maxlen=256))  # (t, x m, y m) of its foot
     ancestors: set = field(default_factory=set)  # ids this track was stitched from
     box: Box = (0.0, 0.0, 0.0, 0.0)
     name: str = ''
     last_t: float = -math.inf
     still_since: float | None = None
+
+
+def _keep_and_reference(samples: deque, sample: tuple, span: float) -> tuple | None:
+    """Append (t, ...) to a track's samples, drop those older than the history keeps, and
+    return the newest sample at least span before it (None: not that much history yet)."""
+    t = sample[0]
+    samples.append(sample)
+    while samples and t - samples[0][0] > max(3.0, 4 * span):
+        samples.popleft()
+    ref = None
+    for old in samples:
+        if t - old[0] >= span:
+            ref = old
+        else:
+            break
+    return ref
 
 
 def point_in_polygon(x: float, y: float, poly: tuple[float, ...]) -> bool:
@@ -256,6 +288,15 @@ class HazardRules:
 
     def __init__(self, config: RuleConfig | None = None):
         self.cfg = config or RuleConfig()
+        cfg = self.cfg
+        self._ground = Ground(cfg.ground_points) if cfg.ground_points else None
+        # the collision cues' thresholds, in the unit the speeds are measured in
+        on_ground = self._ground is not None
+        self._min_speed = cfg.collision_min_speed_mps if on_ground else cfg.collision_min_speed
+        self._stop_speed = (cfg.collision_stop_speed_mps if on_ground
+                            else cfg.collision_stop_speed)
+        self._partner_speed = (cfg.collision_partner_speed_mps if on_ground
+                               else cfg.collision_partner_speed)
         self._tracks: dict[int, _TrackHistory] = {}
         self._incidents: list[_Incident] = []
         self._cooldowns: list[tuple[int, Box, float]] = []  # kind, box, until
@@ -305,17 +346,10 @@ class HazardRules:
                     hist.samples.clear()  # a scene cut or an id switch: not motion
                     hist.speeds.clear()
                     hist.fast.clear()
-            hist.samples.append((t, cx, cy, d))
+                    hist.ground.clear()
             hist.last_t, hist.box, hist.name = t, tr.box, tr.name
-            while hist.samples and t - hist.samples[0][0] > max(3.0, 4 * span):
-                hist.samples.popleft()
+            ref = _keep_and_reference(hist.samples, (t, cx, cy, d), span)
             speed = None
-            ref = None
-            for sample in hist.samples:
-                if t - sample[0] >= span:
-                    ref = sample
-                else:
-                    break
             if ref is not None:
                 t0, x0, y0, d0 = ref
                 move = math.hypot(cx - x0, cy - y0) / (t - t0) / ((d + d0) / 2)
@@ -323,9 +357,15 @@ class HazardRules:
                 loom = 0.0 if _at_edge(tr.box, obs) else abs(d - d0) / (t - t0) / ((d + d0) / 2)
                 speed = move
                 hist.speeds.append((t, move))
-                hist.fast.append((t, move + loom, d))
+                if self._ground is None:
+                    hist.fast.append((t, move + loom, d))
+            still = speed
+            if self._ground is not None:  # the collision cues in m/s on the road instead
+                still = self._speed_on_ground(hist, tr.box, obs)
+                if still is not None:
+                    hist.fast.append((t, still, d))
             speeds[tr.track_id] = speed
-            if speed is not None and speed <= cfg.collision_stop_speed:
+            if still is not None and still <= self._stop_speed:
                 if hist.still_since is None:
                     hist.still_since = t
             else:
@@ -333,6 +373,19 @@ class HazardRules:
         for tid in [k for k, h in self._tracks.items() if t - h.last_t > 5.0]:
             del self._tracks[tid]
         return speeds
+
+    def _speed_on_ground(self, hist: _TrackHistory, box: Box, obs: Observation) -> float | None:
+        """The foot point's speed on the road (m/s) over speed_span_s; None until that much
+        history exists, or while the foot point is beyond the road's horizon."""
+        t, span = obs.t, self.cfg.speed_span_s
+        here = self._ground.to_ground((box[0] + box[2]) / 2 / obs.width, box[3] / obs.height)
+        if here is None:
+            hist.ground.clear()
+            return None
+        ref = _keep_and_reference(hist.ground, (t, *here), span)
+        if ref is None:
+            return None
+        return math.dist(here, ref[1:]) / (t - ref[0])
 
     def _stitch(self, tr: Track, hist: _TrackHistory, t: float) -> None:
         """Carry the speeds of a vehicle track lost nearby just before over to this new one."""
@@ -372,7 +425,7 @@ class HazardRules:
                   and 0.0 < t - h.last_t <= cfg.collision_stitch_s]  # lost: seen for a while
         for a in cars:
             ha = self._tracks[a.track_id]
-            if not ha.fast or ha.fast[-1][1] < cfg.collision_min_speed:
+            if not ha.fast or ha.fast[-1][1] < self._min_speed:
                 continue
             # fast now, or just stitched from a track that was fast when it was lost (the
             # impact hid it: the contact is seen when it comes back)
@@ -397,9 +450,9 @@ class HazardRules:
             peak, peak_t, _ = self._peak(ha, ha.still_since, window)
             widest = max((d for ts, _, d in ha.fast if ha.still_since - ts <= window),
                          default=0.0)
-            if peak < cfg.collision_min_speed or diag(a.box) < 0.67 * widest:
+            if peak < self._min_speed or (self._ground is None and diag(a.box) < 0.67 * widest):
                 # slow, or it drove away from the camera: speed in its own diagonals falls
-                # with distance, so a receding vehicle seems to stop
+                # with distance, so a receding vehicle seems to stop (not so on the ground)
                 continue
             onset = t - ha.still_since <= window
             partner = None
@@ -415,7 +468,7 @@ class HazardRules:
                         continue
                     if gap(a.box, b.box) > cfg.collision_touch * min(diag(a.box), diag(b.box)):
                         continue  # two cars braking hard apart: a near miss
-                    if self._peak(hb, hb.still_since, window)[0] >= cfg.collision_partner_speed:
+                    if self._peak(hb, hb.still_since, window)[0] >= self._partner_speed:
                         partner = b
                         break
             if partner is None:
@@ -564,14 +617,15 @@ class HazardRules:
 
     def _event(self, inc: _Incident, phase: str, t: float) -> HazardEvent:
         inc.emitted_at, inc.emitted_area = t, area(inc.box)
+        foot = ((inc.box[0] + inc.box[2]) / 2 / self._frame[0], inc.box[3] / self._frame[1])
         return HazardEvent(
             incident=inc.number, phase=phase, kind=inc.kind, severity=inc.severity,
             suggest=SUGGEST_STOP if inc.severity >= SEVERITY_HIGH else SUGGEST_SLOW_DOWN,
             confidence=float(min(1.0, max(0.0, inc.conf))), detection_time=inc.since, stamp=t,
             box=inc.box, track_ids=tuple(sorted(inc.ids)),
             clip_requested=inc.kind in (KIND_COLLISION, KIND_FIRE),
-            position=((inc.box[0] + inc.box[2]) / 2 / self._frame[0],
-                      inc.box[3] / self._frame[1]))
+            position=foot,
+            ground_position=self._ground.to_ground(*foot) if self._ground else None)
 
     def incidents(self) -> list[tuple[int, int, Box, bool]]:
         """(number, kind, box, alerted) of every incident now followed (for drawing)."""
