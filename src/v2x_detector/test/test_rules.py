@@ -436,3 +436,22 @@ def test_a_small_car_touching_at_parking_speed_is_no_collision_in_metres():
     assert [e.kind for e in run(HazardRules(), frames) if e.phase == NEW] == [KIND_COLLISION]
     calibrated = HazardRules(RuleConfig(ground_points=TOP_DOWN))
     assert [e for e in run(calibrated, frames) if e.phase == NEW] == []
+
+
+def slowing_along_parked_cars(seconds=5.0, start_speed=10.0, hold=50):
+    """A car drives left along a row of parked cars whose boxes overlap its own (as an
+    elevated camera sees a parking street) and slows evenly to a stop over seconds."""
+    frames, x = [], 520.0
+    parked = [car(10 + i, 130.0 * i, y=130.0) for i in range(5)]  # bottoms at 210 > 200
+    n = int(seconds * FPS)
+    for i in range(n + hold):
+        x -= max(0.0, start_speed * (1 - i / n))
+        frames.append(parked + [car(1, x)])
+    return frames
+
+
+def test_a_car_slowing_to_a_stop_along_parked_cars_is_no_collision():
+    """Touching the parked row all along from the start and standing still 4 s later: the
+    stop did not follow an impact (the contact began long before), so no collision."""
+    events = run(HazardRules(), slowing_along_parked_cars())
+    assert [e for e in events if e.kind == KIND_COLLISION] == []

@@ -235,6 +235,16 @@ class _TrackHistory:
     still_since: float | None = None
 
 
+def _run_start(times: Iterable[float], last: float, gap_s: float) -> float:
+    """The first of the run of times (ascending, no gap over gap_s) that ends at last."""
+    start = last
+    for t in reversed([t for t in times if t <= last]):
+        if start - t > gap_s:
+            break
+        start = t
+    return start
+
+
 def _keep_and_reference(samples: deque, sample: tuple, span: float) -> tuple | None:
     """Append (t, ...) to a track's samples, drop those older than the history keeps, and
     return the newest sample at least span before it (None: not that much history yet)."""
@@ -459,8 +469,13 @@ class HazardRules:
             impact = peak_t
             touches = [c for c in ha.contacts if peak_t - window <= c <= ha.still_since]
             if touches:
-                partner, impact = a, min(touches)
-            else:
+                # the impact is where that contact began: a vehicle touching others all
+                # along (passing parked cars, boxes overlapping in perspective) and slowing
+                # to a stop long after is parking, not stopped by an impact
+                start = _run_start(ha.contacts, touches[-1], cfg.gap_s)
+                if ha.still_since - start <= window:
+                    partner, impact = a, start
+            if partner is None:
                 for b in cars:
                     hb = self._tracks[b.track_id]
                     if b is a or hb.still_since is None or \
