@@ -1,4 +1,4 @@
-"""Flame- and smoke-coloured regions followed over every decoded frame (numpy/OpenCV, no ROS).
+"""Flame-coloured regions followed over every decoded frame (numpy/OpenCV, no ROS).
 
 Colour rule after Chen et al. (2004): red channel bright, R >= G > B, and a saturation that
 must be higher the darker the red (S >= (255 - R) * s_min / r_min). Small specks are
@@ -25,10 +25,8 @@ lower rate) and follows each region over time. For each it measures, over the la
 The rules (``rules.py``) decide with these and with the tracks: a flame region must last
 ``fire_persist_s``, flicker, stay in place and not ride on a moving vehicle's box.
 
-Smoke (``smoke_regions``): grey, low-saturation regions that differ from a slowly updated
-background, rise (their top edge climbs), and persist; the rules only accept smoke that
-stands beside flames or in one place for ``smoke_persist_s``, and never a grey change that
-covers most of the frame (fog, a camera that moves) or moves with a vehicle (spray, dust).
+Smoke is not detected here: docs/detector.md ("smoke") says why; a site with a smoke
+model gives it as ``fire_model``.
 
 A classifier can confirm each region: ``fire_classifier`` 'module:function' (a callable
 ``f(bgr_crop) -> probability``), or ``fire_model`` an ONNX file checked against
