@@ -32,6 +32,16 @@ import v2x_launch  # noqa: E402
 
 FORGED_VIA_RSU = 'forged_via_rsu'        # the attacker's alert_out, if the RSU broadcast it
 FORGED_ON_VEHICLE = 'forged_on_vehicle'  # the attacker's /v2x/alert, if the vehicle got it
+#: The unprotected control's attacks that must get through. Two namespaces of one kernel
+#: are an imperfect pair of hosts for Fast DDS: with a bare talker and listener, an attack
+#: with ROS_STATIC_PEERS from namespace a on a participant in b that started first did not
+#: get through in 8 of 8 tries (Kilted and Jazzy; b -> a always did, and a -> b did when
+#: the a side started first, 5 of 5). In this scene Fast DDS 3 (Kilted) gets both through
+#: every time (8 of 8); Fast DDS 2 (Jazzy) never got the a -> b one through (0 of 3), so
+#: there the control is the RSU's attack alone. The protected side is checked for both
+#: attacks either way.
+CONTROL = ({FORGED_VIA_RSU, FORGED_ON_VEHICLE} if os.environ.get('V2X_FASTDDS3') == '1'
+           else {FORGED_VIA_RSU})
 
 # One helper for every role: observe (print each /v2x/alert), publish (one alert per stdin
 # line, once the gateways subscribe) and attack (publish every 0.3 s, whoever listens).
@@ -213,8 +223,7 @@ def test_remote_publishers_reach_neither_rsu_nor_vehicle(scene):
         started = time.monotonic()
         # without the profile both attacks get through: the RSU signs and broadcasts the
         # forged alert_out, and the vehicle's /v2x/alert carries the forged alert
-        assert _roads(obs_o, open_, seen_o,
-                      lambda r: {FORGED_VIA_RSU, FORGED_ON_VEHICLE} <= r, 90), \
+        assert _roads(obs_o, open_, seen_o, lambda r: CONTROL <= r, 90), \
             (f'the unprotected control saw only {sorted(seen_o.get(open_, ()))} in 90 s\n'
              + ''.join(a.tail() for a in attackers) + obs_o.tail())
         took = time.monotonic() - started

@@ -722,3 +722,31 @@ def test_held_events_confirmed_and_dismissed_from_the_page(stack, tmp_path_facto
         assert sum(a.road == 'road-held' for a in stack.sent) == 1
     finally:
         stack.ros.remove(node)
+
+
+def _alert_sent_count(base: str) -> float:
+    """v2x_alert_messages_total over every label set of topic v2x/alert_sent, from the
+    console's /metrics (open on loopback)."""
+    with urllib.request.urlopen(f'{base}/metrics', timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(' ', 1)[1]) for line in text.splitlines()
+               if line.startswith('v2x_alert_messages_total{')
+               and 'topic="v2x/alert_sent"' in line)
+
+
+def test_console_reads_each_topic_once_and_its_metrics_count(stack):
+    """The console has one reader per topic it shows (its metrics are fed from the same
+    callbacks, not from a second set of readers), and /metrics counts each sent alert."""
+    node = stack.graph
+
+    def console_readers(topic):
+        return [i for i in node.get_subscriptions_info_by_topic(topic)
+                if i.node_name == 'v2x_console']
+    for topic in ('/v2x/alert', '/v2x/alert_sent', '/v2x/peers', '/v2x/policy_state',
+                  '/diagnostics'):
+        stack.wait(lambda topic=topic: console_readers(topic), 20, f'the console reads {topic}')
+        assert len(console_readers(topic)) == 1, (topic, console_readers(topic))
+    before = _alert_sent_count(stack.base)
+    stack.inject('road-counted', 60.0)
+    stack.wait(lambda: _alert_sent_count(stack.base) >= before + 1, 20,
+               'the console counted the sent alert')

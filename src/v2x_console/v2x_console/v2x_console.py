@@ -159,11 +159,12 @@ class ConsoleNode(Node):
         self._lock = threading.Lock()
         self.held = HeldList()
         # /metrics and the page's latency table (docs/metrics.md): the same book as
-        # v2x_metrics_exporter, fed by its own readers; not of v2x/alert_out, which the
-        # console publishes on and whose readers its inject counts as the gateway
+        # v2x_metrics_exporter, fed from the console's own readers below (one reader per
+        # topic); not of v2x/alert_out, which the console publishes on and whose readers
+        # its inject counts as the gateway
         self.metrics = MetricsBook(p.station_label or socket.gethostname())
         self._metrics_feed = MetricsFeed(self, self.metrics, cmd_vel=p.role == 'vehicle',
-                                         raised=False)
+                                         raised=False, shared=False)
         self._exposition = Exposition(self.metrics, self._metrics_feed.lock)
         self._latency_sent = None
         self.state = ConsoleState(ConsoleSettings(
@@ -243,15 +244,19 @@ class ConsoleNode(Node):
 
     # --- inputs -------------------------------------------------------------------------
     def _on_alert(self, msg: Alert) -> None:
+        self._metrics_feed.alert('v2x/alert', msg)
         self._apply(self.state.alert, alert_from_msg(msg), time.time())
 
     def _on_alert_sent(self, msg: Alert) -> None:
+        self._metrics_feed.alert('v2x/alert_sent', msg)
         self._apply(self.state.alert, alert_from_msg(msg), time.time(), own=True)
 
     def _on_peers(self, msg: PeerArray) -> None:
+        self._metrics_feed.peers(msg)
         self._apply(self.state.peers, conversions.peer_inputs(msg), time.time())
 
     def _on_policy(self, msg: PolicyState) -> None:
+        self._metrics_feed.policy(msg)
         self._apply(self.state.policy, conversions.policy_input(msg))
 
     def _on_clip(self, msg: Clip) -> None:
@@ -259,6 +264,7 @@ class ConsoleNode(Node):
         self._scan_archive()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self._metrics_feed.diagnostics(msg)
         self._apply(self.state.diagnostics, conversions.diagnostic_inputs(msg), time.time())
 
     def _on_fix(self, msg: NavSatFix) -> None:

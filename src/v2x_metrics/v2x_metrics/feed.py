@@ -40,34 +40,46 @@ def alert_seen(msg: Alert) -> AlertSeen:
 
 
 class MetricsFeed:
-    """The subscriptions of ``node`` that keep ``book`` current (under ``lock``)."""
+    """The subscriptions of ``node`` that keep ``book`` current (under ``lock``).
+
+    ``shared=False``: a node that already reads /diagnostics, v2x/peers,
+    v2x/policy_state, v2x/alert and v2x/alert_sent (the console) calls ``diagnostics``,
+    ``peers``, ``policy`` and ``alert`` from its own callbacks instead, so each message is
+    taken and deserialized once; only cmd_vel and alert_out (as asked) get readers here.
+    """
 
     def __init__(self, node, book: MetricsBook, lock=None,
-                 clock=time.time, cmd_vel: bool = True, raised: bool = True):
+                 clock=time.time, cmd_vel: bool = True, raised: bool = True,
+                 shared: bool = True):
         self.book = book
         self.lock = lock or threading.Lock()
         self._clock = clock
-        node.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics,
-                                 qos.DIAGNOSTICS)
-        node.create_subscription(PeerArray, 'v2x/peers', self._peers, qos.PEERS)
-        node.create_subscription(PolicyState, 'v2x/policy_state', self._policy,
-                                 qos.POLICY_STATE)
-        topics = [('v2x/alert_sent', qos.ALERT_SENT), ('v2x/alert', qos.ALERT_READER)]
+        topics = []
+        if shared:
+            node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics,
+                                     qos.DIAGNOSTICS)
+            node.create_subscription(PeerArray, 'v2x/peers', self.peers, qos.PEERS)
+            node.create_subscription(PolicyState, 'v2x/policy_state', self.policy,
+                                     qos.POLICY_STATE)
+            topics += [('v2x/alert_sent', qos.ALERT_SENT), ('v2x/alert', qos.ALERT_READER)]
         if raised:  # the 'raised' stage: a reader of v2x/alert_out (see v2x_inject)
             topics.append(('v2x/alert_out', qos.ALERT_OUT_READER))
         for topic, profile in topics:
-            node.create_subscription(Alert, topic, self._alert_on(topic), profile)
+            node.create_subscription(Alert, topic,
+                                     lambda msg, topic=topic: self.alert(topic, msg), profile)
         if cmd_vel:
-            node.create_subscription(Twist, 'cmd_vel', self._cmd_vel, qos.CMD_VEL)
+            node.create_subscription(Twist, 'cmd_vel', self.cmd_vel, qos.CMD_VEL)
 
-    def _diagnostics(self, msg: DiagnosticArray) -> None:
+    def diagnostics(self, msg: DiagnosticArray) -> None:
+        """A /diagnostics message: each node's level, message and values."""
         reports = [NodeReport(s.name, _level(s.level), s.message,
                               {kv.key: kv.value for kv in s.values}) for s in msg.status]
         now = self._clock()
         with self.lock:
             self.book.on_diagnostics(reports, now)
 
-    def _peers(self, msg: PeerArray) -> None:
+    def peers(self, msg: PeerArray) -> None:
+        """A v2x/peers message."""
         peers = [PeerReport(p.source_id, int(p.role), _seconds(p.last_heard), bool(p.stale),
                             int(p.active_alerts), float(p.clock_offset_s), int(p.path),
                             bool(p.authenticated)) for p in msg.peers]
@@ -75,22 +87,23 @@ class MetricsFeed:
         with self.lock:
             self.book.on_peers(peers, now)
 
-    def _policy(self, msg: PolicyState) -> None:
+    def policy(self, msg: PolicyState) -> None:
+        """A v2x/policy_state message."""
         now = self._clock()
         with self.lock:
             self.book.on_policy(int(msg.action), float(msg.speed_limit), bool(msg.enabled),
                                 msg.source_id, int(msg.sequence),
                                 _seconds(msg.header.stamp), now)
 
-    def _alert_on(self, topic: str):
-        def callback(msg: Alert) -> None:
-            now = self._clock()
-            seen = alert_seen(msg)
-            with self.lock:
-                self.book.on_alert(topic, seen, now)
-        return callback
+    def alert(self, topic: str, msg: Alert) -> None:
+        """An Alert seen on topic (v2x/alert_out, v2x/alert_sent or v2x/alert)."""
+        now = self._clock()
+        seen = alert_seen(msg)
+        with self.lock:
+            self.book.on_alert(topic, seen, now)
 
-    def _cmd_vel(self, msg: Twist) -> None:
+    def cmd_vel(self, msg: Twist) -> None:
+        """A cmd_vel command (the last stage of an alert's latency)."""
         now = self._clock()
         with self.lock:
             self.book.on_cmd_vel(float(msg.linear.x), float(msg.angular.z), now)
