@@ -35,8 +35,8 @@ sys.exit(run_node('busy', Busy))
 """
 
 
-def _run(name: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-c', SCRIPT.replace('{name}', name)],
+def _run(name: str, script: str = SCRIPT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-c', script.replace('{name}', name)],
                           env={**os.environ, 'ROS_DOMAIN_ID': str(random_domain_id())},
                           capture_output=True, text=True, timeout=60)
 
@@ -55,10 +55,7 @@ def test_sigterm_stops_the_spin_the_same_way():
 
 
 def test_a_second_signal_gives_way_when_a_callback_never_returns():
-    script = SCRIPT.replace('{name}', 'INT').replace(
+    done = _run('INT', SCRIPT.replace(
         "print('callback completed', flush=True)",
-        'os.kill(os.getpid(), signal.SIGINT)\n            while True: pass')
-    done = subprocess.run([sys.executable, '-c', script],
-                          env={**os.environ, 'ROS_DOMAIN_ID': str(random_domain_id())},
-                          capture_output=True, text=True, timeout=60)
+        'os.kill(os.getpid(), signal.SIGINT)\n            while True: pass'))
     assert done.returncode == 0, done.stdout + done.stderr

@@ -28,11 +28,10 @@ RuntimeError ("Unable to convert call argument '0' to Python object") and the no
 with status 1 and a traceback on an ordinary Ctrl-C (seen in CI, Kilted and Jazzy). A
 second signal while stopping raises KeyboardInterrupt (a callback that never returns
 still gives way). The context outlives destroy_node either way (a node may publish or
-wait for acknowledgements while it stops); ``own_signals`` is kept for the callers that
-name it and means the same. ``stop_when(nodes)`` ends the spin with 0 once it returns
-true (checked every ``POLL_S``). The nodes are always destroyed (closing sockets,
-stopping workers and children), in reverse order, and the context shut down. Works on
-Humble (no ``with rclpy.init()``).
+wait for acknowledgements while it stops). ``stop_when(nodes)`` ends the spin with 0
+once it returns true (checked every ``POLL_S``). The nodes are always destroyed (closing
+sockets, stopping workers and children), in reverse order, and the context shut down.
+Works on Humble (no ``with rclpy.init()``).
 """
 
 import signal
@@ -74,11 +73,10 @@ class _StopRequest:
 
 
 def run_node(name: str, factory: Callable[[], object], args=None,
-             startup_errors: Mapping[type, int] | None = None, *, own_signals: bool = False,
+             startup_errors: Mapping[type, int] | None = None, *,
              stop_when: Callable[[list], bool] | None = None) -> int:
     """rclpy.init, build the node with factory(), spin it; returns the exit status."""
-    return run_nodes([(name, factory)], args, startup_errors, own_signals=own_signals,
-                     stop_when=stop_when)
+    return run_nodes([(name, factory)], args, startup_errors, stop_when=stop_when)
 
 
 def _message(exc: BaseException) -> str:
@@ -90,7 +88,7 @@ def _message(exc: BaseException) -> str:
 
 
 def run_nodes(nodes: Sequence[tuple[str, Callable[[], object]]], args=None,
-              startup_errors: Mapping[type, int] | None = None, *, own_signals: bool = False,
+              startup_errors: Mapping[type, int] | None = None, *,
               stop_when: Callable[[list], bool] | None = None) -> int:
     """Build each (name, factory) in order into one executor and spin them together.
 
@@ -99,7 +97,6 @@ def run_nodes(nodes: Sequence[tuple[str, Callable[[], object]]], args=None,
     """
     errors = [(ParameterError, EXIT_BAD_CONFIG), (ParameterException, EXIT_BAD_CONFIG),
               *(startup_errors or {}).items()]
-    del own_signals  # always our handlers now (see the module docstring)
     stop = _StopRequest()
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)

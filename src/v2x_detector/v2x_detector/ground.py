@@ -28,7 +28,7 @@ def problems(points: tuple[float, ...]) -> list[str]:
         return [f'needs 4 points of u, v, x, y (16 values), got {len(points)}']
     if not all(math.isfinite(v) for v in points):
         return ['every value must be a finite number']
-    image = [(points[i], points[i + 1]) for i in range(0, VALUES, 4)]
+    image, _ = _pairs(points)
     if any(not (0.0 <= c <= 1.0) for p in image for c in p):
         return ['u and v are fractions of the frame, 0..1']
     try:
@@ -38,6 +38,12 @@ def problems(points: tuple[float, ...]) -> list[str]:
     return []
 
 
+def _pairs(points: tuple[float, ...]) -> tuple[list, list]:
+    """The four (u, v) image points and the four (x, y) ground points."""
+    return ([(points[i], points[i + 1]) for i in range(0, VALUES, 4)],
+            [(points[i + 2], points[i + 3]) for i in range(0, VALUES, 4)])
+
+
 def _collinear(a, b, c) -> bool:
     return abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) < 1e-9
 
@@ -45,8 +51,7 @@ def _collinear(a, b, c) -> bool:
 def homography(points: tuple[float, ...]) -> np.ndarray:
     """The 3x3 matrix taking (u, v, 1) to (x, y, 1) up to scale; ValueError when the points
     cannot fix one (three of them in a line, in the image or on the ground)."""
-    image = [(points[i], points[i + 1]) for i in range(0, VALUES, 4)]
-    ground = [(points[i + 2], points[i + 3]) for i in range(0, VALUES, 4)]
+    image, ground = _pairs(points)
     for pts, where in ((image, 'in the image'), (ground, 'on the ground')):
         for i in range(4):
             others = [pts[j] for j in range(4) if j != i]
@@ -72,8 +77,8 @@ class Ground:
     def __init__(self, points: tuple[float, ...]):
         self.h = homography(points)
         # the side of the horizon the calibration points are on (the road's side)
-        cu = sum(points[i] for i in range(0, VALUES, 4)) / 4
-        cv = sum(points[i + 1] for i in range(0, VALUES, 4)) / 4
+        image, _ = _pairs(points)
+        cu, cv = sum(u for u, _ in image) / 4, sum(v for _, v in image) / 4
         self._side = 1.0 if (self.h @ (cu, cv, 1.0))[2] > 0 else -1.0
 
     def to_ground(self, u: float, v: float) -> tuple[float, float] | None:

@@ -261,6 +261,11 @@ def _keep_and_reference(samples: deque, sample: tuple, span: float) -> tuple | N
     return ref
 
 
+def foot_point(box: Box, width: float, height: float) -> tuple[float, float]:
+    """Where an object stands: the bottom centre of its box, in 0..1 of the frame."""
+    return ((box[0] + box[2]) / 2 / width, box[3] / height)
+
+
 def point_in_polygon(x: float, y: float, poly: tuple[float, ...]) -> bool:
     """Even-odd rule; poly is a flat x, y, x, y, ... sequence."""
     pts = list(zip(poly[0::2], poly[1::2], strict=False))
@@ -388,7 +393,7 @@ class HazardRules:
         """The foot point's speed on the road (m/s) over speed_span_s; None until that much
         history exists, or while the foot point is beyond the road's horizon."""
         t, span = obs.t, self.cfg.speed_span_s
-        here = self._ground.to_ground((box[0] + box[2]) / 2 / obs.width, box[3] / obs.height)
+        here = self._ground.to_ground(*foot_point(box, obs.width, obs.height))
         if here is None:
             hist.ground.clear()
             return None
@@ -536,8 +541,8 @@ class HazardRules:
                     and speed is not None and speed > cfg.blockage_speed:
                 self._standing.remove(best)  # it drove off its place
                 continue
-            foot = ((tr.box[0] + tr.box[2]) / 2 / obs.width, tr.box[3] / obs.height)
-            if not point_in_polygon(foot[0], foot[1], cfg.lane_polygon):
+            if not point_in_polygon(*foot_point(tr.box, obs.width, obs.height),
+                                    cfg.lane_polygon):
                 continue
             if overlap >= 0.5:
                 # still on its place (a jolt of the box while someone walks past, or a new
@@ -632,7 +637,7 @@ class HazardRules:
 
     def _event(self, inc: _Incident, phase: str, t: float) -> HazardEvent:
         inc.emitted_at, inc.emitted_area = t, area(inc.box)
-        foot = ((inc.box[0] + inc.box[2]) / 2 / self._frame[0], inc.box[3] / self._frame[1])
+        foot = foot_point(inc.box, *self._frame)
         return HazardEvent(
             incident=inc.number, phase=phase, kind=inc.kind, severity=inc.severity,
             suggest=SUGGEST_STOP if inc.severity >= SEVERITY_HIGH else SUGGEST_SLOW_DOWN,

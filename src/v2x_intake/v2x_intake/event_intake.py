@@ -276,7 +276,7 @@ def main(args=None) -> int:
     """Run the node until Ctrl-C, SIGTERM or shutdown; exit 2 on a bad parameter."""
     # Our own SIGINT/SIGTERM handling: the context must outlive destroy_node, which stops
     # the intakes and waits for the last alerts to be acknowledged before shutdown.
-    return run_node(NODE_NAME, EventIntake, args, _CANNOT_START, own_signals=True)
+    return run_node(NODE_NAME, EventIntake, args, _CANNOT_START)
 
 
 if __name__ == '__main__':
