@@ -140,6 +140,13 @@ def test_injected_alert_reaches_cmd_vel(ros, tmp_path, stacks_args, mcast):
         drive.linear.x = SPEED
         node.create_timer(0.1, lambda: teleop.publish(drive))
         assert ros.spin_until(lambda: SPEED in cmd, timeout=60), 'policy never passed teleop'
+        if prom is not None:
+            # the RSU's exporter reads v2x/alert_sent volatile, as it should (a restarted
+            # exporter must not count old alerts): it has to know the gateway before the
+            # alert goes out. Its scrape showing the gateway's diagnostics says it does (on
+            # a loaded Jazzy run the alert once went out first and "sent" was never seen).
+            assert prom.wait_for('v2x_alert_gateway_heartbeats_total{job="rsu"}', bool), \
+                (tmp_path / 'rsu_exp.log').read_text()[-2000:]
         inject(rsu_domain, '--type', 'collision', '--distance-m', '300', '--ttl-s', '120')
         assert ros.spin_until(lambda: alerts, timeout=30), 'alert never reached the vehicle'
         seq = alerts[0].sequence
