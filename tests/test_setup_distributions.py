@@ -116,8 +116,8 @@ def test_env_sh_sources_the_tree_of_the_distribution_set_up(wheels, tree, fastdd
 
 def test_ci_runs_both_distributions_and_restores_the_default(tmp_path):
     """.ci/run runs `make test` on Kilted (the install mode it found), then on Jazzy light,
-    then sets the found mode up again, also when the Jazzy run failed; a failure of either
-    run fails CI (exit 1), and a Kilted failure does not stop the Jazzy run."""
+    then sets the found mode up again, also when the Jazzy run failed; a Jazzy failure is
+    reported, not gating (exit 0), a Kilted failure gates (exit 1)."""
     log = tmp_path / 'make.log'
     fake = tmp_path / 'make'   # stands for make: says how it was called; Jazzy's tests fail
     fake.write_text('#!/bin/sh\necho "${V2X_ROS_WHEELS:--} ${V2X_LIGHT:--} $*" >> '
@@ -128,20 +128,13 @@ def test_ci_runs_both_distributions_and_restores_the_default(tmp_path):
               if (WS / '.v2x-ros-wheels').exists() else 'kilted')
     out = subprocess.run([str(WS / '.ci/run')], capture_output=True, text=True, timeout=60,
                          env={**os.environ, 'PATH': f'{tmp_path}:{os.environ["PATH"]}'})
-    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.returncode == 0, out.stdout + out.stderr
     assert log.read_text().splitlines() == [f'kilted {light} test', 'jazzy 1 test',
                                             f'{wheels} {light} setup']
     assert 'ROS 2 Kilted (default): passed' in out.stdout
     assert 'ROS 2 Jazzy (light install): FAILED' in out.stdout
-    log.unlink()
-    fake.write_text('#!/bin/sh\necho "${V2X_ROS_WHEELS:--} $*" >> '
-                    f'{log}\n[ "$V2X_ROS_WHEELS $1" != "kilted test" ]\n')
+    assert 'reported, not gating' in out.stdout
+    fake.write_text('#!/bin/sh\n[ "$V2X_ROS_WHEELS $1" != "kilted test" ]\n')
     out = subprocess.run([str(WS / '.ci/run')], capture_output=True, text=True, timeout=60,
                          env={**os.environ, 'PATH': f'{tmp_path}:{os.environ["PATH"]}'})
     assert out.returncode == 1 and 'ROS 2 Kilted (default): FAILED' in out.stdout
-    assert 'ROS 2 Jazzy (light install): passed' in out.stdout
-    assert log.read_text().splitlines() == ['kilted test', 'jazzy test', f'{wheels} setup']
-    fake.write_text('#!/bin/sh\ntrue\n')
-    out = subprocess.run([str(WS / '.ci/run')], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, 'PATH': f'{tmp_path}:{os.environ["PATH"]}'})
-    assert out.returncode == 0, out.stdout + out.stderr
